@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# pg.sh: a private PostgreSQL 15 for tests and the demo, on a unix socket in a directory of its own.
+#   pg.sh start DIR   initdb (once) and start; prints the libpq connection string
+#   pg.sh stop DIR    fast stop;  pg.sh kill DIR   immediate stop (crash)
+#   pg.sh dsn DIR     print the connection string
+# PostgreSQL refuses root, so it runs as the postgres user; DIR must be reachable by it.
+set -euo pipefail
+cmd=${1:?usage: pg.sh start|stop|kill|dsn DIR}
+dir=${2:?usage: pg.sh start|stop|kill|dsn DIR}
+bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+dsn() { echo "host=$dir/sock dbname=vmail user=postgres"; }
+
+case "$cmd" in
+start)
+	mkdir -p "$dir"
+	[ "$(id -u)" = 0 ] && chown postgres: "$dir"
+	chmod 0755 "$dir"
+	if [ ! -f "$dir/data/PG_VERSION" ]; then
+		as_pg mkdir -p "$dir/data" "$dir/sock"
+		as_pg "$bin/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1
+		cat >>"$dir/data/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$dir/sock'
+unix_socket_permissions = 0777
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 200
+shared_buffers = 128MB
+log_min_messages = warning
+CONF
+	fi
+	as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start >/dev/null
+	if ! as_pg "$bin/psql" -h "$dir/sock" -U postgres -Atqc "select 1 from pg_database where datname='vmail'" postgres | grep -q 1; then
+		as_pg "$bin/createdb" -h "$dir/sock" -U postgres vmail
+	fi
+	dsn
+	;;
+stop) as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null ;;
+kill) as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null ;;
+dsn) dsn ;;
+*) echo "pg.sh: unknown command $cmd" >&2; exit 2 ;;
+esac
