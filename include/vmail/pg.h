@@ -1,0 +1,153 @@
+/* pg: a small pool of asynchronous libpq connections, in pipeline mode, on one event_base. */
+#ifndef VMAIL_PG_H
+#define VMAIL_PG_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct pg_pool;
+struct pg_req;
+
+/*
+ * The outcome of one request.  A database that is down, slow or broken is
+ * always PG_TEMPFAIL, never PG_NOTFOUND: only a query that completed and
+ * returned no row (or SQL NULL) is PG_NOTFOUND.  PG_PERMFAIL is kept for what
+ * an operator has to fix: SQLSTATE class 42 (missing function, syntax,
+ * permission) and 22 (data exception), or a result of the wrong shape.
+ */
+enum pg_status {
+	PG_FOUND = 0,
+	PG_NOTFOUND,
+	PG_TEMPFAIL,
+	PG_PERMFAIL,
+	PG_STATUS__COUNT,
+};
+
+/* What a statement returns, checked on every result. */
+enum pg_shape {
+	PG_SHAPE_VALUE = 0, /* 0 or 1 row of exactly 1 column; SQL NULL = not found */
+	PG_SHAPE_ROWS,      /* any number of rows of ncols columns; 0 rows = not found */
+};
+
+/* Statement flags. */
+#define PG_STMT_RETRY 0x1u /* read-only: may be resent on another connection after a connection failure */
+
+/*
+ * One prepared statement.  The pool prepares every statement of its table on
+ * every new connection; requests name a statement by its index in the table.
+ * The table must outlive the pool (normally a static const array).
+ */
+struct pg_stmt {
+	const char *name;  /* prepared statement name, unique in the table */
+	const char *sql;   /* parameters $1..$nparams, all sent as text */
+	unsigned nparams;
+	unsigned ncols;    /* expected column count (1 for PG_SHAPE_VALUE) */
+	enum pg_shape shape;
+	unsigned flags;    /* PG_STMT_* */
+};
+
+/* Pool settings; pg_config_defaults fills the documented defaults. */
+struct pg_config {
+	const char *conninfo;        /* libpq string or URI, passed verbatim (multi-host, target_session_attrs) */
+	unsigned pool_size;          /* connections, default 4 */
+	unsigned max_inflight;       /* requests in the pipeline of one connection, default 64 */
+	unsigned max_queue;          /* requests waiting for a connection, default 10000; beyond: TEMPFAIL */
+	unsigned connect_timeout_ms; /* connect + prepare deadline, default 5000 */
+	unsigned request_timeout_ms; /* submit to answer, default 3000 */
+};
+
+/* Connection states, for stats and logs. */
+enum pg_conn_state {
+	PG_CONN_BACKOFF = 0, /* down, waiting for the reconnect timer */
+	PG_CONN_CONNECTING,  /* PQconnectPoll in progress */
+	PG_CONN_PREPARING,   /* connected, statements being prepared */
+	PG_CONN_READY,       /* takes requests */
+	PG_CONN_DRAINING,    /* settings changed: no new requests, recycled when idle */
+	PG_CONN_STATE__COUNT,
+};
+
+struct pg_stats {
+	unsigned conns[PG_CONN_STATE__COUNT]; /* connections per state */
+	size_t queued;                        /* waiting for a connection */
+	size_t inflight;                      /* sent and not yet answered by the server */
+	uint64_t answers[PG_STATUS__COUNT];   /* callbacks run, per status */
+	uint64_t timeouts;                    /* TEMPFAIL answers caused by the request deadline */
+	uint64_t cancelled;                   /* requests cancelled before their answer */
+	uint64_t conn_failures;               /* connections lost or failed to connect */
+};
+
+/*
+ * The answer to a request.  res is the PGresult for PG_FOUND and for
+ * PG_NOTFOUND of a query that completed, NULL otherwise; it is valid only
+ * during the callback (use pg_result_value or PQgetvalue/PQntuples on it).
+ * The request handle is invalid once the callback runs.
+ */
+typedef void pg_cb(void *arg, enum pg_status st, const PGresult *res);
+
+const char *pg_status_name(enum pg_status st);
+const char *pg_conn_state_name(enum pg_conn_state st);
+
+/* pg_config_defaults - set every field to its default; conninfo becomes "" */
+void pg_config_defaults(struct pg_config *cfg);
+
+/*
+ * pg_pool_new - create the pool and start connecting in the background.
+ * Returns NULL (logged) on invalid settings or out of memory.  An unreachable
+ * database is not an error: connections retry with backoff.
+ */
+struct pg_pool *pg_pool_new(struct event_base *base, const struct pg_config *cfg,
+			    const struct pg_stmt *stmts, unsigned nstmts);
+
+/*
+ * pg_pool_free - close every connection and free the pool.  Requests still
+ * outstanding are answered PG_TEMPFAIL first (cancel them before if that is
+ * unwanted); submits from those callbacks are refused.  Must not be called
+ * from inside a pool callback.
+ */
+void pg_pool_free(struct pg_pool *pool);
+
+/*
+ * pg_pool_reload - apply new settings (SIGHUP).  New connections use the new
+ * conninfo; connections that are busy finish their pipeline first and are
+ * then recycled.  Queued and in-flight requests are kept.  Returns false
+ * (and changes nothing) on invalid settings.
+ */
+bool pg_pool_reload(struct pg_pool *pool, const struct pg_config *cfg);
+
+/*
+ * pg_submit - run statement stmt with nparams text parameters (lens[i] bytes
+ * each; lens may be NULL for NUL-terminated strings).  The parameters are
+ * copied.  cb runs exactly once, always from the event loop and never from
+ * inside pg_submit, unless the request is cancelled first.  Returns NULL only
+ * when out of memory or while the pool is being freed; then cb never runs
+ * and the caller should treat it as TEMPFAIL.  Wrong stmt/nparams or a
+ * parameter containing a NUL byte is answered PG_PERMFAIL.
+ */
+struct pg_req *pg_submit(struct pg_pool *pool, unsigned stmt, const char *const *params,
+			 const size_t *lens, unsigned nparams, pg_cb *cb, void *arg);
+
+/*
+ * pg_answer_later - a request that runs no query and is answered st (with a
+ * NULL result) from the event loop.  Lets layers above refuse input with the
+ * same callback and cancel contract as a real query.  NULL when out of memory.
+ */
+struct pg_req *pg_answer_later(struct pg_pool *pool, enum pg_status st, pg_cb *cb, void *arg);
+
+/*
+ * pg_cancel - the asker went away: its callback will never run.  A request
+ * already in a pipeline is still read from the server and then discarded.
+ * Must not be called after the callback ran; may be called from any pool
+ * callback (including for other requests).
+ */
+void pg_cancel(struct pg_req *req);
+
+/* pg_pool_stats - a snapshot of counters, for logs and metrics */
+void pg_pool_stats(const struct pg_pool *pool, struct pg_stats *out);
+
+/* pg_result_value - value of row/col of res (NUL-terminated), NULL for SQL NULL */
+const char *pg_result_value(const PGresult *res, int row, int col, size_t *len);
+
+#endif
