@@ -1,0 +1,574 @@
+-- 002_rules: rules R1–R10 of SERVICE.md §3 as triggers and row locks, so that every writer —
+-- vmailctl, the panel, plain SQL — obeys them and racing writers cannot overshoot a limit.
+-- Each violation raises its own SQLSTATE (VMR01…VMR09) with a message naming rule and numbers.
+--
+-- Lock order, everywhere: the owning shell account first, then the domain, both FOR NO KEY
+-- UPDATE (which does not conflict with the KEY SHARE locks taken by foreign-key checks).
+
+-- The alias_target foreign keys must be checked at the end of the statement, after the
+-- cascades of a deleted owner have removed its own aliases.
+ALTER TABLE vmail.alias_target
+	DROP CONSTRAINT alias_target_shell_account_id_fkey,
+	DROP CONSTRAINT alias_target_mail_account_id_fkey,
+	ADD FOREIGN KEY (shell_account_id) REFERENCES vmail.shell_account,
+	ADD FOREIGN KEY (mail_account_id) REFERENCES vmail.mail_account;
+
+CREATE FUNCTION vmail.fail(code text, msg text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION USING ERRCODE = code, MESSAGE = msg;
+END $$;
+
+-- Who is changing things: set per transaction by each program (set_config('vmail.actor', …,
+-- true)); a plain SQL session is recorded under its database role.
+CREATE FUNCTION vmail.actor() RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT coalesce(nullif(current_setting('vmail.actor', true), ''), 'sql:' || session_user)
+$$;
+
+CREATE FUNCTION vmail.settings() RETURNS vmail.settings
+LANGUAGE sql STABLE AS $$ SELECT * FROM vmail.settings $$;
+
+CREATE FUNCTION vmail.size_text(b bigint) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE
+		WHEN b >= 1073741824 AND b % 1073741824 = 0 THEN (b / 1073741824) || ' GiB'
+		WHEN b >= 1048576 AND b % 1048576 = 0 THEN (b / 1048576) || ' MiB'
+		WHEN b >= 1024 AND b % 1024 = 0 THEN (b / 1024) || ' KiB'
+		ELSE b || ' bytes' END
+$$;
+
+CREATE FUNCTION vmail.primary_domain_id() RETURNS bigint
+LANGUAGE sql STABLE AS $$ SELECT id FROM vmail.domain WHERE kind = 'primary' $$;
+
+-- The primary domain row follows settings.primary_domain.
+CREATE FUNCTION vmail.settings_sync() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM vmail.domain WHERE name = NEW.primary_domain AND kind <> 'primary') THEN
+		PERFORM vmail.fail('VMR07', format('R7: domain %s is already a customer''s domain', NEW.primary_domain));
+	END IF;
+	UPDATE vmail.domain SET name = NEW.primary_domain WHERE kind = 'primary';
+	IF NOT FOUND THEN
+		INSERT INTO vmail.domain (name, customer_id, kind, state, activated_at)
+		VALUES (NEW.primary_domain, NULL, 'primary', 'active', now());
+	END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER settings_sync AFTER INSERT OR UPDATE OF primary_domain ON vmail.settings
+	FOR EACH ROW EXECUTE FUNCTION vmail.settings_sync();
+INSERT INTO vmail.domain (name, customer_id, kind, state, activated_at)
+	SELECT primary_domain, NULL, 'primary', 'active', now() FROM vmail.settings;
+
+CREATE FUNCTION vmail.settings_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION USING ERRCODE = 'VM400', MESSAGE = 'the settings row cannot be deleted';
+END $$;
+CREATE TRIGGER settings_guard BEFORE DELETE ON vmail.settings
+	FOR EACH ROW EXECUTE FUNCTION vmail.settings_guard();
+
+-- A domain is local when it is exactly one label under a configured suffix.
+CREATE FUNCTION vmail.domain_is_local(n text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+	SELECT EXISTS (
+		SELECT 1 FROM unnest((SELECT local_suffixes FROM vmail.settings)) AS s(suffix)
+		WHERE length(n) > length(s.suffix) + 1
+		  AND right(n, length(s.suffix) + 1) = '.' || s.suffix
+		  AND strpos(left(n, length(n) - length(s.suffix) - 1), '.') = 0)
+$$;
+
+CREATE FUNCTION vmail.domain_state_text(state text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE state
+		WHEN 'pending_registration' THEN 'is awaiting registration'
+		WHEN 'pending_proof' THEN 'is awaiting ownership proof'
+		WHEN 'suspended' THEN 'is suspended'
+		ELSE 'is ' || state END
+$$;
+
+-- R7 helpers: who holds an address now, in words.
+CREATE FUNCTION vmail.address_holder(p_domain bigint, p_local text) RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT CASE a.kind
+		WHEN 'alias' THEN CASE WHEN p_local = '' THEN 'the catch-all alias' ELSE 'an alias' END
+		WHEN 'account' THEN 'a mail account'
+		ELSE 'the primary address of shell account ' || (SELECT login FROM vmail.shell_account WHERE id = a.shell_account_id)
+		END
+	FROM vmail.address a WHERE a.domain_id = p_domain AND a.local_part = p_local
+$$;
+
+CREATE FUNCTION vmail.r7_check(p_domain bigint, p_local text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+	holder text := vmail.address_holder(p_domain, p_local);
+BEGIN
+	IF holder IS NOT NULL THEN
+		PERFORM vmail.fail('VMR07', format('R7: address %s@%s is already %s', p_local,
+			(SELECT name FROM vmail.domain WHERE id = p_domain), holder));
+	END IF;
+END $$;
+
+CREATE FUNCTION vmail.claim_address(p_domain bigint, p_local text, p_kind text,
+	p_alias bigint, p_account bigint, p_shell bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO vmail.address (domain_id, local_part, kind, alias_id, mail_account_id, shell_account_id)
+	VALUES (p_domain, p_local, p_kind, p_alias, p_account, p_shell);
+EXCEPTION WHEN unique_violation THEN
+	-- A racing writer committed the same address between our check and our insert.
+	PERFORM vmail.r7_check(p_domain, p_local);
+	RAISE;
+END $$;
+
+-- Split "local@domain" at the last '@', lower-cased; raises VM400 with the reason.
+CREATE FUNCTION vmail.split_address(addr text, allow_catchall boolean DEFAULT false,
+	OUT local_part text, OUT domain text)
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+	a text := lower(btrim(addr));
+	at int;
+BEGIN
+	IF a IS NULL OR a = '' THEN
+		PERFORM vmail.fail('VM400', 'invalid address "": empty');
+	END IF;
+	at := length(a) - strpos(reverse(a), '@') + 1;
+	IF strpos(a, '@') = 0 THEN
+		PERFORM vmail.fail('VM400', format('invalid address "%s": no domain', addr));
+	END IF;
+	local_part := left(a, at - 1);
+	domain := substr(a, at + 1);
+	IF NOT vmail.valid_domain_name(domain) THEN
+		PERFORM vmail.fail('VM400', format('invalid address "%s": bad domain "%s"', addr, domain));
+	END IF;
+	IF local_part = '' AND allow_catchall THEN
+		RETURN;
+	END IF;
+	IF NOT vmail.valid_local_part(local_part) THEN
+		PERFORM vmail.fail('VM400', format('invalid address "%s": bad local part "%s"', addr, local_part));
+	END IF;
+END $$;
+
+CREATE FUNCTION vmail.domain_row(p_name text) RETURNS vmail.domain
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	d vmail.domain;
+BEGIN
+	SELECT * INTO d FROM vmail.domain WHERE name = lower(p_name);
+	IF NOT FOUND THEN
+		PERFORM vmail.fail('VM404', format('unknown domain "%s"', p_name));
+	END IF;
+	RETURN d;
+END $$;
+
+-- R8: may objects of customer p_customer use domain d?
+CREATE FUNCTION vmail.r8_check(d vmail.domain, p_customer bigint, p_allow_primary boolean) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	IF d.kind = 'primary' THEN
+		IF NOT p_allow_primary THEN
+			PERFORM vmail.fail('VMR08', format('R8: domain %s is the ISP''s primary domain; only the administrator creates addresses there', d.name));
+		END IF;
+		RETURN;
+	END IF;
+	IF p_customer IS DISTINCT FROM d.customer_id THEN
+		PERFORM vmail.fail('VMR08', format('R8: domain %s belongs to customer %s, not to customer %s', d.name,
+			(SELECT name FROM vmail.customer WHERE id = d.customer_id),
+			coalesce((SELECT name FROM vmail.customer WHERE id = p_customer), '(none)')));
+	END IF;
+	IF d.state <> 'active' THEN
+		PERFORM vmail.fail('VMR08', format('R8: domain %s %s', d.name, vmail.domain_state_text(d.state)));
+	END IF;
+END $$;
+
+------------------------------------------------------------------------------------------
+-- Aliases: R8, R7, R1.
+CREATE FUNCTION vmail.alias_before() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+	d vmail.domain;
+	owner vmail.shell_account;
+	used int;
+	lim int;
+BEGIN
+	IF TG_OP = 'UPDATE' THEN
+		IF NEW.address <> OLD.address OR NEW.domain_id <> OLD.domain_id OR NEW.local_part <> OLD.local_part
+		   OR NEW.self_service <> OLD.self_service OR NEW.owner_shell_id IS DISTINCT FROM OLD.owner_shell_id THEN
+			PERFORM vmail.fail('VM400', format('alias %s: address and owner cannot change; delete it and add a new one', OLD.address));
+		END IF;
+		RETURN NEW;
+	END IF;
+	-- The address is the input; domain_id and local_part follow from it.
+	SELECT s.local_part, s.domain INTO NEW.local_part, d.name FROM vmail.split_address(NEW.address, true) s;
+	d := vmail.domain_row(d.name);
+	NEW.domain_id := d.id;
+	NEW.address := NEW.local_part || '@' || d.name;
+	IF NEW.self_service THEN
+		SELECT * INTO owner FROM vmail.shell_account WHERE id = NEW.owner_shell_id FOR NO KEY UPDATE;
+		NEW.customer_id := owner.customer_id;
+	ELSIF NEW.owner_shell_id IS NOT NULL THEN
+		SELECT * INTO owner FROM vmail.shell_account WHERE id = NEW.owner_shell_id FOR NO KEY UPDATE;
+		NEW.customer_id := owner.customer_id;
+	ELSE
+		NEW.customer_id := d.customer_id;
+	END IF;
+	IF d.kind = 'primary' AND NEW.local_part = '' THEN
+		PERFORM vmail.fail('VM400', format('a catch-all alias in the primary domain %s is not allowed', d.name));
+	END IF;
+	PERFORM vmail.r8_check(d, coalesce(NEW.customer_id, d.customer_id), NOT NEW.self_service);
+	PERFORM vmail.r7_check(d.id, NEW.local_part);
+	IF NEW.self_service AND NEW.local_part NOT IN ('postmaster', 'abuse') THEN
+		IF owner.state = 'suspended' THEN
+			PERFORM vmail.fail('VMR09', format('R9: shell account %s is suspended', owner.login));
+		END IF;
+		SELECT count(*) INTO used FROM vmail.alias WHERE owner_shell_id = owner.id AND counts;
+		lim := coalesce(owner.alias_limit, (SELECT alias_limit FROM vmail.settings));
+		IF used >= lim THEN
+			PERFORM vmail.fail('VMR01', format('R1: shell account %s already has %s of %s self-service aliases',
+				owner.login, used, lim));
+		END IF;
+	END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER alias_before BEFORE INSERT OR UPDATE ON vmail.alias
+	FOR EACH ROW EXECUTE FUNCTION vmail.alias_before();
+
+CREATE FUNCTION vmail.alias_after() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM vmail.claim_address(NEW.domain_id, NEW.local_part, 'alias', NEW.id, NULL, NULL);
+	RETURN NULL;
+END $$;
+CREATE TRIGGER alias_after AFTER INSERT ON vmail.alias
+	FOR EACH ROW EXECUTE FUNCTION vmail.alias_after();
+
+-- Destinations: same customer; a self-service alias points at exactly one mailbox of its owner.
+CREATE FUNCTION vmail.alias_target_before() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+	a vmail.alias;
+	t_customer bigint;
+	t_owner bigint;
+	t_name text;
+	ext_domain text;
+BEGIN
+	SELECT * INTO a FROM vmail.alias WHERE id = NEW.alias_id;
+	IF NEW.external IS NOT NULL THEN
+		NEW.external := lower(NEW.external);
+		IF a.self_service THEN
+			PERFORM vmail.fail('VM403', format('alias %s: forwarding to an outside address is for administrator aliases; ask the administrator', a.address));
+		END IF;
+		ext_domain := substr(NEW.external, length(NEW.external) - strpos(reverse(NEW.external), '@') + 2);
+		IF EXISTS (SELECT 1 FROM vmail.domain WHERE name = ext_domain) THEN
+			PERFORM vmail.fail('VM400', format('alias %s: %s is in a hosted domain but is not a mailbox', a.address, NEW.external));
+		END IF;
+		RETURN NEW;
+	END IF;
+	IF NEW.shell_account_id IS NOT NULL THEN
+		SELECT customer_id, id, login || '@' || (SELECT primary_domain FROM vmail.settings)
+		  INTO t_customer, t_owner, t_name FROM vmail.shell_account WHERE id = NEW.shell_account_id;
+	ELSE
+		SELECT customer_id, shell_account_id, address INTO t_customer, t_owner, t_name
+		  FROM vmail.mail_account WHERE id = NEW.mail_account_id;
+	END IF;
+	IF a.self_service THEN
+		IF t_owner IS DISTINCT FROM a.owner_shell_id THEN
+			PERFORM vmail.fail('VM403', format('alias %s: a self-service alias must point at a mailbox of shell account %s (its own or one of its free mail accounts), not at %s',
+				a.address, (SELECT login FROM vmail.shell_account WHERE id = a.owner_shell_id), t_name));
+		END IF;
+	ELSIF a.customer_id IS NOT NULL AND t_customer <> a.customer_id THEN
+		PERFORM vmail.fail('VMR08', format('R8: alias %s belongs to customer %s; mailbox %s belongs to customer %s',
+			a.address, (SELECT name FROM vmail.customer WHERE id = a.customer_id), t_name,
+			(SELECT name FROM vmail.customer WHERE id = t_customer)));
+	END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER alias_target_before BEFORE INSERT OR UPDATE ON vmail.alias_target
+	FOR EACH ROW EXECUTE FUNCTION vmail.alias_target_before();
+
+-- Checked at commit: an alias without destinations would make Postfix defer its mail forever.
+CREATE FUNCTION vmail.alias_has_targets() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+	a vmail.alias;
+	n int;
+	target_alias bigint;
+BEGIN
+	IF TG_TABLE_NAME = 'alias' THEN
+		target_alias := NEW.id;
+	ELSIF TG_OP = 'DELETE' THEN
+		target_alias := OLD.alias_id;
+	ELSE
+		target_alias := NEW.alias_id;
+	END IF;
+	SELECT * INTO a FROM vmail.alias WHERE id = target_alias;
+	IF NOT FOUND THEN
+		RETURN NULL;
+	END IF;
+	SELECT count(*) INTO n FROM vmail.alias_target WHERE alias_id = a.id;
+	IF n = 0 THEN
+		PERFORM vmail.fail('VM400', format('alias %s has no destination', a.address));
+	ELSIF a.self_service AND n > 1 THEN
+		PERFORM vmail.fail('VM400', format('self-service alias %s must have exactly one destination, not %s', a.address, n));
+	END IF;
+	RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER alias_has_targets AFTER INSERT ON vmail.alias
+	DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION vmail.alias_has_targets();
+CREATE CONSTRAINT TRIGGER alias_target_left AFTER DELETE OR INSERT ON vmail.alias_target
+	DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION vmail.alias_has_targets();
+
+------------------------------------------------------------------------------------------
+-- Mail accounts: R8, R7, R3, R2, R4, R5 — reported in that order (SERVICE.md §5).
+CREATE FUNCTION vmail.mail_account_before() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+	d vmail.domain;
+	owner vmail.shell_account;
+	n int;
+	lim int;
+	allocated bigint;
+BEGIN
+	IF TG_OP = 'UPDATE' THEN
+		IF NEW.address <> OLD.address OR NEW.kind <> OLD.kind
+		   OR NEW.shell_account_id IS DISTINCT FROM OLD.shell_account_id OR NEW.customer_id <> OLD.customer_id THEN
+			PERFORM vmail.fail('VM400', format('mail account %s: address, kind and owner cannot change', OLD.address));
+		END IF;
+		IF NEW.kind = 'free' AND NEW.quota > OLD.quota THEN
+			SELECT * INTO owner FROM vmail.shell_account WHERE id = NEW.shell_account_id FOR NO KEY UPDATE;
+			SELECT coalesce(sum(quota), 0) INTO allocated FROM vmail.mail_account
+			 WHERE shell_account_id = owner.id AND kind = 'free' AND id <> NEW.id;
+			IF allocated + NEW.quota > owner.disk_limit THEN
+				PERFORM vmail.fail('VMR05', format('R5: shell account %s: free mail account quotas would total %s, over its disk limit of %s',
+					owner.login, vmail.size_text(allocated + NEW.quota), vmail.size_text(owner.disk_limit)));
+			END IF;
+		END IF;
+		RETURN NEW;
+	END IF;
+
+	SELECT s.local_part, s.domain INTO NEW.local_part, d.name FROM vmail.split_address(NEW.address) s;
+	d := vmail.domain_row(d.name);
+	NEW.domain_id := d.id;
+	NEW.address := NEW.local_part || '@' || d.name;
+	IF NEW.kind = 'free' THEN
+		SELECT * INTO owner FROM vmail.shell_account WHERE id = NEW.shell_account_id FOR NO KEY UPDATE;
+		NEW.customer_id := owner.customer_id;
+	END IF;
+
+	-- R8: free accounts never live in the primary domain; paid ones may (administrator only).
+	PERFORM vmail.r8_check(d, NEW.customer_id, NEW.kind = 'paid');
+	-- R7
+	PERFORM vmail.r7_check(d.id, NEW.local_part);
+	IF NEW.kind = 'free' THEN
+		IF owner.state = 'suspended' THEN
+			PERFORM vmail.fail('VMR09', format('R9: shell account %s is suspended', owner.login));
+		END IF;
+		-- R3
+		IF owner.mail_domain_id IS NULL THEN
+			PERFORM vmail.fail('VMR03', format('R3: shell account %s has no mail domain yet; the administrator sets it before the first free mail account', owner.login));
+		ELSIF owner.mail_domain_id <> d.id THEN
+			PERFORM vmail.fail('VMR03', format('R3: free mail accounts of shell account %s must be in its mail domain %s, not %s',
+				owner.login, (SELECT name FROM vmail.domain WHERE id = owner.mail_domain_id), d.name));
+		END IF;
+		-- R2
+		SELECT count(*) INTO n FROM vmail.mail_account WHERE shell_account_id = owner.id AND kind = 'free';
+		lim := (SELECT free_account_limit FROM vmail.settings);
+		IF n >= lim THEN
+			PERFORM vmail.fail('VMR02', format('R2: shell account %s already has %s of %s free mail accounts', owner.login, n, lim));
+		END IF;
+		-- R4: the domain row lock serialises every shell account's writers in this domain.
+		PERFORM 1 FROM vmail.domain WHERE id = d.id FOR NO KEY UPDATE;
+		SELECT count(*) INTO n FROM vmail.mail_account WHERE domain_id = d.id AND kind = 'free';
+		lim := (SELECT free_per_domain_limit FROM vmail.settings);
+		IF n >= lim THEN
+			PERFORM vmail.fail('VMR04', format('R4: domain %s already has %s of %s free mail accounts', d.name, n, lim));
+		END IF;
+		-- R5
+		SELECT coalesce(sum(quota), 0) INTO allocated FROM vmail.mail_account
+		 WHERE shell_account_id = owner.id AND kind = 'free';
+		IF allocated + NEW.quota > owner.disk_limit THEN
+			PERFORM vmail.fail('VMR05', format('R5: shell account %s: free mail account quotas would total %s, over its disk limit of %s',
+				owner.login, vmail.size_text(allocated + NEW.quota), vmail.size_text(owner.disk_limit)));
+		END IF;
+	END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER mail_account_before BEFORE INSERT OR UPDATE ON vmail.mail_account
+	FOR EACH ROW EXECUTE FUNCTION vmail.mail_account_before();
+
+CREATE FUNCTION vmail.mail_account_after() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM vmail.claim_address(NEW.domain_id, NEW.local_part, 'account', NULL, NEW.id, NULL);
+	RETURN NULL;
+END $$;
+CREATE TRIGGER mail_account_after AFTER INSERT ON vmail.mail_account
+	FOR EACH ROW EXECUTE FUNCTION vmail.mail_account_after();
+
+CREATE FUNCTION vmail.mail_account_delete() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+	a text;
+BEGIN
+	SELECT string_agg(al.address, ', ' ORDER BY al.address) INTO a
+	  FROM vmail.alias_target t JOIN vmail.alias al ON al.id = t.alias_id
+	 WHERE t.mail_account_id = OLD.id;
+	IF a IS NOT NULL THEN
+		PERFORM vmail.fail('VM409', format('mail account %s is the destination of alias %s; change or delete the alias first', OLD.address, a));
+	END IF;
+	RETURN OLD;
+END $$;
+CREATE TRIGGER mail_account_delete BEFORE DELETE ON vmail.mail_account
+	FOR EACH ROW EXECUTE FUNCTION vmail.mail_account_delete();
+
+------------------------------------------------------------------------------------------
+-- Shell accounts: R7 for the primary address, R3 and R5 when the account changes.
+CREATE FUNCTION vmail.shell_account_before() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+	n int;
+	allocated bigint;
+	md vmail.domain;
+BEGIN
+	IF TG_OP = 'INSERT' THEN
+		PERFORM vmail.r7_check(vmail.primary_domain_id(), NEW.login);
+		IF NEW.mail_domain_id IS NOT NULL THEN
+			SELECT * INTO md FROM vmail.domain WHERE id = NEW.mail_domain_id;
+			PERFORM vmail.r8_check(md, NEW.customer_id, false);
+		END IF;
+		RETURN NEW;
+	END IF;
+	IF NEW.login <> OLD.login OR NEW.customer_id <> OLD.customer_id THEN
+		PERFORM vmail.fail('VM400', format('shell account %s: login and customer cannot change', OLD.login));
+	END IF;
+	IF NEW.mail_domain_id IS DISTINCT FROM OLD.mail_domain_id THEN
+		SELECT count(*) INTO n FROM vmail.mail_account WHERE shell_account_id = OLD.id AND kind = 'free';
+		IF n > 0 THEN
+			PERFORM vmail.fail('VMR03', format('R3: shell account %s has %s free mail accounts in %s; its mail domain can change only when it has none',
+				OLD.login, n, (SELECT name FROM vmail.domain WHERE id = OLD.mail_domain_id)));
+		END IF;
+		IF NEW.mail_domain_id IS NOT NULL THEN
+			SELECT * INTO md FROM vmail.domain WHERE id = NEW.mail_domain_id;
+			IF md.customer_id IS DISTINCT FROM NEW.customer_id THEN
+				PERFORM vmail.r8_check(md, NEW.customer_id, false);
+			END IF;
+		END IF;
+	END IF;
+	IF NEW.disk_limit < OLD.disk_limit THEN
+		SELECT coalesce(sum(quota), 0) INTO allocated FROM vmail.mail_account
+		 WHERE shell_account_id = OLD.id AND kind = 'free';
+		IF allocated > NEW.disk_limit THEN
+			PERFORM vmail.fail('VMR05', format('R5: shell account %s: free mail account quotas total %s, over the new disk limit of %s',
+				OLD.login, vmail.size_text(allocated), vmail.size_text(NEW.disk_limit)));
+		END IF;
+	END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER shell_account_before BEFORE INSERT OR UPDATE ON vmail.shell_account
+	FOR EACH ROW EXECUTE FUNCTION vmail.shell_account_before();
+
+CREATE FUNCTION vmail.shell_account_after() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM vmail.claim_address(vmail.primary_domain_id(), NEW.login, 'primary', NULL, NULL, NEW.id);
+	RETURN NULL;
+END $$;
+CREATE TRIGGER shell_account_after AFTER INSERT ON vmail.shell_account
+	FOR EACH ROW EXECUTE FUNCTION vmail.shell_account_after();
+
+CREATE FUNCTION vmail.shell_account_delete() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+	n int;
+	a text;
+BEGIN
+	SELECT count(*) INTO n FROM vmail.mail_account WHERE shell_account_id = OLD.id;
+	IF n > 0 THEN
+		PERFORM vmail.fail('VM409', format('shell account %s still has %s free mail accounts; delete them first', OLD.login, n));
+	END IF;
+	SELECT string_agg(al.address, ', ' ORDER BY al.address) INTO a
+	  FROM vmail.alias_target t JOIN vmail.alias al ON al.id = t.alias_id
+	 WHERE t.shell_account_id = OLD.id AND al.owner_shell_id IS DISTINCT FROM OLD.id;
+	IF a IS NOT NULL THEN
+		PERFORM vmail.fail('VM409', format('shell account %s is the destination of alias %s; change or delete the alias first', OLD.login, a));
+	END IF;
+	RETURN OLD;
+END $$;
+CREATE TRIGGER shell_account_delete BEFORE DELETE ON vmail.shell_account
+	FOR EACH ROW EXECUTE FUNCTION vmail.shell_account_delete();
+
+------------------------------------------------------------------------------------------
+-- Domains: names are final; the kind follows from the name.
+CREATE FUNCTION vmail.domain_before() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	IF TG_OP = 'UPDATE' THEN
+		IF NEW.kind <> OLD.kind OR (NEW.name <> OLD.name AND OLD.kind <> 'primary')
+		   OR NEW.customer_id IS DISTINCT FROM OLD.customer_id THEN
+			PERFORM vmail.fail('VM400', format('domain %s: name, kind and customer cannot change', OLD.name));
+		END IF;
+		IF NEW.state = 'active' AND OLD.state <> 'active' THEN
+			NEW.activated_at := now();
+		END IF;
+		RETURN NEW;
+	END IF;
+	NEW.name := lower(NEW.name);
+	IF NEW.kind IS NULL THEN
+		NEW.kind := CASE WHEN vmail.domain_is_local(NEW.name) THEN 'local' ELSE 'external' END;
+	END IF;
+	IF NEW.state IS NULL THEN
+		NEW.state := CASE NEW.kind WHEN 'local' THEN 'pending_registration' WHEN 'external' THEN 'pending_proof' ELSE 'active' END;
+	END IF;
+	IF NEW.kind = 'external' AND NEW.verify_token IS NULL THEN
+		NEW.verify_token := 'vmail-verify=' || replace(gen_random_uuid()::text, '-', '');
+	END IF;
+	IF EXISTS (SELECT 1 FROM vmail.domain WHERE name = NEW.name) THEN
+		PERFORM vmail.fail('VMR07', format('R7: domain %s already exists', NEW.name));
+	END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER domain_before BEFORE INSERT OR UPDATE ON vmail.domain
+	FOR EACH ROW EXECUTE FUNCTION vmail.domain_before();
+
+------------------------------------------------------------------------------------------
+-- Audit (R10 and SERVICE.md §5): every change to the configuration tables, with the actor.
+-- Password hashes never enter the log; a change of one is recorded as such.
+CREATE FUNCTION vmail.audit() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+	b jsonb;
+	a jsonb;
+	obj text;
+BEGIN
+	IF TG_OP <> 'INSERT' THEN b := to_jsonb(OLD); END IF;
+	IF TG_OP <> 'DELETE' THEN a := to_jsonb(NEW); END IF;
+	IF b ? 'password' OR a ? 'password' THEN
+		IF TG_OP = 'UPDATE' AND (b->>'password') IS DISTINCT FROM (a->>'password') THEN
+			a := a || '{"password": "(changed)"}';
+		ELSIF a ? 'password' THEN
+			a := a || jsonb_build_object('password', CASE WHEN a->>'password' IS NULL THEN NULL ELSE '(set)' END);
+		END IF;
+		b := b - 'password';
+		IF a IS NOT NULL AND a->>'password' IS NULL THEN a := a - 'password'; END IF;
+	END IF;
+	IF TG_OP = 'UPDATE' AND a = b THEN
+		RETURN NULL;
+	END IF;
+	obj := CASE TG_TABLE_NAME
+		WHEN 'alias_target' THEN coalesce((SELECT address FROM vmail.alias WHERE id = (coalesce(a, b)->>'alias_id')::bigint),
+			'alias #' || (coalesce(a, b)->>'alias_id'))
+		WHEN 'settings' THEN 'settings'
+		ELSE coalesce(a->>'login', a->>'address', a->>'name', b->>'login', b->>'address', b->>'name') END;
+	INSERT INTO vmail.audit_log (actor, client, action, object_kind, object, before, after)
+	VALUES (vmail.actor(), nullif(current_setting('vmail.client', true), ''), lower(TG_OP),
+		TG_TABLE_NAME, coalesce(obj, '?'), b, a);
+	RETURN NULL;
+END $$;
+CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON vmail.customer FOR EACH ROW EXECUTE FUNCTION vmail.audit();
+CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON vmail.domain FOR EACH ROW EXECUTE FUNCTION vmail.audit();
+CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON vmail.shell_account FOR EACH ROW EXECUTE FUNCTION vmail.audit();
+CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON vmail.mail_account FOR EACH ROW EXECUTE FUNCTION vmail.audit();
+CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON vmail.alias FOR EACH ROW EXECUTE FUNCTION vmail.audit();
+CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON vmail.alias_target FOR EACH ROW EXECUTE FUNCTION vmail.audit();
+CREATE TRIGGER audit AFTER UPDATE ON vmail.settings FOR EACH ROW EXECUTE FUNCTION vmail.audit();
+CREATE TRIGGER audit AFTER INSERT ON vmail.grant_log FOR EACH ROW EXECUTE FUNCTION vmail.audit();
