@@ -1,0 +1,95 @@
+/* config: the vmaild configuration, one declarative table over the cfgfile format. */
+#ifndef VMAIL_CONFIG_H
+#define VMAIL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vmail/log.h"
+
+enum config_log_target {
+	CONFIG_LOG_STDERR,
+	CONFIG_LOG_SYSLOG,
+};
+
+/*
+ * One field per key of the table in config.c.  Durations are milliseconds,
+ * sizes bytes.  Strings are never NULL: an unset key holds its default ("" for
+ * "off").  Only config_load/config_parse fill it and config_free releases it.
+ */
+struct config {
+	char *database;
+	char *socketmap_listen;
+	char *policy_listen;
+	char *dict_listen;
+	char *socket_owner;
+	char *socket_group;
+	unsigned socket_mode;
+	char *user;
+	char *group;
+	enum log_level log_level;
+	enum config_log_target log_target;
+	unsigned pg_pool_size;
+	unsigned pg_connect_timeout; /* ms */
+	unsigned request_timeout;    /* ms */
+	unsigned max_connections;
+	unsigned idle_timeout;       /* ms */
+	unsigned max_pipelined;
+	unsigned max_output_buffer;  /* bytes */
+};
+
+enum config_type {
+	CONFIG_STRING,
+	CONFIG_UINT,
+	CONFIG_DURATION, /* "250ms", "3s", "2m", "1h"; a bare number is seconds */
+	CONFIG_SIZE,     /* bytes with optional K, M, G (powers of 1024) */
+	CONFIG_MODE,     /* octal file mode, 0..0777 */
+	CONFIG_LOG_LEVEL,
+	CONFIG_LOG_TARGET,
+};
+
+#define CONFIG_REQUIRED  0x1u /* no default: the file must set it */
+#define CONFIG_RELOAD    0x2u /* SIGHUP may change it */
+#define CONFIG_ENDPOINTS 0x4u /* value is an endpoint list (endpoint.h); "" = off */
+
+struct config_param {
+	const char *name;
+	enum config_type type;
+	size_t offset;     /* into struct config */
+	const char *def;   /* default in file syntax; NULL with CONFIG_REQUIRED */
+	unsigned long min; /* bounds for numeric types, in the stored unit */
+	unsigned long max;
+	unsigned flags;
+	const char *help;  /* one line, for -t output and the docs */
+};
+
+/* config_params - the table itself (docs, tests and the reload diff walk it) */
+const struct config_param *config_params(size_t *count);
+
+/*
+ * config_parse - parse a file image into *out (defaults first, then the file),
+ * validate every value and the cross-key rules.  Unknown keys, duplicate keys,
+ * bad values and missing required keys fail with "line N: key: why" in err.
+ * On failure *out is left empty (safe to config_free).
+ */
+bool config_parse(const char *buf, size_t len, struct config *out, char *err, size_t errlen);
+/* config_load - the same for a file on disk; err is prefixed with the path */
+bool config_load(const char *path, struct config *out, char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+/*
+ * config_keep_fixed - for a reload: copy every key without CONFIG_RELOAD from
+ * old into fresh, calling report(key, arg) for each one whose value differed
+ * (the caller logs "cannot change on reload").  Returns how many differed.
+ */
+unsigned config_keep_fixed(const struct config *old, struct config *fresh,
+			   void (*report)(const char *key, void *arg), void *arg);
+
+/* config_format_value - the value of one key in file syntax (for -t and logs) */
+void config_format_value(const struct config *cfg, const struct config_param *p, char *out,
+			 size_t outlen);
+
+/* config_parse_duration - "500ms", "3s", "2m", "1h", bare = seconds; false on syntax or overflow */
+bool config_parse_duration(const char *s, unsigned long *ms);
+
+#endif

@@ -1,0 +1,122 @@
+/* conn: one client connection, protocol-neutral: buffers, ordered replies, backpressure, teardown. */
+#ifndef VMAIL_CONN_H
+#define VMAIL_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmail/log.h"
+
+struct conn;
+struct conn_req;
+struct evbuffer;
+struct event_base;
+struct lookup_req;
+
+/*
+ * A protocol service (socketmap, later policy and dict) is one of these.
+ *
+ * on_read is called whenever input may hold complete requests.  It frames as
+ * many as it can while conn_want_requests() is true; for each it calls
+ * conn_req_new() and later conn_req_reply() (directly, or from a lookup
+ * callback).  It drains what it consumed and leaves partial input in place.
+ * On a framing error it calls conn_close() and returns; the conn stays valid
+ * until on_read returns.
+ */
+struct conn_proto {
+	const char *name;
+	void (*on_read)(struct conn *c, struct evbuffer *in, void *arg);
+};
+
+/* Limits shared by every connection of a server; a reload changes them in place. */
+struct conn_limits {
+	unsigned idle_timeout_ms;
+	unsigned max_pipelined;
+	unsigned max_output_buffer;
+};
+
+/*
+ * The connections of one server, as an intrusive list owned by conn.c; the
+ * server reads the counters and gets on_close after each conn left the set.
+ */
+struct conn_set {
+	struct conn *first;
+	unsigned count;      /* all connections in the set */
+	unsigned over_limit; /* of which admitted beyond max_connections */
+	void (*on_close)(void *arg);
+	void *arg;
+};
+
+/* conn_set_drain - conn_drain every connection of the set */
+void conn_set_drain(struct conn_set *set);
+/* conn_set_close - conn_close every connection of the set */
+void conn_set_close(struct conn_set *set, const char *reason);
+
+enum conn_state {
+	CONN_READING = 0, /* reading requests (idle or with some pending) */
+	CONN_PAUSED,      /* max_pipelined pending or output over limit: not reading */
+	CONN_CLOSING,     /* a final reply is queued: write what is due, then close */
+	CONN_DRAINING,    /* daemon stopping: answer what is pending, then close */
+	CONN_CLOSED,      /* torn down; freed when the current callback unwinds */
+	CONN_STATE__COUNT,
+};
+
+/* conn_req_reply flags */
+#define CONN_REPLY_CLOSE 0x1u /* close the connection once this reply is written */
+
+/*
+ * conn_new - take over an accepted socket.  over_limit marks a connection
+ * admitted beyond max_connections: the protocol answers its first request
+ * with a temporary failure and closes it (conn_is_over_limit).  Returns NULL
+ * (socket closed) on failure.
+ */
+struct conn *conn_new(struct conn_set *set, struct event_base *base, int fd, const char *peer,
+		      const struct conn_proto *proto, void *proto_arg,
+		      const struct conn_limits *limits, bool over_limit);
+
+/*
+ * conn_close - the only teardown: cancels outstanding lookups, frees the
+ * bufferevent, the queue and the conn, logs reason at debug level, and tells
+ * the set.  Safe to call from any callback of this conn; the memory is
+ * released when that callback returns.
+ */
+void conn_close(struct conn *c, const char *reason);
+
+/* conn_drain - daemon stopping: stop reading; close once pending replies are written */
+void conn_drain(struct conn *c);
+
+/* conn_want_requests - true while the protocol may frame another request */
+bool conn_want_requests(const struct conn *c);
+bool conn_is_over_limit(const struct conn *c);
+enum conn_state conn_state(const struct conn *c);
+const char *conn_state_name(enum conn_state st);
+uint64_t conn_id(const struct conn *c);
+size_t conn_pending(const struct conn *c);
+
+/*
+ * conn_req_new - append a request to the reply FIFO.  Replies leave in FIFO
+ * order whatever the order conn_req_reply is called in.  NULL when out of
+ * memory (the conn is then closed).
+ */
+struct conn_req *conn_req_new(struct conn *c);
+
+/*
+ * conn_req_set_lookup - remember the backend request so that a client that
+ * goes away cancels it.  Cleared by conn_req_reply.
+ */
+void conn_req_set_lookup(struct conn_req *r, struct lookup_req *lookup);
+
+/* conn_req_conn - the connection a request belongs to */
+struct conn *conn_req_conn(const struct conn_req *r);
+
+/*
+ * conn_req_reply - the answer to r (copied).  r is invalid afterwards: it may
+ * be written and freed at once, and the conn may be closed.
+ */
+void conn_req_reply(struct conn_req *r, const void *data, size_t len, unsigned flags);
+
+/* conn_log - log with the connection's id and peer as prefix */
+void conn_log(const struct conn *c, enum log_level level, const char *fmt, ...) VMAIL_PRINTF(3, 4);
+
+#endif

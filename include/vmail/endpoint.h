@@ -1,0 +1,57 @@
+/* endpoint: "unix:PATH" / "inet:HOST:PORT" listener addresses, and opening them. */
+#ifndef VMAIL_ENDPOINT_H
+#define VMAIL_ENDPOINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define ENDPOINT_MAX 16      /* per list */
+#define ENDPOINT_MAX_PATH 107 /* sun_path minus its NUL */
+#define ENDPOINT_MAX_HOST 255
+
+enum endpoint_kind {
+	ENDPOINT_UNIX,
+	ENDPOINT_INET,
+};
+
+struct endpoint {
+	enum endpoint_kind kind;
+	char path[ENDPOINT_MAX_PATH + 1]; /* unix: absolute path */
+	char host[ENDPOINT_MAX_HOST + 1]; /* inet: name or literal, without [] */
+	unsigned port;                    /* inet: 1..65535 */
+	char text[ENDPOINT_MAX_HOST + 16]; /* canonical form for logs */
+};
+
+struct endpoint_list {
+	struct endpoint items[ENDPOINT_MAX];
+	size_t count;
+};
+
+/*
+ * endpoint_parse_list - parse a comma-separated list; blanks around items are
+ * ignored and an empty string is an empty list.  Forms: "unix:/abs/path",
+ * "inet:HOST:PORT", "inet:[V6ADDR]:PORT", "inet:*:PORT" (all IPv4 addresses).
+ * Relative unix paths are refused: the daemon's working directory is not
+ * Postfix's queue directory.  Pure; on error a message in err.
+ */
+bool endpoint_parse_list(const char *spec, struct endpoint_list *out, char *err, size_t errlen);
+
+/* Who owns a unix socket and its mode; (uid_t)-1 / (gid_t)-1 leave it unchanged. */
+struct endpoint_perms {
+	uid_t owner;
+	gid_t group;
+	unsigned mode;
+};
+
+/*
+ * endpoint_listen - open a non-blocking, close-on-exec listening socket.  A
+ * stale unix socket file is removed only if it is a socket nobody accepts on;
+ * any other file at the path, or a live listener, is an error.  unix sockets
+ * then get perms.  inet sockets get SO_REUSEADDR.  Returns the fd or -1 with
+ * the reason in err.
+ */
+int endpoint_listen(const struct endpoint *ep, const struct endpoint_perms *perms, int backlog,
+		    char *err, size_t errlen);
+
+#endif

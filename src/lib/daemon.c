@@ -1,0 +1,502 @@
+/*
+ * daemon: vmaild's life cycle.  The order in daemon_run is deliberate: read
+ * the configuration, bind (may need root), raise the descriptor limit, init
+ * libsodium, drop privileges for good, and only then create the event loop,
+ * the database pool and the signal handlers.  Reload and stop are loop
+ * events; systemd hears READY/RELOADING/STOPPING through NOTIFY_SOCKET.
+ */
+#include "vmail/daemon.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "vmail/build_config.h"
+#include "vmail/config.h"
+#include "vmail/endpoint.h"
+#include "vmail/log.h"
+#include "vmail/lookup.h"
+#include "vmail/pg.h"
+#include "vmail/server.h"
+#include "vmail/svc_socketmap.h"
+
+#define DAEMON_LISTEN_BACKLOG 1024
+/* Descriptors kept back from the client budget: stdio, syslog, notify, accept headroom. */
+#define DAEMON_FD_RESERVE 16
+/* A stop waits this much longer than one request may take, then closes what is left. */
+#define DAEMON_STOP_GRACE_MS 1000
+
+enum daemon_state {
+	DAEMON_STARTING = 0,
+	DAEMON_RUNNING,
+	DAEMON_RELOADING,
+	DAEMON_STOPPING,
+	DAEMON_STATE__COUNT,
+};
+
+/* Users and groups resolved once, before privileges are dropped. */
+struct identity {
+	bool drop;           /* user is set: switch to uid/gid */
+	uid_t uid;
+	gid_t gid;
+	uid_t sock_owner;    /* (uid_t)-1: leave as created */
+	gid_t sock_group;
+};
+
+struct daemon {
+	enum daemon_state state;
+	const char *path;
+	struct config cfg;
+	struct identity id;
+	unsigned fd_room;    /* client connections the descriptor limit permits */
+	unsigned nlisteners;
+	struct event_base *base;
+	struct pg_pool *pool;
+	struct server *srv;
+	struct event *sig_hup, *sig_term, *sig_int, *stop_timer;
+	int exit_status;
+};
+
+static const char *const daemon_state_names[DAEMON_STATE__COUNT] = {
+	[DAEMON_STARTING] = "starting",
+	[DAEMON_RUNNING] = "running",
+	[DAEMON_RELOADING] = "reloading",
+	[DAEMON_STOPPING] = "stopping",
+};
+
+static void daemon_set_state(struct daemon *d, enum daemon_state st)
+{
+	log_debug("daemon: %s -> %s", daemon_state_names[d->state], daemon_state_names[st]);
+	d->state = st;
+}
+
+bool daemon_sd_notify(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	if (!path || !*path)
+		return true;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	size_t len = strlen(path);
+	if ((path[0] != '/' && path[0] != '@') || len > sizeof(sun.sun_path))
+		return false;
+	memcpy(sun.sun_path, path, len);
+	if (path[0] == '@')
+		sun.sun_path[0] = '\0'; /* Linux abstract namespace: no NUL terminator, length counts */
+	else if (len < sizeof(sun.sun_path))
+		len++;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	ssize_t n = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sun,
+			   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return n == (ssize_t)strlen(state);
+}
+
+static void daemon_notify(const char *state)
+{
+	if (!daemon_sd_notify(state))
+		log_warn_errno("NOTIFY_SOCKET: cannot send %s", state);
+}
+
+/* resolve_identity - look up user, group and socket owner names; false with err */
+static bool resolve_identity(const struct config *cfg, struct identity *id, char *err,
+			     size_t errlen)
+{
+	memset(id, 0, sizeof(*id));
+	id->sock_owner = (uid_t)-1;
+	id->sock_group = (gid_t)-1;
+	if (cfg->user[0]) {
+		struct passwd *pw = getpwnam(cfg->user);
+		if (!pw) {
+			snprintf(err, errlen, "user: unknown user \"%s\"", cfg->user);
+			return false;
+		}
+		id->drop = true;
+		id->uid = pw->pw_uid;
+		id->gid = pw->pw_gid;
+		id->sock_owner = pw->pw_uid;
+		id->sock_group = pw->pw_gid;
+	}
+	if (cfg->group[0]) {
+		struct group *gr = getgrnam(cfg->group);
+		if (!gr) {
+			snprintf(err, errlen, "group: unknown group \"%s\"", cfg->group);
+			return false;
+		}
+		id->gid = gr->gr_gid;
+		id->sock_group = gr->gr_gid;
+	}
+	if (cfg->socket_owner[0]) {
+		struct passwd *pw = getpwnam(cfg->socket_owner);
+		if (!pw) {
+			snprintf(err, errlen, "socket_owner: unknown user \"%s\"", cfg->socket_owner);
+			return false;
+		}
+		id->sock_owner = pw->pw_uid;
+	}
+	if (cfg->socket_group[0]) {
+		struct group *gr = getgrnam(cfg->socket_group);
+		if (!gr) {
+			snprintf(err, errlen, "socket_group: unknown group \"%s\"",
+				 cfg->socket_group);
+			return false;
+		}
+		id->sock_group = gr->gr_gid;
+	}
+	return true;
+}
+
+/* check_root_policy - refuse configurations that would leave us as root, before binding */
+static bool check_root_policy(const struct identity *id, char *err, size_t errlen)
+{
+	const char *allow = getenv(DAEMON_ALLOW_ROOT_ENV);
+	bool allow_root = allow && strcmp(allow, "1") == 0;
+	if (geteuid() == 0) {
+		if (!id->drop && !allow_root) {
+			snprintf(err, errlen, "refusing to run as root: set user (and group) in the "
+					      "configuration");
+			return false;
+		}
+		if (id->drop && id->uid == 0 && !allow_root) {
+			snprintf(err, errlen, "refusing to run as root: user resolves to uid 0");
+			return false;
+		}
+	} else if (id->drop && (id->uid != geteuid() || id->gid != getegid())) {
+		snprintf(err, errlen, "user/group: not running as root, so cannot switch to uid %u "
+				      "gid %u", (unsigned)id->uid, (unsigned)id->gid);
+		return false;
+	}
+	return true;
+}
+
+/* drop_privileges - setgroups, setresgid, setresuid, each checked, then prove it stuck */
+static void drop_privileges(const struct identity *id, const char *user)
+{
+	if (!id->drop || geteuid() != 0)
+		return;
+	if (setgroups(1, &id->gid) < 0)
+		log_fatal_errno("setgroups(%u)", (unsigned)id->gid);
+	if (setresgid(id->gid, id->gid, id->gid) < 0)
+		log_fatal_errno("setresgid(%u)", (unsigned)id->gid);
+	if (setresuid(id->uid, id->uid, id->uid) < 0)
+		log_fatal_errno("setresuid(%u)", (unsigned)id->uid);
+	if (id->uid != 0 && (setuid(0) == 0 || seteuid(0) == 0))
+		log_fatal("privilege drop did not stick: could regain root");
+	log_info("running as %s (uid %u, gid %u)", user, (unsigned)id->uid, (unsigned)id->gid);
+}
+
+/*
+ * raise_fd_limit - soft RLIMIT_NOFILE up to the hard limit, then say how many
+ * clients fit next to the listeners and the database pool.
+ */
+static unsigned raise_fd_limit(unsigned nlisteners, unsigned pool_size)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_fatal_errno("getrlimit(RLIMIT_NOFILE)");
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t old = rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+			log_warn_errno("cannot raise the open files limit from %llu to %llu",
+				       (unsigned long long)old, (unsigned long long)rl.rlim_max);
+			rl.rlim_cur = old;
+		}
+	}
+	unsigned long long limit = rl.rlim_cur == RLIM_INFINITY ? 1048576ULL : rl.rlim_cur;
+	unsigned long long used = 3 + nlisteners + pool_size + DAEMON_FD_RESERVE;
+	unsigned long long room = limit > used ? limit - used : 0;
+	if (room > 1000000)
+		room = 1000000;
+	return (unsigned)room;
+}
+
+/* effective_max_connections - max_connections, kept within what the descriptors allow */
+static unsigned effective_max_connections(const struct daemon *d)
+{
+	unsigned budget = d->fd_room > SERVER_OVER_LIMIT_SLACK ? d->fd_room - SERVER_OVER_LIMIT_SLACK
+								: 1;
+	if (d->cfg.max_connections <= budget)
+		return d->cfg.max_connections;
+	log_warning("max_connections %u exceeds what the open files limit permits; using %u",
+		    d->cfg.max_connections, budget);
+	return budget;
+}
+
+static void daemon_limits(const struct config *cfg, struct conn_limits *l)
+{
+	l->idle_timeout_ms = cfg->idle_timeout;
+	l->max_pipelined = cfg->max_pipelined;
+	l->max_output_buffer = cfg->max_output_buffer;
+}
+
+static void daemon_pg_config(const struct config *cfg, struct pg_config *pc)
+{
+	pg_config_defaults(pc);
+	pc->conninfo = cfg->database;
+	pc->pool_size = cfg->pg_pool_size;
+	pc->connect_timeout_ms = cfg->pg_connect_timeout;
+	pc->request_timeout_ms = cfg->request_timeout;
+}
+
+static void daemon_apply_logging(const struct config *cfg)
+{
+	log_init("vmaild", cfg->log_target == CONFIG_LOG_SYSLOG, cfg->log_level);
+}
+
+/* open_listeners - bind every socketmap endpoint; fatal on the first failure */
+static void open_listeners(struct daemon *d, int *fds, struct endpoint_list *eps)
+{
+	char err[512];
+	if (!endpoint_parse_list(d->cfg.socketmap_listen, eps, err, sizeof(err)))
+		log_fatal("socketmap_listen: %s", err);
+	struct endpoint_perms perms = {
+		.owner = d->id.sock_owner,
+		.group = d->id.sock_group,
+		.mode = d->cfg.socket_mode,
+	};
+	for (size_t i = 0; i < eps->count; i++) {
+		fds[i] = endpoint_listen(&eps->items[i], &perms, DAEMON_LISTEN_BACKLOG, err,
+					 sizeof(err));
+		if (fds[i] < 0)
+			log_fatal("socketmap_listen: %s", err);
+	}
+	d->nlisteners = (unsigned)eps->count;
+	if (d->cfg.policy_listen[0])
+		log_warning("policy_listen: the policy service is not available in this version; "
+			    "ignored");
+	if (d->cfg.dict_listen[0])
+		log_warning("dict_listen: the dict service is not available in this version; "
+			    "ignored");
+}
+
+static void report_fixed(const char *key, void *arg)
+{
+	(void)arg;
+	log_warning("reload: %s cannot change without a restart; keeping the running value", key);
+}
+
+/* daemon_reload - SIGHUP: a bad file changes nothing; a good one is swapped in whole */
+static void daemon_reload(struct daemon *d)
+{
+	struct config fresh;
+	char err[512];
+	char status[64];
+	struct timespec ts;
+
+	daemon_set_state(d, DAEMON_RELOADING);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(status, sizeof(status), "RELOADING=1\nMONOTONIC_USEC=%llu",
+		 (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+	daemon_notify(status);
+	log_notice("reloading %s", d->path);
+
+	if (!config_load(d->path, &fresh, err, sizeof(err))) {
+		log_error("reload failed, keeping the running configuration: %s", err);
+		goto done;
+	}
+	config_keep_fixed(&d->cfg, &fresh, report_fixed, NULL);
+	struct pg_config pc;
+	daemon_pg_config(&fresh, &pc);
+	if (!pg_pool_reload(d->pool, &pc)) {
+		log_error("reload failed, keeping the running configuration: database settings "
+			  "refused");
+		config_free(&fresh);
+		goto done;
+	}
+	config_free(&d->cfg);
+	d->cfg = fresh;
+	daemon_apply_logging(&d->cfg);
+	struct conn_limits limits;
+	daemon_limits(&d->cfg, &limits);
+	server_set_limits(d->srv, &limits, effective_max_connections(d));
+	log_notice("reloaded %s", d->path);
+done:
+	daemon_set_state(d, DAEMON_RUNNING);
+	daemon_notify("READY=1");
+}
+
+static void daemon_stopped_cb(void *arg)
+{
+	struct daemon *d = arg;
+	log_info("all connections answered and closed");
+	event_base_loopexit(d->base, NULL);
+}
+
+static void daemon_stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	(void)fd;
+	(void)what;
+	log_warning("stop: %u connections still busy after the grace period; closing them",
+		    server_connections(d->srv));
+	event_base_loopexit(d->base, NULL);
+}
+
+/* daemon_stop - stop accepting, answer what is in flight, then leave the loop */
+static void daemon_stop(struct daemon *d, const char *why)
+{
+	if (d->state == DAEMON_STOPPING) {
+		log_notice("%s again: stopping now", why);
+		event_base_loopbreak(d->base);
+		return;
+	}
+	daemon_set_state(d, DAEMON_STOPPING);
+	daemon_notify("STOPPING=1");
+	log_notice("%s: stopping (%u connections)", why, server_connections(d->srv));
+	unsigned ms = d->cfg.request_timeout + DAEMON_STOP_GRACE_MS;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	evtimer_add(d->stop_timer, &tv);
+	server_shutdown(d->srv, daemon_stopped_cb, d);
+}
+
+static void daemon_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	(void)what;
+	if (sig == SIGHUP) {
+		if (d->state == DAEMON_RUNNING)
+			daemon_reload(d);
+		return;
+	}
+	daemon_stop(d, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void daemon_teardown(struct daemon *d)
+{
+	server_free(d->srv);
+	if (d->pool)
+		pg_pool_free(d->pool);
+	struct event *evs[] = { d->sig_hup, d->sig_term, d->sig_int, d->stop_timer };
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+		if (evs[i])
+			event_free(evs[i]);
+	if (d->base)
+		event_base_free(d->base);
+	config_free(&d->cfg);
+}
+
+int daemon_run(const char *path)
+{
+	struct daemon d = { .state = DAEMON_STARTING, .path = path };
+	char err[512];
+	int fds[ENDPOINT_MAX];
+	struct endpoint_list eps;
+
+	log_init("vmaild", false, LOG_LEVEL_INFO);
+	/* 1. configuration */
+	if (!config_load(path, &d.cfg, err, sizeof(err)))
+		log_fatal("%s", err);
+	daemon_apply_logging(&d.cfg);
+	if (!resolve_identity(&d.cfg, &d.id, err, sizeof(err)) ||
+	    !check_root_policy(&d.id, err, sizeof(err)))
+		log_fatal("%s: %s", path, err);
+
+	/* 2. listeners, while we may still be root */
+	open_listeners(&d, fds, &eps);
+
+	/* 3. descriptors */
+	d.fd_room = raise_fd_limit(d.nlisteners, d.cfg.pg_pool_size);
+	log_notice("open files limit permits %u client connections (max_connections %u)",
+		   d.fd_room, d.cfg.max_connections);
+
+	/* 4. libsodium opens /dev/urandom before we lose access to anything */
+	if (sodium_init() < 0)
+		log_fatal("sodium_init failed");
+
+	/* 5. privileges, for good */
+	drop_privileges(&d.id, d.cfg.user);
+	if (geteuid() == 0)
+		log_warning("running as root (%s=1): for tests only", DAEMON_ALLOW_ROOT_ENV);
+
+	/* 6. event loop, database, service, signals */
+	signal(SIGPIPE, SIG_IGN);
+	d.base = event_base_new();
+	if (!d.base)
+		log_fatal("cannot create the event loop");
+	log_info("vmaild %s, libevent %s (%s)", VMAIL_VERSION, event_get_version(),
+		 event_base_get_method(d.base));
+
+	struct pg_config pc;
+	daemon_pg_config(&d.cfg, &pc);
+	d.pool = pg_pool_new(d.base, &pc, lookup_statements(), LOOKUP__COUNT);
+	if (!d.pool)
+		log_fatal("cannot create the PostgreSQL pool");
+
+	struct conn_limits limits;
+	daemon_limits(&d.cfg, &limits);
+	d.srv = server_new(d.base, &limits, effective_max_connections(&d));
+	if (!d.srv)
+		log_fatal("out of memory");
+	for (size_t i = 0; i < eps.count; i++)
+		if (!server_add_listener(d.srv, fds[i], eps.items[i].text, &svc_socketmap_proto,
+					 d.pool))
+			log_fatal("%s: cannot listen (out of memory)", eps.items[i].text);
+
+	d.sig_hup = evsignal_new(d.base, SIGHUP, daemon_signal_cb, &d);
+	d.sig_term = evsignal_new(d.base, SIGTERM, daemon_signal_cb, &d);
+	d.sig_int = evsignal_new(d.base, SIGINT, daemon_signal_cb, &d);
+	d.stop_timer = evtimer_new(d.base, daemon_stop_timeout_cb, &d);
+	if (!d.sig_hup || !d.sig_term || !d.sig_int || !d.stop_timer ||
+	    evsignal_add(d.sig_hup, NULL) < 0 || evsignal_add(d.sig_term, NULL) < 0 ||
+	    evsignal_add(d.sig_int, NULL) < 0)
+		log_fatal("cannot set up signal handling");
+
+	/* 7. serve */
+	daemon_set_state(&d, DAEMON_RUNNING);
+	log_notice("ready");
+	daemon_notify("READY=1\nSTATUS=answering lookups");
+	if (event_base_dispatch(d.base) < 0) {
+		log_error("event loop failed");
+		d.exit_status = 1;
+	}
+	daemon_teardown(&d);
+	log_notice("stopped");
+	return d.exit_status;
+}
+
+int daemon_check_config(const char *path)
+{
+	struct config cfg;
+	struct identity id;
+	char err[512];
+	if (!config_load(path, &cfg, err, sizeof(err))) {
+		fprintf(stderr, "vmaild: %s\n", err);
+		return 1;
+	}
+	int status = 0;
+	if (!resolve_identity(&cfg, &id, err, sizeof(err))) {
+		fprintf(stderr, "vmaild: %s: %s\n", path, err);
+		status = 1;
+	} else {
+		size_t n;
+		const struct config_param *p = config_params(&n);
+		for (size_t i = 0; i < n; i++) {
+			char value[1024];
+			config_format_value(&cfg, &p[i], value, sizeof(value));
+			/* The connection string may hold a password. */
+			if (strcmp(p[i].name, "database") == 0 && strstr(value, "password"))
+				snprintf(value, sizeof(value), "(set; contains a password)");
+			printf("%s = %s\n", p[i].name, value);
+		}
+		fprintf(stderr, "vmaild: %s: configuration is valid\n", path);
+	}
+	config_free(&cfg);
+	return status;
+}
