@@ -5,6 +5,7 @@
  * the database pool and the signal handlers.  Reload and stop are loop
  * events; systemd hears READY/RELOADING/STOPPING through NOTIFY_SOCKET.
  */
+#define _GNU_SOURCE /* setresuid, setresgid */
 #include "vmail/daemon.h"
 
 #include <errno.h>
