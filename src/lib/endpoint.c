@@ -60,7 +60,7 @@ static bool parse_one(const char *s, size_t len, struct endpoint *ep, char *err,
 		ep->kind = ENDPOINT_UNIX;
 		memcpy(ep->path, p, plen);
 		ep->path[plen] = '\0';
-		snprintf(ep->text, sizeof(ep->text), "unix:%s", ep->path);
+		snprintf(ep->text, sizeof(ep->text), "unix:%.*s", (int)plen, p);
 		return true;
 	}
 	if (len > 5 && memcmp(s, "inet:", 5) == 0) {
@@ -107,10 +107,11 @@ static bool parse_one(const char *s, size_t len, struct endpoint *ep, char *err,
 		ep->kind = ENDPOINT_INET;
 		memcpy(ep->host, host, hlen);
 		ep->host[hlen] = '\0';
-		if (memchr(ep->host, ':', hlen))
-			snprintf(ep->text, sizeof(ep->text), "inet:[%s]:%u", ep->host, ep->port);
+		if (memchr(host, ':', hlen))
+			snprintf(ep->text, sizeof(ep->text), "inet:[%.*s]:%u", (int)hlen, host,
+				 ep->port);
 		else
-			snprintf(ep->text, sizeof(ep->text), "inet:%s:%u", ep->host, ep->port);
+			snprintf(ep->text, sizeof(ep->text), "inet:%.*s:%u", (int)hlen, host, ep->port);
 		return true;
 	}
 	return ep_fail(err, errlen, s, len, "expected unix:PATH or inet:HOST:PORT");

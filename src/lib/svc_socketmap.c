@@ -43,6 +43,7 @@ static void sm_reply(struct conn_req *r, enum socketmap_reply_kind kind, const c
 		n = socketmap_format_reply(sm_out, sizeof(sm_out), SOCKETMAP_REPLY_PERM, why,
 					   strlen(why));
 	}
+	conn_log(conn_req_conn(r), LOG_LEVEL_DEBUG, "reply %.*s", (int)(n > 120 ? 120 : n), sm_out);
 	conn_req_reply(r, sm_out, n, flags);
 }
 

@@ -1,0 +1,201 @@
+/* test_endpoint: listener address lists (table-driven) and opening unix sockets safely. */
+#include "vmail/endpoint.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* in -> the canonical texts (joined with '|'), or NULL and a piece of the error. */
+struct list_row {
+	const char *in;
+	const char *texts;
+	const char *err;
+};
+
+static const struct list_row list_rows[] = {
+	{ "", "", NULL },
+	{ "   ", "", NULL },
+	{ "unix:/run/vmaild/socketmap", "unix:/run/vmaild/socketmap", NULL },
+	{ "inet:127.0.0.1:7000", "inet:127.0.0.1:7000", NULL },
+	{ "inet:localhost:7000", "inet:localhost:7000", NULL },
+	{ "inet:[::1]:7000", "inet:[::1]:7000", NULL },
+	{ "inet:*:25", "inet:*:25", NULL },
+	{ "inet:[fe80::1%lo]:1", "inet:[fe80::1%lo]:1", NULL },
+	{ "unix:/a, inet:127.0.0.1:1 ,inet:[::1]:65535",
+	  "unix:/a|inet:127.0.0.1:1|inet:[::1]:65535", NULL },
+	{ "unix:relative", NULL, "must be absolute" },
+	{ "unix:", NULL, "expected unix:PATH or inet:HOST:PORT" },
+	{ "unix:/01234567890123456789012345678901234567890123456789"
+	  "012345678901234567890123456789012345678901234567890123456789",
+	  NULL, "path too long" },
+	{ "unix:/with space", NULL, "comma or space" },
+	{ "tcp:127.0.0.1:1", NULL, "expected unix:PATH or inet:HOST:PORT" },
+	{ "UNIX:/a", NULL, "expected unix:PATH" },
+	{ "inet:127.0.0.1", NULL, "expected inet:HOST:PORT" },
+	{ "inet:127.0.0.1:", NULL, "port must be 1..65535" },
+	{ "inet:127.0.0.1:0", NULL, "port must be 1..65535" },
+	{ "inet:127.0.0.1:65536", NULL, "port must be 1..65535" },
+	{ "inet:127.0.0.1:+80", NULL, "port must be 1..65535" },
+	{ "inet:127.0.0.1:123456", NULL, "port must be 1..65535" },
+	{ "inet::25", NULL, "empty host" },
+	{ "inet:::1:25", NULL, "brackets" },
+	{ "inet:[::1:25", NULL, "missing ']'" },
+	{ "inet:[::1]25", NULL, "expected ':PORT'" },
+	{ "inet:[]:25", NULL, "empty host" },
+	{ "inet:bad/host:25", NULL, "bad character" },
+	{ "unix:/a,", NULL, "empty item" },
+	{ ",unix:/a", NULL, "empty item" },
+	{ "unix:/a,,unix:/b", NULL, "empty item" },
+	{ "unix:/a, unix:/a", NULL, "unix:/a listed twice" },
+	{ "inet:a:1,inet:a:2,inet:a:3,inet:a:4,inet:a:5,inet:a:6,inet:a:7,inet:a:8,inet:a:9,"
+	  "inet:a:10,inet:a:11,inet:a:12,inet:a:13,inet:a:14,inet:a:15,inet:a:16,inet:a:17",
+	  NULL, "more than 16 endpoints" },
+};
+
+START_TEST(test_parse_list)
+{
+	const struct list_row *row = &list_rows[_i];
+	struct endpoint_list l;
+	char err[256] = "";
+	bool ok = endpoint_parse_list(row->in, &l, err, sizeof(err));
+	if (!row->texts) {
+		ck_assert_msg(!ok, "accepted \"%s\"", row->in);
+		ck_assert_msg(strstr(err, row->err), "\"%s\": got \"%s\", want \"%s\"", row->in, err,
+			      row->err);
+		return;
+	}
+	ck_assert_msg(ok, "\"%s\": %s", row->in, err);
+	char joined[1024] = "";
+	for (size_t i = 0; i < l.count; i++) {
+		if (i)
+			strcat(joined, "|");
+		strcat(joined, l.items[i].text);
+	}
+	ck_assert_str_eq(joined, row->texts);
+}
+END_TEST
+
+START_TEST(test_parsed_fields)
+{
+	struct endpoint_list l;
+	char err[256];
+	ck_assert(endpoint_parse_list("inet:[::1]:7000,unix:/x/y", &l, err, sizeof(err)));
+	ck_assert_uint_eq(l.count, 2);
+	ck_assert_int_eq(l.items[0].kind, ENDPOINT_INET);
+	ck_assert_str_eq(l.items[0].host, "::1");
+	ck_assert_uint_eq(l.items[0].port, 7000);
+	ck_assert_int_eq(l.items[1].kind, ENDPOINT_UNIX);
+	ck_assert_str_eq(l.items[1].path, "/x/y");
+}
+END_TEST
+
+static char tmpdir[64];
+
+static void make_tmpdir(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_endpoint_XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void unix_endpoint(struct endpoint *ep, const char *name)
+{
+	struct endpoint_list l;
+	char spec[200], err[256];
+	snprintf(spec, sizeof(spec), "unix:%s/%s", tmpdir, name);
+	ck_assert_msg(endpoint_parse_list(spec, &l, err, sizeof(err)), "%s", err);
+	*ep = l.items[0];
+}
+
+START_TEST(test_unix_listen_mode_and_stale)
+{
+	make_tmpdir();
+	struct endpoint ep;
+	unix_endpoint(&ep, "sock");
+	struct endpoint_perms perms = { (uid_t)-1, (gid_t)-1, 0640 };
+	char err[256] = "";
+	int fd = endpoint_listen(&ep, &perms, 16, err, sizeof(err));
+	ck_assert_msg(fd >= 0, "%s", err);
+	struct stat st;
+	ck_assert_int_eq(stat(ep.path, &st), 0);
+	ck_assert(S_ISSOCK(st.st_mode));
+	ck_assert_uint_eq(st.st_mode & 07777, 0640);
+	ck_assert(fcntl(fd, F_GETFL) & O_NONBLOCK);
+	ck_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+
+	/* A live listener is never replaced. */
+	ck_assert_int_lt(endpoint_listen(&ep, &perms, 16, err, sizeof(err)), 0);
+	ck_assert_msg(strstr(err, "another process is listening"), "%s", err);
+
+	/* A dead one's socket file is removed and the name reused. */
+	close(fd);
+	fd = endpoint_listen(&ep, &perms, 16, err, sizeof(err));
+	ck_assert_msg(fd >= 0, "%s", err);
+	close(fd);
+	unlink(ep.path);
+	rmdir(tmpdir);
+}
+END_TEST
+
+START_TEST(test_unix_listen_refuses_regular_file)
+{
+	make_tmpdir();
+	struct endpoint ep;
+	unix_endpoint(&ep, "file");
+	int f = open(ep.path, O_CREAT | O_WRONLY, 0600);
+	ck_assert_int_ge(f, 0);
+	close(f);
+	struct endpoint_perms perms = { (uid_t)-1, (gid_t)-1, 0660 };
+	char err[256] = "";
+	ck_assert_int_lt(endpoint_listen(&ep, &perms, 16, err, sizeof(err)), 0);
+	ck_assert_msg(strstr(err, "is not a socket"), "%s", err);
+	struct stat st;
+	ck_assert_int_eq(stat(ep.path, &st), 0); /* still there */
+	unlink(ep.path);
+	rmdir(tmpdir);
+}
+END_TEST
+
+START_TEST(test_inet_listen)
+{
+	struct endpoint_list l;
+	char err[256] = "";
+	/* Port 1..1023 need root; pick a high one and tolerate it being taken. */
+	ck_assert(endpoint_parse_list("inet:127.0.0.1:39127", &l, err, sizeof(err)));
+	int fd = endpoint_listen(&l.items[0], NULL, 16, err, sizeof(err));
+	if (fd < 0) {
+		ck_assert_msg(strstr(err, "in use"), "%s", err);
+		return;
+	}
+	int one = 0;
+	socklen_t len = sizeof(one);
+	ck_assert_int_eq(getsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, &len), 0);
+	ck_assert_int_ne(one, 0);
+	ck_assert(fcntl(fd, F_GETFL) & O_NONBLOCK);
+	close(fd);
+	ck_assert(endpoint_parse_list("inet:no-such-host.invalid:1", &l, err, sizeof(err)));
+	ck_assert_int_lt(endpoint_listen(&l.items[0], NULL, 16, err, sizeof(err)), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("endpoint");
+	TCase *tc = tcase_create("endpoint");
+	tcase_add_loop_test(tc, test_parse_list, 0, (int)(sizeof(list_rows) / sizeof(list_rows[0])));
+	tcase_add_test(tc, test_parsed_fields);
+	tcase_add_test(tc, test_unix_listen_mode_and_stale);
+	tcase_add_test(tc, test_unix_listen_refuses_regular_file);
+	tcase_add_test(tc, test_inet_listen);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
