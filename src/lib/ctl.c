@@ -103,7 +103,8 @@ static void verb_line(FILE *f, const struct ctl_verb *v)
 
 static void help_noun(FILE *f, const struct ctl_noun *n)
 {
-	fprintf(f, "usage: vmailctl %s VERB [ARGS] [OPTIONS]\n\n%s.\n\nVerbs:\n", n->name, n->help);
+	fprintf(f, "usage: vmailctl %s VERB [ARGS] [OPTIONS]\n\n%c%s.\n\nVerbs:\n", n->name,
+		n->help[0] >= 'a' && n->help[0] <= 'z' ? n->help[0] - 'a' + 'A' : n->help[0], n->help + 1);
 	for (const struct ctl_verb *v = n->verbs; v->name; v++)
 		verb_line(f, v);
 	if (n->default_verb)
@@ -113,9 +114,9 @@ static void help_noun(FILE *f, const struct ctl_noun *n)
 
 static void help_verb(FILE *f, const struct ctl_noun *n, const struct ctl_verb *v)
 {
-	fprintf(f, "usage: vmailctl %s%s %s %s%s[OPTIONS]\n\n%s.\n", (v->modes & CTL_ADMIN) ? "" : "--as LOGIN ",
+	fprintf(f, "usage: vmailctl %s%s %s %s%s[OPTIONS]\n\n%c%s.\n", (v->modes & CTL_ADMIN) ? "" : "--as LOGIN ",
 		n->name, v->name, v->synopsis ? v->synopsis : "", v->synopsis && *v->synopsis ? " " : "",
-		v->help);
+		v->help[0] >= 'a' && v->help[0] <= 'z' ? v->help[0] - 'a' + 'A' : v->help[0], v->help + 1);
 	if (v->more)
 		fprintf(f, "\n%s\n", v->more);
 	fprintf(f, "\nModes: %s%s%s\n", (v->modes & CTL_ADMIN) ? "administrator" : "",
@@ -223,7 +224,8 @@ static int parse_verb(struct ctl *ctx, struct ctl_args *a, int argc, char **argv
 			only_pos = true;
 			continue;
 		}
-		if (!only_pos && w[0] == '-' && w[1]) {
+		/* "-1" is a (bad) value for the size parser to name, not an option */
+		if (!only_pos && w[0] == '-' && w[1] && !(w[1] >= '0' && w[1] <= '9')) {
 			const char *inl;
 			size_t idx;
 			const struct ctl_opt *o = match_opt(a->verb->opts, w, &inl, &idx);
@@ -738,8 +740,14 @@ bool ctl_self_login(struct ctl *ctx)
 	snprintf(prompt, sizeof(prompt), "Password for %s: ", ctx->as_login);
 	if (!ctl_read_password(ctx, prompt, false, pw, sizeof(pw)))
 		return false;
-	/* Same message for "no password set" and "wrong": either way the login fails. */
-	if (!have || pwhash_verify(stored, pw) != PWHASH_MATCH) {
+	/* self_auth does not say why it has no hash; neither do we, like the panel. */
+	if (!have) {
+		pwhash_wipe(pw, sizeof(pw));
+		ctl_fail("login failed: shell account %s is unknown, suspended (R9) or has no password",
+			 ctx->as_login);
+		return false;
+	}
+	if (pwhash_verify(stored, pw) != PWHASH_MATCH) {
 		pwhash_wipe(pw, sizeof(pw));
 		ctl_fail("login failed: wrong password for shell account %s", ctx->as_login);
 		return false;
@@ -747,8 +755,10 @@ bool ctl_self_login(struct ctl *ctx)
 	if (pwhash_needs_rehash(stored)) {
 		char fresh[PWHASH_MAX], err[256];
 		if (pwhash_hash(pw, fresh, sizeof(fresh), err, sizeof(err))) {
-			const char *q[] = { ctx->as_login, fresh };
-			if (ctl_begin(ctx) && (r = ctl_exec(ctx, "SELECT vmail.self_passwd($1, $2)", 2, q))) {
+			/* self_rehash changes nothing if the hash changed meanwhile: that change wins */
+			const char *q[] = { ctx->as_login, stored, fresh };
+			if (ctl_begin(ctx) &&
+			    (r = ctl_exec(ctx, "SELECT vmail.self_rehash($1, $2, $3)", 3, q))) {
 				PQclear(r);
 				ctl_commit(ctx);
 			}
