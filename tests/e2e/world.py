@@ -1,0 +1,418 @@
+"""world: private PostgreSQL, vmaild and Postfix instances for end-to-end tests.
+
+Everything lives in one temporary directory under /tmp (mode 0755, so that the
+postgres and postfix users can reach it) and is torn down by World.close(),
+also when a test fails half-way.  Python 3 standard library only.
+
+    with World() as w:
+        pg = w.postgres()                 # started, schema applied
+        pg.psql("SELECT vmail.customer_add('acme')")
+        vd = w.vmaild(socketmap_listen="unix:" + path)   # waits for READY=1
+        pf = w.postfix(main_cf=text)      # smtpd on 127.0.0.1:pf.port
+        with pf.smtp() as s: ...
+
+Each class also works alone: construct, start(), stop(); they are context
+managers.  Needs root (Postfix and the privilege drop of vmaild).
+
+Environment: VMAIL_BUILD_DIR (default <repo>/build) holds vmaild and vmailctl;
+VMAIL_KEEP_WORLD=1 keeps the directory for post-mortems.
+"""
+
+import contextlib
+import os
+import pwd
+import re
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("VMAIL_BUILD_DIR", os.path.join(REPO, "build"))
+PG_SH = os.path.join(REPO, "tests", "world", "pg.sh")
+POSTFIX_MAIN_CF = "/etc/postfix/main.cf"
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what, predicate, timeout=10.0, interval=0.05):
+    """Poll predicate() until it returns something true; its value, or raise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError("timed out waiting for " + what)
+        time.sleep(interval)
+
+
+def missing_prerequisites():
+    """Why the world cannot be built here, or None."""
+    if os.geteuid() != 0:
+        return "needs root (Postfix instance, privilege drop)"
+    for tool in ("postfix", "postmap", "postconf", "psql"):
+        if not shutil.which(tool):
+            return tool + " is not installed"
+    if not os.path.exists(os.path.join(BUILD, "vmaild")):
+        return "no vmaild in " + BUILD + " (build first or set VMAIL_BUILD_DIR)"
+    return None
+
+
+class Postgres:
+    """A private PostgreSQL 15 on a unix socket in dir, via tests/world/pg.sh."""
+
+    def __init__(self, dir):
+        self.dir = dir
+        self.dsn = None
+
+    def start(self):
+        out = subprocess.run([PG_SH, "start", self.dir], check=True, capture_output=True,
+                             text=True).stdout
+        self.dsn = out.strip().splitlines()[-1]
+        return self
+
+    def stop(self):
+        """Fast shutdown (clients are disconnected)."""
+        subprocess.run([PG_SH, "stop", self.dir], check=True, capture_output=True)
+
+    def kill(self):
+        """Immediate shutdown: what a crash looks like to clients."""
+        subprocess.run([PG_SH, "kill", self.dir], check=True, capture_output=True)
+
+    def psql(self, sql):
+        """Run SQL (stops at the first error); returns unaligned output."""
+        return subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", self.dsn],
+                              input=sql, check=True, capture_output=True, text=True).stdout
+
+    def apply_schema(self, config_path=None):
+        """vmailctl db migrate when vmailctl exists, else schema/*.sql in order."""
+        vmailctl = os.path.join(BUILD, "vmailctl")
+        if config_path and os.path.exists(vmailctl):
+            subprocess.run([vmailctl, "-c", config_path, "db", "migrate", "--schema-dir",
+                            os.path.join(REPO, "schema")], check=True, capture_output=True)
+            return
+        for name in sorted(os.listdir(os.path.join(REPO, "schema"))):
+            if name.endswith(".sql"):
+                subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f",
+                                os.path.join(REPO, "schema", name), self.dsn],
+                               check=True, capture_output=True)
+
+    def close(self):
+        if self.dsn:
+            subprocess.run([PG_SH, "stop", self.dir], capture_output=True)
+            self.dsn = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Vmaild:
+    """build/vmaild with a generated configuration, started as root dropping to user.
+
+    Startup is confirmed through NOTIFY_SOCKET (READY=1), the way systemd sees it;
+    every state string vmaild sends is kept in self.notifications.
+    """
+
+    def __init__(self, dir, database, socketmap_listen, user="nobody", group="nogroup",
+                 **settings):
+        self.dir = dir
+        os.makedirs(dir, exist_ok=True)
+        self.config_path = os.path.join(dir, "vmaild.conf")
+        self.log_path = os.path.join(dir, "vmaild.log")
+        self.settings = {"database": database, "socketmap_listen": socketmap_listen,
+                         "user": user, "group": group, "log_level": "debug"}
+        self.settings.update({k: str(v) for k, v in settings.items()})
+        self.proc = None
+        self.notifications = []
+        self._notify = None
+
+    def write_config(self, extra_text=""):
+        with open(self.config_path, "w") as f:
+            f.write("# written by tests/e2e/world.py\n")
+            for k, v in self.settings.items():
+                f.write("%s = %s\n" % (k, v))
+            f.write(extra_text)
+
+    def start(self, timeout=10.0):
+        self.write_config()
+        notify_path = os.path.join(self.dir, "notify.sock")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(notify_path)
+        self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._notify.bind(notify_path)
+        os.chmod(notify_path, 0o777)  # vmaild has dropped privileges when it says STOPPING
+        env = dict(os.environ, NOTIFY_SOCKET=notify_path)
+        env.pop("VMAILD_TEST_ALLOW_ROOT", None)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([os.path.join(BUILD, "vmaild"), "-c", self.config_path],
+                                     stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        self.wait_notification("READY=1", timeout)
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def wait_notification(self, prefix, timeout=10.0):
+        """Block until vmaild sends a state string starting with prefix."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, n in enumerate(self.notifications):
+                if n.startswith(prefix):
+                    del self.notifications[: i + 1]
+                    return n
+            left = deadline - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None:
+                raise RuntimeError("vmaild did not send %s (exit %s); log:\n%s"
+                                   % (prefix, self.proc.poll(), self.log()))
+            self._notify.settimeout(min(left, 0.2))
+            with contextlib.suppress(socket.timeout):
+                self.notifications.append(self._notify.recv(4096).decode())
+
+    def reload(self, timeout=10.0):
+        """SIGHUP; returns once vmaild says READY=1 again."""
+        self.proc.send_signal(signal.SIGHUP)
+        self.wait_notification("RELOADING=1", timeout)
+        self.wait_notification("READY=1", timeout)
+
+    def stop(self, timeout=15.0):
+        """SIGTERM; returns the exit status."""
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def close(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self._notify:
+            self._notify.close()
+            self._notify = None
+        if self.proc:
+            self._log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Postfix:
+    """A private Postfix 3.7 instance: own config, queue and data directories.
+
+    smtpd listens on 127.0.0.1:self.port.  main_cf is appended to a minimal
+    base configuration (later lines win).  The queue directory's private/ is
+    where Postfix's chrooted daemons expect sockets such as private/vmaild.
+    """
+
+    BASE_MAIN_CF = """\
+compatibility_level = 3.6
+queue_directory = {spool}
+data_directory = {data}
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.test.invalid
+mydomain = test.invalid
+myorigin = $myhostname
+mydestination =
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = reject_unauth_destination
+smtpd_recipient_restrictions =
+maillog_file = {log}
+maillog_file_prefixes = {dir}
+biff = no
+smtputf8_enable = no
+"""
+
+    def __init__(self, dir, main_cf="", chroot=True):
+        self.dir = dir
+        self.conf = os.path.join(dir, "etc")
+        self.spool = os.path.join(dir, "spool")
+        self.data = os.path.join(dir, "data")
+        self.log_path = os.path.join(dir, "postfix.log")
+        self.private = os.path.join(self.spool, "private")
+        self.port = free_port()
+        self.main_cf = main_cf
+        self.chroot = chroot
+        self.started = False
+
+    def prepare(self):
+        """Write the configuration and create the directories; no processes yet."""
+        pf = pwd.getpwnam("postfix")
+        for d in (self.conf, self.spool, self.data):
+            os.makedirs(d, exist_ok=True)
+        os.chown(self.data, pf.pw_uid, pf.pw_gid)
+        os.makedirs(self.private, exist_ok=True)
+        os.chown(self.private, pf.pw_uid, 0)
+        os.chmod(self.private, 0o700)
+        with open(os.path.join(self.conf, "main.cf"), "w") as f:
+            f.write(self.BASE_MAIN_CF.format(spool=self.spool, data=self.data,
+                                             log=self.log_path, dir=self.dir))
+            f.write(self.main_cf)
+        with open("/etc/postfix/master.cf") as f:
+            master = f.read()
+        smtpd = "127.0.0.1:%d inet n - %s - - smtpd" % (self.port, "y" if self.chroot else "n")
+        master, n = re.subn(r"(?m)^smtp\s+inet\s.*$", smtpd, master)
+        if n != 1:
+            raise RuntimeError("no smtp inet line in /etc/postfix/master.cf")
+        if not self.chroot:
+            master = re.sub(r"(?m)^(\S+\s+(?:unix|inet|fifo|pass|unix-dgram)\s+\S+\s+\S+\s+)y(\s)",
+                            r"\1n\2", master)
+        with open(os.path.join(self.conf, "master.cf"), "w") as f:
+            f.write(master)
+        self._register()
+        return self
+
+    @staticmethod
+    def _ensure_default_main_cf():
+        """Debian leaves /etc/postfix/main.cf absent with 'No configuration'."""
+        if os.path.exists(POSTFIX_MAIN_CF):
+            return
+        with open("/usr/share/postfix/main.cf.dist") as f:
+            text = f.read()
+        # The template's empty "name =" lines are placeholders Postfix refuses.
+        text = re.sub(r"(?m)^([a-z_]+) =\s*$", r"#\1 =", text)
+        tmp = POSTFIX_MAIN_CF + ".tmp%d" % os.getpid()
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, POSTFIX_MAIN_CF)
+
+    def _alternates(self):
+        out = subprocess.run(["postconf", "-h", "alternate_config_directories"],
+                             capture_output=True, text=True, check=True).stdout
+        return [d for d in re.split(r"[\s,]+", out.strip()) if d]
+
+    def _register(self):
+        """List our config dir in the default instance's alternate_config_directories."""
+        self._ensure_default_main_cf()
+        dirs = self._alternates()
+        if self.conf not in dirs:
+            subprocess.run(["postconf", "-e", "alternate_config_directories = "
+                            + " ".join(dirs + [self.conf])], check=True)
+
+    def _unregister(self):
+        dirs = self._alternates()
+        if self.conf in dirs:
+            dirs.remove(self.conf)
+            subprocess.run(["postconf", "-e", "alternate_config_directories = "
+                            + " ".join(dirs)], check=True)
+
+    def start(self):
+        if not os.path.exists(os.path.join(self.conf, "main.cf")):
+            self.prepare()
+        r = subprocess.run(["postfix", "-c", self.conf, "start"], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("postfix start failed: %s%s\n%s" % (r.stdout, r.stderr,
+                                                                   self.log()))
+        self.started = True
+
+        def listening():
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+        wait_for("Postfix smtpd on port %d" % self.port, listening)
+        return self
+
+    def smtp(self):
+        """An SMTP client connected to this instance's smtpd (greeting read)."""
+        return smtplib.SMTP("127.0.0.1", self.port, local_hostname="client.test.invalid",
+                            timeout=60)
+
+    def postmap_q(self, key, table):
+        """postmap -q KEY TABLE run from the queue directory, as Postfix daemons resolve
+        relative socket paths.  Returns (exit status, stdout, stderr)."""
+        r = subprocess.run(["postmap", "-c", self.conf, "-q", key, table], cwd=self.spool,
+                           capture_output=True, text=True)
+        return r.returncode, r.stdout.strip(), r.stderr.strip()
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def stop(self):
+        if self.started:
+            subprocess.run(["postfix", "-c", self.conf, "stop"], capture_output=True)
+            self.started = False
+
+    def close(self):
+        self.stop()
+        with contextlib.suppress(Exception):
+            self._unregister()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class World:
+    """The temporary directory plus everything started in it, closed in reverse order."""
+
+    def __init__(self, name="vmail-e2e"):
+        self.dir = tempfile.mkdtemp(prefix=name + "-", dir="/tmp")
+        os.chmod(self.dir, 0o755)
+        self._stack = contextlib.ExitStack()
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def postgres(self, schema=True):
+        pg = self._stack.enter_context(Postgres(self.path("pg")))
+        pg.start()
+        if schema:
+            conf = self.path("vmailctl.conf")
+            with open(conf, "w") as f:
+                f.write("database = %s\n" % pg.dsn)
+            pg.apply_schema(conf)
+        return pg
+
+    def vmaild(self, database, socketmap_listen, **settings):
+        vd = self._stack.enter_context(Vmaild(self.path("vmaild"), database, socketmap_listen,
+                                              **settings))
+        return vd.start()
+
+    def postfix(self, main_cf="", chroot=True, start=True):
+        pf = self._stack.enter_context(Postfix(self.path("postfix"), main_cf, chroot))
+        pf.prepare()
+        return pf.start() if start else pf
+
+    def close(self):
+        try:
+            self._stack.close()
+        finally:
+            if os.environ.get("VMAIL_KEEP_WORLD") != "1":
+                shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
