@@ -16,7 +16,8 @@ struct pg_req;
  * always PG_TEMPFAIL, never PG_NOTFOUND: only a query that completed and
  * returned no row (or SQL NULL) is PG_NOTFOUND.  PG_PERMFAIL is kept for what
  * an operator has to fix: SQLSTATE class 42 (missing function, syntax,
- * permission) and 22 (data exception), or a result of the wrong shape.
+ * permission), 3F (missing schema) and 22 (data exception), or a result of
+ * the wrong shape.
  */
 enum pg_status {
 	PG_FOUND = 0,

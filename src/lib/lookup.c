@@ -1,0 +1,257 @@
+/*
+ * lookup: the registry of lookup kinds (name, SQL, parameters, result shape)
+ * and the submit API the protocol servers call.  It validates keys, turns pg
+ * answers into lookup answers and nothing more, so an answer cache can sit
+ * in front of lookup_submit without touching pg.
+ */
+#include "vmail/lookup.h"
+
+#include "vmail/log.h"
+#include "vmail/pg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct lookup_req {
+	struct pg_req *pg;
+	lookup_cb *cb;         /* single-value kinds */
+	lookup_rows_cb *rows_cb; /* row kinds */
+	void *arg;
+};
+
+/* A row set is a PGresult seen through accessors, so callers need no libpq. */
+struct lookup_rows {
+	const PGresult *res;
+};
+
+static const char *const kind_names[LOOKUP__COUNT] = {
+	[LOOKUP_DOMAIN] = "domain",
+	[LOOKUP_ALIAS] = "alias",
+	[LOOKUP_MAILBOX] = "mailbox",
+	[LOOKUP_SENDER] = "sender",
+	[LOOKUP_PASSDB] = "passdb",
+	[LOOKUP_USERDB] = "userdb",
+	[LOOKUP_USERDB_LIST] = "userdb_list",
+	[LOOKUP_QUOTA_GET] = "quota_get",
+	[LOOKUP_QUOTA_APPLY] = "quota_apply",
+	[LOOKUP_QUOTA_SET] = "quota_set",
+	[LOOKUP_QUOTA_UNSET] = "quota_unset",
+	[LOOKUP_POLICY] = "policy",
+};
+
+static const char *const status_names[] = {
+	[LOOKUP_FOUND] = "found",
+	[LOOKUP_NOTFOUND] = "notfound",
+	[LOOKUP_TEMPFAIL] = "tempfail",
+	[LOOKUP_PERMFAIL] = "permfail",
+};
+
+/*
+ * Indexed by enum lookup_kind.  Keys always travel as parameters.  Reads may
+ * be resent after a lost connection (PG_STMT_RETRY); quota writes may not,
+ * since the lost one may have committed.
+ */
+static const struct pg_stmt statements[LOOKUP__COUNT] = {
+	[LOOKUP_DOMAIN] = { "vmail_domain", "SELECT vmail.lookup_domain($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
+	[LOOKUP_ALIAS] = { "vmail_alias", "SELECT vmail.lookup_alias($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
+	[LOOKUP_MAILBOX] = { "vmail_mailbox", "SELECT vmail.lookup_mailbox($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
+	[LOOKUP_SENDER] = { "vmail_sender", "SELECT vmail.lookup_sender($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
+	[LOOKUP_PASSDB] = { "vmail_passdb", "SELECT vmail.passdb_json($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
+	[LOOKUP_USERDB] = { "vmail_userdb", "SELECT vmail.userdb_json($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
+	[LOOKUP_USERDB_LIST] = { "vmail_userdb_list", "SELECT * FROM vmail.userdb_list()", 0, 1, PG_SHAPE_ROWS, PG_STMT_RETRY },
+	[LOOKUP_QUOTA_GET] = { "vmail_quota_get", "SELECT vmail.quota_get($1,$2,$3)", 3, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
+	[LOOKUP_QUOTA_APPLY] = { "vmail_quota_apply", "SELECT vmail.quota_apply($1,$2::bigint,$3::bigint)::text", 3, 1, PG_SHAPE_VALUE, 0 },
+	[LOOKUP_QUOTA_SET] = { "vmail_quota_set", "SELECT vmail.quota_set($1,$2::bigint,$3::bigint)::text", 3, 1, PG_SHAPE_VALUE, 0 },
+	[LOOKUP_QUOTA_UNSET] = { "vmail_quota_unset", "SELECT vmail.quota_unset($1)::text", 1, 1, PG_SHAPE_VALUE, 0 },
+	[LOOKUP_POLICY] = { "vmail_policy", "SELECT vmail.policy_check($1,$2::bigint)", 2, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
+};
+
+const char *lookup_kind_name(enum lookup_kind kind)
+{
+	return (unsigned)kind < LOOKUP__COUNT ? kind_names[kind] : "?";
+}
+
+const char *lookup_status_name(enum lookup_status st)
+{
+	return (unsigned)st <= LOOKUP_PERMFAIL ? status_names[st] : "?";
+}
+
+bool lookup_kind_from_socketmap_name(const char *name, size_t len, enum lookup_kind *out)
+{
+	static const enum lookup_kind socketmap_kinds[] = {
+		LOOKUP_DOMAIN, LOOKUP_ALIAS, LOOKUP_MAILBOX, LOOKUP_SENDER,
+	};
+	for (size_t i = 0; i < sizeof(socketmap_kinds) / sizeof(socketmap_kinds[0]); i++) {
+		const char *n = kind_names[socketmap_kinds[i]];
+		if (strlen(n) == len && memcmp(n, name, len) == 0) {
+			*out = socketmap_kinds[i];
+			return true;
+		}
+	}
+	return false;
+}
+
+unsigned lookup_kind_nparams(enum lookup_kind kind)
+{
+	return (unsigned)kind < LOOKUP__COUNT ? statements[kind].nparams : 0;
+}
+
+bool lookup_kind_is_rows(enum lookup_kind kind)
+{
+	return (unsigned)kind < LOOKUP__COUNT && statements[kind].shape == PG_SHAPE_ROWS;
+}
+
+const struct pg_stmt *lookup_statements(void)
+{
+	return statements;
+}
+
+/*
+ * lookup_key_valid - PostgreSQL rejects invalid UTF-8 with an error, which
+ * would be a failure instead of a clean "no such key"; control characters
+ * never occur in addresses or logins.  Overlong forms, surrogates and code
+ * points above U+10FFFF are invalid UTF-8; C0, DEL and C1 are controls.
+ */
+bool lookup_key_valid(const char *key, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)key;
+	if (len == 0 || len > LOOKUP_KEY_MAX)
+		return false;
+	for (size_t i = 0; i < len;) {
+		unsigned c = s[i];
+		if (c < 0x80) {
+			if (c < 0x20 || c == 0x7f)
+				return false;
+			i++;
+			continue;
+		}
+		unsigned need, cp, min;
+		if ((c & 0xe0) == 0xc0) {
+			need = 1, cp = c & 0x1f, min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			need = 2, cp = c & 0x0f, min = 0x800;
+		} else if ((c & 0xf8) == 0xf0) {
+			need = 3, cp = c & 0x07, min = 0x10000;
+		} else {
+			return false;
+		}
+		if (len - i <= need)
+			return false;
+		for (unsigned k = 1; k <= need; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
+		    (cp >= 0x80 && cp <= 0x9f))
+			return false;
+		i += need + 1;
+	}
+	return true;
+}
+
+size_t lookup_rows_count(const struct lookup_rows *rows)
+{
+	return rows ? (size_t)PQntuples(rows->res) : 0;
+}
+
+const char *lookup_rows_value(const struct lookup_rows *rows, size_t i, size_t *len)
+{
+	if (!rows || i >= (size_t)PQntuples(rows->res)) {
+		if (len)
+			*len = 0;
+		return NULL;
+	}
+	return pg_result_value(rows->res, (int)i, 0, len);
+}
+
+static enum lookup_status from_pg(enum pg_status st)
+{
+	switch (st) {
+	case PG_FOUND:
+		return LOOKUP_FOUND;
+	case PG_NOTFOUND:
+		return LOOKUP_NOTFOUND;
+	case PG_PERMFAIL:
+		return LOOKUP_PERMFAIL;
+	case PG_TEMPFAIL:
+	case PG_STATUS__COUNT:
+		break;
+	}
+	return LOOKUP_TEMPFAIL;
+}
+
+/* lookup_done - the request is freed before the caller's callback, which may submit again */
+static void lookup_done(void *arg, enum pg_status pst, const PGresult *res)
+{
+	struct lookup_req req = *(struct lookup_req *)arg;
+	free(arg);
+	enum lookup_status st = from_pg(pst);
+	if (req.rows_cb) {
+		struct lookup_rows rows = { res };
+		req.rows_cb(req.arg, st, st == LOOKUP_FOUND && res ? &rows : NULL);
+		return;
+	}
+	size_t len = 0;
+	const char *value = st == LOOKUP_FOUND ? pg_result_value(res, 0, 0, &len) : NULL;
+	if (st == LOOKUP_FOUND && !value)
+		st = LOOKUP_NOTFOUND; /* cannot happen: pg maps SQL NULL to not found */
+	req.cb(req.arg, st, value, len);
+}
+
+static struct lookup_req *submit(struct pg_pool *pool, enum lookup_kind kind, bool rows,
+				 const char *const *params, const size_t *lens, unsigned nparams,
+				 lookup_cb *cb, lookup_rows_cb *rows_cb, void *arg)
+{
+	if ((unsigned)kind >= LOOKUP__COUNT || lookup_kind_is_rows(kind) != rows ||
+	    nparams != statements[kind].nparams) {
+		log_error("lookup: bug: kind %d submitted with %u parameters%s", (int)kind, nparams,
+			  rows ? " for rows" : "");
+		return NULL;
+	}
+	struct lookup_req *req = calloc(1, sizeof(*req));
+	if (!req)
+		return NULL;
+	req->cb = cb;
+	req->rows_cb = rows_cb;
+	req->arg = arg;
+
+	enum pg_status refuse = PG_FOUND;
+	for (unsigned i = 0; i < nparams && refuse == PG_FOUND; i++) {
+		size_t len = lens ? lens[i] : strlen(params[i]);
+		if (!lookup_key_valid(params[i], len))
+			refuse = i == 0 ? PG_NOTFOUND : PG_PERMFAIL;
+	}
+	if (refuse != PG_FOUND) {
+		log_debug("lookup %s: invalid parameter, answering %s", kind_names[kind],
+			  pg_status_name(refuse));
+		req->pg = pg_answer_later(pool, refuse, lookup_done, req);
+	} else {
+		req->pg = pg_submit(pool, (unsigned)kind, params, lens, nparams, lookup_done, req);
+	}
+	if (!req->pg) {
+		free(req);
+		return NULL;
+	}
+	return req;
+}
+
+struct lookup_req *lookup_submit(struct pg_pool *pool, enum lookup_kind kind,
+				 const char *const *params, const size_t *lens, unsigned nparams,
+				 lookup_cb *cb, void *arg)
+{
+	return submit(pool, kind, false, params, lens, nparams, cb, NULL, arg);
+}
+
+struct lookup_req *lookup_submit_rows(struct pg_pool *pool, enum lookup_kind kind,
+				      const char *const *params, const size_t *lens, unsigned nparams,
+				      lookup_rows_cb *cb, void *arg)
+{
+	return submit(pool, kind, true, params, lens, nparams, NULL, cb, arg);
+}
+
+void lookup_cancel(struct lookup_req *req)
+{
+	pg_cancel(req->pg);
+	free(req);
+}

@@ -1,0 +1,1179 @@
+/*
+ * pg: the pool of asynchronous libpq connections.  It owns connecting (with
+ * deadline and backoff), preparing the statement table, pipelining requests,
+ * matching results to requests, request deadlines and cancellation.  It knows
+ * nothing about lookup kinds: callers hand it a statement table.
+ *
+ * Request life: pg_submit -> queue (FIFO, bounded) -> dispatched to the least
+ * loaded READY connection -> in that connection's in-flight FIFO until its
+ * result, NULL and PGRES_PIPELINE_SYNC have been read -> freed.  The caller's
+ * callback runs once, when the result arrives, the deadline passes or the
+ * connection fails, whichever is first; the object lives on until the server
+ * has answered, so the pipeline stays in step.
+ *
+ * Reentrancy: callbacks may submit and cancel.  Every other pool change
+ * (dispatching, recycling connections after reload, freeing retired ones,
+ * answers that carry no query) happens in one "kick" event, so nothing is
+ * freed or sent while a connection is reading its results.
+ */
+#include "vmail/pg.h"
+
+#include "vmail/log.h"
+
+#include <sys/queue.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+/* After a request's deadline, how long more its query may stay in the pipeline before the connection is recycled. */
+#define STALL_MIN_MS 5000
+/* A statement that failed to prepare answers its recorded error without a round trip for this long. */
+#define PREPARE_RETRY_MS 1000
+#define RATELIMIT_SEC 10
+#define POOL_SIZE_MAX 256
+
+enum op_kind { OP_QUERY, OP_PREPARE };
+enum req_where { REQ_NEW, REQ_QUEUED, REQ_DONE, REQ_INFLIGHT };
+enum conn_phase { PHASE_RESULT, PHASE_NULL, PHASE_SYNC };
+enum stmt_state { STMT_UNPREPARED, STMT_PREPARING, STMT_PREPARED, STMT_FAILED };
+
+TAILQ_HEAD(req_list, pg_req);
+
+struct pg_req {
+	struct pg_pool *pool;
+	TAILQ_ENTRY(pg_req) link; /* queue, done list or a connection's in-flight FIFO */
+	struct event timer;       /* deadline, then stall detection */
+	struct pg_conn *conn;     /* while in flight */
+	pg_cb *cb;                /* NULL once answered or cancelled */
+	void *arg;
+	enum op_kind op;
+	enum req_where where;
+	enum pg_status status;    /* the answer of a REQ_DONE request */
+	unsigned stmt;
+	bool retried;
+	bool timed_out;
+	unsigned nparams;
+	char *params[];           /* nparams pointers, then the copied strings */
+};
+
+struct stmt_slot {
+	enum stmt_state state;
+	enum pg_status fail_status;
+	struct timespec failed_at;
+};
+
+struct pg_conn {
+	struct pg_pool *pool;
+	unsigned id;
+	unsigned generation; /* pool settings this connection was made with */
+	enum pg_conn_state state;
+	PGconn *pq;
+	struct event io;     /* the one I/O event: connect polling, then reads and flushes */
+	bool io_armed;
+	int io_fd;
+	short io_what;
+	struct event timer;  /* connect deadline in CONNECTING/PREPARING, reconnect in BACKOFF */
+	unsigned backoff_ms;
+	struct req_list inflight;
+	unsigned ninflight;  /* ops in the pipeline (queries and prepares) */
+	unsigned nqueries;   /* of which queries */
+	unsigned prepares_pending;
+	enum conn_phase phase;
+	struct stmt_slot *stmts;
+};
+
+struct ratelimit {
+	char key[160];
+	time_t last;
+	unsigned suppressed;
+};
+
+struct pg_pool {
+	struct event_base *base;
+	const struct pg_stmt *stmts;
+	unsigned nstmts;
+	struct pg_config cfg;
+	char *conninfo;
+	unsigned generation;
+	const struct timeval *req_tv; /* libevent common timeout for request deadlines */
+	struct timeval req_tv_plain;
+	struct pg_conn **conns;
+	unsigned nconns;             /* >= cfg.pool_size while retired ones drain */
+	unsigned next_id;
+	struct req_list queue;
+	size_t nqueued;
+	struct req_list done;
+	struct event *kick;
+	bool kicked;
+	bool closing;
+	uint64_t rng;
+	struct pg_stats stats;
+	struct ratelimit *rl_stmt; /* one per statement: a missing schema fails them all at once */
+	struct ratelimit rl_conn;
+};
+
+/* declare static stuff */
+static void conn_set_state(struct pg_conn *conn, enum pg_conn_state st);
+static void conn_start(struct pg_conn *conn);
+static void conn_close(struct pg_conn *conn);
+static void conn_fail(struct pg_conn *conn, const char *what, const char *detail);
+static void conn_io_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_read(struct pg_conn *conn);
+static bool conn_flush(struct pg_conn *conn);
+static void req_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void pool_kick(struct pg_pool *pool);
+static void pool_kick_cb(evutil_socket_t fd, short what, void *arg);
+
+static const char *const status_names[PG_STATUS__COUNT] = {
+	[PG_FOUND] = "found",
+	[PG_NOTFOUND] = "notfound",
+	[PG_TEMPFAIL] = "tempfail",
+	[PG_PERMFAIL] = "permfail",
+};
+
+static const char *const conn_state_names[PG_CONN_STATE__COUNT] = {
+	[PG_CONN_BACKOFF] = "backoff",
+	[PG_CONN_CONNECTING] = "connecting",
+	[PG_CONN_PREPARING] = "preparing",
+	[PG_CONN_READY] = "ready",
+	[PG_CONN_DRAINING] = "draining",
+};
+
+const char *pg_status_name(enum pg_status st)
+{
+	return (unsigned)st < PG_STATUS__COUNT ? status_names[st] : "?";
+}
+
+const char *pg_conn_state_name(enum pg_conn_state st)
+{
+	return (unsigned)st < PG_CONN_STATE__COUNT ? conn_state_names[st] : "?";
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static struct timeval ms_tv(unsigned ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+	return tv;
+}
+
+static struct timespec now_mono(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts;
+}
+
+static long ms_since(struct timespec then)
+{
+	struct timespec now = now_mono();
+	return (long)(now.tv_sec - then.tv_sec) * 1000 + (now.tv_nsec - then.tv_nsec) / 1000000;
+}
+
+/* xorshift64*: jitter only needs to decorrelate reconnects, not to be secret. */
+static unsigned pool_random(struct pg_pool *pool, unsigned bound)
+{
+	uint64_t x = pool->rng;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	pool->rng = x;
+	return bound ? (unsigned)((x * 0x2545F4914F6CDD1DULL) >> 33) % bound : 0;
+}
+
+/* one_line - copy a libpq message (trailing newline, tabs, multi-host lines) into one log line */
+static void one_line(char *dst, size_t dstlen, const char *src)
+{
+	size_t n = 0;
+	bool space = false;
+	for (; src && *src && n + 1 < dstlen; src++) {
+		unsigned char c = (unsigned char)*src;
+		if (c < 0x20) {
+			space = n > 0;
+			continue;
+		}
+		if (space && n + 2 < dstlen)
+			dst[n++] = ' ';
+		space = false;
+		dst[n++] = (char)c;
+	}
+	dst[n] = '\0';
+}
+
+/*
+ * ratelimit_pass - false if the same message was logged less than
+ * RATELIMIT_SEC ago; a database that is down would otherwise log one line
+ * per request.  *suppressed gets how many were dropped before this one.
+ */
+static bool ratelimit_pass(struct ratelimit *rl, const char *key, unsigned *suppressed)
+{
+	struct timespec now = now_mono();
+	if (strncmp(rl->key, key, sizeof(rl->key) - 1) == 0 && now.tv_sec - rl->last < RATELIMIT_SEC) {
+		rl->suppressed++;
+		return false;
+	}
+	*suppressed = rl->suppressed;
+	rl->suppressed = 0;
+	rl->last = now.tv_sec;
+	snprintf(rl->key, sizeof(rl->key), "%s", key);
+	return true;
+}
+
+/* ---------------------------------------------------------------- requests */
+
+static struct pg_req *req_alloc(struct pg_pool *pool, enum op_kind op, unsigned stmt,
+				const char *const *params, const size_t *lens, unsigned nparams)
+{
+	size_t bytes = sizeof(struct pg_req) + nparams * sizeof(char *);
+	for (unsigned i = 0; i < nparams; i++)
+		bytes += (lens ? lens[i] : strlen(params[i])) + 1;
+	struct pg_req *req = calloc(1, bytes);
+	if (!req)
+		return NULL;
+	req->pool = pool;
+	req->op = op;
+	req->stmt = stmt;
+	req->where = REQ_NEW;
+	req->nparams = nparams;
+	char *p = (char *)&req->params[nparams];
+	for (unsigned i = 0; i < nparams; i++) {
+		size_t len = lens ? lens[i] : strlen(params[i]);
+		memcpy(p, params[i], len);
+		p[len] = '\0';
+		req->params[i] = p;
+		p += len + 1;
+	}
+	evtimer_assign(&req->timer, pool->base, req_timer_cb, req);
+	return req;
+}
+
+static void req_free(struct pg_req *req)
+{
+	event_del(&req->timer);
+	free(req);
+}
+
+/* req_answer - run the callback at most once; the object itself stays where it is */
+static void req_answer(struct pg_req *req, enum pg_status st, const PGresult *res)
+{
+	pg_cb *cb = req->cb;
+	if (!cb)
+		return;
+	req->cb = NULL;
+	req->pool->stats.answers[st]++;
+	cb(req->arg, st, res);
+}
+
+/* req_defer - answer st from the kick event, so no callback runs inside pg_submit */
+static void req_defer(struct pg_req *req, enum pg_status st)
+{
+	struct pg_pool *pool = req->pool;
+	req->status = st;
+	req->where = REQ_DONE;
+	TAILQ_INSERT_TAIL(&pool->done, req, link);
+	pool_kick(pool);
+}
+
+static void queue_remove(struct pg_pool *pool, struct pg_req *req)
+{
+	TAILQ_REMOVE(&pool->queue, req, link);
+	pool->nqueued--;
+	req->where = REQ_NEW;
+}
+
+/*
+ * Deadlines are one timer per request rather than a periodic sweeper: the
+ * answer goes out at the deadline instead of up to a tick later, and since
+ * every request of a pool has the same timeout, libevent's common-timeout
+ * queue makes arming and disarming O(1) instead of a heap operation.  The same
+ * timer then watches for a query that never finishes (stall).
+ */
+static void req_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pg_req *req = arg;
+	struct pg_pool *pool = req->pool;
+	(void)fd;
+	(void)what;
+
+	switch (req->where) {
+	case REQ_QUEUED:
+		queue_remove(pool, req);
+		pool->stats.timeouts++;
+		req_answer(req, PG_TEMPFAIL, NULL);
+		req_free(req);
+		break;
+	case REQ_INFLIGHT:
+		if (!req->timed_out) {
+			req->timed_out = true;
+			if (req->cb)
+				pool->stats.timeouts++;
+			unsigned stall = pool->cfg.request_timeout_ms > STALL_MIN_MS ?
+				pool->cfg.request_timeout_ms : STALL_MIN_MS;
+			struct timeval tv = ms_tv(stall);
+			event_add(&req->timer, &tv);
+			/* late results are dropped: req_answer does nothing once cb is NULL */
+			req_answer(req, PG_TEMPFAIL, NULL);
+		} else {
+			conn_fail(req->conn, "query stalled", pool->stmts[req->stmt].name);
+		}
+		break;
+	case REQ_NEW:
+	case REQ_DONE:
+		break;
+	}
+}
+
+/* ---------------------------------------------------------------- connections */
+
+static void conn_set_state(struct pg_conn *conn, enum pg_conn_state st)
+{
+	if (conn->state == st)
+		return;
+	log_debug("pg[%u]: %s -> %s", conn->id, pg_conn_state_name(conn->state),
+		  pg_conn_state_name(st));
+	conn->state = st;
+}
+
+static void conn_notice(void *arg, const char *message)
+{
+	struct pg_conn *conn = arg;
+	char line[512];
+	one_line(line, sizeof(line), message);
+	log_notice("pg[%u]: server: %s", conn->id, line);
+}
+
+/* conn_watch - (re)arm the I/O event; libpq may change the socket between connect polls */
+static bool conn_watch(struct pg_conn *conn, short what)
+{
+	int fd = PQsocket(conn->pq);
+	if (fd < 0)
+		return false;
+	if (conn->io_armed && conn->io_fd == fd && conn->io_what == what)
+		return true;
+	if (conn->io_armed)
+		event_del(&conn->io);
+	event_assign(&conn->io, conn->pool->base, fd, what | EV_PERSIST, conn_io_cb, conn);
+	if (event_add(&conn->io, NULL) != 0) {
+		conn->io_armed = false;
+		return false;
+	}
+	conn->io_armed = true;
+	conn->io_fd = fd;
+	conn->io_what = what;
+	return true;
+}
+
+static struct pg_conn *conn_new(struct pg_pool *pool)
+{
+	struct pg_conn *conn = calloc(1, sizeof(*conn));
+	if (!conn)
+		return NULL;
+	conn->stmts = calloc(pool->nstmts ? pool->nstmts : 1, sizeof(*conn->stmts));
+	if (!conn->stmts) {
+		free(conn);
+		return NULL;
+	}
+	conn->pool = pool;
+	conn->id = ++pool->next_id;
+	conn->state = PG_CONN_BACKOFF;
+	conn->backoff_ms = BACKOFF_MIN_MS;
+	TAILQ_INIT(&conn->inflight);
+	evtimer_assign(&conn->timer, pool->base, conn_timer_cb, conn);
+	return conn;
+}
+
+/* conn_start - begin a non-blocking connect with the pool's current settings */
+static void conn_start(struct pg_conn *conn)
+{
+	struct pg_pool *pool = conn->pool;
+	/*
+	 * expand_dbname lets libpq parse the whole string (or URI) itself, so
+	 * multi-host lists, target_session_attrs and the rest work unchanged.
+	 * client_encoding comes first so the string may still override it; keys
+	 * are validated as UTF-8 above us.  Host names are resolved
+	 * synchronously inside libpq: use hostaddr= or a unix socket to avoid it.
+	 */
+	static const char *const keys[] = {
+		"client_encoding", "fallback_application_name", "dbname", NULL,
+	};
+	const char *values[] = { "UTF8", "vmaild", pool->conninfo, NULL };
+
+	event_del(&conn->timer);
+	conn->generation = pool->generation;
+	conn->phase = PHASE_RESULT;
+	conn->pq = PQconnectStartParams(keys, values, 1);
+	if (!conn->pq) {
+		conn_fail(conn, "connect", "out of memory");
+		return;
+	}
+	PQsetNoticeProcessor(conn->pq, conn_notice, conn);
+	conn_set_state(conn, PG_CONN_CONNECTING);
+	if (PQstatus(conn->pq) == CONNECTION_BAD) {
+		conn_fail(conn, "connect", PQerrorMessage(conn->pq));
+		return;
+	}
+	/* libpq's own connect_timeout is per host; this bounds the whole attempt, prepares included. */
+	struct timeval tv = ms_tv(pool->cfg.connect_timeout_ms);
+	event_add(&conn->timer, &tv);
+	/* PQconnectStart leaves us as if PQconnectPoll had said "writing". */
+	if (!conn_watch(conn, EV_WRITE))
+		conn_fail(conn, "connect", PQerrorMessage(conn->pq));
+}
+
+/* conn_close - drop the server connection; the caller has emptied the pipeline */
+static void conn_close(struct pg_conn *conn)
+{
+	if (conn->io_armed)
+		event_del(&conn->io);
+	conn->io_armed = false;
+	event_del(&conn->timer);
+	if (conn->pq)
+		PQfinish(conn->pq);
+	conn->pq = NULL;
+	conn->prepares_pending = 0;
+	for (unsigned i = 0; i < conn->pool->nstmts; i++)
+		conn->stmts[i].state = STMT_UNPREPARED;
+}
+
+/*
+ * conn_fail - the one error path of a connection: close it, answer or
+ * requeue what was in its pipeline, and schedule a reconnect with jittered
+ * exponential backoff.  Read-only requests (PG_STMT_RETRY) go back to the
+ * head of the queue once, keeping their deadline; others get TEMPFAIL,
+ * because a write may have committed before the connection broke.
+ */
+static void conn_fail(struct pg_conn *conn, const char *what, const char *detail)
+{
+	struct pg_pool *pool = conn->pool;
+	char msg[512], key[600];
+	unsigned suppressed = 0;
+
+	one_line(msg, sizeof(msg), detail);
+	snprintf(key, sizeof(key), "%s: %s", what, msg);
+	if (ratelimit_pass(&pool->rl_conn, key, &suppressed)) {
+		if (suppressed)
+			log_warning("pg[%u]: %s: %s (%u similar suppressed)", conn->id, what, msg, suppressed);
+		else
+			log_warning("pg[%u]: %s: %s", conn->id, what, msg);
+	}
+	pool->stats.conn_failures++;
+
+	struct req_list lost = TAILQ_HEAD_INITIALIZER(lost);
+	TAILQ_CONCAT(&lost, &conn->inflight, link);
+	conn->ninflight = 0;
+	conn->nqueries = 0;
+	conn_close(conn);
+	conn_set_state(conn, PG_CONN_BACKOFF);
+
+	unsigned delay = conn->backoff_ms / 2 + pool_random(pool, conn->backoff_ms / 2 + 1);
+	conn->backoff_ms = conn->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : conn->backoff_ms * 2;
+	struct timeval tv = ms_tv(delay);
+	event_add(&conn->timer, &tv);
+	log_debug("pg[%u]: reconnect in %u ms", conn->id, delay);
+
+	/* First requeue (no callbacks run), walking backwards to keep their order at the head. */
+	struct pg_req *req, *prev;
+	for (req = TAILQ_LAST(&lost, req_list); req; req = prev) {
+		prev = TAILQ_PREV(req, req_list, link);
+		if (req->op == OP_QUERY && req->cb && !req->timed_out && !req->retried &&
+		    !pool->closing && (pool->stmts[req->stmt].flags & PG_STMT_RETRY)) {
+			TAILQ_REMOVE(&lost, req, link);
+			req->retried = true;
+			req->conn = NULL;
+			req->where = REQ_QUEUED;
+			TAILQ_INSERT_HEAD(&pool->queue, req, link);
+			pool->nqueued++;
+		}
+	}
+	/* Then answer.  A callback may cancel a neighbour: it stays REQ_INFLIGHT, so cancel only clears its cb. */
+	while ((req = TAILQ_FIRST(&lost))) {
+		TAILQ_REMOVE(&lost, req, link);
+		if (req->op == OP_QUERY)
+			req_answer(req, PG_TEMPFAIL, NULL);
+		req_free(req);
+	}
+	pool_kick(pool);
+}
+
+static bool conn_flush(struct pg_conn *conn)
+{
+	int r = PQflush(conn->pq);
+	if (r < 0) {
+		conn_fail(conn, "send", PQerrorMessage(conn->pq));
+		return false;
+	}
+	/* While output is pending also read: the server may be blocked writing to us. */
+	if (!conn_watch(conn, r ? EV_READ | EV_WRITE : EV_READ)) {
+		conn_fail(conn, "watch", "cannot watch the socket");
+		return false;
+	}
+	return true;
+}
+
+/* conn_send_prepare - queue PQsendPrepare plus its own sync, so one failure cannot abort the others */
+static bool conn_send_prepare(struct pg_conn *conn, unsigned i)
+{
+	const struct pg_stmt *st = &conn->pool->stmts[i];
+	struct pg_req *op = req_alloc(conn->pool, OP_PREPARE, i, NULL, NULL, 0);
+	if (!op) {
+		conn_fail(conn, "prepare", "out of memory");
+		return false;
+	}
+	op->where = REQ_INFLIGHT;
+	op->conn = conn;
+	TAILQ_INSERT_TAIL(&conn->inflight, op, link);
+	conn->ninflight++;
+	conn->stmts[i].state = STMT_PREPARING;
+	if (!PQsendPrepare(conn->pq, st->name, st->sql, (int)st->nparams, NULL) ||
+	    !PQpipelineSync(conn->pq)) {
+		conn_fail(conn, "prepare", PQerrorMessage(conn->pq));
+		return false;
+	}
+	return true;
+}
+
+static void conn_connected(struct pg_conn *conn)
+{
+	struct pg_pool *pool = conn->pool;
+	if (PQsetnonblocking(conn->pq, 1) != 0 || !PQenterPipelineMode(conn->pq)) {
+		conn_fail(conn, "pipeline mode", PQerrorMessage(conn->pq));
+		return;
+	}
+	log_debug("pg[%u]: connected to %s, server %d", conn->id,
+		  PQhost(conn->pq) ? PQhost(conn->pq) : "?", PQserverVersion(conn->pq));
+	conn_set_state(conn, PG_CONN_PREPARING);
+	for (unsigned i = 0; i < pool->nstmts; i++)
+		if (!conn_send_prepare(conn, i))
+			return;
+	conn->prepares_pending = pool->nstmts;
+	if (!conn_flush(conn))
+		return;
+	if (pool->nstmts == 0) {
+		event_del(&conn->timer);
+		conn->backoff_ms = BACKOFF_MIN_MS;
+		conn_set_state(conn, PG_CONN_READY);
+		pool_kick(pool);
+	}
+}
+
+static void conn_connect_poll(struct pg_conn *conn)
+{
+	switch (PQconnectPoll(conn->pq)) {
+	case PGRES_POLLING_READING:
+		if (!conn_watch(conn, EV_READ))
+			conn_fail(conn, "connect", PQerrorMessage(conn->pq));
+		break;
+	case PGRES_POLLING_WRITING:
+		if (!conn_watch(conn, EV_WRITE))
+			conn_fail(conn, "connect", PQerrorMessage(conn->pq));
+		break;
+	case PGRES_POLLING_OK:
+		conn_connected(conn);
+		break;
+	case PGRES_POLLING_FAILED:
+	default:
+		conn_fail(conn, "connect", PQerrorMessage(conn->pq));
+		break;
+	}
+}
+
+static void conn_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pg_conn *conn = arg;
+	(void)fd;
+	if (conn->state == PG_CONN_CONNECTING) {
+		conn_connect_poll(conn);
+		return;
+	}
+	if ((what & EV_WRITE) && !conn_flush(conn))
+		return;
+	if (what & EV_READ)
+		conn_read(conn);
+}
+
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pg_conn *conn = arg;
+	(void)fd;
+	(void)what;
+	switch (conn->state) {
+	case PG_CONN_BACKOFF:
+		conn_start(conn);
+		break;
+	case PG_CONN_CONNECTING:
+	case PG_CONN_PREPARING:
+		conn_fail(conn, "connect", "timed out");
+		break;
+	case PG_CONN_READY:
+	case PG_CONN_DRAINING:
+	case PG_CONN_STATE__COUNT:
+		break;
+	}
+}
+
+/* is_conn_error - errors after which the session is gone or unusable */
+static bool is_conn_error(const char *sqlstate)
+{
+	return !sqlstate || strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "57P", 3) == 0;
+}
+
+/*
+ * classify - only what an operator must fix is permanent (reliability rule
+ * 2): class 42 (undefined function or table, syntax, privilege), 22 (data
+ * exception) and 3F (invalid schema name: the schema is not installed, which
+ * PostgreSQL reports as 3F000 rather than 42883).  Everything else, from
+ * deadlocks to a server shutting down, may pass: TEMPFAIL.
+ */
+static enum pg_status classify(const char *sqlstate)
+{
+	if (strncmp(sqlstate, "42", 2) == 0 || strncmp(sqlstate, "22", 2) == 0 ||
+	    strncmp(sqlstate, "3F", 2) == 0)
+		return PG_PERMFAIL;
+	return PG_TEMPFAIL;
+}
+
+static void log_query_error(struct pg_conn *conn, unsigned stmt_index, const char *sqlstate,
+			    const char *message)
+{
+	const char *stmt = conn->pool->stmts[stmt_index].name;
+	char msg[512], key[600];
+	unsigned suppressed = 0;
+	one_line(msg, sizeof(msg), message);
+	snprintf(key, sizeof(key), "%s %s", sqlstate, msg);
+	if (!ratelimit_pass(&conn->pool->rl_stmt[stmt_index], key, &suppressed))
+		return;
+	if (suppressed)
+		log_warning("pg[%u]: %s: SQLSTATE %s: %s (%u similar suppressed)", conn->id, stmt,
+			    sqlstate, msg, suppressed);
+	else
+		log_warning("pg[%u]: %s: SQLSTATE %s: %s", conn->id, stmt, sqlstate, msg);
+}
+
+/* check_shape - classify a PGRES_TUPLES_OK result against its statement */
+static enum pg_status check_shape(struct pg_conn *conn, unsigned op_stmt, const PGresult *res)
+{
+	const struct pg_stmt *st = &conn->pool->stmts[op_stmt];
+	int nf = PQnfields(res), nt = PQntuples(res);
+	if (nf != (int)st->ncols || (st->shape == PG_SHAPE_VALUE && nt > 1)) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "result has %d rows of %d columns, expected %s of %u",
+			 nt, nf, st->shape == PG_SHAPE_VALUE ? "at most 1 row" : "rows", st->ncols);
+		log_query_error(conn, op_stmt, "-----", msg);
+		return PG_PERMFAIL;
+	}
+	if (nt == 0 || (st->shape == PG_SHAPE_VALUE && PQgetisnull(res, 0, 0)))
+		return PG_NOTFOUND;
+	return PG_FOUND;
+}
+
+/*
+ * conn_result - the first result of the op at the head of the pipeline.
+ * Returns false if the connection failed (and was closed) meanwhile.
+ */
+static bool conn_result(struct pg_conn *conn, struct pg_req *op, PGresult *res)
+{
+	struct pg_pool *pool = conn->pool;
+	ExecStatusType rs = PQresultStatus(res);
+	const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	enum pg_status status;
+
+	if (rs == PGRES_FATAL_ERROR && is_conn_error(sqlstate)) {
+		char detail[512];
+		one_line(detail, sizeof(detail), PQresultErrorMessage(res));
+		PQclear(res);
+		conn_fail(conn, "connection lost", detail);
+		return false;
+	}
+
+	if (op->op == OP_PREPARE) {
+		struct stmt_slot *slot = &conn->stmts[op->stmt];
+		if (rs == PGRES_COMMAND_OK) {
+			slot->state = STMT_PREPARED;
+		} else {
+			slot->state = STMT_FAILED;
+			slot->fail_status = sqlstate ? classify(sqlstate) : PG_TEMPFAIL;
+			slot->failed_at = now_mono();
+			log_query_error(conn, op->stmt, sqlstate ? sqlstate : "-----",
+					PQresultErrorMessage(res));
+		}
+		if (conn->state == PG_CONN_PREPARING && --conn->prepares_pending == 0) {
+			event_del(&conn->timer);
+			conn->backoff_ms = BACKOFF_MIN_MS;
+			conn_set_state(conn, PG_CONN_READY);
+			pool_kick(pool);
+		}
+		PQclear(res);
+		return true;
+	}
+
+	switch (rs) {
+	case PGRES_TUPLES_OK:
+		status = check_shape(conn, op->stmt, res);
+		break;
+	case PGRES_FATAL_ERROR:
+		if (strcmp(sqlstate, "26000") == 0 && conn->stmts[op->stmt].state == STMT_FAILED) {
+			/* its prepare failed just before and was logged: report that error */
+			status = conn->stmts[op->stmt].fail_status;
+		} else {
+			status = classify(sqlstate);
+			log_query_error(conn, op->stmt, sqlstate, PQresultErrorMessage(res));
+		}
+		break;
+	default:
+		log_query_error(conn, op->stmt, "-----", PQresStatus(rs));
+		status = rs == PGRES_COMMAND_OK ? PG_PERMFAIL : PG_TEMPFAIL;
+		break;
+	}
+	req_answer(op, status, status == PG_FOUND || status == PG_NOTFOUND ? res : NULL);
+	PQclear(res);
+	return true;
+}
+
+/* conn_pop - the op at the head got its PGRES_PIPELINE_SYNC: it is done */
+static void conn_pop(struct pg_conn *conn)
+{
+	struct pg_pool *pool = conn->pool;
+	struct pg_req *op = TAILQ_FIRST(&conn->inflight);
+	TAILQ_REMOVE(&conn->inflight, op, link);
+	conn->ninflight--;
+	if (op->op == OP_QUERY)
+		conn->nqueries--;
+	req_free(op);
+	if (!TAILQ_EMPTY(&pool->queue) || conn->state == PG_CONN_DRAINING)
+		pool_kick(pool);
+}
+
+/*
+ * conn_read - each op yields its result, then NULL, then PGRES_PIPELINE_SYNC
+ * (one sync per op keeps an error from aborting its neighbours).  conn->phase
+ * tracks where the head op is; PQgetResult is called only while !PQisBusy so
+ * it never blocks.
+ */
+static void conn_read(struct pg_conn *conn)
+{
+	if (!PQconsumeInput(conn->pq)) {
+		conn_fail(conn, "receive", PQerrorMessage(conn->pq));
+		return;
+	}
+	while (!TAILQ_EMPTY(&conn->inflight) && !PQisBusy(conn->pq)) {
+		if (PQstatus(conn->pq) == CONNECTION_BAD) {
+			conn_fail(conn, "connection lost", PQerrorMessage(conn->pq));
+			return;
+		}
+		PGresult *res = PQgetResult(conn->pq);
+		switch (conn->phase) {
+		case PHASE_RESULT:
+			if (!res) {
+				conn_fail(conn, "protocol", "result missing in pipeline");
+				return;
+			}
+			conn->phase = PHASE_NULL;
+			if (!conn_result(conn, TAILQ_FIRST(&conn->inflight), res))
+				return;
+			break;
+		case PHASE_NULL:
+			if (res) {
+				PQclear(res); /* a statement yielding several results: only the first counts */
+				break;
+			}
+			conn->phase = PHASE_SYNC;
+			break;
+		case PHASE_SYNC:
+			if (!res) {
+				conn_fail(conn, "protocol", "pipeline sync missing");
+				return;
+			}
+			if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+				conn->phase = PHASE_RESULT;
+				conn_pop(conn);
+			}
+			PQclear(res);
+			break;
+		}
+	}
+	if (PQstatus(conn->pq) == CONNECTION_BAD)
+		conn_fail(conn, "connection lost", PQerrorMessage(conn->pq));
+}
+
+/*
+ * conn_send - put one request into the pipeline.  A statement whose prepare
+ * failed a moment ago answers that error at once; after PREPARE_RETRY_MS it
+ * is prepared again in front of the query, so installing the schema later
+ * needs no restart.  Returns false if the connection failed.
+ */
+static bool conn_send(struct pg_conn *conn, struct pg_req *req)
+{
+	struct pg_pool *pool = conn->pool;
+	const struct pg_stmt *st = &pool->stmts[req->stmt];
+	struct stmt_slot *slot = &conn->stmts[req->stmt];
+
+	if (slot->state == STMT_FAILED && ms_since(slot->failed_at) < PREPARE_RETRY_MS) {
+		req_answer(req, slot->fail_status, NULL);
+		req_free(req);
+		return true;
+	}
+	if ((slot->state == STMT_FAILED || slot->state == STMT_UNPREPARED) &&
+	    !conn_send_prepare(conn, req->stmt)) {
+		/* conn_fail already ran; nothing of this request was sent, so it may wait for another */
+		req->where = REQ_QUEUED;
+		TAILQ_INSERT_HEAD(&pool->queue, req, link);
+		pool->nqueued++;
+		return false;
+	}
+	req->where = REQ_INFLIGHT;
+	req->conn = conn;
+	TAILQ_INSERT_TAIL(&conn->inflight, req, link);
+	conn->ninflight++;
+	conn->nqueries++;
+	if (!PQsendQueryPrepared(conn->pq, st->name, (int)req->nparams,
+				 (const char *const *)req->params, NULL, NULL, 0) ||
+	    !PQpipelineSync(conn->pq)) {
+		conn_fail(conn, "send", PQerrorMessage(conn->pq));
+		return false;
+	}
+	return true;
+}
+
+static void conn_free(struct pg_conn *conn)
+{
+	conn_close(conn);
+	free(conn->stmts);
+	free(conn);
+}
+
+/* ---------------------------------------------------------------- pool */
+
+static void pool_kick(struct pg_pool *pool)
+{
+	if (pool->kicked || pool->closing)
+		return;
+	pool->kicked = true;
+	event_active(pool->kick, EV_TIMEOUT, 0);
+}
+
+/* pool_pick - the least loaded READY connection with room in its pipeline */
+static struct pg_conn *pool_pick(struct pg_pool *pool)
+{
+	struct pg_conn *best = NULL;
+	for (unsigned i = 0; i < pool->nconns && i < pool->cfg.pool_size; i++) {
+		struct pg_conn *c = pool->conns[i];
+		if (c->state != PG_CONN_READY || c->ninflight >= pool->cfg.max_inflight)
+			continue;
+		if (!best || c->ninflight < best->ninflight)
+			best = c;
+	}
+	return best;
+}
+
+/*
+ * pool_maintain - apply reloads and shrinking: connections made with old
+ * settings are restarted once their pipeline is empty; connections beyond
+ * pool_size are freed once empty.
+ */
+static void pool_maintain(struct pg_pool *pool)
+{
+	for (unsigned i = pool->nconns; i-- > 0;) {
+		struct pg_conn *c = pool->conns[i];
+		bool retire = i >= pool->cfg.pool_size;
+		if (!retire && c->generation == pool->generation)
+			continue;
+		if (c->state == PG_CONN_READY && c->ninflight > 0) {
+			conn_set_state(c, PG_CONN_DRAINING);
+			continue;
+		}
+		if (c->state == PG_CONN_DRAINING && c->ninflight > 0)
+			continue;
+		if (!TAILQ_EMPTY(&c->inflight))
+			continue; /* a PREPARING connection: closing it needs an empty FIFO */
+		if (retire) {
+			log_debug("pg[%u]: retired", c->id);
+			conn_free(c);
+			memmove(&pool->conns[i], &pool->conns[i + 1],
+				(pool->nconns - i - 1) * sizeof(*pool->conns));
+			pool->nconns--;
+		} else if (c->state != PG_CONN_BACKOFF || c->pq) {
+			log_debug("pg[%u]: reconnecting with new settings", c->id);
+			conn_close(c);
+			conn_set_state(c, PG_CONN_BACKOFF);
+			c->backoff_ms = BACKOFF_MIN_MS;
+			conn_start(c);
+		} else {
+			c->generation = pool->generation; /* will connect with the new settings anyway */
+		}
+	}
+}
+
+static void pool_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pg_pool *pool = arg;
+	(void)fd;
+	(void)what;
+	pool->kicked = false;
+
+	pool_maintain(pool);
+
+	/* Only what is done now: answers submitted by these callbacks wait for the next kick. */
+	struct req_list done = TAILQ_HEAD_INITIALIZER(done);
+	TAILQ_CONCAT(&done, &pool->done, link);
+	struct pg_req *req;
+	while ((req = TAILQ_FIRST(&done))) {
+		TAILQ_REMOVE(&done, req, link);
+		req->where = REQ_NEW;
+		req_answer(req, req->status, NULL);
+		req_free(req);
+	}
+
+	struct pg_conn *conn;
+	while (!TAILQ_EMPTY(&pool->queue) && (conn = pool_pick(pool))) {
+		req = TAILQ_FIRST(&pool->queue);
+		queue_remove(pool, req);
+		if (!conn_send(conn, req))
+			continue;
+	}
+	for (unsigned i = 0; i < pool->nconns; i++) {
+		conn = pool->conns[i];
+		if ((conn->state == PG_CONN_READY || conn->state == PG_CONN_DRAINING) &&
+		    !TAILQ_EMPTY(&conn->inflight))
+			conn_flush(conn);
+	}
+}
+
+void pg_config_defaults(struct pg_config *cfg)
+{
+	cfg->conninfo = "";
+	cfg->pool_size = 4;
+	cfg->max_inflight = 64;
+	cfg->max_queue = 10000;
+	cfg->connect_timeout_ms = 5000;
+	cfg->request_timeout_ms = 3000;
+}
+
+static bool config_valid(const struct pg_config *cfg)
+{
+	if (!cfg->conninfo) {
+		log_error("pg: no connection string");
+		return false;
+	}
+	if (cfg->pool_size < 1 || cfg->pool_size > POOL_SIZE_MAX) {
+		log_error("pg: pool size %u out of range 1..%u", cfg->pool_size, POOL_SIZE_MAX);
+		return false;
+	}
+	if (cfg->max_inflight < 1 || cfg->connect_timeout_ms < 1 || cfg->request_timeout_ms < 1) {
+		log_error("pg: max_inflight, connect and request timeouts must be positive");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * pool_apply - take over cfg (copying conninfo) and make sure pool_size
+ * connections exist.  A changed conninfo starts a new generation: older
+ * connections are recycled by pool_maintain.
+ */
+static bool pool_apply(struct pg_pool *pool, const struct pg_config *cfg)
+{
+	char *conninfo = strdup(cfg->conninfo);
+	if (!conninfo)
+		return false;
+	if (cfg->pool_size > pool->nconns) {
+		struct pg_conn **grown = realloc(pool->conns, cfg->pool_size * sizeof(*grown));
+		if (!grown) {
+			free(conninfo);
+			return false;
+		}
+		pool->conns = grown;
+	}
+	/* libevent allows 256 common timeouts per base; after that many reloads use a plain one */
+	pool->req_tv_plain = ms_tv(cfg->request_timeout_ms);
+	pool->req_tv = event_base_init_common_timeout(pool->base, &pool->req_tv_plain);
+	if (!pool->req_tv)
+		pool->req_tv = &pool->req_tv_plain;
+	if (pool->conninfo && strcmp(pool->conninfo, conninfo) != 0)
+		pool->generation++;
+	free(pool->conninfo);
+	pool->conninfo = conninfo;
+	pool->cfg = *cfg;
+	pool->cfg.conninfo = conninfo;
+	while (pool->nconns < cfg->pool_size) {
+		struct pg_conn *conn = conn_new(pool);
+		if (!conn)
+			break; /* fewer connections; the pool still works */
+		pool->conns[pool->nconns++] = conn;
+		conn_start(conn);
+	}
+	return true;
+}
+
+struct pg_pool *pg_pool_new(struct event_base *base, const struct pg_config *cfg,
+			    const struct pg_stmt *stmts, unsigned nstmts)
+{
+	if (!config_valid(cfg))
+		return NULL;
+	struct pg_pool *pool = calloc(1, sizeof(*pool));
+	if (!pool)
+		return NULL;
+	pool->base = base;
+	pool->stmts = stmts;
+	pool->nstmts = nstmts;
+	TAILQ_INIT(&pool->queue);
+	TAILQ_INIT(&pool->done);
+	struct timespec ts = now_mono();
+	pool->rng = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 16) ^ 1;
+	pool->kick = event_new(base, -1, 0, pool_kick_cb, pool);
+	pool->rl_stmt = calloc(nstmts ? nstmts : 1, sizeof(*pool->rl_stmt));
+	if (!pool->kick || !pool->rl_stmt || !pool_apply(pool, cfg)) {
+		log_error("pg: cannot create the pool: out of memory");
+		pg_pool_free(pool);
+		return NULL;
+	}
+	return pool;
+}
+
+bool pg_pool_reload(struct pg_pool *pool, const struct pg_config *cfg)
+{
+	if (!config_valid(cfg))
+		return false;
+	if (!pool_apply(pool, cfg)) {
+		log_error("pg: reload failed: out of memory");
+		return false;
+	}
+	pool_kick(pool);
+	return true;
+}
+
+void pg_pool_free(struct pg_pool *pool)
+{
+	if (!pool)
+		return;
+	pool->closing = true;
+	struct pg_req *req;
+	for (unsigned i = 0; i < pool->nconns; i++) {
+		struct pg_conn *conn = pool->conns[i];
+		struct req_list lost = TAILQ_HEAD_INITIALIZER(lost);
+		TAILQ_CONCAT(&lost, &conn->inflight, link);
+		conn->ninflight = conn->nqueries = 0;
+		while ((req = TAILQ_FIRST(&lost))) {
+			TAILQ_REMOVE(&lost, req, link);
+			req_answer(req, PG_TEMPFAIL, NULL);
+			req_free(req);
+		}
+	}
+	while ((req = TAILQ_FIRST(&pool->queue))) {
+		queue_remove(pool, req);
+		req_answer(req, PG_TEMPFAIL, NULL);
+		req_free(req);
+	}
+	while ((req = TAILQ_FIRST(&pool->done))) {
+		TAILQ_REMOVE(&pool->done, req, link);
+		req->where = REQ_NEW;
+		req_answer(req, req->status, NULL);
+		req_free(req);
+	}
+	for (unsigned i = 0; i < pool->nconns; i++)
+		conn_free(pool->conns[i]);
+	free(pool->conns);
+	if (pool->kick)
+		event_free(pool->kick);
+	free(pool->conninfo);
+	free(pool->rl_stmt);
+	free(pool);
+}
+
+struct pg_req *pg_submit(struct pg_pool *pool, unsigned stmt, const char *const *params,
+			 const size_t *lens, unsigned nparams, pg_cb *cb, void *arg)
+{
+	if (pool->closing)
+		return NULL;
+	if (stmt >= pool->nstmts || nparams != pool->stmts[stmt].nparams) {
+		log_error("pg: bug: statement %u with %u parameters", stmt, nparams);
+		return pg_answer_later(pool, PG_PERMFAIL, cb, arg);
+	}
+	for (unsigned i = 0; i < nparams; i++)
+		if (lens && memchr(params[i], '\0', lens[i]))
+			return pg_answer_later(pool, PG_PERMFAIL, cb, arg);
+	struct pg_req *req = req_alloc(pool, OP_QUERY, stmt, params, lens, nparams);
+	if (!req)
+		return NULL;
+	req->cb = cb;
+	req->arg = arg;
+	if (pool->nqueued >= pool->cfg.max_queue) {
+		unsigned suppressed = 0;
+		if (ratelimit_pass(&pool->rl_conn, "queue full", &suppressed))
+			log_warning("pg: request queue full (%u), answering tempfail", pool->cfg.max_queue);
+		req_defer(req, PG_TEMPFAIL);
+		return req;
+	}
+	req->where = REQ_QUEUED;
+	TAILQ_INSERT_TAIL(&pool->queue, req, link);
+	pool->nqueued++;
+	event_add(&req->timer, pool->req_tv);
+	pool_kick(pool);
+	return req;
+}
+
+struct pg_req *pg_answer_later(struct pg_pool *pool, enum pg_status st, pg_cb *cb, void *arg)
+{
+	if (pool->closing)
+		return NULL;
+	struct pg_req *req = req_alloc(pool, OP_QUERY, 0, NULL, NULL, 0);
+	if (!req)
+		return NULL;
+	req->cb = cb;
+	req->arg = arg;
+	req_defer(req, st);
+	return req;
+}
+
+void pg_cancel(struct pg_req *req)
+{
+	struct pg_pool *pool = req->pool;
+	if (!req->cb)
+		return; /* already answered: tolerated, though the contract forbids it */
+	req->cb = NULL;
+	pool->stats.cancelled++;
+	switch (req->where) {
+	case REQ_QUEUED:
+		queue_remove(pool, req);
+		req_free(req);
+		break;
+	case REQ_DONE:
+		TAILQ_REMOVE(&pool->done, req, link);
+		req_free(req);
+		break;
+	case REQ_INFLIGHT:
+	case REQ_NEW:
+		/* still owned by a pipeline (or by a loop answering it): freed there */
+		break;
+	}
+}
+
+void pg_pool_stats(const struct pg_pool *pool, struct pg_stats *out)
+{
+	*out = pool->stats;
+	memset(out->conns, 0, sizeof(out->conns));
+	out->queued = pool->nqueued;
+	out->inflight = 0;
+	for (unsigned i = 0; i < pool->nconns; i++) {
+		out->conns[pool->conns[i]->state]++;
+		out->inflight += pool->conns[i]->nqueries;
+	}
+}
+
+const char *pg_result_value(const PGresult *res, int row, int col, size_t *len)
+{
+	if (!res || row >= PQntuples(res) || col >= PQnfields(res) || PQgetisnull(res, row, col)) {
+		if (len)
+			*len = 0;
+		return NULL;
+	}
+	if (len)
+		*len = (size_t)PQgetlength(res, row, col);
+	return PQgetvalue(res, row, col);
+}
