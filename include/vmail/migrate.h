@@ -29,6 +29,9 @@ void migrate_set_free(struct migrate_set *set);
 /* migrate_latest - the highest version in set, 0 if none */
 int migrate_latest(const struct migrate_set *set);
 
+/* migrate_checksum - hex SHA-256 of a migration file, as recorded when it was applied */
+bool migrate_checksum(const char *path, char out[65], char *err, size_t errlen);
+
 /*
  * migrate_db_version - highest applied version, or -1 when vmail_meta.migrations does not
  * exist (a database never migrated).  False on a database error.

@@ -36,7 +36,8 @@ static int db_status(struct ctl *ctx, const struct ctl_args *a)
 	if (dbv >= 0) {
 		r = ctl_exec(ctx,
 			     "SELECT version, name, checksum, to_char(applied_at, 'YYYY-MM-DD HH24:MI:SS'),"
-			     " applied_by FROM vmail_meta.migrations ORDER BY version",
+			     " applied_by, to_json(name)::text, to_json(applied_by)::text"
+			     " FROM vmail_meta.migrations ORDER BY version",
 			     0, NULL);
 		if (!r) {
 			migrate_set_free(&set);
@@ -53,7 +54,7 @@ static int db_status(struct ctl *ctx, const struct ctl_args *a)
 	}
 	if (pending && strcmp(state, "current") == 0)
 		state = "behind";
-	/* Names are [A-Za-z0-9_-] and the rest are numbers and timestamps: nothing to escape. */
+	/* Text from the table comes JSON-quoted by PostgreSQL; file names are [A-Za-z0-9_-]. */
 	if (ctx->json)
 		printf("{\"database_version\": %d, \"latest\": %d, \"pending\": %d, \"state\": \"%s\", "
 		       "\"applied\": [",
@@ -68,13 +69,21 @@ static int db_status(struct ctl *ctx, const struct ctl_args *a)
 	for (int k = 0; r && k < PQntuples(r); k++) {
 		int v = atoi(PQgetvalue(r, k, 0));
 		const char *mark = "  (no such file here)";
-		for (size_t i = 0; i < set.count; i++)
-			if (set.steps[i].version == v)
-				mark = "";
+		for (size_t i = 0; i < set.count; i++) {
+			char sum[65];
+			if (set.steps[i].version != v)
+				continue;
+			/* An edited migration never reaches databases that already applied it. */
+			bool same = !PQgetisnull(r, k, 2) &&
+				    migrate_checksum(set.steps[i].path, sum, err, sizeof(err)) &&
+				    strcmp(sum, PQgetvalue(r, k, 2)) == 0;
+			mark = same ? "" : "  (file changed since it was applied)";
+		}
 		if (ctx->json)
-			printf("%s{\"version\": %d, \"name\": \"%s\", \"applied_at\": \"%s\", "
-			       "\"applied_by\": \"%s\"}",
-			       k ? ", " : "", v, PQgetvalue(r, k, 1), PQgetvalue(r, k, 3), PQgetvalue(r, k, 4));
+			printf("%s{\"version\": %d, \"name\": %s, \"applied_at\": \"%s\", "
+			       "\"applied_by\": %s, \"file\": \"%s\"}",
+			       k ? ", " : "", v, PQgetvalue(r, k, 5), PQgetvalue(r, k, 3), PQgetvalue(r, k, 6),
+			       !*mark ? "same" : strstr(mark, "changed") ? "changed" : "missing");
 		else
 			printf("applied  %-28s %s  %s%s\n", PQgetvalue(r, k, 1), PQgetvalue(r, k, 3),
 			       PQgetvalue(r, k, 4), mark);

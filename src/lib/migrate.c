@@ -177,6 +177,16 @@ static void sha256_hex(const char *s, char out[65])
 	sodium_bin2hex(out, 65, h, sizeof(h));
 }
 
+bool migrate_checksum(const char *path, char out[65], char *err, size_t errlen)
+{
+	char *sql = read_file(path, err, errlen);
+	if (!sql)
+		return false;
+	sha256_hex(sql, out);
+	free(sql);
+	return true;
+}
+
 /* 1-based line of a character offset (PostgreSQL's error position counts characters). */
 static unsigned line_of(const char *sql, const char *pos)
 {
