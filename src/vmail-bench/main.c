@@ -1,0 +1,577 @@
+/*
+ * vmail-bench: socketmap load generator.  N connections, each with one
+ * request outstanding at a time, the way a Postfix process uses its socketmap
+ * connection; prints lookups/s, latency percentiles and the reply mix.  With
+ * --echo-server it is instead a trivial socketmap server answering "OK <key>"
+ * to everything: the machine's ceiling for the same framing and event loop.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "vmail/build_config.h"
+#include "vmail/endpoint.h"
+#include "vmail/netstring.h"
+#include "vmail/socketmap.h"
+
+#define BENCH_MAX_FRAME (NETSTRING_MAX_DIGITS + 2 + SOCKETMAP_MAX_REPLY)
+#define BENCH_RECONNECT_MS 10
+
+enum reply_class {
+	REPLY_OK = 0,
+	REPLY_NOTFOUND,
+	REPLY_TEMP,
+	REPLY_PERM,
+	REPLY_OTHER,
+	REPLY__COUNT,
+};
+
+static const char *const class_names[REPLY__COUNT] = { "OK", "NOTFOUND", "TEMP", "PERM",
+						       "other" };
+
+struct bench;
+
+struct client {
+	struct bench *b;
+	struct bufferevent *bev;
+	struct event *retry_ev;
+	uint64_t sent_ns; /* 0: nothing outstanding */
+	unsigned idx;
+};
+
+struct bench {
+	struct event_base *base;
+	struct endpoint target;
+	const char *map;
+	char **keys;
+	size_t nkeys;
+	unsigned nconns;
+	double duration_s;    /* 0 with max_requests */
+	uint64_t max_requests;
+	uint64_t started;     /* requests sent */
+	uint64_t start_ns, end_ns;
+	bool stopping;
+	unsigned outstanding;
+	uint32_t *lat_us;     /* one sample per reply */
+	size_t nlat, caplat;
+	uint64_t counts[REPLY__COUNT];
+	uint64_t errors;      /* connect failures, resets, framing errors */
+	uint64_t rng;
+	struct client *clients;
+	struct event *stop_ev;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* xorshift64*: cheap and good enough to pick keys uniformly */
+static uint64_t next_rand(struct bench *b)
+{
+	b->rng ^= b->rng >> 12;
+	b->rng ^= b->rng << 25;
+	b->rng ^= b->rng >> 27;
+	return b->rng * 2685821657736338717ULL;
+}
+
+static int open_socket(const struct endpoint *ep, struct sockaddr_storage *ss, socklen_t *len)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (ep->kind == ENDPOINT_UNIX) {
+		struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+		sun->sun_family = AF_UNIX;
+		memcpy(sun->sun_path, ep->path, strlen(ep->path) + 1);
+		*len = sizeof(*sun);
+		return 0;
+	}
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
+	char port[8];
+	snprintf(port, sizeof(port), "%u", ep->port);
+	if (getaddrinfo(ep->host, port, &hints, &res) != 0)
+		return -1;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static void client_connect(struct client *c);
+static void client_send(struct client *c);
+
+static void bench_maybe_done(struct bench *b)
+{
+	if (b->stopping && b->outstanding == 0)
+		event_base_loopexit(b->base, NULL);
+}
+
+static void bench_stop(struct bench *b)
+{
+	if (b->stopping)
+		return;
+	b->stopping = true;
+	bench_maybe_done(b);
+}
+
+static void record(struct bench *b, enum reply_class cls, uint64_t lat_ns)
+{
+	b->counts[cls]++;
+	if (b->nlat == b->caplat) {
+		size_t cap = b->caplat ? b->caplat * 2 : 1 << 16;
+		uint32_t *grown = realloc(b->lat_us, cap * sizeof(*grown));
+		if (!grown)
+			return;
+		b->lat_us = grown;
+		b->caplat = cap;
+	}
+	uint64_t us = lat_ns / 1000;
+	b->lat_us[b->nlat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+static void client_fail(struct client *c, const char *why)
+{
+	struct bench *b = c->b;
+	b->errors++;
+	if (b->errors <= 5)
+		fprintf(stderr, "vmail-bench: connection %u: %s\n", c->idx, why);
+	if (c->sent_ns) {
+		c->sent_ns = 0;
+		b->outstanding--;
+	}
+	bufferevent_free(c->bev);
+	c->bev = NULL;
+	if (b->stopping) {
+		bench_maybe_done(b);
+		return;
+	}
+	struct timeval tv = { 0, BENCH_RECONNECT_MS * 1000 };
+	evtimer_add(c->retry_ev, &tv);
+}
+
+static enum reply_class classify(const char *p, size_t n)
+{
+	if (n >= 3 && memcmp(p, "OK ", 3) == 0)
+		return REPLY_OK;
+	if (n >= 8 && memcmp(p, "NOTFOUND", 8) == 0)
+		return REPLY_NOTFOUND;
+	if ((n >= 4 && memcmp(p, "TEMP", 4) == 0) || (n >= 7 && memcmp(p, "TIMEOUT", 7) == 0))
+		return REPLY_TEMP;
+	if (n >= 4 && memcmp(p, "PERM", 4) == 0)
+		return REPLY_PERM;
+	return REPLY_OTHER;
+}
+
+static void client_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct client *c = arg;
+	struct bench *b = c->b;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	for (;;) {
+		size_t avail = evbuffer_get_length(in);
+		if (avail == 0)
+			return;
+		size_t look = avail < BENCH_MAX_FRAME ? avail : BENCH_MAX_FRAME;
+		const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
+		const char *payload, *err;
+		size_t plen, used;
+		enum netstring_status st = netstring_parse(buf, look, SOCKETMAP_MAX_REPLY, &payload,
+							   &plen, &used, &err);
+		if (st == NETSTRING_NEED_MORE)
+			return;
+		if (st == NETSTRING_ERROR || !c->sent_ns) {
+			client_fail(c, st == NETSTRING_ERROR ? err : "reply without a request");
+			return;
+		}
+		record(b, classify(payload, plen), now_ns() - c->sent_ns);
+		evbuffer_drain(in, used);
+		c->sent_ns = 0;
+		b->outstanding--;
+		if (b->stopping) {
+			bench_maybe_done(b);
+			return;
+		}
+		client_send(c);
+	}
+}
+
+static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct client *c = arg;
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		client_send(c);
+		return;
+	}
+	client_fail(c, what & BEV_EVENT_EOF ? "server closed the connection"
+					    : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
+static void client_send(struct client *c)
+{
+	struct bench *b = c->b;
+	if (b->max_requests && b->started >= b->max_requests) {
+		bench_stop(b);
+		return;
+	}
+	const char *key = b->keys[next_rand(b) % b->nkeys];
+	char payload[SOCKETMAP_MAX_REQUEST], frame[SOCKETMAP_MAX_REQUEST + 16];
+	int n = snprintf(payload, sizeof(payload), "%s %s", b->map, key);
+	size_t len = netstring_encode(frame, sizeof(frame), payload, (size_t)n);
+	b->started++;
+	b->outstanding++;
+	c->sent_ns = now_ns();
+	bufferevent_write(c->bev, frame, len);
+}
+
+static void client_connect(struct client *c)
+{
+	struct bench *b = c->b;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	if (open_socket(&b->target, &ss, &len) < 0) {
+		fprintf(stderr, "vmail-bench: cannot resolve %s\n", b->target.text);
+		exit(1);
+	}
+	c->bev = bufferevent_socket_new(b->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(c->bev, client_read_cb, NULL, client_event_cb, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, (int)len) < 0)
+		client_fail(c, "connect failed");
+}
+
+static void client_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	client_connect(arg);
+}
+
+static void bench_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	bench_stop(arg);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static uint32_t percentile(const uint32_t *sorted, size_t n, double p)
+{
+	if (n == 0)
+		return 0;
+	size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
+	return sorted[i < n ? i : n - 1];
+}
+
+static void bench_report(struct bench *b)
+{
+	double secs = (double)(b->end_ns - b->start_ns) / 1e9;
+	qsort(b->lat_us, b->nlat, sizeof(*b->lat_us), cmp_u32);
+	double rate = secs > 0 ? (double)b->nlat / secs : 0;
+	printf("target       %s map %s, %u connections, %zu keys\n", b->target.text, b->map,
+	       b->nconns, b->nkeys);
+	printf("lookups      %zu in %.2f s = %.0f lookups/s\n", b->nlat, secs, rate);
+	printf("latency us   p50 %u  p99 %u  p99.9 %u  max %u\n", percentile(b->lat_us, b->nlat, 50),
+	       percentile(b->lat_us, b->nlat, 99), percentile(b->lat_us, b->nlat, 99.9),
+	       b->nlat ? b->lat_us[b->nlat - 1] : 0);
+	printf("replies     ");
+	for (int i = 0; i < REPLY__COUNT; i++)
+		printf(" %s %llu", class_names[i], (unsigned long long)b->counts[i]);
+	printf("  errors %llu\n", (unsigned long long)b->errors);
+	/* One line for scripts. */
+	printf("RESULT lookups_per_s=%.0f p50_us=%u p99_us=%u p999_us=%u ok=%llu notfound=%llu "
+	       "temp=%llu perm=%llu other=%llu errors=%llu\n",
+	       rate, percentile(b->lat_us, b->nlat, 50), percentile(b->lat_us, b->nlat, 99),
+	       percentile(b->lat_us, b->nlat, 99.9), (unsigned long long)b->counts[REPLY_OK],
+	       (unsigned long long)b->counts[REPLY_NOTFOUND],
+	       (unsigned long long)b->counts[REPLY_TEMP], (unsigned long long)b->counts[REPLY_PERM],
+	       (unsigned long long)b->counts[REPLY_OTHER], (unsigned long long)b->errors);
+}
+
+static bool load_keys(struct bench *b, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "vmail-bench: %s: %s\n", path, strerror(errno));
+		return false;
+	}
+	char *line = NULL;
+	size_t cap = 0, n = 0;
+	ssize_t len;
+	while ((len = getline(&line, &cap, f)) > 0) {
+		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			line[--len] = '\0';
+		if (len == 0)
+			continue;
+		if (b->nkeys == n) {
+			n = n ? n * 2 : 1024;
+			char **grown = realloc(b->keys, n * sizeof(*grown));
+			if (!grown)
+				break;
+			b->keys = grown;
+		}
+		b->keys[b->nkeys++] = strdup(line);
+	}
+	free(line);
+	fclose(f);
+	if (b->nkeys == 0) {
+		fprintf(stderr, "vmail-bench: %s: no keys\n", path);
+		return false;
+	}
+	return true;
+}
+
+static void generate_keys(struct bench *b, unsigned count)
+{
+	b->keys = calloc(count, sizeof(*b->keys));
+	for (unsigned i = 0; i < count; i++) {
+		char key[64];
+		snprintf(key, sizeof(key), "user%u@example.org", i + 1);
+		b->keys[i] = strdup(key);
+	}
+	b->nkeys = count;
+}
+
+/* ---- echo server: answers every request "OK <key>" ---- */
+
+static void echo_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+	static char out[SOCKETMAP_MAX_REQUEST + 32];
+	(void)arg;
+	for (;;) {
+		size_t avail = evbuffer_get_length(in);
+		size_t look = avail < SOCKETMAP_MAX_REQUEST + 16 ? avail : SOCKETMAP_MAX_REQUEST + 16;
+		if (look == 0)
+			return;
+		const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
+		const char *payload, *err;
+		size_t plen, used;
+		enum netstring_status st = netstring_parse(buf, look, SOCKETMAP_MAX_REQUEST, &payload,
+							   &plen, &used, &err);
+		if (st == NETSTRING_NEED_MORE)
+			return;
+		if (st == NETSTRING_ERROR) {
+			bufferevent_free(bev);
+			return;
+		}
+		struct socketmap_request req;
+		size_t n;
+		if (socketmap_parse_request(payload, plen, &req, &err) && req.key_len)
+			n = socketmap_format_reply(out, sizeof(out), SOCKETMAP_REPLY_OK, req.key,
+						   req.key_len);
+		else
+			n = socketmap_format_reply(out, sizeof(out), SOCKETMAP_REPLY_NOTFOUND, "", 0);
+		bufferevent_write(bev, out, n);
+		evbuffer_drain(in, used);
+	}
+}
+
+static void echo_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	bufferevent_free(bev);
+}
+
+static void echo_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+			   int salen, void *arg)
+{
+	(void)lev;
+	(void)sa;
+	(void)salen;
+	struct bufferevent *bev = bufferevent_socket_new(arg, fd, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(bev, echo_read_cb, NULL, echo_event_cb, NULL);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+static void echo_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	event_base_loopexit(arg, NULL);
+}
+
+static int echo_server(const struct endpoint *ep)
+{
+	char err[256];
+	struct endpoint_perms perms = { (uid_t)-1, (gid_t)-1, 0666 };
+	int fd = endpoint_listen(ep, &perms, 1024, err, sizeof(err));
+	if (fd < 0) {
+		fprintf(stderr, "vmail-bench: %s\n", err);
+		return 1;
+	}
+	struct event_base *base = event_base_new();
+	struct evconnlistener *lev = evconnlistener_new(base, echo_accept_cb, base,
+							LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	struct event *term = evsignal_new(base, SIGTERM, echo_signal_cb, base);
+	struct event *intr = evsignal_new(base, SIGINT, echo_signal_cb, base);
+	evsignal_add(term, NULL);
+	evsignal_add(intr, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	fprintf(stderr, "vmail-bench: echo server on %s\n", ep->text);
+	event_base_dispatch(base);
+	evconnlistener_free(lev);
+	event_free(term);
+	event_free(intr);
+	event_base_free(base);
+	if (ep->kind == ENDPOINT_UNIX)
+		unlink(ep->path);
+	return 0;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: vmail-bench [options] unix:PATH | inet:HOST:PORT\n"
+		"       vmail-bench --echo-server unix:PATH | inet:HOST:PORT\n"
+		"  -c, --connections N   concurrent connections, one request in flight each (32)\n"
+		"  -T, --time SECONDS    run this long (10), or\n"
+		"  -n, --requests K      stop after K requests\n"
+		"  -m, --map NAME        socketmap name (alias)\n"
+		"  -k, --keys FILE       keys, one per line, picked uniformly at random\n"
+		"  -g, --generate N      without --keys: N keys user<i>@example.org (1000)\n"
+		"      --echo-server EP  run a server answering \"OK <key>\" to everything\n"
+		"  -V, --version, -h, --help\n"
+		"Prints lookups/s, p50/p99/p99.9 latency in microseconds and the reply mix; the\n"
+		"last line (RESULT ...) is for scripts.\n");
+}
+
+static bool parse_endpoint(const char *spec, struct endpoint *ep)
+{
+	struct endpoint_list l;
+	char err[256];
+	if (!endpoint_parse_list(spec, &l, err, sizeof(err)) || l.count != 1) {
+		fprintf(stderr, "vmail-bench: %s: %s\n", spec, l.count > 1 ? "one endpoint only" : err);
+		return false;
+	}
+	*ep = l.items[0];
+	return true;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "connections", required_argument, NULL, 'c' },
+		{ "time", required_argument, NULL, 'T' },
+		{ "requests", required_argument, NULL, 'n' },
+		{ "map", required_argument, NULL, 'm' },
+		{ "keys", required_argument, NULL, 'k' },
+		{ "generate", required_argument, NULL, 'g' },
+		{ "echo-server", required_argument, NULL, 'E' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct bench b = { .map = "alias", .nconns = 32, .duration_s = 10 };
+	const char *keys_path = NULL, *echo = NULL;
+	unsigned generate = 1000;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "c:T:n:m:k:g:Vh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			b.nconns = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'T':
+			b.duration_s = strtod(optarg, NULL);
+			break;
+		case 'n':
+			b.max_requests = strtoull(optarg, NULL, 10);
+			b.duration_s = 0;
+			break;
+		case 'm':
+			b.map = optarg;
+			break;
+		case 'k':
+			keys_path = optarg;
+			break;
+		case 'g':
+			generate = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'E':
+			echo = optarg;
+			break;
+		case 'V':
+			printf("vmail-bench %s\n", VMAIL_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (echo) {
+		struct endpoint ep;
+		return parse_endpoint(echo, &ep) ? echo_server(&ep) : 2;
+	}
+	if (optind + 1 != argc || b.nconns == 0 || b.nconns > 100000 || generate == 0 ||
+	    (b.duration_s <= 0 && b.max_requests == 0)) {
+		usage(stderr);
+		return 2;
+	}
+	if (!parse_endpoint(argv[optind], &b.target))
+		return 2;
+	if (keys_path && !load_keys(&b, keys_path))
+		return 1;
+	if (!keys_path)
+		generate_keys(&b, generate);
+
+	signal(SIGPIPE, SIG_IGN);
+	b.rng = (uint64_t)now_ns() | 1;
+	b.base = event_base_new();
+	b.clients = calloc(b.nconns, sizeof(*b.clients));
+	b.start_ns = now_ns();
+	for (unsigned i = 0; i < b.nconns; i++) {
+		struct client *c = &b.clients[i];
+		c->b = &b;
+		c->idx = i;
+		c->retry_ev = evtimer_new(b.base, client_retry_cb, c);
+		client_connect(c);
+	}
+	if (b.duration_s > 0) {
+		b.stop_ev = evtimer_new(b.base, bench_timer_cb, &b);
+		struct timeval tv = { (time_t)b.duration_s,
+				      (suseconds_t)((b.duration_s - (double)(time_t)b.duration_s) * 1e6) };
+		evtimer_add(b.stop_ev, &tv);
+	}
+	event_base_dispatch(b.base);
+	b.end_ns = now_ns(); /* the loop ends with the last reply */
+	bench_report(&b);
+
+	for (unsigned i = 0; i < b.nconns; i++) {
+		if (b.clients[i].bev)
+			bufferevent_free(b.clients[i].bev);
+		event_free(b.clients[i].retry_ev);
+	}
+	if (b.stop_ev)
+		event_free(b.stop_ev);
+	event_base_free(b.base);
+	for (size_t i = 0; i < b.nkeys; i++)
+		free(b.keys[i]);
+	free(b.keys);
+	free(b.clients);
+	free(b.lat_us);
+	return b.nlat ? 0 : 1;
+}
