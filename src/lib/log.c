@@ -61,6 +61,7 @@ bool log_parse_level(const char *name, enum log_level *out)
 	return false;
 }
 
+__attribute__((format(printf, 3, 0)))
 static void log_emit(enum log_level level, const char *suffix, const char *fmt, va_list ap)
 {
 	char buf[2048];

@@ -31,7 +31,9 @@ shared_buffers = 128MB
 log_min_messages = warning
 CONF
 	fi
-	as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start >/dev/null
+	if ! as_pg "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+		as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start >/dev/null
+	fi
 	if ! as_pg "$bin/psql" -h "$dir/sock" -U postgres -Atqc "select 1 from pg_database where datname='vmail'" postgres | grep -q 1; then
 		as_pg "$bin/createdb" -h "$dir/sock" -U postgres vmail
 	fi

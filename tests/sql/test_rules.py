@@ -1,0 +1,252 @@
+"""Rules R1-R10 against a real PostgreSQL: for each rule one success and one refusal
+(with its SQLSTATE and message), plus races for the last free slot.
+
+Plain SQL on purpose: the rules must hold for every writer, not only for vmailctl.
+Uses the server named by VMAIL_TEST_PGDIR (tests/world/pg.sh) or starts its own.
+"""
+import concurrent.futures
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+import pgsql  # noqa: E402
+
+MiB = 1024 * 1024
+
+
+def setUpModule():
+    pgsql.server_up()
+
+
+class RulesTest(unittest.TestCase):
+    def setUp(self):
+        self.db = pgsql.fresh_database("rules_" + self._testMethodName[5:])
+        self.sql("SELECT vmail.customer_add('acme', 'Acme')")
+        self.sql("SELECT vmail.customer_add('other', 'Other')")
+        self.sql("SELECT vmail.shell_add('acme', 'jan', 2001, 2001, '/home/jan', NULL, 100*1024*1024)")
+        self.sql("SELECT vmail.shell_add('acme', 'ewa', 2002, 2002, '/home/ewa', NULL, 100*1024*1024)")
+        self.sql("SELECT vmail.shell_add('other', 'ola', 2003, 2003, '/home/ola', NULL, 100*1024*1024)")
+        self.sql("SELECT vmail.domain_add('acme', 'acme.lublin.pl')")
+        self.sql("SELECT vmail.domain_add('acme', 'acme.com.pl')")
+        self.sql("SELECT vmail.domain_add('other', 'other.pl')")
+        for d in ("acme.lublin.pl", "acme.com.pl", "other.pl"):
+            self.sql(f"SELECT vmail.domain_set_state('{d}', 'active')")
+
+    def sql(self, q):
+        return pgsql.query(self.db, q)
+
+    def refused(self, q, sqlstate, text):
+        """q must fail with sqlstate and a message containing text, and change nothing."""
+        before = self.snapshot()
+        err = pgsql.error(self.db, q)
+        self.assertIsNotNone(err, f"expected {sqlstate} from: {q}")
+        self.assertIn(sqlstate, err)
+        self.assertIn(text, err)
+        self.assertEqual(before, self.snapshot(), "a refused change left traces")
+
+    def snapshot(self):
+        return self.sql("SELECT (SELECT count(*) FROM vmail.alias), (SELECT count(*) FROM vmail.alias_target),"
+                        " (SELECT count(*) FROM vmail.mail_account), (SELECT count(*) FROM vmail.address),"
+                        " (SELECT count(*) FROM vmail.audit_log), (SELECT count(*) FROM vmail.grant_log),"
+                        " (SELECT string_agg(login || disk_limit || coalesce(mail_domain_id::text, '-'), ',')"
+                        "    FROM vmail.shell_account)")
+
+    def mail_domains(self):
+        self.sql("SELECT vmail.shell_set('jan', 'mail_domain', 'acme.lublin.pl')")
+        self.sql("SELECT vmail.shell_set('ewa', 'mail_domain', 'acme.lublin.pl')")
+
+    # R1
+    def test_r1_self_service_alias_limit(self):
+        for i in range(5):
+            dom = "acme.lublin.pl" if i % 2 else "acme.com.pl"
+            self.sql(f"SELECT vmail.self_alias_add('jan', 'a{i}@{dom}', 'jan')")
+        self.refused("SELECT vmail.self_alias_add('jan', 'a5@acme.lublin.pl', 'jan')",
+                     "VMR01", "R1: shell account jan already has 5 of 5 self-service aliases")
+        # postmaster@ and abuse@ never count; administrator aliases never count.
+        self.sql("SELECT vmail.self_alias_add('jan', 'postmaster@acme.lublin.pl', 'jan')")
+        self.sql("SELECT vmail.alias_add('extra@acme.lublin.pl', ARRAY['jan'], false, 'jan')")
+        self.assertEqual(self.sql("SELECT what, new_value FROM vmail.grant_log"), "admin_alias|extra@acme.lublin.pl")
+        # A grant raises the limit (R10).
+        self.sql("SELECT vmail.grant('jan', 'alias_limit', '6', 'paid extra')")
+        self.sql("SELECT vmail.self_alias_add('jan', 'a5@acme.lublin.pl', 'jan')")
+        self.refused("SELECT vmail.self_alias_add('jan', 'a6@acme.lublin.pl', 'jan')",
+                     "VMR01", "6 of 6")
+
+    # R2
+    def test_r2_free_accounts_per_shell(self):
+        self.mail_domains()
+        self.sql("SELECT vmail.setting_set('free_per_domain_limit', '10')")
+        for i in range(5):
+            self.sql(f"SELECT vmail.account_add('f{i}@acme.lublin.pl', 'free', 'jan', NULL, 1048576)")
+        self.refused("SELECT vmail.account_add('f5@acme.lublin.pl', 'free', 'jan', NULL, 1048576)",
+                     "VMR02", "R2: shell account jan already has 5 of 5 free mail accounts")
+        # Paid accounts count toward no free limit.
+        self.sql("SELECT vmail.account_add('paid@acme.lublin.pl', 'paid', 'acme', NULL, 1048576)")
+
+    # R3
+    def test_r3_one_mail_domain(self):
+        self.refused("SELECT vmail.account_add('f@acme.lublin.pl', 'free', 'jan', NULL, 1048576)",
+                     "VMR03", "has no mail domain yet")
+        self.mail_domains()
+        self.sql("SELECT vmail.account_add('f@acme.lublin.pl', 'free', 'jan', NULL, 1048576)")
+        self.refused("SELECT vmail.account_add('g@acme.com.pl', 'free', 'jan', NULL, 1048576)",
+                     "VMR03", "must be in its mail domain acme.lublin.pl, not acme.com.pl")
+        self.refused("SELECT vmail.shell_set('jan', 'mail_domain', 'acme.com.pl')",
+                     "VMR03", "its mail domain can change only when it has none")
+        self.sql("SELECT vmail.shell_set('ewa', 'mail_domain', 'acme.com.pl')")
+
+    # R4
+    def test_r4_free_accounts_per_domain(self):
+        self.mail_domains()
+        for i in range(3):
+            self.sql(f"SELECT vmail.account_add('j{i}@acme.lublin.pl', 'free', 'jan', NULL, 1048576)")
+        for i in range(2):
+            self.sql(f"SELECT vmail.account_add('e{i}@acme.lublin.pl', 'free', 'ewa', NULL, 1048576)")
+        self.refused("SELECT vmail.account_add('e2@acme.lublin.pl', 'free', 'ewa', NULL, 1048576)",
+                     "VMR04", "R4: domain acme.lublin.pl already has 5 of 5 free mail accounts")
+
+    # R5
+    def test_r5_allocation(self):
+        self.mail_domains()
+        self.sql(f"SELECT vmail.account_add('a@acme.lublin.pl', 'free', 'jan', NULL, {60*MiB})")
+        self.refused(f"SELECT vmail.account_add('b@acme.lublin.pl', 'free', 'jan', NULL, {50*MiB})",
+                     "VMR05", "quotas would total 110 MiB, over its disk limit of 100 MiB")
+        self.sql(f"SELECT vmail.account_add('b@acme.lublin.pl', 'free', 'jan', NULL, {40*MiB})")
+        self.refused(f"SELECT vmail.account_set('b@acme.lublin.pl', 'quota', '{41*MiB}')", "VMR05", "101 MiB")
+        self.refused("SELECT vmail.shell_set('jan', 'disk_limit', '1048576')", "VMR05", "over the new disk limit")
+
+    # R6 (usage at delivery): the policy verdict and Dovecot's second quota root.
+    def test_r6_usage(self):
+        self.mail_domains()
+        self.sql(f"SELECT vmail.account_add('f@acme.lublin.pl', 'free', 'jan', NULL, {10*MiB})")
+        self.sql("SELECT vmail.self_alias_add('jan', 'info@acme.lublin.pl', 'f@acme.lublin.pl')")
+        self.sql("SELECT vmail.quota_set('jan', 1000, 1)")
+        self.sql("SELECT vmail.quota_set('f@acme.lublin.pl', 2000, 2)")
+        self.assertEqual(self.sql("SELECT vmail.policy_check('info@acme.lublin.pl', 100)"), "")
+        self.sql(f"SELECT vmail.usage_set_files('jan', {100*MiB - 3000})")
+        self.assertEqual(self.sql("SELECT vmail.quota_get('f@acme.lublin.pl', 'storage', 'account')"), str(100*MiB))
+        self.assertEqual(self.sql("SELECT vmail.policy_check('info@acme.lublin.pl', 0)"),
+                         f"full\tf@acme.lublin.pl\t{100*MiB}\t{100*MiB}")
+        self.assertTrue(self.sql("SELECT vmail.policy_check('jan@platon.man.lublin.pl', 0)").startswith("full\t"))
+        self.assertEqual(self.sql("SELECT vmail.policy_check('ewa@platon.man.lublin.pl', 0)"), "")
+
+    # R7
+    def test_r7_one_address_one_thing(self):
+        self.mail_domains()
+        self.sql("SELECT vmail.self_alias_add('jan', 'biuro@acme.lublin.pl', 'jan')")
+        self.refused("SELECT vmail.account_add('biuro@acme.lublin.pl', 'free', 'ewa', NULL, 1048576)",
+                     "VMR07", "address biuro@acme.lublin.pl is already an alias")
+        self.refused("SELECT vmail.account_add('jan@platon.man.lublin.pl', 'paid', 'acme', NULL, 1048576)",
+                     "VMR07", "already the primary address of shell account jan")
+        self.refused("SELECT vmail.domain_add('other', 'acme.com.pl')", "VMR07", "domain acme.com.pl already exists")
+        self.sql("SELECT vmail.account_add('x@platon.man.lublin.pl', 'paid', 'acme', NULL, 1048576)")
+        self.refused("SELECT vmail.shell_add('acme', 'x', 2010, 2010, '/home/x', NULL, 1048576)",
+                     "VMR07", "x@platon.man.lublin.pl is already a mail account")
+        # Plain SQL is refused too, not only the functions.
+        self.refused("INSERT INTO vmail.mail_account (address, domain_id, local_part, kind, customer_id, quota)"
+                     " VALUES ('biuro@acme.lublin.pl', 0, 'x', 'paid', 1, 1)", "VMR07", "already an alias")
+
+    # R8
+    def test_r8_domain_of_customer_and_active(self):
+        self.refused("SELECT vmail.self_alias_add('jan', 'x@other.pl', 'jan')",
+                     "VMR08", "domain other.pl belongs to customer other, not to customer acme")
+        self.sql("SELECT vmail.domain_add('acme', 'nowa.lublin.pl')")
+        self.sql("SELECT vmail.domain_add('acme', 'nowa.com')")
+        self.assertEqual(self.sql("SELECT kind, state FROM vmail.domain WHERE name = 'nowa.lublin.pl'"),
+                         "local|pending_registration")
+        self.assertEqual(self.sql("SELECT kind, state, verify_token LIKE 'vmail-verify=%' FROM vmail.domain WHERE name = 'nowa.com'"),
+                         "external|pending_proof|t")
+        self.refused("SELECT vmail.self_alias_add('jan', 'x@nowa.lublin.pl', 'jan')",
+                     "VMR08", "domain nowa.lublin.pl is awaiting registration")
+        self.refused("SELECT vmail.self_alias_add('jan', 'x@nowa.com', 'jan')",
+                     "VMR08", "domain nowa.com is awaiting ownership proof")
+        self.refused("SELECT vmail.self_alias_add('jan', 'x@platon.man.lublin.pl', 'jan')",
+                     "VMR08", "primary domain")
+        self.sql("SELECT vmail.domain_set_state('nowa.com', 'active')")
+        self.sql("SELECT vmail.self_alias_add('jan', 'x@nowa.com', 'jan')")
+        self.refused("SELECT vmail.alias_add('y@acme.com.pl', ARRAY['ola'], false)",
+                     "VMR08", "mailbox ola@platon.man.lublin.pl belongs to customer other")
+
+    # R9
+    def test_r9_suspension(self):
+        self.mail_domains()
+        self.sql("SELECT vmail.account_add('f@acme.lublin.pl', 'free', 'jan', '{SHA512-CRYPT}$6$s$h', 1048576)")
+        self.sql("SELECT vmail.shell_set('jan', 'password', '{SHA512-CRYPT}$6$s$h')")
+        self.assertNotEqual(self.sql("SELECT vmail.passdb_json('f@acme.lublin.pl')"), "")
+        self.sql("SELECT vmail.shell_set('jan', 'state', 'suspended')")
+        self.assertEqual(self.sql("SELECT vmail.passdb_json('jan')"), "")
+        self.assertEqual(self.sql("SELECT vmail.passdb_json('f@acme.lublin.pl')"), "")
+        self.assertEqual(self.sql("SELECT vmail.userdb_json('f@acme.lublin.pl')"), '{"tempfail" : "yes"}')
+        self.assertEqual(self.sql("SELECT vmail.self_auth('jan')"), "")
+        self.assertEqual(self.sql("SELECT vmail.policy_check('f@acme.lublin.pl', 0)"),
+                         "suspended\tf@acme.lublin.pl")
+        # Mail still resolves (deferred, not bounced).
+        self.assertEqual(self.sql("SELECT vmail.lookup_mailbox('f@acme.lublin.pl')"), "f@acme.lublin.pl")
+        self.refused("SELECT vmail.self_alias_add('jan', 'z@acme.lublin.pl', 'jan')", "VMR09", "R9: shell account jan is suspended")
+        self.sql("SELECT vmail.shell_set('jan', 'state', 'active')")
+        self.assertNotEqual(self.sql("SELECT vmail.passdb_json('f@acme.lublin.pl')"), "")
+
+    # R10
+    def test_r10_grants_and_audit(self):
+        self.sql("SELECT set_config('vmail.actor', 'admin:root', false)")
+        self.db_actor = "admin:root"
+        pgsql.query(self.db, "SELECT set_config('vmail.actor', 'admin:root', true), vmail.grant('jan', 'disk_limit', '209715200', 'bought 100M')")
+        self.assertEqual(self.sql("SELECT login, what, old_value, new_value, note, granted_by FROM vmail.grant_log"),
+                         "jan|disk_limit|104857600|209715200|bought 100M|admin:root")
+        self.assertEqual(self.sql("SELECT actor, action, before->>'disk_limit', after->>'disk_limit' FROM vmail.audit_log"
+                                  " WHERE object = 'jan' AND action = 'update'"),
+                         "admin:root|update|104857600|209715200")
+        self.refused("SELECT vmail.grant('jan', 'free_accounts', '9')", "VM400", 'unknown grant "free_accounts"')
+        # Password hashes never enter the audit log.
+        self.sql("SELECT vmail.shell_set('jan', 'password', '{SHA512-CRYPT}$6$secret$hash')")
+        self.assertEqual(self.sql("SELECT count(*) FROM vmail.audit_log WHERE after::text LIKE '%secret%'"), "0")
+        self.assertEqual(self.sql("SELECT after->>'password' FROM vmail.audit_log ORDER BY id DESC LIMIT 1"), "(changed)")
+
+
+class RaceTest(unittest.TestCase):
+    """Twenty writers race for the last slot: exactly one wins."""
+
+    def setUp(self):
+        self.db = pgsql.fresh_database("race_" + self._testMethodName[5:])
+        q = lambda s: pgsql.query(self.db, s)  # noqa: E731
+        q("SELECT vmail.customer_add('acme')")
+        for i, login in enumerate(("jan", "ewa")):
+            q(f"SELECT vmail.shell_add('acme', '{login}', {3000+i}, {3000+i}, '/home/{login}', NULL, 104857600)")
+        q("SELECT vmail.domain_add('acme', 'acme.lublin.pl')")
+        q("SELECT vmail.domain_set_state('acme.lublin.pl', 'active')")
+        q("SELECT vmail.shell_set('jan', 'mail_domain', 'acme.lublin.pl')")
+        q("SELECT vmail.shell_set('ewa', 'mail_domain', 'acme.lublin.pl')")
+
+    def race(self, statements):
+        with concurrent.futures.ThreadPoolExecutor(len(statements)) as pool:
+            return list(pool.map(lambda s: pgsql.error(self.db, s), statements))
+
+    def test_last_alias_slot(self):
+        for i in range(4):
+            pgsql.query(self.db, f"SELECT vmail.self_alias_add('jan', 'a{i}@acme.lublin.pl', 'jan')")
+        errors = self.race([f"SELECT pg_sleep(0.05), vmail.self_alias_add('jan', 'r{i}@acme.lublin.pl', 'jan')"
+                            for i in range(20)])
+        self.assertEqual(sum(e is None for e in errors), 1, errors)
+        self.assertTrue(all("VMR01" in e for e in errors if e is not None))
+        self.assertEqual(pgsql.query(self.db, "SELECT count(*) FROM vmail.alias WHERE counts"), "5")
+
+    def test_last_domain_slot(self):
+        for i in range(4):
+            pgsql.query(self.db, f"SELECT vmail.account_add('j{i}@acme.lublin.pl', 'free', 'jan', NULL, 1024)")
+        errors = self.race([f"SELECT pg_sleep(0.05), vmail.account_add('e{i}@acme.lublin.pl', 'free', 'ewa', NULL, 1024)"
+                            for i in range(20)])
+        self.assertEqual(sum(e is None for e in errors), 1, errors)
+        self.assertTrue(all("VMR04" in e for e in errors if e is not None))
+
+    def test_same_address(self):
+        errors = self.race(["SELECT pg_sleep(0.05), vmail.alias_add('same@acme.lublin.pl', ARRAY['ewa'], false)"
+                            for _ in range(20)])
+        self.assertEqual(sum(e is None for e in errors), 1, errors)
+        self.assertTrue(all("VMR07" in e for e in errors if e is not None), errors)
+
+
+if __name__ == "__main__":
+    unittest.main()
