@@ -225,6 +225,7 @@ static unsigned raise_fd_limit(unsigned nlisteners, unsigned pool_size)
 	unsigned long long room = limit > used ? limit - used : 0;
 	if (room > 1000000)
 		room = 1000000;
+	log_notice("open files limit %llu permits %llu client connections", limit, room);
 	return (unsigned)room;
 }
 
@@ -414,8 +415,6 @@ int daemon_run(const char *path)
 
 	/* 3. descriptors */
 	d.fd_room = raise_fd_limit(d.nlisteners, d.cfg.pg_pool_size);
-	log_notice("open files limit permits %u client connections (max_connections %u)",
-		   d.fd_room, d.cfg.max_connections);
 
 	/* 4. libsodium opens /dev/urandom before we lose access to anything */
 	if (sodium_init() < 0)
