@@ -371,6 +371,12 @@ class DaemonTest(unittest.TestCase):
         finally:
             self.pg.start()
 
+    def test_notify_abstract_socket(self):
+        vd, path = self.start(notify_abstract=True)   # start() waited for READY=1
+        vd.reload()                                    # RELOADING=1, then READY=1
+        self.assertEqual(vd.stop(), 0)
+        vd.wait_notification("STOPPING=1")
+
     def test_refuses_root(self):
         vd = world.Vmaild(self.w.path("vd-root"), self.pg.dsn,
                           "unix:" + self.w.path("vd-root.sock"), user="")

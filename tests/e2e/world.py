@@ -126,8 +126,9 @@ class Vmaild:
     """
 
     def __init__(self, dir, database, socketmap_listen, user="nobody", group="nogroup",
-                 **settings):
+                 notify_abstract=False, **settings):
         self.dir = dir
+        self.notify_abstract = notify_abstract
         os.makedirs(dir, exist_ok=True)
         self.config_path = os.path.join(dir, "vmaild.conf")
         self.log_path = os.path.join(dir, "vmaild.log")
@@ -147,13 +148,19 @@ class Vmaild:
 
     def start(self, timeout=10.0):
         self.write_config()
-        notify_path = os.path.join(self.dir, "notify.sock")
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(notify_path)
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._notify.bind(notify_path)
-        os.chmod(notify_path, 0o777)  # vmaild has dropped privileges when it says STOPPING
-        env = dict(os.environ, NOTIFY_SOCKET=notify_path)
+        if self.notify_abstract:
+            # Linux abstract namespace, written "@name" in NOTIFY_SOCKET.
+            name = "vmaild-test-%d-%d" % (os.getpid(), id(self))
+            self._notify.bind("\0" + name)
+            notify_env = "@" + name
+        else:
+            notify_env = os.path.join(self.dir, "notify.sock")
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(notify_env)
+            self._notify.bind(notify_env)
+            os.chmod(notify_env, 0o777)  # vmaild has dropped privileges when it says STOPPING
+        env = dict(os.environ, NOTIFY_SOCKET=notify_env)
         env.pop("VMAILD_TEST_ALLOW_ROOT", None)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([os.path.join(BUILD, "vmaild"), "-c", self.config_path],
@@ -174,12 +181,17 @@ class Vmaild:
                     del self.notifications[: i + 1]
                     return n
             left = deadline - time.monotonic()
-            if left <= 0 or self.proc.poll() is not None:
+            exited = self.proc.poll() is not None
+            self._notify.settimeout(max(0.01, min(left, 0.2)))
+            try:
+                self.notifications.append(self._notify.recv(4096).decode())
+                continue
+            except socket.timeout:
+                pass
+            # Only give up once nothing more is queued: a datagram may outlive its sender.
+            if left <= 0 or exited:
                 raise RuntimeError("vmaild did not send %s (exit %s); log:\n%s"
                                    % (prefix, self.proc.poll(), self.log()))
-            self._notify.settimeout(min(left, 0.2))
-            with contextlib.suppress(socket.timeout):
-                self.notifications.append(self._notify.recv(4096).decode())
 
     def reload(self, timeout=10.0):
         """SIGHUP; returns once vmaild says READY=1 again."""
