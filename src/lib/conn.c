@@ -45,7 +45,7 @@ struct conn {
 	size_t npending;
 	unsigned depth; /* our callbacks on the stack; free is deferred until 0 */
 	bool over_limit;
-	char peer[64];
+	char peer[160];
 };
 
 static uint64_t conn_next_id = 1;
