@@ -80,7 +80,7 @@ bool cfgfile_parse(const char *buf, size_t len, struct cfgfile *out, char *err, 
 			if (strlen(out->entries[i].key) == k - b &&
 			    memcmp(out->entries[i].key, line + b, k - b) == 0) {
 				char msg[160];
-				snprintf(msg, sizeof(msg), "duplicate key \"%s\" (first on line %u)",
+				snprintf(msg, sizeof(msg), "duplicate key \"%.64s\" (first on line %u)",
 					 out->entries[i].key, out->entries[i].line);
 				cfgfile_free(out);
 				return fail(err, errlen, lineno, msg);
@@ -140,7 +140,7 @@ bool cfgfile_load(const char *path, struct cfgfile *out, char *err, size_t errle
 	bool ok = cfgfile_parse(buf, len, out, inner, sizeof(inner));
 	free(buf);
 	if (!ok)
-		snprintf(err, errlen, "%s: %s", path, inner);
+		snprintf(err, errlen, "%.200s: %s", path, inner);
 	return ok;
 }
 
