@@ -27,6 +27,10 @@ struct config {
 	unsigned socket_mode;
 	char *user;
 	char *group;
+	/* vmailctl's DNS checks (domain verify/check); vmaild accepts and ignores them */
+	char *dns_resolv_conf;
+	char *dns_nameserver;
+	unsigned dns_timeout;        /* ms */
 	enum log_level log_level;
 	enum config_log_target log_target;
 	unsigned pg_pool_size;
