@@ -13,6 +13,7 @@
 #define CTL_EXIT_OK 0
 #define CTL_EXIT_FAIL 1  /* refused by a rule, database or system error */
 #define CTL_EXIT_USAGE 2 /* bad command line */
+#define CTL_EXIT_TEMPFAIL 75 /* EX_TEMPFAIL: try again later (DNS gave no answer) */
 
 #define CTL_DEFAULT_CONFIG "/etc/vmaild/vmaild.conf"
 #define CTL_MAX_OPTS 16
@@ -76,7 +77,7 @@ struct ctl {
 
 /* The nouns, each defined in its own src/lib/ctl_<noun>.c; ctl.c lists them in ctl_nouns. */
 extern const struct ctl_noun ctl_noun_customer, ctl_noun_shell, ctl_noun_domain, ctl_noun_alias,
-	ctl_noun_mailbox, ctl_noun_grant, ctl_noun_usage, ctl_noun_log, ctl_noun_db;
+	ctl_noun_mailbox, ctl_noun_grant, ctl_noun_usage, ctl_noun_log, ctl_noun_db, ctl_noun_settings;
 
 /* ctl_main - the whole program; returns the exit status */
 int ctl_main(int argc, char **argv);
@@ -94,6 +95,8 @@ bool ctl_parse_size(const char *s, uint64_t *out);
 /* ctl_parse_int - a non-negative decimal up to INT32_MAX, what names it in the error */
 bool ctl_parse_int(const char *s, const char *what, long *out);
 
+/* ctl_config_path - the configuration file: -c, else $VMAIL_CONFIG, else the default */
+const char *ctl_config_path(const struct ctl *ctx);
 /* ctl_connect - connect once (reads the config); prints the problem and returns NULL on failure */
 PGconn *ctl_connect(struct ctl *ctx, bool check_schema);
 

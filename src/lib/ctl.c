@@ -21,7 +21,7 @@
 /* The command tree; a new noun is one line here plus its ctl_<noun>.c. */
 static const struct ctl_noun *const ctl_nouns[] = {
 	&ctl_noun_customer, &ctl_noun_shell, &ctl_noun_domain, &ctl_noun_alias, &ctl_noun_mailbox,
-	&ctl_noun_grant,    &ctl_noun_usage, &ctl_noun_log,    &ctl_noun_db,
+	&ctl_noun_grant,    &ctl_noun_usage, &ctl_noun_log,    &ctl_noun_settings, &ctl_noun_db,
 };
 #define N_NOUNS (sizeof(ctl_nouns) / sizeof(ctl_nouns[0]))
 
@@ -87,7 +87,7 @@ static void help_top(FILE *f)
 	print_opts(f, global_opts);
 	fputs("  --version                print the version and exit\n"
 	      "\nRun \"vmailctl NOUN --help\" for its verbs.  Exit status: 0 done, 1 refused or failed,\n"
-	      "2 bad command line.\n",
+	      "2 bad command line, 75 temporary failure (DNS gave no answer; try again later).\n",
 	      f);
 }
 
@@ -338,15 +338,21 @@ static bool check_schema_version(struct ctl *ctx)
 	return true;
 }
 
-PGconn *ctl_connect(struct ctl *ctx, bool check_schema)
+const char *ctl_config_path(const struct ctl *ctx)
 {
-	if (ctx->db)
-		return ctx->db;
 	const char *path = ctx->config_path;
 	if (!path)
 		path = getenv("VMAIL_CONFIG");
 	if (!path || !*path)
 		path = CTL_DEFAULT_CONFIG;
+	return path;
+}
+
+PGconn *ctl_connect(struct ctl *ctx, bool check_schema)
+{
+	if (ctx->db)
+		return ctx->db;
+	const char *path = ctl_config_path(ctx);
 	struct cfgfile cf;
 	char err[512];
 	if (!cfgfile_load(path, &cf, err, sizeof(err))) {
