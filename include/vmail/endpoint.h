@@ -1,4 +1,4 @@
-/* endpoint: "unix:PATH" / "inet:HOST:PORT" listener addresses, and opening them. */
+/* endpoint: "unix:PATH" / "inet:HOST:PORT" / "systemd:NAME" listener addresses, and opening them. */
 #ifndef VMAIL_ENDPOINT_H
 #define VMAIL_ENDPOINT_H
 
@@ -13,6 +13,7 @@
 enum endpoint_kind {
 	ENDPOINT_UNIX,
 	ENDPOINT_INET,
+	ENDPOINT_SYSTEMD, /* a socket passed by systemd, by FileDescriptorName= */
 };
 
 struct endpoint {
@@ -20,6 +21,7 @@ struct endpoint {
 	char path[ENDPOINT_MAX_PATH + 1]; /* unix: absolute path */
 	char host[ENDPOINT_MAX_HOST + 1]; /* inet: name or literal, without [] */
 	unsigned port;                    /* inet: 1..65535 */
+	char name[ENDPOINT_MAX_HOST + 1]; /* systemd: FileDescriptorName= */
 	char text[ENDPOINT_MAX_HOST + 16]; /* canonical form for logs */
 };
 
@@ -31,7 +33,8 @@ struct endpoint_list {
 /*
  * endpoint_parse_list - parse a comma-separated list; blanks around items are
  * ignored and an empty string is an empty list.  Forms: "unix:/abs/path",
- * "inet:HOST:PORT", "inet:[V6ADDR]:PORT", "inet:*:PORT" (all IPv4 addresses).
+ * "inet:HOST:PORT", "inet:[V6ADDR]:PORT", "inet:*:PORT" (all IPv4 addresses),
+ * "systemd:NAME" (the socket a .socket unit passed with FileDescriptorName=NAME).
  * Relative unix paths are refused: the daemon's working directory is not
  * Postfix's queue directory.  Pure; on error a message in err.
  */
@@ -48,7 +51,9 @@ struct endpoint_perms {
  * endpoint_listen - open a non-blocking, close-on-exec listening socket.  A
  * stale unix socket file is removed only if it is a socket nobody accepts on;
  * any other file at the path, or a live listener, is an error.  unix sockets
- * then get perms.  inet sockets get SO_REUSEADDR.  Returns the fd or -1 with
+ * then get perms.  inet sockets get SO_REUSEADDR.  systemd endpoints take
+ * the descriptor sdlisten_init found (owner and mode are the socket unit's
+ * business; perms and backlog are not applied).  Returns the fd or -1 with
  * the reason in err.
  */
 int endpoint_listen(const struct endpoint *ep, const struct endpoint_perms *perms, int backlog,

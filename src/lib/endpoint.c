@@ -11,6 +11,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "vmail/sdlisten.h"
+
 static bool ep_fail(char *err, size_t errlen, const char *item, size_t len, const char *why)
 {
 	snprintf(err, errlen, "\"%.*s\": %s", (int)(len > 200 ? 200 : len), item, why);
@@ -114,7 +116,17 @@ static bool parse_one(const char *s, size_t len, struct endpoint *ep, char *err,
 			snprintf(ep->text, sizeof(ep->text), "inet:%.*s:%u", (int)hlen, host, ep->port);
 		return true;
 	}
-	return ep_fail(err, errlen, s, len, "expected unix:PATH or inet:HOST:PORT");
+	if (len > 8 && memcmp(s, "systemd:", 8) == 0) {
+		if (!sdlisten_name_valid(s + 8, len - 8))
+			return ep_fail(err, errlen, s, len, "systemd: name must be 1..255 printable "
+							  "characters without ':' ','");
+		ep->kind = ENDPOINT_SYSTEMD;
+		memcpy(ep->name, s + 8, len - 8);
+		ep->name[len - 8] = '\0';
+		snprintf(ep->text, sizeof(ep->text), "systemd:%s", ep->name);
+		return true;
+	}
+	return ep_fail(err, errlen, s, len, "expected unix:PATH, inet:HOST:PORT or systemd:NAME");
 }
 
 bool endpoint_parse_list(const char *spec, struct endpoint_list *out, char *err, size_t errlen)
@@ -289,5 +301,7 @@ int endpoint_listen(const struct endpoint *ep, const struct endpoint_perms *perm
 {
 	if (ep->kind == ENDPOINT_UNIX)
 		return listen_unix(ep, perms, backlog, err, errlen);
+	if (ep->kind == ENDPOINT_SYSTEMD)
+		return sdlisten_take(ep->name, err, errlen);
 	return listen_inet(ep, backlog, err, errlen);
 }
