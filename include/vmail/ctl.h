@@ -79,6 +79,10 @@ struct ctl {
 extern const struct ctl_noun ctl_noun_customer, ctl_noun_shell, ctl_noun_domain, ctl_noun_alias,
 	ctl_noun_mailbox, ctl_noun_grant, ctl_noun_usage, ctl_noun_log, ctl_noun_db, ctl_noun_settings;
 
+/* The command tree, in help order (tests walk it). */
+extern const struct ctl_noun *const ctl_nouns[];
+extern const size_t ctl_nouns_count;
+
 /* ctl_main - the whole program; returns the exit status */
 int ctl_main(int argc, char **argv);
 

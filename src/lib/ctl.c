@@ -19,11 +19,12 @@
 #include "vmail/size.h"
 
 /* The command tree; a new noun is one line here plus its ctl_<noun>.c. */
-static const struct ctl_noun *const ctl_nouns[] = {
+const struct ctl_noun *const ctl_nouns[] = {
 	&ctl_noun_customer, &ctl_noun_shell, &ctl_noun_domain, &ctl_noun_alias, &ctl_noun_mailbox,
 	&ctl_noun_grant,    &ctl_noun_usage, &ctl_noun_log,    &ctl_noun_settings, &ctl_noun_db,
 };
 #define N_NOUNS (sizeof(ctl_nouns) / sizeof(ctl_nouns[0]))
+const size_t ctl_nouns_count = N_NOUNS;
 
 /* Options accepted at every level, before the noun or after the verb. */
 static const struct ctl_opt global_opts[] = {
