@@ -40,6 +40,9 @@ struct config {
 	unsigned idle_timeout;       /* ms */
 	unsigned max_pipelined;
 	unsigned max_output_buffer;  /* bytes */
+	unsigned policy_full_action_code; /* 452 or 552 */
+	unsigned policy_fail_open;        /* bool */
+	unsigned policy_check_sender;     /* bool */
 };
 
 enum config_type {
@@ -50,6 +53,7 @@ enum config_type {
 	CONFIG_MODE,     /* octal file mode, 0..0777 */
 	CONFIG_LOG_LEVEL,
 	CONFIG_LOG_TARGET,
+	CONFIG_BOOL,     /* yes or no; stored as an unsigned 0/1 */
 };
 
 #define CONFIG_REQUIRED  0x1u /* no default: the file must set it */

@@ -107,6 +107,13 @@ struct conn_req *conn_req_new(struct conn *c);
  */
 void conn_req_set_lookup(struct conn_req *r, struct lookup_req *lookup);
 
+/*
+ * conn_req_on_drop - fn(arg) runs if r is dropped unanswered because the
+ * connection closed first (after its lookup was cancelled), so that protocol
+ * state tied to the request can be freed.  Never runs once conn_req_reply ran.
+ */
+void conn_req_on_drop(struct conn_req *r, void (*fn)(void *arg), void *arg);
+
 /* conn_req_conn - the connection a request belongs to */
 struct conn *conn_req_conn(const struct conn_req *r);
 

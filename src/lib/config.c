@@ -26,7 +26,7 @@ static const struct config_param params[] = {
 	{ "socketmap_listen", CONFIG_STRING, OFF(socketmap_listen), "", 0, 0, CONFIG_ENDPOINTS,
 	  "Postfix socketmap listeners: unix:PATH, inet:HOST:PORT, comma-separated" },
 	{ "policy_listen", CONFIG_STRING, OFF(policy_listen), "", 0, 0, CONFIG_ENDPOINTS,
-	  "Postfix policy listeners (later issue)" },
+	  "Postfix policy delegation listeners (quota at RCPT and END-OF-MESSAGE)" },
 	{ "dict_listen", CONFIG_STRING, OFF(dict_listen), "", 0, 0, CONFIG_ENDPOINTS,
 	  "Dovecot dict listeners (later issue)" },
 	{ "socket_owner", CONFIG_STRING, OFF(socket_owner), "", 0, 0, 0,
@@ -63,6 +63,12 @@ static const struct config_param params[] = {
 	  "unanswered requests per connection before reading pauses" },
 	{ "max_output_buffer", CONFIG_SIZE, OFF(max_output_buffer), "1M", 4096, 1UL << 30,
 	  CONFIG_RELOAD, "unsent reply bytes per connection before reading pauses" },
+	{ "policy_full_action_code", CONFIG_UINT, OFF(policy_full_action_code), "452", 452, 552,
+	  CONFIG_RELOAD, "policy reply for a full mailbox: 452 (4.2.2, retried) or 552 (5.2.2)" },
+	{ "policy_fail_open", CONFIG_BOOL, OFF(policy_fail_open), "no", 0, 1, CONFIG_RELOAD,
+	  "policy answers DUNNO instead of DEFER_IF_PERMIT when the database cannot answer" },
+	{ "policy_check_sender", CONFIG_BOOL, OFF(policy_check_sender), "no", 0, 1, CONFIG_RELOAD,
+	  "policy rejects SASL clients whose MAIL FROM they do not own (the sender map)" },
 };
 
 #define NPARAMS (sizeof(params) / sizeof(params[0]))
@@ -75,6 +81,8 @@ static const char *const target_names[] = {
 	[CONFIG_LOG_STDERR] = "stderr",
 	[CONFIG_LOG_SYSLOG] = "syslog",
 };
+
+static const char *const bool_names[] = { "no", "yes" };
 
 static const char *const level_names[] = {
 	[LOG_LEVEL_ERROR] = "error",     [LOG_LEVEL_WARNING] = "warning",
@@ -190,6 +198,8 @@ static const char *type_hint(enum config_type t)
 		return "expected error, warning, notice, info or debug";
 	case CONFIG_LOG_TARGET:
 		return "expected stderr or syslog";
+	case CONFIG_BOOL:
+		return "expected yes or no";
 	case CONFIG_STRING:
 		break;
 	}
@@ -264,6 +274,11 @@ static bool set_value(struct config *cfg, const struct config_param *p, const ch
 	case CONFIG_MODE:
 		ok = parse_mode(value, &v);
 		break;
+	case CONFIG_BOOL:
+		ok = parse_name(value, bool_names, 2, &idx);
+		if (ok)
+			v = idx;
+		break;
 	case CONFIG_LOG_LEVEL:
 		if (!parse_name(value, level_names, sizeof(level_names) / sizeof(level_names[0]),
 				&idx))
@@ -303,6 +318,11 @@ static bool validate(const struct config *cfg, char *err, size_t errlen)
 	if (!cfg->socketmap_listen[0] && !cfg->policy_listen[0] && !cfg->dict_listen[0]) {
 		snprintf(err, errlen,
 			 "no listeners: set socketmap_listen (or policy_listen, dict_listen)");
+		return false;
+	}
+	if (cfg->policy_full_action_code != 452 && cfg->policy_full_action_code != 552) {
+		snprintf(err, errlen, "policy_full_action_code: must be 452 or 552, not %u",
+			 cfg->policy_full_action_code);
 		return false;
 	}
 	if (cfg->group[0] && !cfg->user[0]) {
@@ -453,6 +473,9 @@ void config_format_value(const struct config *cfg, const struct config_param *p,
 		break;
 	case CONFIG_LOG_TARGET:
 		snprintf(out, outlen, "%s", target_names[*(const enum config_log_target *)f]);
+		break;
+	case CONFIG_BOOL:
+		snprintf(out, outlen, "%s", bool_names[*(const unsigned *)f != 0]);
 		break;
 	default:
 		format_bound(p, *(const unsigned *)f, out, outlen);

@@ -25,6 +25,8 @@ struct conn_req {
 	struct conn_req *next;
 	struct conn *conn;
 	struct lookup_req *lookup; /* outstanding backend request, or NULL */
+	void (*drop)(void *arg);   /* protocol cleanup if never answered (conn_req_on_drop) */
+	void *drop_arg;
 	char *reply;               /* the answer once it came; may be NULL for "" */
 	size_t reply_len;
 	unsigned flags;            /* CONN_REPLY_* */
@@ -176,6 +178,8 @@ void conn_close(struct conn *c, const char *reason)
 		struct conn_req *next = r->next;
 		if (r->lookup)
 			lookup_cancel(r->lookup);
+		if (!r->answered && r->drop)
+			r->drop(r->drop_arg);
 		free(r->reply);
 		free(r);
 		r = next;
@@ -287,6 +291,12 @@ void conn_req_set_lookup(struct conn_req *r, struct lookup_req *lookup)
 	r->lookup = lookup;
 }
 
+void conn_req_on_drop(struct conn_req *r, void (*fn)(void *arg), void *arg)
+{
+	r->drop = fn;
+	r->drop_arg = arg;
+}
+
 struct conn *conn_req_conn(const struct conn_req *r)
 {
 	return r->conn;
@@ -297,6 +307,7 @@ void conn_req_reply(struct conn_req *r, const void *data, size_t len, unsigned f
 	struct conn *c = r->conn;
 	conn_enter(c);
 	r->lookup = NULL;
+	r->drop = NULL;
 	r->answered = true;
 	r->flags = flags;
 	if (r == c->head) {

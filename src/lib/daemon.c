@@ -31,8 +31,8 @@
 #include "vmail/log.h"
 #include "vmail/lookup.h"
 #include "vmail/pg.h"
-#include "vmail/sdlisten.h"
 #include "vmail/server.h"
+#include "vmail/svc_policy.h"
 #include "vmail/svc_socketmap.h"
 
 #define DAEMON_LISTEN_BACKLOG 1024
@@ -47,6 +47,21 @@ enum daemon_state {
 	DAEMON_RELOADING,
 	DAEMON_STOPPING,
 	DAEMON_STATE__COUNT,
+};
+
+/* The services a listener may carry; each has its own *_listen key. */
+enum daemon_svc {
+	DAEMON_SVC_SOCKETMAP = 0,
+	DAEMON_SVC_POLICY,
+	DAEMON_SVC_DICT,
+	DAEMON_SVC__COUNT,
+};
+
+/* One bound socket, between binding (as root) and serving (after the drop). */
+struct daemon_listener {
+	enum daemon_svc svc;
+	int fd;
+	char name[ENDPOINT_MAX_HOST + 16];
 };
 
 /* Users and groups resolved once, before privileges are dropped. */
@@ -65,6 +80,8 @@ struct daemon {
 	struct identity id;
 	unsigned fd_room;    /* client connections the descriptor limit permits */
 	unsigned nlisteners;
+	struct daemon_listener listeners[DAEMON_SVC__COUNT * ENDPOINT_MAX];
+	struct svc_policy policy; /* svc_policy_proto's argument; reload updates its opts */
 	struct event_base *base;
 	struct pg_pool *pool;
 	struct server *srv;
@@ -258,35 +275,90 @@ static void daemon_pg_config(const struct config *cfg, struct pg_config *pc)
 	pc->request_timeout_ms = cfg->request_timeout;
 }
 
+static void daemon_policy_opts(const struct config *cfg, struct svc_policy_opts *o)
+{
+	o->full_code = cfg->policy_full_action_code;
+	o->fail_open = cfg->policy_fail_open != 0;
+	o->check_sender = cfg->policy_check_sender != 0;
+}
+
 static void daemon_apply_logging(const struct config *cfg)
 {
 	log_init("vmaild", cfg->log_target == CONFIG_LOG_SYSLOG, cfg->log_level);
 }
 
-/* open_listeners - bind every socketmap endpoint; fatal on the first failure */
-static void open_listeners(struct daemon *d, int *fds, struct endpoint_list *eps)
+/* daemon_svc_key - the configuration key that lists a service's endpoints, and its value */
+static const char *daemon_svc_key(const struct config *cfg, enum daemon_svc svc,
+				  const char **value)
+{
+	switch (svc) {
+	case DAEMON_SVC_SOCKETMAP:
+		*value = cfg->socketmap_listen;
+		return "socketmap_listen";
+	case DAEMON_SVC_POLICY:
+		*value = cfg->policy_listen;
+		return "policy_listen";
+	case DAEMON_SVC_DICT:
+	case DAEMON_SVC__COUNT:
+		break;
+	}
+	*value = cfg->dict_listen;
+	return "dict_listen";
+}
+
+/* daemon_svc_proto - the protocol serving svc and its argument; NULL if not in this version */
+static const struct conn_proto *daemon_svc_proto(struct daemon *d, enum daemon_svc svc,
+						 void **arg)
+{
+	switch (svc) {
+	case DAEMON_SVC_SOCKETMAP:
+		*arg = d->pool;
+		return &svc_socketmap_proto;
+	case DAEMON_SVC_POLICY:
+		*arg = &d->policy;
+		return &svc_policy_proto;
+	case DAEMON_SVC_DICT:
+	case DAEMON_SVC__COUNT:
+		break;
+	}
+	*arg = NULL;
+	return NULL;
+}
+
+/* open_listeners - bind every endpoint of every service; fatal on the first failure */
+static void open_listeners(struct daemon *d)
 {
 	char err[512];
-	if (!endpoint_parse_list(d->cfg.socketmap_listen, eps, err, sizeof(err)))
-		log_fatal("socketmap_listen: %s", err);
+	struct endpoint_list eps;
 	struct endpoint_perms perms = {
 		.owner = d->id.sock_owner,
 		.group = d->id.sock_group,
 		.mode = d->cfg.socket_mode,
 	};
-	for (size_t i = 0; i < eps->count; i++) {
-		fds[i] = endpoint_listen(&eps->items[i], &perms, DAEMON_LISTEN_BACKLOG, err,
-					 sizeof(err));
-		if (fds[i] < 0)
-			log_fatal("socketmap_listen: %s", err);
+	d->nlisteners = 0;
+	for (unsigned svc = 0; svc < DAEMON_SVC__COUNT; svc++) {
+		const char *list;
+		const char *key = daemon_svc_key(&d->cfg, svc, &list);
+		void *arg;
+		if (!list[0])
+			continue;
+		if (!daemon_svc_proto(d, svc, &arg)) {
+			log_warning("%s: the service is not available in this version; ignored", key);
+			continue;
+		}
+		if (!endpoint_parse_list(list, &eps, err, sizeof(err)))
+			log_fatal("%s: %s", key, err);
+		for (size_t i = 0; i < eps.count; i++) {
+			struct daemon_listener *l = &d->listeners[d->nlisteners];
+			l->svc = svc;
+			l->fd = endpoint_listen(&eps.items[i], &perms, DAEMON_LISTEN_BACKLOG, err,
+						sizeof(err));
+			if (l->fd < 0)
+				log_fatal("%s: %s", key, err);
+			snprintf(l->name, sizeof(l->name), "%s", eps.items[i].text);
+			d->nlisteners++;
+		}
 	}
-	d->nlisteners = (unsigned)eps->count;
-	if (d->cfg.policy_listen[0])
-		log_warning("policy_listen: the policy service is not available in this version; "
-			    "ignored");
-	if (d->cfg.dict_listen[0])
-		log_warning("dict_listen: the dict service is not available in this version; "
-			    "ignored");
 }
 
 static void report_fixed(const char *key, void *arg)
@@ -326,6 +398,7 @@ static void daemon_reload(struct daemon *d)
 	config_free(&d->cfg);
 	d->cfg = fresh;
 	daemon_apply_logging(&d->cfg);
+	daemon_policy_opts(&d->cfg, &d->policy.opts);
 	struct conn_limits limits;
 	daemon_limits(&d->cfg, &limits);
 	server_set_limits(d->srv, &limits, effective_max_connections(d));
@@ -399,8 +472,6 @@ int daemon_run(const char *path)
 {
 	struct daemon d = { .state = DAEMON_STARTING, .path = path };
 	char err[512];
-	int fds[ENDPOINT_MAX];
-	struct endpoint_list eps;
 
 	log_init("vmaild", false, LOG_LEVEL_INFO);
 	/* 1. configuration */
@@ -411,11 +482,8 @@ int daemon_run(const char *path)
 	    !check_root_policy(&d.id, err, sizeof(err)))
 		log_fatal("%s: %s", path, err);
 
-	/* 2. listeners, while we may still be root; systemd may have bound them already */
-	if (!sdlisten_init(err, sizeof(err)))
-		log_fatal("socket activation: %s", err);
-	open_listeners(&d, fds, &eps);
-	sdlisten_close_unused();
+	/* 2. listeners, while we may still be root */
+	open_listeners(&d);
 
 	/* 3. descriptors */
 	d.fd_room = raise_fd_limit(d.nlisteners, d.cfg.pg_pool_size);
@@ -448,10 +516,15 @@ int daemon_run(const char *path)
 	d.srv = server_new(d.base, &limits, effective_max_connections(&d));
 	if (!d.srv)
 		log_fatal("out of memory");
-	for (size_t i = 0; i < eps.count; i++)
-		if (!server_add_listener(d.srv, fds[i], eps.items[i].text, &svc_socketmap_proto,
-					 d.pool))
-			log_fatal("%s: cannot listen (out of memory)", eps.items[i].text);
+	d.policy.pool = d.pool;
+	daemon_policy_opts(&d.cfg, &d.policy.opts);
+	for (unsigned i = 0; i < d.nlisteners; i++) {
+		struct daemon_listener *l = &d.listeners[i];
+		void *arg;
+		const struct conn_proto *proto = daemon_svc_proto(&d, l->svc, &arg);
+		if (!server_add_listener(d.srv, l->fd, l->name, proto, arg))
+			log_fatal("%s: cannot listen (out of memory)", l->name);
+	}
 
 	d.sig_hup = evsignal_new(d.base, SIGHUP, daemon_signal_cb, &d);
 	d.sig_term = evsignal_new(d.base, SIGTERM, daemon_signal_cb, &d);

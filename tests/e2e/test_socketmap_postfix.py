@@ -115,8 +115,10 @@ class PostfixTest(unittest.TestCase):
                 contrib_main_cf(cls.w.path("nobody-listens-lmtp")), start=False)
             # The socket inside the queue directory, owned by postfix, as the guide says.
             cls.socket = os.path.join(cls.pf.private, "vmaild")
+            # The contrib lines also name the policy socket: smtpd defers without it.
             cls.vd = cls.w.vmaild(cls.pg.dsn, "unix:" + cls.socket, socket_owner="postfix",
                                   socket_mode="0600",
+                                  policy_listen="unix:" + cls.socket + "-policy",
                                   request_timeout="%dms" % (REQUEST_TIMEOUT_S * 1000))
             cls.pf.start()
         except BaseException:
