@@ -31,6 +31,7 @@
 #include "vmail/log.h"
 #include "vmail/lookup.h"
 #include "vmail/pg.h"
+#include "vmail/sdlisten.h"
 #include "vmail/server.h"
 #include "vmail/svc_policy.h"
 #include "vmail/svc_socketmap.h"
@@ -482,8 +483,11 @@ int daemon_run(const char *path)
 	    !check_root_policy(&d.id, err, sizeof(err)))
 		log_fatal("%s: %s", path, err);
 
-	/* 2. listeners, while we may still be root */
+	/* 2. listeners, while we may still be root; systemd may have bound them already */
+	if (!sdlisten_init(err, sizeof(err)))
+		log_fatal("socket activation: %s", err);
 	open_listeners(&d);
+	sdlisten_close_unused();
 
 	/* 3. descriptors */
 	d.fd_room = raise_fd_limit(d.nlisteners, d.cfg.pg_pool_size);

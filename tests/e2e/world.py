@@ -126,9 +126,10 @@ class Vmaild:
     """
 
     def __init__(self, dir, database, socketmap_listen, user="nobody", group="nogroup",
-                 notify_abstract=False, **settings):
+                 notify_abstract=False, wrapper=(), **settings):
         self.dir = dir
         self.notify_abstract = notify_abstract
+        self.wrapper = list(wrapper)  # e.g. tests/e2e/sd_launch.py ... --, which execs vmaild
         os.makedirs(dir, exist_ok=True)
         self.config_path = os.path.join(dir, "vmaild.conf")
         self.log_path = os.path.join(dir, "vmaild.log")
@@ -163,7 +164,8 @@ class Vmaild:
         env = dict(os.environ, NOTIFY_SOCKET=notify_env)
         env.pop("VMAILD_TEST_ALLOW_ROOT", None)
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([os.path.join(BUILD, "vmaild"), "-c", self.config_path],
+        self.proc = subprocess.Popen(self.wrapper + [os.path.join(BUILD, "vmaild"), "-c",
+                                                     self.config_path],
                                      stdout=self._log, stderr=subprocess.STDOUT, env=env)
         self.wait_notification("READY=1", timeout)
         return self
