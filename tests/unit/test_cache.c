@@ -1,0 +1,360 @@
+/* test_cache: the answer cache's storage: expiry, stale window, eviction order, memory bound, drops. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmail/cache.h"
+
+#define K_ALIAS 1
+#define K_PASSDB 4
+
+static enum cache_state get(struct cache *c, unsigned kind, const char *key, uint64_t now,
+			    uint64_t stale, struct cache_answer *a)
+{
+	return cache_get(c, kind, key, strlen(key), now, stale, a);
+}
+
+static bool put(struct cache *c, unsigned kind, const char *key, const char *value, uint64_t now,
+		uint64_t ttl)
+{
+	return cache_put(c, kind, key, strlen(key), value != NULL, value, value ? strlen(value) : 0,
+			 now, ttl);
+}
+
+static void assert_value(const struct cache_answer *a, const char *want)
+{
+	ck_assert(a->found);
+	ck_assert_uint_eq(a->len, strlen(want));
+	ck_assert_msg(memcmp(a->value, want, a->len) == 0, "got %.*s, want %s", (int)a->len,
+		      a->value, want);
+}
+
+/* Expiry and the stale window, one row per probe of one entry put at t=1000. */
+static const struct {
+	bool positive;
+	uint64_t ttl, at, stale;
+	enum cache_state want;
+} expiry_rows[] = {
+	{ true, 300000, 1000, 0, CACHE_FRESH },
+	{ true, 300000, 300999, 0, CACHE_FRESH },
+	{ true, 300000, 301000, 0, CACHE_MISS },            /* expired, no stale window */
+	{ true, 300000, 301000, 3600000, CACHE_STALE },     /* within the stale window */
+	{ true, 300000, 3600000, 3600000, CACHE_STALE },
+	{ true, 300000, 3901000, 3600000, CACHE_MISS },     /* past the window: dropped */
+	{ false, 10000, 10999, 0, CACHE_FRESH },            /* negative, short TTL */
+	{ false, 10000, 11000, 0, CACHE_MISS },
+	{ false, 10000, 11000, 3600000, CACHE_MISS },       /* negatives are never stale */
+	{ true, 0, 1000, 3600000, CACHE_MISS },             /* ttl 0: not cached */
+};
+
+START_TEST(expiry)
+{
+	struct cache *c = cache_new(1 << 20, 0);
+	struct cache_answer a;
+	ck_assert_ptr_nonnull(c);
+	bool stored = put(c, K_ALIAS, "info@acme.pl", expiry_rows[_i].positive ? "biuro@acme.pl" : NULL,
+			  1000, expiry_rows[_i].ttl);
+	ck_assert(stored == (expiry_rows[_i].ttl > 0));
+	enum cache_state st = get(c, K_ALIAS, "info@acme.pl", expiry_rows[_i].at, expiry_rows[_i].stale, &a);
+	ck_assert_int_eq(st, expiry_rows[_i].want);
+	if (st != CACHE_MISS) {
+		ck_assert(a.found == expiry_rows[_i].positive);
+		if (a.found)
+			assert_value(&a, "biuro@acme.pl");
+	} else {
+		/* a miss past expiry removed the entry: even a generous window finds nothing now */
+		ck_assert_int_eq(get(c, K_ALIAS, "info@acme.pl", 1000, 1u << 30, &a), CACHE_MISS);
+	}
+	cache_free(c);
+}
+END_TEST
+
+START_TEST(basics)
+{
+	struct cache *c = cache_new(1 << 20, 0);
+	struct cache_answer a;
+	struct cache_stats st;
+	ck_assert(put(c, K_ALIAS, "info@acme.pl", "biuro@acme.pl", 0, 1000));
+	ck_assert(put(c, K_PASSDB, "info@acme.pl", "{\"user\":\"x\"}", 0, 1000));
+	ck_assert(put(c, K_ALIAS, "nobody@acme.pl", NULL, 0, 1000));
+	ck_assert(put(c, K_ALIAS, "same@acme.pl", "same@acme.pl", 0, 1000)); /* all shared */
+	ck_assert(put(c, K_ALIAS, "", "empty key", 0, 1000));
+	ck_assert_int_eq(get(c, K_ALIAS, "info@acme.pl", 1, 0, &a), CACHE_FRESH);
+	assert_value(&a, "biuro@acme.pl");
+	ck_assert_int_eq(get(c, K_PASSDB, "info@acme.pl", 1, 0, &a), CACHE_FRESH);
+	assert_value(&a, "{\"user\":\"x\"}");
+	ck_assert_int_eq(get(c, K_ALIAS, "nobody@acme.pl", 1, 0, &a), CACHE_FRESH);
+	ck_assert(!a.found);
+	ck_assert_int_eq(get(c, K_ALIAS, "same@acme.pl", 1, 0, &a), CACHE_FRESH);
+	assert_value(&a, "same@acme.pl");
+	ck_assert_int_eq(get(c, K_ALIAS, "", 1, 0, &a), CACHE_FRESH);
+	assert_value(&a, "empty key");
+	ck_assert_int_eq(get(c, K_ALIAS, "Info@acme.pl", 1, 0, &a), CACHE_MISS); /* bytes, not case */
+	ck_assert_int_eq(get(c, 2, "info@acme.pl", 1, 0, &a), CACHE_MISS);       /* other kind */
+	/* replacing: the new answer, one entry */
+	ck_assert(put(c, K_ALIAS, "info@acme.pl", "jan@platon.pl", 2, 1000));
+	ck_assert_int_eq(get(c, K_ALIAS, "info@acme.pl", 3, 0, &a), CACHE_FRESH);
+	assert_value(&a, "jan@platon.pl");
+	cache_stats(c, &st);
+	ck_assert_uint_eq(st.entries, 5);
+	/* refused: kind out of range, value too large (the old entry goes) */
+	ck_assert(!put(c, CACHE_KINDS, "x", "y", 0, 1000));
+	char *big = malloc(CACHE_VALUE_MAX + 2);
+	memset(big, 'v', CACHE_VALUE_MAX + 1);
+	big[CACHE_VALUE_MAX + 1] = '\0';
+	ck_assert(!put(c, K_ALIAS, "info@acme.pl", big, 4, 1000));
+	ck_assert_int_eq(get(c, K_ALIAS, "info@acme.pl", 5, 0, &a), CACHE_MISS);
+	free(big);
+	cache_free(c);
+}
+END_TEST
+
+static bool in_domain(const char *key, size_t len, void *arg)
+{
+	const char *dom = arg;
+	size_t dl = strlen(dom);
+	return len > dl && key[len - dl - 1] == '@' && memcmp(key + len - dl, dom, dl) == 0;
+}
+
+START_TEST(drops)
+{
+	struct cache *c = cache_new(1 << 20, 0);
+	struct cache_answer a;
+	struct cache_stats st;
+	char key[64];
+	for (int i = 0; i < 100; i++) {
+		snprintf(key, sizeof(key), "u%d@%s.pl", i, i % 2 ? "odd" : "even");
+		ck_assert(put(c, K_ALIAS, key, "x@y.pl", 0, 100000));
+		ck_assert(put(c, K_PASSDB, key, "{}", 0, 100000));
+	}
+	ck_assert(cache_drop(c, K_ALIAS, "u1@odd.pl", 9));
+	ck_assert(!cache_drop(c, K_ALIAS, "u1@odd.pl", 9));
+	ck_assert_int_eq(get(c, K_PASSDB, "u1@odd.pl", 1, 0, &a), CACHE_FRESH);
+	ck_assert_uint_eq(cache_drop_if(c, K_ALIAS, in_domain, "even.pl"), 50);
+	ck_assert_int_eq(get(c, K_ALIAS, "u2@even.pl", 1, 0, &a), CACHE_MISS);
+	ck_assert_int_eq(get(c, K_ALIAS, "u3@odd.pl", 1, 0, &a), CACHE_FRESH);
+	ck_assert_uint_eq(cache_drop_if(c, K_PASSDB, NULL, NULL), 100);
+	cache_stats(c, &st);
+	ck_assert_uint_eq(st.entries, 49);
+	ck_assert_int_eq(get(c, K_PASSDB, "u3@odd.pl", 1, 0, &a), CACHE_MISS);
+	cache_drop_all(c);
+	cache_stats(c, &st);
+	ck_assert_uint_eq(st.entries, 0);
+	ck_assert_uint_eq(st.live_bytes, 0);
+	ck_assert_int_eq(get(c, K_ALIAS, "u3@odd.pl", 1, 0, &a), CACHE_MISS);
+	/* usable again after dropping everything */
+	ck_assert(put(c, K_ALIAS, "u3@odd.pl", "back@odd.pl", 2, 1000));
+	ck_assert_int_eq(get(c, K_ALIAS, "u3@odd.pl", 3, 0, &a), CACHE_FRESH);
+	assert_value(&a, "back@odd.pl");
+	cache_free(c);
+}
+END_TEST
+
+/*
+ * Eviction order: untouched entries leave in insertion order (oldest first,
+ * so what is present is always a suffix of what was put), while an entry that
+ * is read between insertions is never evicted.
+ */
+START_TEST(eviction_order)
+{
+	struct cache *c = cache_new(16384, 512);
+	struct cache_answer a;
+	struct cache_stats st;
+	char key[32], value[32];
+	ck_assert_ptr_nonnull(c);
+	ck_assert(put(c, K_ALIAS, "hot@acme.pl", "kept@elsewhere.pl", 0, 1000000));
+	int n = 3000;
+	for (int i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "k%05d", i);
+		snprintf(value, sizeof(value), "value-%05d-xxxxxxxx", i);
+		ck_assert(put(c, K_ALIAS, key, value, 1, 1000000));
+		ck_assert_int_eq(get(c, K_ALIAS, "hot@acme.pl", 1, 0, &a), CACHE_FRESH);
+		cache_stats(c, &st);
+		ck_assert_uint_le(st.allocated_bytes, 16384);
+	}
+	cache_stats(c, &st);
+	ck_assert_uint_gt(st.evictions, 100);
+	/* from the newest down: the first miss marks where eviction stopped */
+	int first = -1;
+	for (int i = n - 1; i >= 0; i--) {
+		snprintf(key, sizeof(key), "k%05d", i);
+		snprintf(value, sizeof(value), "value-%05d-xxxxxxxx", i);
+		if (get(c, K_ALIAS, key, 2, 0, &a) == CACHE_MISS) {
+			first = i + 1;
+			break;
+		}
+		assert_value(&a, value);
+	}
+	ck_assert_int_gt(first, 0);
+	for (int i = 0; i < first; i++) {
+		snprintf(key, sizeof(key), "k%05d", i);
+		ck_assert_msg(get(c, K_ALIAS, key, 2, 0, &a) == CACHE_MISS, "k%05d survived", i);
+	}
+	ck_assert_uint_eq(st.entries, (size_t)(n - first) + 1);
+	ck_assert_int_eq(get(c, K_ALIAS, "hot@acme.pl", 2, 0, &a), CACHE_FRESH);
+	assert_value(&a, "kept@elsewhere.pl");
+	cache_free(c);
+}
+END_TEST
+
+#define VALUE40 "value-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+
+/* LRU: one read makes the oldest entry outlive its neighbours from the same slab. */
+START_TEST(second_chance)
+{
+	struct cache *c = cache_new(16384, 512);
+	struct cache_answer a;
+	struct cache_stats st;
+	char key[32];
+	int i = 0;
+	/* 53-byte entries: the slabs run full before the index does */
+	for (;; i++) {
+		ck_assert_int_lt(i, 10000);
+		snprintf(key, sizeof(key), "k%05d", i);
+		ck_assert(put(c, K_ALIAS, key, VALUE40, 0, 1000000));
+		cache_stats(c, &st);
+		if (st.allocated_bytes + 512 > 16384 && i > 40)
+			break; /* every slab allocated: the next slab's worth evicts */
+	}
+	ck_assert_uint_eq(st.evictions, 0);
+	ck_assert_int_eq(get(c, K_ALIAS, "k00000", 1, 0, &a), CACHE_FRESH);
+	for (int j = 0; j < 40; j++) {
+		snprintf(key, sizeof(key), "n%05d", j);
+		ck_assert(put(c, K_ALIAS, key, VALUE40, 2, 1000000));
+	}
+	cache_stats(c, &st);
+	ck_assert_uint_gt(st.evictions, 0);
+	ck_assert_int_eq(get(c, K_ALIAS, "k00000", 3, 0, &a), CACHE_FRESH);
+	ck_assert_int_eq(get(c, K_ALIAS, "k00001", 3, 0, &a), CACHE_MISS);
+	ck_assert_int_eq(get(c, K_ALIAS, "k00002", 3, 0, &a), CACHE_MISS);
+	snprintf(key, sizeof(key), "k%05d", i);
+	ck_assert_int_eq(get(c, K_ALIAS, key, 3, 0, &a), CACHE_FRESH); /* the newest stay */
+	cache_free(c);
+}
+END_TEST
+
+/* Memory bound and integrity under random sizes, replacements and drops, against a model. */
+START_TEST(random_bound)
+{
+	enum { NKEYS = 2000 };
+	static char model[NKEYS][300]; /* "" = unknown */
+	const size_t max = 64 * 1024;
+	struct cache *c = cache_new(max, 1024);
+	struct cache_answer a;
+	struct cache_stats st;
+	uint64_t rng = 88172645463325252ULL;
+	char key[32], value[300];
+	memset(model, 0, sizeof(model));
+	for (int step = 0; step < 200000; step++) {
+		rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+		unsigned k = (unsigned)(rng % NKEYS), op = (unsigned)(rng >> 32) % 10;
+		snprintf(key, sizeof(key), "key%u@d%u.pl", k, k % 7);
+		if (op < 4) {
+			size_t vl = 1 + (size_t)(rng >> 40) % 250;
+			for (size_t i = 0; i < vl; i++)
+				value[i] = (char)('a' + (k + i + (unsigned)step) % 26);
+			value[vl] = '\0';
+			if (op == 0)
+				strcat(value, "@d0.pl"); /* sometimes shares a suffix with the key */
+			ck_assert(put(c, K_ALIAS, key, value, 0, 1000000));
+			strcpy(model[k], value);
+		} else if (op == 4) {
+			cache_drop(c, K_ALIAS, key, strlen(key));
+			model[k][0] = '\0';
+		} else if (get(c, K_ALIAS, key, 0, 0, &a) == CACHE_FRESH) {
+			ck_assert_msg(model[k][0], "%s: dropped entry came back", key);
+			assert_value(&a, model[k]);
+		}
+		cache_stats(c, &st);
+		ck_assert_uint_le(st.allocated_bytes, max);
+		ck_assert_uint_le(st.live_bytes, st.allocated_bytes);
+	}
+	cache_stats(c, &st);
+	ck_assert_uint_gt(st.evictions, 1000);
+	ck_assert_uint_gt(st.entries, 100);
+	cache_free(c);
+}
+END_TEST
+
+/*
+ * A million address keys of about 25 bytes with answers of about 25 bytes in
+ * the same domain, in 52 MiB by the cache's own accounting.  Prints bytes per
+ * entry for docs/benchmarks.md.
+ */
+START_TEST(million)
+{
+	const size_t max = 52u << 20;
+	struct cache *c = cache_new(max, 0);
+	struct cache_stats st;
+	struct cache_answer a;
+	char key[64], value[64];
+	size_t kbytes = 0, vbytes = 0;
+	for (unsigned i = 0; i < 1000000; i++) {
+		int kl = snprintf(key, sizeof(key), "alias%06u@d%03u.lublin.pl", i, i % 500);
+		int vl = snprintf(value, sizeof(value), "u%06u.box@d%03u.lublin.pl",
+				  (i * 7919u + 13) % 999983u, i % 500);
+		kbytes += (size_t)kl;
+		vbytes += (size_t)vl;
+		ck_assert(cache_put(c, K_ALIAS, key, (size_t)kl, true, value, (size_t)vl, 0, 300000));
+	}
+	cache_stats(c, &st);
+	ck_assert_uint_eq(st.evictions, 0);
+	ck_assert_uint_eq(st.entries, 1000000);
+	ck_assert_uint_le(st.allocated_bytes, max);
+	for (unsigned i = 0; i < 1000000; i += 9973) {
+		int kl = snprintf(key, sizeof(key), "alias%06u@d%03u.lublin.pl", i, i % 500);
+		snprintf(value, sizeof(value), "u%06u.box@d%03u.lublin.pl", (i * 7919u + 13) % 999983u,
+			 i % 500);
+		ck_assert_int_eq(cache_get(c, K_ALIAS, key, (size_t)kl, 1, 0, &a), CACHE_FRESH);
+		assert_value(&a, value);
+	}
+	printf("million: keys %.1f bytes, values %.1f bytes on average; %zu entries; live %zu bytes "
+	       "(%.1f/entry); allocated %zu bytes (%.1f/entry, %.1f MiB) of %zu\n",
+	       (double)kbytes / 1e6, (double)vbytes / 1e6, st.entries, st.live_bytes,
+	       (double)st.live_bytes / 1e6, st.allocated_bytes, (double)st.allocated_bytes / 1e6,
+	       (double)st.allocated_bytes / 1048576.0, max);
+	cache_free(c);
+}
+END_TEST
+
+START_TEST(too_small)
+{
+	ck_assert_ptr_null(cache_new(100, 0));
+	ck_assert_ptr_null(cache_new(4096, 3000)); /* not a power of two */
+	ck_assert_ptr_null(cache_new(1024, 1024));  /* no room for two slabs */
+	struct cache *c = cache_new(4096, 256);
+	ck_assert_ptr_nonnull(c);
+	char big[300];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	ck_assert(!put(c, K_ALIAS, "k", big, 0, 1000)); /* larger than a slab */
+	cache_free(c);
+}
+END_TEST
+
+static Suite *cache_suite(void)
+{
+	Suite *s = suite_create("cache");
+	TCase *tc = tcase_create("core");
+	tcase_set_timeout(tc, 60);
+	tcase_add_loop_test(tc, expiry, 0, sizeof(expiry_rows) / sizeof(expiry_rows[0]));
+	tcase_add_test(tc, basics);
+	tcase_add_test(tc, drops);
+	tcase_add_test(tc, eviction_order);
+	tcase_add_test(tc, second_chance);
+	tcase_add_test(tc, random_bound);
+	tcase_add_test(tc, million);
+	tcase_add_test(tc, too_small);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(cache_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
