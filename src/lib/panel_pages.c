@@ -382,16 +382,16 @@ static void section_aliases(struct evbuffer *out, const struct panel_page *pg,
 		RAW("</td><td>");
 		ESC(a->destinations);
 		RAW("</td><td>");
+		if ((r = refusal_here(ref, PANEL_FORM_ALIAS_SET, a->address)) ||
+		    (r = refusal_here(ref, PANEL_FORM_ALIAS_DEL, a->address))) {
+			snprintf(id, sizeof(id), "alias-err-%zu", i);
+			refusal_block(out, pg, r, id);
+		}
 		if (!a->self_service) {
 			RAW("<span class=\"tag\">");
 			MSG(M_ADMIN_ALIAS);
 			RAW("</span></td></tr>\n");
 			continue;
-		}
-		if ((r = refusal_here(ref, PANEL_FORM_ALIAS_SET, a->address)) ||
-		    (r = refusal_here(ref, PANEL_FORM_ALIAS_DEL, a->address))) {
-			snprintf(id, sizeof(id), "alias-err-%zu", i);
-			refusal_block(out, pg, r, id);
 		}
 		RAW("<form class=\"row\" method=\"post\" action=\"/alias/set\">");
 		csrf_field(out, pg);

@@ -1,0 +1,381 @@
+#!/usr/bin/env python3
+"""test_panel_http: vmail-panel over HTTP against a private PostgreSQL — login (legacy hash
+upgraded, unknown login and wrong password alike in words and timing), CSRF refusals (403),
+session expiry (idle and absolute), throttling per login and per client address (429),
+escaping of hostile names, the 6th alias refused with R1's words, free mail accounts and the
+usage bar, own password, Polish, security headers, size limits, and the panel role's rights.
+
+Environment: VMAIL_BUILD_DIR (default <repo>/build) holds vmail-panel.
+Run: python3 -m unittest tests/e2e/test_panel_http.py -v
+"""
+import os
+import re
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from panelworld import MiB, PASSWORD, Browser, PanelWorld  # noqa: E402
+
+JAN = "jan@platon.man.lublin.pl"
+
+
+class World(unittest.TestCase):
+    """One panel for the tests that share the default settings."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.w = PanelWorld("panel_http").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.w.stop()
+        assert rc == 0, "vmail-panel exited %s:\n%s" % (rc, cls.w.log_text()[-3000:])
+
+    def snapshot(self):
+        return self.w.sql("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM "
+                          "(SELECT address, self_service FROM vmail.alias UNION ALL "
+                          " SELECT address || quota || password, NULL FROM vmail.mail_account UNION ALL "
+                          " SELECT login || password, NULL FROM vmail.shell_account) t")
+
+    def logged_in(self, login="jan", lang=None):
+        b = Browser(self.w, lang=lang)
+        r = b.login(login)
+        self.assertEqual(r.status, 303, r.body)
+        return b
+
+
+class TestLogin(World):
+    def test_redirects_and_headers(self):
+        b = Browser(self.w)
+        r = b.get("/")
+        self.assertEqual((r.status, r.header("Location")), (303, "/login"))
+        r = b.get("/login")
+        self.assertEqual(r.status, 200)
+        csp = r.header("Content-Security-Policy")
+        for part in ("default-src 'none'", "frame-ancestors 'none'", "form-action 'self'"):
+            self.assertIn(part, csp)
+        self.assertEqual(r.header("X-Frame-Options"), "DENY")
+        self.assertEqual(r.header("X-Content-Type-Options"), "nosniff")
+        self.assertEqual(r.header("Cache-Control"), "no-store")
+        self.assertIn('<label>Login <input name="login"', r.body)
+        self.assertIn('<html lang="en">', r.body)
+        css = b.get("/style.css")
+        self.assertEqual(css.status, 200)
+        self.assertTrue(css.header("Content-Type").startswith("text/css"))
+        self.assertEqual(b.get("/nothing-here").status, 404)
+
+    def test_login_logout_and_legacy_upgrade(self):
+        self.assertTrue(self.w.sql("SELECT password FROM vmail.shell_account WHERE login = 'ewa'")
+                        .startswith("{SHA512-CRYPT}"))
+        b = Browser(self.w)
+        b.jar["vmail_session"] = "f" * 64  # a planted session id is never promoted
+        r = b.login("Ewa")
+        self.assertEqual((r.status, r.header("Location")), (303, "/"))
+        cookie = [c for c in r.cookies() if c.startswith("vmail_session=")][0]
+        for attr in ("HttpOnly", "SameSite=Strict", "Path=/"):
+            self.assertIn(attr, cookie)
+        self.assertNotIn("Secure", cookie)  # cookie_secure = no in this world
+        self.assertNotEqual(b.jar["vmail_session"], "f" * 64)
+        self.assertTrue(self.w.sql("SELECT password FROM vmail.shell_account WHERE login = 'ewa'")
+                        .startswith("{ARGON2ID}$argon2id$"))
+        page = b.overview()
+        self.assertIn("ewa@platon.man.lublin.pl", page.body)
+        self.assertIn("acme.lublin.pl", page.body)
+        self.assertIn("awaiting ownership proof", page.body)  # acme.com.pl
+        # the upgraded hash still works; logout ends the session
+        r = b.post("/logout", {"csrf": page.csrf()})
+        self.assertEqual((r.status, r.header("Location")), (303, "/login?out=1"))
+        self.assertEqual(b.get("/").header("Location"), "/login")
+        self.assertEqual(Browser(self.w).login("ewa").status, 303)
+
+    def test_unknown_and_wrong_look_the_same(self):
+        b = Browser(self.w, real_ip="203.0.113.10")
+        wrong = b.login("jan", "not-the-password")
+        unknown = b.login("nobody", "not-the-password")
+        bad_name = b.login("<b>x</b>", "x")
+        for r in (wrong, unknown, bad_name):
+            self.assertEqual(r.status, 401)
+            self.assertEqual(r.errors(), ["Wrong login or password, or too many attempts. Try again later."])
+            self.assertGreaterEqual(r.elapsed, 0.29)  # login_failure_delay = 300ms
+        self.assertLess(abs(wrong.elapsed - unknown.elapsed), 0.15)
+        self.assertNotIn("<b>x</b>", bad_name.body)
+        self.assertIn("&lt;b&gt;x&lt;/b&gt;", bad_name.body)
+        self.assertNotIn("vmail_session", b.jar)
+        # the failures of this test must not lock jan out of the others
+        Browser(self.w, real_ip="203.0.113.10").login("jan")
+
+
+class TestCSRF(World):
+    def test_refused_with_403_and_nothing_changes(self):
+        b = self.logged_in()
+        good = b.overview().csrf()
+        other = self.logged_in("ola").overview().csrf()  # (its first login upgrades its hash)
+        before = self.snapshot()
+        form = {"address": "csrf@acme.lublin.pl", "target": JAN}
+        for token in (None, "", "0" * 64, good[:-1] + ("0" if good[-1] != "0" else "1")):
+            f = dict(form)
+            if token is not None:
+                f["csrf"] = token
+            r = b.post("/alias/add", f)
+            self.assertEqual(r.status, 403, token)
+            self.assertIn("This form has expired", r.body)
+        # another user's token is no good either
+        self.assertEqual(b.post("/alias/add", dict(form, csrf=other)).status, 403)
+        # no session at all
+        self.assertEqual(Browser(self.w).post("/alias/add", dict(form, csrf=good)).status, 403)
+        # the login form has one too (signed, in a cookie and the form)
+        fresh = Browser(self.w)
+        self.assertEqual(fresh.post("/login", {"login": "jan", "password": PASSWORD}).status, 403)
+        fresh.get("/login")
+        self.assertEqual(fresh.post("/login", {"csrf": "00" * 40, "login": "jan",
+                                               "password": PASSWORD}).status, 403)
+        self.assertEqual(b.post("/logout", {"csrf": "0" * 64}).status, 403)
+        self.assertEqual(self.snapshot(), before)
+        self.assertEqual(b.post("/alias/add", dict(form, csrf=good)).status, 303)
+        b.post("/alias/del", {"csrf": good, "address": "csrf@acme.lublin.pl"})
+
+
+class TestAliases(World):
+    def test_sixth_alias_refused_and_admin_alias_read_only(self):
+        self.w.sql("SELECT vmail.alias_add('boss@acme.lublin.pl', ARRAY['jan'], false, 'jan')")
+        b = self.logged_in()
+        page = b.overview()
+        csrf = page.csrf()
+        self.assertIn('id="alias-count">0 of 5<', page.body)
+        for i in range(1, 6):
+            r = b.post("/alias/add", {"csrf": csrf, "address": "a%d@acme.lublin.pl" % i, "target": JAN})
+            self.assertEqual(r.status, 303, r.errors())
+        page = b.overview()
+        self.assertIn("The alias was added.", page.body)
+        self.assertIn('id="alias-count">5 of 5<', page.body)
+        before = self.snapshot()
+        r = b.post("/alias/add", {"csrf": csrf, "address": "a6@acme.lublin.pl", "target": JAN})
+        self.assertEqual(r.status, 422)
+        self.assertEqual(r.errors(), ["R1: shell account jan already has 5 of 5 self-service aliases"])
+        # the error sits next to the add form, which keeps what was typed
+        self.assertRegex(r.body, r'id="alias-add-error">R1: [^<]*</p>\s*<form[^>]*action="/alias/add"')
+        self.assertIn('value="a6@acme.lublin.pl"', r.body)
+        self.assertEqual(self.snapshot(), before)
+        # administrator alias: shown, read-only, not counted
+        row = re.search(r"<tr><td>boss@acme.lublin.pl</td>.*?</tr>", b.overview().body, re.S).group(0)
+        self.assertIn("set up by the administrator", row)
+        self.assertNotIn("<form", row)
+        r = b.post("/alias/del", {"csrf": csrf, "address": "boss@acme.lublin.pl"})
+        self.assertEqual(r.status, 422)
+        self.assertIn("was set up by the administrator", r.errors()[0])
+        # change and delete one of ours
+        self.w.sql("SELECT vmail.account_add('box@acme.lublin.pl', 'free', 'jan', NULL, %d)" % MiB)
+        r = b.post("/alias/set", {"csrf": csrf, "address": "a1@acme.lublin.pl", "target": "box@acme.lublin.pl"})
+        self.assertEqual(r.status, 303, r.errors())
+        self.assertEqual(self.w.sql("SELECT vmail.lookup_alias('a1@acme.lublin.pl')"), "box@acme.lublin.pl")
+        self.assertEqual(b.post("/alias/del", {"csrf": csrf, "address": "a5@acme.lublin.pl"}).status, 303)
+        self.assertIn('id="alias-count">4 of 5<', b.overview().body)
+
+    def test_hostile_alias_name_escaped(self):
+        hostile = "q'onfocus='x&lt@acme.lublin.pl"
+        b = self.logged_in("ola")
+        csrf = b.overview().csrf()
+        r = b.post("/alias/add", {"csrf": csrf, "address": hostile, "target": "ola"})
+        self.assertEqual(r.status, 303, r.errors())
+        page = b.overview()
+        self.assertIn("q&#39;onfocus=&#39;x&amp;lt@acme.lublin.pl", page.body)
+        self.assertNotIn("q'onfocus", page.body)
+        # a refused one comes back in the database's words, escaped
+        r = b.post("/alias/add", {"csrf": csrf, "address": '<script>alert(1)</script>@acme.lublin.pl',
+                                  "target": "ola"})
+        self.assertEqual(r.status, 422)
+        self.assertNotIn("<script>", r.body)
+        self.assertIn("&lt;script&gt;", r.body)
+        self.assertIn('invalid address "<script>alert(1)</script>@acme.lublin.pl"', r.errors()[0])
+        # and not executed in the form's value either
+        self.assertIn('value="&lt;script&gt;alert(1)&lt;/script&gt;@acme.lublin.pl"', r.body)
+
+
+class TestAccounts(World):
+    def test_free_accounts_usage_bar_and_polish(self):
+        b = self.logged_in("ewa", lang="pl-PL,pl;q=0.9,en;q=0.5")
+        page = b.overview()
+        self.assertIn('<html lang="pl">', page.body)
+        self.assertIn("Nowe hasło", page.body)
+        self.assertIn('id="account-count">0 z 5<', page.body)
+        csrf = page.csrf()
+        # ewa has no mail domain yet (R3 needs one): refused in Polish, with the rule's words
+        r = b.post("/account/add", {"csrf": csrf, "address": "e1@acme.lublin.pl", "password": "mailpass1",
+                                    "password2": "mailpass1", "quota": "20M"})
+        self.assertEqual(r.status, 422)
+        self.assertTrue(r.errors()[0].startswith("Darmowe konta muszą być w Twojej domenie poczty. Szczegóły: R3"),
+                        r.errors())
+        self.w.sql("SELECT vmail.shell_set('ewa', 'mail_domain', 'acme.lublin.pl')")
+        # local checks: passwords differ, too short, bad size
+        for form, want in (({"password2": "other-pass"}, "Nowe hasła różnią się."),
+                           ({"password": "short", "password2": "short"}, "Hasło musi mieć od 8 do 256 znaków."),
+                           ({"quota": "12X"}, "Podaj limit jako liczbę z K, M lub G, np. 100M.")):
+            f = {"csrf": csrf, "address": "e1@acme.lublin.pl", "password": "mailpass1",
+                 "password2": "mailpass1", "quota": "20M"}
+            f.update(form)
+            r = b.post("/account/add", f)
+            self.assertEqual((r.status, r.errors()), (422, [want]))
+        for i, q in ((1, "20M"), (2, "30M")):
+            r = b.post("/account/add", {"csrf": csrf, "address": "e%d@acme.lublin.pl" % i,
+                                        "password": "mailpass%d" % i, "password2": "mailpass%d" % i, "quota": q})
+            self.assertEqual(r.status, 303, r.errors())
+        # R5: quotas past the disk limit
+        r = b.post("/account/add", {"csrf": csrf, "address": "e3@acme.lublin.pl", "password": "mailpass3",
+                                    "password2": "mailpass3", "quota": "60M"})
+        self.assertEqual(r.status, 422)
+        self.assertIn("R5: shell account ewa", r.errors()[0])
+        self.assertIn('value="e3@acme.lublin.pl"', r.body)
+        self.assertNotIn("mailpass3", r.body)  # passwords are never sent back
+        # usage: files, own mailbox and each free mailbox in the bar and its table
+        self.w.sql(f"""
+            SELECT vmail.usage_set_files('ewa', {15 * MiB});
+            INSERT INTO vmail.mailbox_usage (shell_account_id, bytes, messages)
+                SELECT id, {10 * MiB}, 40 FROM vmail.shell_account WHERE login = 'ewa';
+            INSERT INTO vmail.mailbox_usage (mail_account_id, bytes, messages)
+                SELECT id, {5 * MiB}, 7 FROM vmail.mail_account WHERE address = 'e1@acme.lublin.pl';""")
+        page = b.overview()
+        self.assertIn('id="account-count">2 z 5<', page.body)
+        self.assertIn("Zajęte 30 MiB z 100 MiB", page.body)
+        bar = re.search(r'<svg class="bar".*?</svg>', page.body, re.S).group(0)
+        self.assertEqual(re.findall(r'<rect class="([^"]+)" x="(\d+)" y="0" width="(\d+)"', bar),
+                         [("seg-files", "0", "150"), ("seg-mailbox", "150", "100"), ("seg-a0", "250", "50")])
+        self.assertIn("Pliki", page.body)
+        self.assertIn("Przydzielone darmowym kontom: 50 MiB", page.body)
+        # password, resize, delete
+        r = b.post("/account/passwd", {"csrf": csrf, "address": "e1@acme.lublin.pl", "password": "newmailpass"})
+        self.assertEqual(r.status, 303, r.errors())
+        self.assertTrue(self.w.sql("SELECT password FROM vmail.mail_account WHERE address = 'e1@acme.lublin.pl'")
+                        .startswith("{ARGON2ID}"))
+        self.assertEqual(b.post("/account/resize", {"csrf": csrf, "address": "e1@acme.lublin.pl",
+                                                    "quota": "25M"}).status, 303)
+        self.assertEqual(self.w.sql("SELECT quota FROM vmail.mail_account WHERE address = 'e1@acme.lublin.pl'"),
+                         str(25 * MiB))
+        r = b.post("/account/resize", {"csrf": csrf, "address": "e2@acme.lublin.pl", "quota": "80M"})
+        self.assertEqual(r.status, 422)
+        self.assertIn('id="account-err-1"', r.body)  # next to e2's row
+        self.assertEqual(b.post("/account/del", {"csrf": csrf, "address": "e2@acme.lublin.pl"}).status, 303)
+        page = b.overview()
+        self.assertIn("Usunięto konto pocztowe.", page.body)
+        self.assertIn('id="account-count">1 z 5<', page.body)
+        # switching the language by link sticks in a cookie
+        self.assertEqual(b.get("/lang/en").status, 303)
+        self.assertIn('<html lang="en">', b.overview().body)
+
+    def test_own_password(self):
+        b = self.logged_in("jan")
+        other = self.logged_in("jan")
+        csrf = b.overview().csrf()
+        before = self.snapshot()
+        r = b.post("/passwd", {"csrf": csrf, "current": "wrong-one", "password": "newjanpass",
+                               "password2": "newjanpass"})
+        self.assertEqual((r.status, r.errors()), (422, ["The current password is wrong."]))
+        self.assertEqual(self.snapshot(), before)
+        r = b.post("/passwd", {"csrf": csrf, "current": PASSWORD, "password": "newjanpass",
+                               "password2": "newjanpass"})
+        self.assertEqual(r.status, 303, r.errors())
+        self.assertIn("Your password was changed.", b.overview().body)
+        self.assertEqual(other.get("/").status, 303)  # other sessions of jan ended
+        self.assertEqual(Browser(self.w).login("jan").status, 401)
+        self.assertEqual(Browser(self.w).login("jan", "newjanpass").status, 303)
+        self.w.sql("UPDATE vmail.shell_account SET password = (SELECT password FROM vmail.shell_account "
+                   "WHERE login = 'ola') WHERE login = 'jan'")
+
+
+class TestLimits(World):
+    def test_bounded_requests(self):
+        b = self.logged_in("ola")
+        csrf = b.overview().csrf()
+        r = b.request("POST", "/alias/add", raw_body=b"csrf=" + b"a" * 20000,
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(r.status, 413)
+        r = b.request("POST", "/alias/add", raw_body=("csrf=%s&address=x%%00y" % csrf).encode(),
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(r.status, 400)
+        r = b.request("POST", "/alias/add", raw_body=b"{}", headers={"Content-Type": "application/json"})
+        self.assertEqual(r.status, 415)
+        r = b.get("/?" + "x" * 5000)
+        self.assertIn(r.status, (400, 414))
+        r = b.get("/", headers={"X-Big": "y" * 9000})
+        self.assertIn(r.status, (400, 413, 431))
+        self.assertEqual(b.get("/alias/add").status, 405)
+        self.assertIn(b.request("PUT", "/").status, (405, 501))
+
+
+class TestPanelRole(World):
+    def test_role_may_only_self_serve(self):
+        for sql in ("SELECT count(*) FROM vmail.shell_account",
+                    "SELECT vmail.alias_add('x@acme.lublin.pl', ARRAY['jan'], false, 'jan')",
+                    "SELECT vmail.shell_set('jan', 'disk_limit', '1')",
+                    "UPDATE vmail.shell_account SET disk_limit = 1"):
+            ok, out = self.w.sql_as_panel(sql)
+            self.assertFalse(ok, sql)
+            self.assertIn("permission denied", out)
+        ok, out = self.w.sql_as_panel("SELECT vmail.self_auth('jan') IS NOT NULL")
+        self.assertTrue(ok, out)
+        # the audit log has the login and the client address of panel changes
+        b = self.logged_in("ola")
+        b.real_ip = "198.51.100.23"
+        r = b.post("/alias/add", {"csrf": b.overview().csrf(), "address": "audit@acme.lublin.pl", "target": "ola"})
+        self.assertEqual(r.status, 303)
+        self.assertEqual(self.w.sql("SELECT actor || ' ' || client FROM vmail.audit_log "
+                                    "WHERE object = 'audit@acme.lublin.pl' AND object_kind = 'alias'"),
+                         "self:ola 198.51.100.23")
+
+
+class TestSessionExpiry(unittest.TestCase):
+    def setUp(self):
+        self.w = PanelWorld("panel_expiry", session_idle_timeout="1s", session_max_age="3s").start()
+
+    def tearDown(self):
+        self.assertEqual(self.w.stop(), 0)
+
+    def test_idle_and_absolute(self):
+        b = Browser(self.w)
+        self.assertEqual(b.login("jan").status, 303)
+        self.assertEqual(b.get("/").status, 200)
+        time.sleep(1.2)
+        r = b.get("/")
+        self.assertEqual((r.status, r.header("Location")), (303, "/login?expired=1"))
+        self.assertIn("Your session has expired", b.get("/login?expired=1").body)
+        # active all the time, still ends after session_max_age
+        self.assertEqual(b.login("jan").status, 303)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 2.7:
+            self.assertEqual(b.get("/").status, 200)
+            time.sleep(0.4)
+        time.sleep(max(0, 3.1 - (time.monotonic() - t0)))
+        self.assertEqual(b.get("/").header("Location"), "/login?expired=1")
+        # a change posted after expiry is not applied
+        r = b.post("/alias/add", {"csrf": "0" * 64, "address": "late@acme.lublin.pl", "target": "jan"})
+        self.assertIn(r.status, (303, 403))
+        self.assertEqual(self.w.sql("SELECT count(*) FROM vmail.alias WHERE address = 'late@acme.lublin.pl'"), "0")
+
+
+class TestThrottling(unittest.TestCase):
+    def setUp(self):
+        self.w = PanelWorld("panel_throttle", login_failure_delay="20ms", throttle_window="3s").start()
+
+    def tearDown(self):
+        self.assertEqual(self.w.stop(), 0)
+
+    def test_per_login_and_per_address(self):
+        # per login: 5 failures, then even the right password is refused with the same words
+        for i in range(5):
+            self.assertEqual(Browser(self.w, real_ip="203.0.113.%d" % (i + 1)).login("ola", "bad").status, 401)
+        r = Browser(self.w, real_ip="203.0.113.99").login("ola")
+        self.assertEqual(r.status, 429)
+        self.assertEqual(r.errors(), ["Wrong login or password, or too many attempts. Try again later."])
+        self.assertEqual(Browser(self.w, real_ip="203.0.113.99").login("jan").status, 303)
+        # per client address: 20 failures over many logins, then that address is refused
+        for i in range(20):
+            self.assertEqual(Browser(self.w, real_ip="192.0.2.7").login("user%d" % i, "bad").status, 401)
+        self.assertEqual(Browser(self.w, real_ip="192.0.2.7").login("ewa").status, 429)
+        self.assertEqual(Browser(self.w, real_ip="192.0.2.8").login("ewa").status, 303)
+        # the window passes
+        time.sleep(3.1)
+        self.assertEqual(Browser(self.w, real_ip="192.0.2.7").login("ola").status, 303)
+
+
+if __name__ == "__main__":
+    unittest.main()
