@@ -118,6 +118,7 @@ static const char css[] =
 	"form.row{display:flex;flex-wrap:wrap;gap:.4rem;align-items:center;margin:.15rem 0}\n"
 	"form.stack{display:grid;gap:.5rem;max-width:28rem}\n"
 	"form.stack label{display:grid;gap:.2rem;font-weight:600;font-size:.95rem}\n"
+	"form.stack input,form.stack select{font-weight:400}\n"
 	"input,select,button{font:inherit;padding:.35rem .5rem;border:1px solid #8a93a3;border-radius:.3rem}\n"
 	"input:focus,select:focus,button:focus{outline:3px solid #9cc0ff;outline-offset:1px}\n"
 	"button{background:var(--accent);color:#fff;border-color:var(--accent);cursor:pointer}\n"

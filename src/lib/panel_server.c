@@ -1084,6 +1084,12 @@ static void route(struct evhttp_request *req, void *arg)
 
 	if (get && strcmp(path, "/style.css") == 0) {
 		handle_css(req);
+	} else if (get && strcmp(path, "/favicon.ico") == 0) {
+		/* browsers ask on every visit; nothing to show, nothing to log */
+		security_headers(evhttp_request_get_output_headers(req));
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control",
+				  "max-age=86400");
+		evhttp_send_reply(req, 204, "No Content", NULL);
 	} else if (get && strncmp(path, "/lang/", 6) == 0) {
 		handle_lang(p, req, path + 6);
 	} else if (get && strcmp(path, "/") == 0) {
