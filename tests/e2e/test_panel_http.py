@@ -325,14 +325,17 @@ class TestPanelRole(World):
 
 class TestSessionExpiry(unittest.TestCase):
     def setUp(self):
-        self.w = PanelWorld("panel_expiry", session_idle_timeout="1s", session_max_age="3s").start()
+        self.w = PanelWorld("panel_expiry", session_idle_timeout="1s", session_max_age="3s",
+                            cookie_secure="yes").start()
 
     def tearDown(self):
         self.assertEqual(self.w.stop(), 0)
 
     def test_idle_and_absolute(self):
         b = Browser(self.w)
-        self.assertEqual(b.login("jan").status, 303)
+        r = b.login("jan")
+        self.assertEqual(r.status, 303)
+        self.assertIn("; Secure", [c for c in r.cookies() if c.startswith("vmail_session=")][0])
         self.assertEqual(b.get("/").status, 200)
         time.sleep(1.2)
         r = b.get("/")
