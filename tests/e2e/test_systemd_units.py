@@ -158,6 +158,7 @@ class UnitFilesTest(unittest.TestCase):
             "vmaild-socketmap.socket": ("socketmap", "postfix", "0600"),
             "vmaild-policy.socket": ("policy", "postfix", "0600"),
             "vmaild-dict.socket": ("dict", "vmail", "0660"),
+            "vmaild-dict-quota.socket": ("dict_quota", "vmail", "0666"),
         }
         for name, (fdname, user, mode) in want.items():
             sock = unit_settings(os.path.join(UNIT_DIR, name))["Socket"]
