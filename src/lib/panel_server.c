@@ -1193,8 +1193,15 @@ static void teardown(struct panel *p)
 	panel_pool_free(p->hash_pool); /* cancelled jobs answer 503 and finish */
 	panel_pool_free(p->db_pool);
 	p->hash_pool = p->db_pool = NULL;
+	bool answered = !TAILQ_EMPTY(&p->preqs);
 	while (!TAILQ_EMPTY(&p->preqs))
 		preq_unavailable(TAILQ_FIRST(&p->preqs));
+	if (answered && p->base) {
+		/* let those 503s reach their clients before the connections are freed */
+		struct timeval flush = { 0, 200000 };
+		event_base_loopexit(p->base, &flush);
+		event_base_dispatch(p->base);
+	}
 	if (p->http)
 		evhttp_free(p->http);
 	if (p->sweep)

@@ -45,8 +45,9 @@ def panel_dsn(db):
 
 
 class PanelWorld:
-    def __init__(self, name, **settings):
+    def __init__(self, name, panel_database=None, **settings):
         self.name = name
+        self.panel_database = panel_database
         self.settings = {"cookie_secure": "no", "login_failure_delay": "300ms",
                          "log_level": "debug"}
         self.settings.update(settings)
@@ -98,7 +99,7 @@ class PanelWorld:
         with open(conf, "w") as f:
             # vmaild's keys may share the file: the panel ignores them
             f.write(f"database = {pgsql.dsn(self.db)}\n")
-            f.write(f"panel_database = {panel_dsn(self.db)}\n")
+            f.write(f"panel_database = {self.panel_database or panel_dsn(self.db)}\n")
             f.write(f"panel_listen = inet:127.0.0.1:{self.port}\n")
             f.write("socketmap_listen = unix:/nonexistent/socketmap\n")
             for k, v in self.settings.items():

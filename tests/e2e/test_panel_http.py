@@ -380,5 +380,20 @@ class TestThrottling(unittest.TestCase):
         self.assertEqual(Browser(self.w, real_ip="192.0.2.7").login("ola").status, 303)
 
 
+class TestDatabaseDown(unittest.TestCase):
+    def test_unavailable_not_wrong_password(self):
+        w = PanelWorld("panel_nodb", panel_database="host=/nonexistent dbname=vmail user=panel_test",
+                       panel_db_timeout="2s").start()
+        try:
+            b = Browser(w)
+            self.assertEqual(b.get("/login").status, 200)  # the login page needs no database
+            r = b.login("jan")
+            self.assertEqual(r.status, 503)
+            self.assertIn("temporarily unavailable", r.body)
+            self.assertNotIn("Wrong login", r.body)
+        finally:
+            self.assertEqual(w.stop(), 0)
+
+
 if __name__ == "__main__":
     unittest.main()
