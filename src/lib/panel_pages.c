@@ -155,10 +155,19 @@ static const char *typed(const struct panel_refusal *ref, const char *field)
 	return v ? v : "";
 }
 
+/* fmt_size - size_format, with "B" for "bytes" so the text needs no translation */
+static void fmt_size(uint64_t bytes, char *buf, size_t len)
+{
+	size_format(bytes, buf, len);
+	char *unit = strstr(buf, " bytes");
+	if (unit)
+		memcpy(unit, " B", 3);
+}
+
 static void size_cell(struct evbuffer *out, uint64_t bytes)
 {
 	char buf[SIZE_FMT_MAX];
-	size_format(bytes, buf, sizeof(buf));
+	fmt_size(bytes, buf, sizeof(buf));
 	ESC(buf);
 }
 
@@ -261,7 +270,7 @@ static void bar_rect(struct evbuffer *out, const char *cls, uint64_t bytes, uint
 	if (*x + w > 1000)
 		w = 1000 - *x;
 	char buf[SIZE_FMT_MAX];
-	size_format(bytes, buf, sizeof(buf));
+	fmt_size(bytes, buf, sizeof(buf));
 	evbuffer_add_printf(out, "<rect class=\"%s\" x=\"%llu\" y=\"0\" width=\"%llu\" height=\"24\">"
 			    "<title>", cls, (unsigned long long)*x, (unsigned long long)w);
 	ESC(label);
@@ -285,9 +294,9 @@ static void section_disk(struct evbuffer *out, const struct panel_page *pg,
 			 const struct panel_overview *ov)
 {
 	char used[SIZE_FMT_MAX], limit[SIZE_FMT_MAX], alloc[SIZE_FMT_MAX], cls[16];
-	size_format(ov->total, used, sizeof(used));
-	size_format(ov->disk_limit, limit, sizeof(limit));
-	size_format(ov->allocated, alloc, sizeof(alloc));
+	fmt_size(ov->total, used, sizeof(used));
+	fmt_size(ov->disk_limit, limit, sizeof(limit));
+	fmt_size(ov->allocated, alloc, sizeof(alloc));
 	uint64_t scale = ov->total > ov->disk_limit ? ov->total : ov->disk_limit;
 
 	RAW("<section aria-labelledby=\"h-disk\">\n<h2 id=\"h-disk\">");
@@ -448,10 +457,17 @@ static void section_aliases(struct evbuffer *out, const struct panel_page *pg,
 }
 
 static void password_input(struct evbuffer *out, const char *name, const char *id,
-			   const char *autocomplete)
+			   const char *autocomplete, const char *placeholder)
 {
 	evbuffer_add_printf(out, "<input type=\"password\" name=\"%s\" id=\"%s\" required minlength=\"8\" "
-			    "maxlength=\"256\" autocomplete=\"%s\">", name, id, autocomplete);
+			    "maxlength=\"256\" autocomplete=\"%s\"", name, id, autocomplete);
+	if (placeholder) {
+		/* rows have no visible label: the hint shows what the field is for */
+		RAW(" placeholder=\"");
+		ESC(placeholder);
+		RAW("\"");
+	}
+	RAW(">");
 }
 
 static void section_accounts(struct evbuffer *out, const struct panel_page *pg,
@@ -512,7 +528,8 @@ static void section_accounts(struct evbuffer *out, const struct panel_page *pg,
 		RAW(" (");
 		ESC(m->address);
 		RAW(")</label>");
-		password_input(out, "password", id, "new-password");
+		password_input(out, "password", id, "new-password",
+			       panel_msg(pg->lang, M_NEW_PASSWORD));
 		RAW("<button type=\"submit\">");
 		MSG(M_SET_PASSWORD);
 		RAW("</button></form>\n");
@@ -572,11 +589,11 @@ static void section_accounts(struct evbuffer *out, const struct panel_page *pg,
 	RAW("></label>\n<label>");
 	MSG(M_NEW_PASSWORD);
 	RAW(" ");
-	password_input(out, "password", "account-password", "new-password");
+	password_input(out, "password", "account-password", "new-password", NULL);
 	RAW("</label>\n<label>");
 	MSG(M_REPEAT_PASSWORD);
 	RAW(" ");
-	password_input(out, "password2", "account-password2", "new-password");
+	password_input(out, "password2", "account-password2", "new-password", NULL);
 	RAW("</label>\n<label>");
 	MSG(M_QUOTA_HINT);
 	RAW(" <input name=\"quota\" id=\"account-quota\" required maxlength=\"24\" value=\"");
@@ -605,11 +622,11 @@ static void section_password(struct evbuffer *out, const struct panel_page *pg,
 	    "autocomplete=\"current-password\"></label>\n<label>");
 	MSG(M_NEW_PASSWORD);
 	RAW(" ");
-	password_input(out, "password", "pw-new", "new-password");
+	password_input(out, "password", "pw-new", "new-password", NULL);
 	RAW("</label>\n<label>");
 	MSG(M_REPEAT_PASSWORD);
 	RAW(" ");
-	password_input(out, "password2", "pw-new2", "new-password");
+	password_input(out, "password2", "pw-new2", "new-password", NULL);
 	RAW("</label>\n<div><button type=\"submit\">");
 	MSG(M_SET_PASSWORD);
 	RAW("</button></div>\n</form>\n</section>\n");
