@@ -35,6 +35,7 @@ enum pg_shape {
 
 /* Statement flags. */
 #define PG_STMT_RETRY 0x1u /* read-only: may be resent on another connection after a connection failure */
+#define PG_STMT_PRIMARY 0x2u /* reads that must see the primary (writes without PG_STMT_RETRY always do) */
 
 /*
  * One prepared statement.  The pool prepares every statement of its table on
@@ -117,6 +118,17 @@ void pg_pool_free(struct pg_pool *pool);
  * (and changes nothing) on invalid settings.
  */
 bool pg_pool_reload(struct pg_pool *pool, const struct pg_config *cfg);
+
+/*
+ * pg_pool_set_primary - with replication, pool reads from a (nearby) standby
+ * and primary is a pool whose conninfo reaches the primary (target_session_attrs
+ * =read-write); both were made with the same statement table.  From now on
+ * pg_submit on pool sends statements that change data -- every statement
+ * without PG_STMT_RETRY, since one that must not be resent is one with an
+ * effect -- and those flagged PG_STMT_PRIMARY to primary instead.  primary
+ * must outlive pool's use of it (free pool first, or set NULL).  NULL undoes it.
+ */
+void pg_pool_set_primary(struct pg_pool *pool, struct pg_pool *primary);
 
 /*
  * pg_submit - run statement stmt with nparams text parameters (lens[i] bytes

@@ -116,6 +116,7 @@ struct pg_pool {
 	struct pg_stats stats;
 	struct ratelimit *rl_stmt; /* one per statement: a missing schema fails them all at once */
 	struct ratelimit rl_conn;
+	struct pg_pool *primary;   /* where writes go when this pool reads from a standby */
 };
 
 /* declare static stuff */
@@ -1086,6 +1087,15 @@ void pg_pool_free(struct pg_pool *pool)
 	free(pool);
 }
 
+void pg_pool_set_primary(struct pg_pool *pool, struct pg_pool *primary)
+{
+	if (primary && (primary == pool || primary->stmts != pool->stmts)) {
+		log_error("pg: bug: a primary pool must be another pool with the same statements");
+		return;
+	}
+	pool->primary = primary;
+}
+
 struct pg_req *pg_submit(struct pg_pool *pool, unsigned stmt, const char *const *params,
 			 const size_t *lens, unsigned nparams, pg_cb *cb, void *arg)
 {
@@ -1095,6 +1105,10 @@ struct pg_req *pg_submit(struct pg_pool *pool, unsigned stmt, const char *const 
 		log_error("pg: bug: statement %u with %u parameters", stmt, nparams);
 		return pg_answer_later(pool, PG_PERMFAIL, cb, arg);
 	}
+	/* A standby refuses writes (SQLSTATE 25006): they belong to the primary's pool. */
+	if (pool->primary && (!(pool->stmts[stmt].flags & PG_STMT_RETRY) ||
+			      pool->stmts[stmt].flags & PG_STMT_PRIMARY))
+		return pg_submit(pool->primary, stmt, params, lens, nparams, cb, arg);
 	for (unsigned i = 0; i < nparams; i++)
 		if (lens && memchr(params[i], '\0', lens[i]))
 			return pg_answer_later(pool, PG_PERMFAIL, cb, arg);

@@ -31,6 +31,9 @@ enum {
 	T_MULTI,    /* $1 rows where at most one is allowed */
 	T_ROWS,     /* $1 rows, row shape */
 	T_SLEEP_NR, /* T_SLEEP, not to be resent after a lost connection */
+	T_APP,      /* application_name ':' $1: which pool answered (a read) */
+	T_APP_W,    /* the same, not to be resent: a write as far as routing goes */
+	T_APP_P,    /* the same, resendable but flagged PG_STMT_PRIMARY */
 	T__COUNT,
 };
 
@@ -46,6 +49,9 @@ static const struct pg_stmt test_stmts[T__COUNT] = {
 	[T_MULTI] = { "t_multi", "SELECT g::text FROM generate_series(1, $1::int) g", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
 	[T_ROWS] = { "t_rows", "SELECT g::text FROM generate_series(1, $1::int) g", 1, 1, PG_SHAPE_ROWS, PG_STMT_RETRY },
 	[T_SLEEP_NR] = { "t_sleep_nr", "SELECT pgtest.sleep($1::float8)", 1, 1, PG_SHAPE_VALUE, 0 },
+	[T_APP] = { "t_app", "SELECT current_setting('application_name') || ':' || $1", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
+	[T_APP_W] = { "t_app_w", "SELECT current_setting('application_name') || ':' || $1", 1, 1, PG_SHAPE_VALUE, 0 },
+	[T_APP_P] = { "t_app_p", "SELECT current_setting('application_name') || ':' || $1", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY | PG_STMT_PRIMARY },
 };
 
 static const char schema_sql[] =
@@ -389,6 +395,42 @@ START_TEST(test_multi_host)
 	pg_pool_stats(pool, &s);
 	ck_assert_uint_eq(s.conn_failures, 0);
 	pg_pool_free(pool);
+}
+END_TEST
+
+/*
+ * Replication routing: reads stay on the pool they were submitted to (a
+ * standby's), writes and PG_STMT_PRIMARY reads go to the primary's pool.
+ * Both pools reach the same server here; application_name tells them apart.
+ */
+START_TEST(test_primary_routing)
+{
+	char reads[1024], writes[1024];
+	snprintf(reads, sizeof(reads), "%s application_name=t_reads", dsn);
+	snprintf(writes, sizeof(writes), "%s application_name=t_writes", dsn);
+	struct pg_pool *rp = new_pool(reads, 1, 3000), *wp = new_pool(writes, 1, 3000);
+	pg_pool_set_primary(rp, wp);
+	struct answer a = { 0 }, b = { 0 }, c = { 0 }, d = { 0 };
+	submit1(rp, T_APP, "r", &a);
+	submit1(rp, T_APP_W, "w", &b);
+	submit1(rp, T_APP_P, "p", &c);
+	ck_assert(run(base, 3, 5000));
+	ck_assert_str_eq(a.value, "t_reads:r");
+	ck_assert_str_eq(b.value, "t_writes:w");
+	ck_assert_str_eq(c.value, "t_writes:p");
+	/* Undone: everything stays on the pool it was given to. */
+	pg_pool_set_primary(rp, NULL);
+	submit1(rp, T_APP_W, "w", &d);
+	ck_assert(run(base, 4, 5000));
+	ck_assert_str_eq(d.value, "t_reads:w");
+	/* A write cancelled before it ran is never answered, whichever pool holds it. */
+	pg_pool_set_primary(rp, wp);
+	struct answer e = { 0 };
+	pg_cancel(submit1(rp, T_APP_W, "x", &e));
+	run_for(base, 200);
+	ck_assert_int_eq(e.calls, 0);
+	pg_pool_free(rp);
+	pg_pool_free(wp);
 }
 END_TEST
 
@@ -889,6 +931,7 @@ int main(void)
 		tcase_add_test(tc, test_found_notfound_null);
 		tcase_add_test(tc, test_pipeline_200);
 		tcase_add_test(tc, test_multi_host);
+		tcase_add_test(tc, test_primary_routing);
 		tcase_add_test(tc, test_retry);
 		tcase_add_test(tc, test_deadline);
 		tcase_add_test(tc, test_cancel);
