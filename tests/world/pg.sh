@@ -3,10 +3,16 @@
 #   pg.sh start DIR   initdb (once) and start; prints the libpq connection string
 #   pg.sh stop DIR    fast stop;  pg.sh kill DIR   immediate stop (crash)
 #   pg.sh dsn DIR     print the connection string
+#   pg.sh standby PRIMARY_DIR DIR   a hot standby of PRIMARY_DIR (pg_basebackup -R, streaming);
+#                     prints its connection string.  pg.sh promote DIR   make it a primary
 # PostgreSQL refuses root, so it runs as the postgres user; DIR must be reachable by it.
 set -euo pipefail
-cmd=${1:?usage: pg.sh start|stop|kill|dsn DIR}
-dir=${2:?usage: pg.sh start|stop|kill|dsn DIR}
+cmd=${1:?usage: pg.sh start|stop|kill|dsn|promote DIR, pg.sh standby PRIMARY_DIR DIR}
+dir=${2:?usage: pg.sh start|stop|kill|dsn|promote DIR, pg.sh standby PRIMARY_DIR DIR}
+if [ "$cmd" = standby ]; then
+	primary=$dir
+	dir=${3:?usage: pg.sh standby PRIMARY_DIR DIR}
+fi
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 dsn() { echo "host=$dir/sock dbname=vmail user=postgres"; }
@@ -39,6 +45,27 @@ CONF
 	fi
 	dsn
 	;;
+standby)
+	mkdir -p "$dir"
+	[ "$(id -u)" = 0 ] && chown postgres: "$dir"
+	chmod 0755 "$dir"
+	if [ ! -f "$dir/data/PG_VERSION" ]; then
+		as_pg mkdir -p "$dir/sock"
+		# -R writes primary_conninfo and standby.signal; the primary's trust rules allow replication.
+		as_pg "$bin/pg_basebackup" -h "$primary/sock" -U postgres -D "$dir/data" -R -X stream \
+			-c fast >"$dir/basebackup.log" 2>&1
+		# Later lines win: the standby's own socket directory.
+		cat >>"$dir/data/postgresql.conf" <<CONF
+unix_socket_directories = '$dir/sock'
+hot_standby = on
+CONF
+	fi
+	if ! as_pg "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+		as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start >/dev/null
+	fi
+	dsn
+	;;
+promote) as_pg "$bin/pg_ctl" -D "$dir/data" -w -t 60 promote >/dev/null ;;
 stop) as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null ;;
 kill) as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null ;;
 dsn) dsn ;;
