@@ -43,6 +43,11 @@ struct config {
 	unsigned policy_full_action_code; /* 452 or 552 */
 	unsigned policy_fail_open;        /* bool */
 	unsigned policy_check_sender;     /* bool */
+	unsigned cache_size;              /* bytes, 0 = no answer cache */
+	unsigned cache_ttl;               /* ms */
+	unsigned cache_negative_ttl;      /* ms */
+	unsigned cache_stale_ttl;         /* ms */
+	char *metrics_listen;
 };
 
 enum config_type {

@@ -94,6 +94,40 @@ struct lookup_req *lookup_submit(struct pg_pool *pool, enum lookup_kind kind,
 				 const char *const *params, const size_t *lens, unsigned nparams,
 				 lookup_cb *cb, void *arg);
 
+/*
+ * Who asks, for the metrics (metrics.h): per protocol and lookup kind.
+ * lookup_submit counts as LOOKUP_PROTO_OTHER.
+ */
+enum lookup_proto {
+	LOOKUP_PROTO_OTHER = 0,
+	LOOKUP_PROTO_SOCKETMAP,
+	LOOKUP_PROTO_DICT,
+	LOOKUP_PROTO_POLICY,
+	LOOKUP_PROTO__COUNT,
+};
+
+const char *lookup_proto_name(enum lookup_proto proto);
+
+/*
+ * lookup_submit_as - lookup_submit on behalf of a protocol service.  Both go
+ * through the answer cache (lookup_cache.h) for the kinds it caches, and both
+ * count in the metrics; the callback contract is the same (never from inside
+ * the call, even for a cached answer).
+ */
+struct lookup_req *lookup_submit_as(struct pg_pool *pool, enum lookup_proto proto,
+				    enum lookup_kind kind, const char *const *params,
+				    const size_t *lens, unsigned nparams, lookup_cb *cb, void *arg);
+
+/*
+ * lookup_cached - the fast path for a service that can answer at once: true
+ * when the cache holds a fresh answer for (kind, key) and the invalidation
+ * stream is up; then *st is LOOKUP_FOUND (value, len valid until the next
+ * lookup call) or LOOKUP_NOTFOUND, counted as a hit.  false: nothing was
+ * counted; call lookup_submit_as, which queries (or serves a stale answer).
+ */
+bool lookup_cached(enum lookup_proto proto, enum lookup_kind kind, const char *key, size_t len,
+		   enum lookup_status *st, const char **value, size_t *vlen);
+
 /* lookup_submit_rows - the same for row kinds (LOOKUP_USERDB_LIST) */
 struct lookup_req *lookup_submit_rows(struct pg_pool *pool, enum lookup_kind kind,
 				      const char *const *params, const size_t *lens, unsigned nparams,

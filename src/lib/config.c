@@ -69,6 +69,17 @@ static const struct config_param params[] = {
 	  "policy answers DUNNO instead of DEFER_IF_PERMIT when the database cannot answer" },
 	{ "policy_check_sender", CONFIG_BOOL, OFF(policy_check_sender), "no", 0, 1, CONFIG_RELOAD,
 	  "policy rejects SASL clients whose MAIL FROM they do not own (the sender map)" },
+	{ "cache_size", CONFIG_SIZE, OFF(cache_size), "64M", 0, 1UL << 31, CONFIG_RELOAD,
+	  "memory for cached lookup answers, index included; 0 disables the cache" },
+	{ "cache_ttl", CONFIG_DURATION, OFF(cache_ttl), "300s", 100, DAY_MS, CONFIG_RELOAD,
+	  "how long a positive answer is served from the cache" },
+	{ "cache_negative_ttl", CONFIG_DURATION, OFF(cache_negative_ttl), "10s", 100, DAY_MS,
+	  CONFIG_RELOAD, "how long a \"no such key\" from the database is served from the cache" },
+	{ "cache_stale_ttl", CONFIG_DURATION, OFF(cache_stale_ttl), "3600s", 0, 7 * DAY_MS,
+	  CONFIG_RELOAD, "how long past its expiry a positive answer of domain, alias, mailbox, "
+	  "sender or userdb may be served while the database is unreachable" },
+	{ "metrics_listen", CONFIG_STRING, OFF(metrics_listen), "", 0, 0, CONFIG_ENDPOINTS,
+	  "Prometheus metrics over HTTP (GET /metrics), e.g. inet:127.0.0.1:9469; \"\" = off" },
 };
 
 #define NPARAMS (sizeof(params) / sizeof(params[0]))

@@ -30,7 +30,10 @@
 #include "vmail/endpoint.h"
 #include "vmail/log.h"
 #include "vmail/lookup.h"
+#include "vmail/lookup_cache.h"
+#include "vmail/metrics_http.h"
 #include "vmail/pg.h"
+#include "vmail/pg_listen.h"
 #include "vmail/sdlisten.h"
 #include "vmail/server.h"
 #include "vmail/svc_policy.h"
@@ -86,6 +89,10 @@ struct daemon {
 	struct event_base *base;
 	struct pg_pool *pool;
 	struct server *srv;
+	struct pg_listen *listen;       /* cache invalidations; NULL without a cache */
+	int metrics_fd;                 /* metrics_listen socket until metrics takes it, or -1 */
+	struct metrics_http *metrics;
+	struct timespec started;
 	struct event *sig_hup, *sig_term, *sig_int, *stop_timer;
 	int exit_status;
 };
@@ -362,6 +369,103 @@ static void open_listeners(struct daemon *d)
 	}
 }
 
+/* open_metrics_listener - bind metrics_listen (one endpoint), also while we may be root */
+static void open_metrics_listener(struct daemon *d)
+{
+	char err[512];
+	struct endpoint_list eps;
+	struct endpoint_perms perms = {
+		.owner = d->id.sock_owner,
+		.group = d->id.sock_group,
+		.mode = d->cfg.socket_mode,
+	};
+	d->metrics_fd = -1;
+	if (!d->cfg.metrics_listen[0])
+		return;
+	if (!endpoint_parse_list(d->cfg.metrics_listen, &eps, err, sizeof(err)) || eps.count != 1)
+		log_fatal("metrics_listen: %s", eps.count > 1 ? "one endpoint only" : err);
+	d->metrics_fd = endpoint_listen(&eps.items[0], &perms, 16, err, sizeof(err));
+	if (d->metrics_fd < 0)
+		log_fatal("metrics_listen: %s", err);
+}
+
+static void daemon_cache_config(const struct config *cfg, struct lookup_cache_config *cc)
+{
+	cc->size = cfg->cache_size;
+	cc->ttl_ms = cfg->cache_ttl;
+	cc->negative_ttl_ms = cfg->cache_negative_ttl;
+	cc->stale_ttl_ms = cfg->cache_stale_ttl;
+}
+
+static void daemon_cache_notify(void *arg, const char *payload, size_t len)
+{
+	(void)arg;
+	lookup_cache_invalidate(payload, len);
+}
+
+static void daemon_cache_overflow(void *arg)
+{
+	(void)arg;
+	lookup_cache_drop_all("too many notifications at once");
+}
+
+static void daemon_cache_live(void *arg, bool listening)
+{
+	(void)arg;
+	lookup_cache_set_live(listening);
+}
+
+/* daemon_cache_apply - the answer cache and, while there is one, its invalidation feed */
+static void daemon_cache_apply(struct daemon *d)
+{
+	struct lookup_cache_config cc;
+	daemon_cache_config(&d->cfg, &cc);
+	lookup_cache_configure(&cc);
+	if (!lookup_cache_enabled()) {
+		pg_listen_free(d->listen);
+		d->listen = NULL;
+		lookup_cache_set_live(false);
+		return;
+	}
+	if (d->listen) {
+		pg_listen_reload(d->listen, d->cfg.database, d->cfg.pg_connect_timeout);
+		return;
+	}
+	static const struct pg_listen_handler h = {
+		.notify = daemon_cache_notify,
+		.overflow = daemon_cache_overflow,
+		.state = daemon_cache_live,
+	};
+	d->listen = pg_listen_new(d->base, d->cfg.database, "vmail_cache", d->cfg.pg_connect_timeout,
+				  &h);
+	if (!d->listen)
+		log_fatal("out of memory");
+}
+
+/* daemon_metrics_state - the daemon's part of a metrics scrape */
+static void daemon_metrics_state(void *arg, struct metrics_state *out)
+{
+	struct daemon *d = arg;
+	static struct pg_stats ps;
+	static struct lookup_cache_stats cs;
+	struct timespec now;
+	pg_pool_stats(d->pool, &ps);
+	lookup_cache_stats(&cs);
+	out->pool = &ps;
+	out->cache = &cs;
+	if (d->listen) {
+		struct pg_listen_stats ls;
+		pg_listen_stats(d->listen, &ls);
+		out->listen_up = ls.state == PG_LISTEN_LISTENING;
+		out->listen_notifications = ls.notifications;
+		out->listen_reconnects = ls.connects;
+	}
+	out->connections = server_connections(d->srv);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	out->uptime_s = (double)(now.tv_sec - d->started.tv_sec) +
+			(double)(now.tv_nsec - d->started.tv_nsec) / 1e9;
+}
+
 static void report_fixed(const char *key, void *arg)
 {
 	(void)arg;
@@ -400,6 +504,7 @@ static void daemon_reload(struct daemon *d)
 	d->cfg = fresh;
 	daemon_apply_logging(&d->cfg);
 	daemon_policy_opts(&d->cfg, &d->policy.opts);
+	daemon_cache_apply(d);
 	struct conn_limits limits;
 	daemon_limits(&d->cfg, &limits);
 	server_set_limits(d->srv, &limits, effective_max_connections(d));
@@ -457,6 +562,11 @@ static void daemon_signal_cb(evutil_socket_t sig, short what, void *arg)
 
 static void daemon_teardown(struct daemon *d)
 {
+	metrics_http_free(d->metrics);
+	if (d->metrics_fd >= 0)
+		close(d->metrics_fd);
+	pg_listen_free(d->listen);
+	lookup_cache_close();
 	server_free(d->srv);
 	if (d->pool)
 		pg_pool_free(d->pool);
@@ -471,7 +581,7 @@ static void daemon_teardown(struct daemon *d)
 
 int daemon_run(const char *path)
 {
-	struct daemon d = { .state = DAEMON_STARTING, .path = path };
+	struct daemon d = { .state = DAEMON_STARTING, .path = path, .metrics_fd = -1 };
 	char err[512];
 
 	log_init("vmaild", false, LOG_LEVEL_INFO);
@@ -487,6 +597,7 @@ int daemon_run(const char *path)
 	if (!sdlisten_init(err, sizeof(err)))
 		log_fatal("socket activation: %s", err);
 	open_listeners(&d);
+	open_metrics_listener(&d);
 	sdlisten_close_unused();
 
 	/* 3. descriptors */
@@ -514,6 +625,8 @@ int daemon_run(const char *path)
 	d.pool = pg_pool_new(d.base, &pc, lookup_statements(), LOOKUP__COUNT);
 	if (!d.pool)
 		log_fatal("cannot create the PostgreSQL pool");
+	clock_gettime(CLOCK_MONOTONIC, &d.started);
+	daemon_cache_apply(&d);
 
 	struct conn_limits limits;
 	daemon_limits(&d.cfg, &limits);
@@ -538,6 +651,13 @@ int daemon_run(const char *path)
 	    evsignal_add(d.sig_hup, NULL) < 0 || evsignal_add(d.sig_term, NULL) < 0 ||
 	    evsignal_add(d.sig_int, NULL) < 0)
 		log_fatal("cannot set up signal handling");
+
+	if (d.metrics_fd >= 0) {
+		d.metrics = metrics_http_new(d.base, d.metrics_fd, daemon_metrics_state, &d);
+		d.metrics_fd = -1; /* taken over, closed on failure */
+		if (!d.metrics)
+			log_fatal("metrics_listen: cannot serve (out of memory)");
+	}
 
 	/* 7. serve */
 	daemon_set_state(&d, DAEMON_RUNNING);

@@ -103,8 +103,16 @@ static void sm_request(struct conn *c, struct conn_req *r, const char *payload, 
 		sm_reply_str(r, SOCKETMAP_REPLY_NOTFOUND, "", 0);
 		return;
 	}
-	struct lookup_req *lr = lookup_submit(pool, kind, &req.key, &req.key_len, 1,
-					      sm_lookup_done, r);
+	/* A fresh cached answer goes out at once: no request object, no loop turn. */
+	enum lookup_status st;
+	const char *value;
+	size_t vlen;
+	if (lookup_cached(LOOKUP_PROTO_SOCKETMAP, kind, req.key, req.key_len, &st, &value, &vlen)) {
+		sm_lookup_done(r, st, value, vlen);
+		return;
+	}
+	struct lookup_req *lr = lookup_submit_as(pool, LOOKUP_PROTO_SOCKETMAP, kind, &req.key,
+						 &req.key_len, 1, sm_lookup_done, r);
 	if (!lr) {
 		sm_reply_str(r, SOCKETMAP_REPLY_TEMP, "lookup could not be queued", 0);
 		return;
