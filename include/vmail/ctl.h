@@ -34,6 +34,7 @@ enum {
 	CTL_ADMIN = 1 << 0,     /* administrator mode (no --as) */
 	CTL_SELF = 1 << 1,      /* self-service mode (--as LOGIN): the handler calls vmail.self_* */
 	CTL_NO_SCHEMA = 1 << 2, /* runs before/without the schema (db migrate, db status) */
+	CTL_NO_DB = 1 << 3,     /* needs no database connection at all (stats) */
 };
 
 typedef int (*ctl_handler)(struct ctl *ctx, const struct ctl_args *a);
@@ -77,7 +78,8 @@ struct ctl {
 
 /* The nouns, each defined in its own src/lib/ctl_<noun>.c; ctl.c lists them in ctl_nouns. */
 extern const struct ctl_noun ctl_noun_customer, ctl_noun_shell, ctl_noun_domain, ctl_noun_alias,
-	ctl_noun_mailbox, ctl_noun_grant, ctl_noun_usage, ctl_noun_log, ctl_noun_db, ctl_noun_settings;
+	ctl_noun_mailbox, ctl_noun_grant, ctl_noun_usage, ctl_noun_log, ctl_noun_db, ctl_noun_settings,
+	ctl_noun_stats;
 
 /* The command tree, in help order (tests walk it). */
 extern const struct ctl_noun *const ctl_nouns[];

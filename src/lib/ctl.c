@@ -22,6 +22,7 @@
 const struct ctl_noun *const ctl_nouns[] = {
 	&ctl_noun_customer, &ctl_noun_shell, &ctl_noun_domain, &ctl_noun_alias, &ctl_noun_mailbox,
 	&ctl_noun_grant,    &ctl_noun_usage, &ctl_noun_log,    &ctl_noun_settings, &ctl_noun_db,
+	&ctl_noun_stats,
 };
 #define N_NOUNS (sizeof(ctl_nouns) / sizeof(ctl_nouns[0]))
 const size_t ctl_nouns_count = N_NOUNS;
@@ -883,7 +884,7 @@ int ctl_main(int argc, char **argv)
 	char err[256];
 	if (!pwhash_init(err, sizeof(err)))
 		return ctl_fail("%s", err);
-	if (!ctl_connect(&ctx, !(a.verb->modes & CTL_NO_SCHEMA)))
+	if (!(a.verb->modes & CTL_NO_DB) && !ctl_connect(&ctx, !(a.verb->modes & CTL_NO_SCHEMA)))
 		return CTL_EXIT_FAIL;
 	if (ctx.as_login && !ctl_self_login(&ctx))
 		rc = CTL_EXIT_FAIL;

@@ -224,7 +224,11 @@ class PostfixTest(unittest.TestCase):
                             "x@never-seen.lublin.pl"):           # domain never looked up
                 with self.subTest(address=address):
                     t0 = time.monotonic()
-                    self.assertRcpt(address, 451, "4.3.0")
+                    got, msg = self.rcpt(address)
+                    # 451 4.3.0 when the domain lookup fails; 450 4.7.1 when vmaild's cache
+                    # still knew the domain (served stale) and the address lookup failed.
+                    self.assertIn((got, msg[:5]), ((451, "4.3.0"), (450, "4.7.1")),
+                                  "RCPT TO:<%s>: %d %s" % (address, got, msg))
                     # Postfix asks more than one map per RCPT; each waits at most the deadline.
                     self.assertLess(time.monotonic() - t0, 3 * REQUEST_TIMEOUT_S + 2)
             rc, out, err = self.postmap("unknown-outage2@acme.lublin.pl")
