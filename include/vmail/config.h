@@ -19,6 +19,7 @@ enum config_log_target {
  */
 struct config {
 	char *database;
+	char *database_primary; /* "": derived from database when it asks for a standby */
 	char *socketmap_listen;
 	char *policy_listen;
 	char *dict_listen;
@@ -34,6 +35,7 @@ struct config {
 	enum log_level log_level;
 	enum config_log_target log_target;
 	unsigned pg_pool_size;
+	unsigned pg_primary_pool_size;
 	unsigned pg_connect_timeout; /* ms */
 	unsigned request_timeout;    /* ms */
 	unsigned max_connections;

@@ -42,12 +42,13 @@ bool replica_lsn_parse(const char *s, size_t len, uint64_t *out);
  *
  *   1. replica_wait_notify(payload): the note is queued.
  *   2. One query on the primary, sent after the note arrived, reads
- *      pg_current_wal_lsn(); since NOTIFY is delivered after commit, that
- *      position is at or past the commit record.  Notes that arrive while
+ *      pg_current_wal_insert_lsn(); since NOTIFY is delivered after commit,
+ *      that position is at or past the end of the commit record (the write
+ *      position need not be, with synchronous_commit = off).  Notes that arrive while
  *      such a query is in flight wait for the next one.
  *   3. The read side (same conninfo as the lookups, so the same standby) is
  *      polled every few milliseconds for pg_last_wal_replay_lsn()
- *      (pg_current_wal_lsn() once it is a primary).
+ *      (pg_current_wal_insert_lsn() once it is a primary).
  *   4. Notes whose position was replayed are handed to apply(payload).
  *
  * Each side uses one connection of its own.  Notes older than

@@ -23,6 +23,9 @@
 static const struct config_param params[] = {
 	{ "database", CONFIG_STRING, OFF(database), NULL, 0, 0, CONFIG_REQUIRED | CONFIG_RELOAD,
 	  "libpq connection string" },
+	{ "database_primary", CONFIG_STRING, OFF(database_primary), "", 0, 0, CONFIG_RELOAD,
+	  "libpq connection string for writes and LISTEN (default: database, with "
+	  "target_session_attrs=read-write when database asks for a standby)" },
 	{ "socketmap_listen", CONFIG_STRING, OFF(socketmap_listen), "", 0, 0, CONFIG_ENDPOINTS,
 	  "Postfix socketmap listeners: unix:PATH, inet:HOST:PORT, comma-separated" },
 	{ "policy_listen", CONFIG_STRING, OFF(policy_listen), "", 0, 0, CONFIG_ENDPOINTS,
@@ -51,6 +54,8 @@ static const struct config_param params[] = {
 	  "stderr or syslog (facility mail)" },
 	{ "pg_pool_size", CONFIG_UINT, OFF(pg_pool_size), "4", 1, 256, CONFIG_RELOAD,
 	  "PostgreSQL connections" },
+	{ "pg_primary_pool_size", CONFIG_UINT, OFF(pg_primary_pool_size), "2", 1, 256, CONFIG_RELOAD,
+	  "connections to the primary, when lookups read from a standby" },
 	{ "pg_connect_timeout", CONFIG_DURATION, OFF(pg_connect_timeout), "2s", 100, 600000,
 	  CONFIG_RELOAD, "limit for establishing one PostgreSQL connection" },
 	{ "request_timeout", CONFIG_DURATION, OFF(request_timeout), "3s", 10, 90000,

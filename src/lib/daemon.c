@@ -34,6 +34,7 @@
 #include "vmail/metrics_http.h"
 #include "vmail/pg.h"
 #include "vmail/pg_listen.h"
+#include "vmail/replica.h"
 #include "vmail/sdlisten.h"
 #include "vmail/server.h"
 #include "vmail/svc_policy.h"
@@ -90,6 +91,10 @@ struct daemon {
 	struct pg_pool *pool;
 	struct server *srv;
 	struct pg_listen *listen;       /* cache invalidations; NULL without a cache */
+	/* Reads from a standby (database), writes and LISTEN on the primary (database_primary). */
+	char *primary_conninfo;         /* NULL: one pool for everything */
+	struct pg_pool *primary;        /* the writes' pool, when split */
+	struct replica_wait *replica;   /* re-invalidates after the standby replayed; with a cache */
 	int metrics_fd;                 /* metrics_listen socket until metrics takes it, or -1 */
 	struct metrics_http *metrics;
 	struct timespec started;
@@ -397,22 +402,131 @@ static void daemon_cache_config(const struct config *cfg, struct lookup_cache_co
 	cc->stale_ttl_ms = cfg->cache_stale_ttl;
 }
 
+/*
+ * With reads from a standby every invalidation is applied twice: now, and
+ * once the standby has replayed the primary's WAL up to where it was when
+ * the notification came (replica.h), so that an entry refilled from a
+ * lagging standby in between does not outlive the change.
+ */
 static void daemon_cache_notify(void *arg, const char *payload, size_t len)
+{
+	struct daemon *d = arg;
+	lookup_cache_invalidate(payload, len);
+	if (d->replica)
+		replica_wait_notify(d->replica, payload, len);
+}
+
+static void daemon_cache_overflow(void *arg)
+{
+	struct daemon *d = arg;
+	lookup_cache_drop_all("too many notifications at once");
+	if (d->replica)
+		replica_wait_notify(d->replica, "all", 3);
+}
+
+static void daemon_cache_live(void *arg, bool listening)
+{
+	struct daemon *d = arg;
+	lookup_cache_set_live(listening);
+	/* Back after a gap: what changed meanwhile may not be on the standby yet either. */
+	if (listening && d->replica)
+		replica_wait_notify(d->replica, "all", 3);
+}
+
+static void daemon_replica_apply_cb(void *arg, const char *payload, size_t len)
 {
 	(void)arg;
 	lookup_cache_invalidate(payload, len);
 }
 
-static void daemon_cache_overflow(void *arg)
+/* daemon_write_conninfo - where writes and LISTEN go */
+static const char *daemon_write_conninfo(const struct daemon *d)
 {
-	(void)arg;
-	lookup_cache_drop_all("too many notifications at once");
+	return d->primary_conninfo ? d->primary_conninfo : d->cfg.database;
 }
 
-static void daemon_cache_live(void *arg, bool listening)
+/*
+ * daemon_split_conninfo - database_primary, or database with
+ * target_session_attrs=read-write when database asks for a standby; NULL
+ * (and *err empty) when one pool serves everything.  NULL with err on a bad
+ * connection string.
+ */
+static char *daemon_split_conninfo(const struct config *cfg, char *err, size_t errlen)
 {
-	(void)arg;
-	lookup_cache_set_live(listening);
+	err[0] = '\0';
+	if (cfg->database_primary[0]) {
+		char *copy = strdup(cfg->database_primary);
+		if (!copy)
+			snprintf(err, errlen, "out of memory");
+		return copy;
+	}
+	if (!replica_reads_from_standby(cfg->database))
+		return NULL;
+	return replica_primary_conninfo(cfg->database, err, errlen);
+}
+
+static void daemon_primary_pg_config(const struct daemon *d, const struct config *cfg,
+				     struct pg_config *pc)
+{
+	pg_config_defaults(pc);
+	pc->conninfo = d->primary_conninfo;
+	pc->pool_size = cfg->pg_primary_pool_size;
+	pc->connect_timeout_ms = cfg->pg_connect_timeout;
+	pc->request_timeout_ms = cfg->request_timeout;
+}
+
+/* daemon_replica_start - the primary's pool when reads and writes are split; fatal on error */
+static void daemon_replica_start(struct daemon *d)
+{
+	char err[512];
+	d->primary_conninfo = daemon_split_conninfo(&d->cfg, err, sizeof(err));
+	if (!d->primary_conninfo) {
+		if (err[0])
+			log_fatal("database_primary: %s", err);
+		return;
+	}
+	struct pg_config pc;
+	daemon_primary_pg_config(d, &d->cfg, &pc);
+	d->primary = pg_pool_new(d->base, &pc, lookup_statements(), LOOKUP__COUNT);
+	if (!d->primary)
+		log_fatal("cannot create the PostgreSQL pool for the primary");
+	pg_pool_set_primary(d->pool, d->primary);
+	log_info("lookups read from %s; writes and invalidations use the primary",
+		 replica_reads_from_standby(d->cfg.database) ? "a standby" : "database");
+}
+
+/* daemon_replica_reload - new connection strings for the split; its presence needs a restart */
+static bool daemon_replica_reload(struct daemon *d, const struct config *fresh)
+{
+	char err[512];
+	char *conninfo = daemon_split_conninfo(fresh, err, sizeof(err));
+	if (!conninfo && err[0]) {
+		log_error("database_primary: %s", err);
+		return false;
+	}
+	if (!conninfo != !d->primary_conninfo) {
+		log_warning("reload: splitting reads and writes (database_primary, or a standby in "
+			    "database) starts or ends only with a restart; keeping %s",
+			    d->primary ? "the primary's pool" : "one pool");
+		free(conninfo);
+		return true;
+	}
+	if (!conninfo)
+		return true;
+	struct pg_config pc;
+	char *old = d->primary_conninfo;
+	d->primary_conninfo = conninfo;
+	daemon_primary_pg_config(d, fresh, &pc);
+	if (!pg_pool_reload(d->primary, &pc)) {
+		d->primary_conninfo = old;
+		free(conninfo);
+		return false;
+	}
+	if (d->replica &&
+	    !replica_wait_reload(d->replica, fresh->database, conninfo, fresh->pg_connect_timeout))
+		log_warning("reload: the replay wait keeps its old connection strings");
+	free(old);
+	return true;
 }
 
 /* daemon_cache_apply - the answer cache and, while there is one, its invalidation feed */
@@ -422,22 +536,31 @@ static void daemon_cache_apply(struct daemon *d)
 	daemon_cache_config(&d->cfg, &cc);
 	lookup_cache_configure(&cc);
 	if (!lookup_cache_enabled()) {
+		replica_wait_free(d->replica);
+		d->replica = NULL;
 		pg_listen_free(d->listen);
 		d->listen = NULL;
 		lookup_cache_set_live(false);
 		return;
 	}
+	if (d->primary_conninfo && !d->replica) {
+		d->replica = replica_wait_new(d->base, d->cfg.database, d->primary_conninfo,
+					      d->cfg.pg_connect_timeout, daemon_replica_apply_cb, d);
+		if (!d->replica)
+			log_fatal("out of memory");
+	}
 	if (d->listen) {
-		pg_listen_reload(d->listen, d->cfg.database, d->cfg.pg_connect_timeout);
+		pg_listen_reload(d->listen, daemon_write_conninfo(d), d->cfg.pg_connect_timeout);
 		return;
 	}
-	static const struct pg_listen_handler h = {
+	static struct pg_listen_handler h = {
 		.notify = daemon_cache_notify,
 		.overflow = daemon_cache_overflow,
 		.state = daemon_cache_live,
 	};
-	d->listen = pg_listen_new(d->base, d->cfg.database, "vmail_cache", d->cfg.pg_connect_timeout,
-				  &h);
+	h.arg = d;
+	d->listen = pg_listen_new(d->base, daemon_write_conninfo(d), "vmail_cache",
+				  d->cfg.pg_connect_timeout, &h);
 	if (!d->listen)
 		log_fatal("out of memory");
 }
@@ -494,7 +617,7 @@ static void daemon_reload(struct daemon *d)
 	config_keep_fixed(&d->cfg, &fresh, report_fixed, NULL);
 	struct pg_config pc;
 	daemon_pg_config(&fresh, &pc);
-	if (!pg_pool_reload(d->pool, &pc)) {
+	if (!pg_pool_reload(d->pool, &pc) || !daemon_replica_reload(d, &fresh)) {
 		log_error("reload failed, keeping the running configuration: database settings "
 			  "refused");
 		config_free(&fresh);
@@ -565,11 +688,15 @@ static void daemon_teardown(struct daemon *d)
 	metrics_http_free(d->metrics);
 	if (d->metrics_fd >= 0)
 		close(d->metrics_fd);
+	replica_wait_free(d->replica);
 	pg_listen_free(d->listen);
 	lookup_cache_close();
 	server_free(d->srv);
 	if (d->pool)
 		pg_pool_free(d->pool);
+	if (d->primary)
+		pg_pool_free(d->primary); /* after pool: nothing routes to it any more */
+	free(d->primary_conninfo);
 	struct event *evs[] = { d->sig_hup, d->sig_term, d->sig_int, d->stop_timer };
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
@@ -625,6 +752,7 @@ int daemon_run(const char *path)
 	d.pool = pg_pool_new(d.base, &pc, lookup_statements(), LOOKUP__COUNT);
 	if (!d.pool)
 		log_fatal("cannot create the PostgreSQL pool");
+	daemon_replica_start(&d);
 	clock_gettime(CLOCK_MONOTONIC, &d.started);
 	daemon_cache_apply(&d);
 
@@ -692,7 +820,7 @@ int daemon_check_config(const char *path)
 			char value[1024];
 			config_format_value(&cfg, &p[i], value, sizeof(value));
 			/* The connection string may hold a password. */
-			if (strcmp(p[i].name, "database") == 0 && strstr(value, "password"))
+			if (strncmp(p[i].name, "database", 8) == 0 && strstr(value, "password"))
 				snprintf(value, sizeof(value), "(set; contains a password)");
 			printf("%s = %s\n", p[i].name, value);
 		}

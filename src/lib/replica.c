@@ -56,14 +56,19 @@ struct replica_wait {
 };
 
 static const struct pg_stmt primary_stmts[] = {
-	{ "vmail_replica_lsn", "SELECT pg_current_wal_lsn()::text", 0, 1, PG_SHAPE_VALUE,
+	/*
+	 * The insert position, not pg_current_wal_lsn() (the write position): with
+	 * synchronous_commit = off a commit can be visible, and notified, before
+	 * its record is written out, so the write position may still be short of it.
+	 */
+	{ "vmail_replica_lsn", "SELECT pg_current_wal_insert_lsn()::text", 0, 1, PG_SHAPE_VALUE,
 	  PG_STMT_RETRY },
 };
 
 static const struct pg_stmt read_stmts[] = {
 	{ "vmail_replica_replayed",
 	  "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()"
-	  " ELSE pg_current_wal_lsn() END)::text",
+	  " ELSE pg_current_wal_insert_lsn() END)::text",
 	  0, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
 };
 
