@@ -19,6 +19,7 @@ import os
 import pwd
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import unittest
@@ -159,13 +160,17 @@ class UnitFilesTest(unittest.TestCase):
             "vmaild-policy.socket": ("policy", "postfix", "0600"),
             "vmaild-dict.socket": ("dict", "vmail", "0660"),
             "vmaild-dict-quota.socket": ("dict_quota", "vmail", "0666"),
+            "vmaild-metrics.socket": ("metrics", None, None),
         }
         for name, (fdname, user, mode) in want.items():
             sock = unit_settings(os.path.join(UNIT_DIR, name))["Socket"]
             self.assertEqual(sock["FileDescriptorName"], [fdname], name)
             self.assertEqual(sock["Service"], ["vmaild.service"], name)
-            self.assertEqual(sock["SocketUser"], [user], name)
-            self.assertEqual(sock["SocketMode"], [mode], name)
+            if user:
+                self.assertEqual(sock["SocketUser"], [user], name)
+                self.assertEqual(sock["SocketMode"], [mode], name)
+            else:  # TCP: loopback only
+                self.assertTrue(sock["ListenStream"][0].startswith("127.0.0.1:"), name)
             self.assertNotIn("Accept", sock, name)  # Accept=no: one vmaild, many clients
         smap = unit_settings(os.path.join(UNIT_DIR, "vmaild-socketmap.socket"))["Socket"]
         self.assertTrue(smap["ListenStream"][0].startswith("/var/spool/postfix/private/"))
@@ -252,10 +257,13 @@ class SocketActivationTest(unittest.TestCase):
             os.chmod(private, 0o711)
             cls.socket = os.path.join(private, "vmaild")
             cls.spare = os.path.join(private, "spare")
+            cls.metrics = os.path.join(private, "metrics")
             wrapper = [LAUNCH, "--user", "nobody",
                        "--listen", "socketmap=unix:%s:postfix:0600" % cls.socket,
-                       "--listen", "metrics=unix:%s::0600" % cls.spare, "--"]
-            cls.vd = cls.w.vmaild(cls.pg.dsn, "systemd:socketmap", wrapper=wrapper)
+                       "--listen", "spare=unix:%s::0600" % cls.spare,
+                       "--listen", "metrics=unix:%s::0600" % cls.metrics, "--"]
+            cls.vd = cls.w.vmaild(cls.pg.dsn, "systemd:socketmap", wrapper=wrapper,
+                                  metrics_listen="systemd:metrics")
         except BaseException:
             cls.w.close()
             raise
@@ -287,8 +295,23 @@ class SocketActivationTest(unittest.TestCase):
                 self.assertEqual(value, 0, cap)
         self.assertNotIn("running as root", self.vd.log())
 
+    def test_metrics_on_passed_socket(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.connect(self.metrics)
+        s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        self.assertTrue(data.startswith(b"HTTP/1."), data[:100])
+        self.assertIn(b" 200 ", data.split(b"\r\n", 1)[0])
+
     def test_unused_socket_closed(self):
-        self.assertRegex(self.vd.log(), r'socket named "metrics" \(descriptor 4\) that no '
+        self.assertRegex(self.vd.log(), r'socket named "spare" \(descriptor 4\) that no '
                                         r'\*_listen setting uses; closing it')
         with self.assertRaises(OSError):
             smclient.Client(self.spare, timeout=2).lookup("domain", "acme.lublin.pl")
