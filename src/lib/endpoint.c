@@ -123,7 +123,8 @@ static bool parse_one(const char *s, size_t len, struct endpoint *ep, char *err,
 		ep->kind = ENDPOINT_SYSTEMD;
 		memcpy(ep->name, s + 8, len - 8);
 		ep->name[len - 8] = '\0';
-		snprintf(ep->text, sizeof(ep->text), "systemd:%s", ep->name);
+		/* From s, not ep->name: gcc -Wrestrict cannot tell two fields of *ep apart. */
+		snprintf(ep->text, sizeof(ep->text), "systemd:%.*s", (int)(len - 8), s + 8);
 		return true;
 	}
 	return ep_fail(err, errlen, s, len, "expected unix:PATH, inet:HOST:PORT or systemd:NAME");
