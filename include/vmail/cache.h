@@ -89,6 +89,10 @@ bool cache_drop(struct cache *c, unsigned kind, const char *key, size_t klen);
 size_t cache_drop_if(struct cache *c, unsigned kind,
 		     bool (*match)(const char *key, size_t klen, void *arg), void *arg);
 
+/* cache_drop_if_kinds - the same for every kind k with bit 1 << k set in kinds, in one walk */
+size_t cache_drop_if_kinds(struct cache *c, unsigned kinds,
+			   bool (*match)(const char *key, size_t klen, void *arg), void *arg);
+
 /* cache_drop_all - empty the cache and give its slabs back */
 void cache_drop_all(struct cache *c);
 

@@ -496,13 +496,19 @@ bool cache_drop(struct cache *c, unsigned kind, const char *key, size_t klen)
 size_t cache_drop_if(struct cache *c, unsigned kind,
 		     bool (*match)(const char *key, size_t klen, void *arg), void *arg)
 {
+	return kind < CACHE_KINDS ? cache_drop_if_kinds(c, 1u << kind, match, arg) : 0;
+}
+
+size_t cache_drop_if_kinds(struct cache *c, unsigned kinds,
+			   bool (*match)(const char *key, size_t klen, void *arg), void *arg)
+{
 	size_t n = 0;
 	for (unsigned s = 0; s < c->nalloc && c->st.entries; s++) {
 		uint32_t slab_off = (uint32_t)s << c->slab_shift;
 		for (uint32_t pos = 0; pos < c->fill[s];) {
 			struct entry e;
 			decode(c->slabs[s] + pos, &e);
-			if (!(e.word & W_DEAD) && word_kind(e.word) == kind &&
+			if (!(e.word & W_DEAD) && (kinds >> word_kind(e.word) & 1) &&
 			    (!match || match((const char *)e.key, e.klen, arg))) {
 				unlink_entry(c, find_offset(c, slab_off | pos));
 				n++;

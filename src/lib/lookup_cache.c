@@ -196,8 +196,10 @@ void lookup_cache_invalidate(const char *payload, size_t len)
 	} else if (arg_ok && wlen == 6 && memcmp(payload, "domain", 6) == 0) {
 		size_t n = cache_drop(lc.cache, LOOKUP_DOMAIN, arg, alen) ? 1 : 0;
 		struct domain_arg d = { arg, alen };
+		unsigned kinds = 0;
 		for (size_t i = 0; i < sizeof(address_kinds) / sizeof(address_kinds[0]); i++)
-			n += cache_drop_if(lc.cache, (unsigned)address_kinds[i], in_domain, &d);
+			kinds |= 1u << address_kinds[i];
+		n += cache_drop_if_kinds(lc.cache, kinds, in_domain, &d);
 		log_debug("answer cache: domain %.*s: %zu entries dropped", (int)alen, arg, n);
 	} else if (arg_ok && wlen == 5 && memcmp(payload, "login", 5) == 0) {
 		size_t n = cache_drop(lc.cache, LOOKUP_PASSDB, arg, alen) ? 1 : 0;

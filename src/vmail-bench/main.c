@@ -1,9 +1,14 @@
 /*
- * vmail-bench: socketmap load generator.  N connections, each with one
- * request outstanding at a time, the way a Postfix process uses its socketmap
- * connection; prints lookups/s, latency percentiles and the reply mix.  With
- * --echo-server it is instead a trivial socketmap server answering "OK <key>"
- * to everything: the machine's ceiling for the same framing and event loop.
+ * vmail-bench: load generator for vmaild's protocols.  N connections, each
+ * with one request outstanding at a time, the way a Postfix process uses its
+ * socketmap connection (or a Dovecot auth process its dict connection); prints
+ * lookups/s, latency percentiles and the reply mix.  Protocols: socketmap
+ * ("<map> <key>"), dict ("L shared/userdb/<key>" after the "auth" hello) and
+ * policy (an RCPT request for recipient <key>).  --sequential walks the keys
+ * once in order (to fill a cache); --idle holds N idle connections and then
+ * checks each still gets an answer.  With --echo-server it is instead a
+ * trivial socketmap server answering "OK <key>" to everything: the machine's
+ * ceiling for the same framing and event loop.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -30,6 +35,13 @@
 
 #define BENCH_MAX_FRAME (NETSTRING_MAX_DIGITS + 2 + SOCKETMAP_MAX_REPLY)
 #define BENCH_RECONNECT_MS 10
+#define BENCH_MAX_LINE 65536
+
+enum bench_proto {
+	PROTO_SOCKETMAP = 0,
+	PROTO_DICT,
+	PROTO_POLICY,
+};
 
 enum reply_class {
 	REPLY_OK = 0,
@@ -51,11 +63,18 @@ struct client {
 	struct event *retry_ev;
 	uint64_t sent_ns; /* 0: nothing outstanding */
 	unsigned idx;
+	bool connected;
 };
 
 struct bench {
 	struct event_base *base;
 	struct endpoint target;
+	enum bench_proto proto;
+	bool sequential;      /* each key once, in order */
+	size_t next_key;
+	unsigned idle;        /* --idle: connections to hold */
+	unsigned connected;   /* connections that completed connect (idle mode) */
+	unsigned idle_connected; /* of which open when the idle time ended */
 	const char *map;
 	char **keys;
 	size_t nkeys;
@@ -154,6 +173,10 @@ static void client_fail(struct client *c, const char *why)
 		c->sent_ns = 0;
 		b->outstanding--;
 	}
+	if (c->connected) {
+		c->connected = false;
+		b->connected--;
+	}
 	bufferevent_free(c->bev);
 	c->bev = NULL;
 	if (b->stopping) {
@@ -177,28 +200,85 @@ static enum reply_class classify(const char *p, size_t n)
 	return REPLY_OTHER;
 }
 
+/* dict replies: O found, N not found, F failure (one line each) */
+static enum reply_class classify_dict(const char *p, size_t n)
+{
+	if (n == 0)
+		return REPLY_OTHER;
+	return p[0] == 'O' ? REPLY_OK : p[0] == 'N' ? REPLY_NOTFOUND : p[0] == 'F' ? REPLY_TEMP
+										 : REPLY_OTHER;
+}
+
+/* policy replies: "action=DUNNO" passes; DEFER* is the database-down answer; 4xx/5xx refuse */
+static enum reply_class classify_policy(const char *p, size_t n)
+{
+	if (n >= 12 && memcmp(p, "action=DUNNO", 12) == 0)
+		return REPLY_OK;
+	if (n >= 12 && memcmp(p, "action=DEFER", 12) == 0)
+		return REPLY_TEMP;
+	if (n >= 8 && memcmp(p, "action=4", 8) == 0)
+		return REPLY_NOTFOUND;
+	if (n >= 8 && memcmp(p, "action=5", 8) == 0)
+		return REPLY_PERM;
+	return REPLY_OTHER;
+}
+
+/*
+ * next_reply - one complete reply at the head of in: its class and length, or
+ * 0 when more input is needed, or (size_t)-1 on a framing error.
+ */
+static size_t next_reply(struct bench *b, struct evbuffer *in, enum reply_class *cls,
+			 const char **err)
+{
+	size_t avail = evbuffer_get_length(in);
+	if (avail == 0)
+		return 0;
+	if (b->proto == PROTO_SOCKETMAP) {
+		size_t look = avail < BENCH_MAX_FRAME ? avail : BENCH_MAX_FRAME;
+		const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
+		const char *payload;
+		size_t plen, used;
+		enum netstring_status st = netstring_parse(buf, look, SOCKETMAP_MAX_REPLY, &payload,
+							   &plen, &used, err);
+		if (st == NETSTRING_NEED_MORE)
+			return 0;
+		if (st == NETSTRING_ERROR)
+			return (size_t)-1;
+		*cls = classify(payload, plen);
+		return used;
+	}
+	/* dict: one line; policy: lines up to an empty one */
+	const char *end = b->proto == PROTO_DICT ? "\n" : "\n\n";
+	struct evbuffer_ptr ptr = evbuffer_search(in, end, strlen(end), NULL);
+	if (ptr.pos < 0) {
+		if (avail > BENCH_MAX_LINE) {
+			*err = "reply too long";
+			return (size_t)-1;
+		}
+		return 0;
+	}
+	size_t used = (size_t)ptr.pos + strlen(end);
+	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)used);
+	*cls = b->proto == PROTO_DICT ? classify_dict(buf, used - 1) : classify_policy(buf, used);
+	return used;
+}
+
 static void client_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct client *c = arg;
 	struct bench *b = c->b;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	for (;;) {
-		size_t avail = evbuffer_get_length(in);
-		if (avail == 0)
+		enum reply_class cls = REPLY_OTHER;
+		const char *err = "framing error";
+		size_t used = next_reply(b, in, &cls, &err);
+		if (used == 0)
 			return;
-		size_t look = avail < BENCH_MAX_FRAME ? avail : BENCH_MAX_FRAME;
-		const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
-		const char *payload, *err;
-		size_t plen, used;
-		enum netstring_status st = netstring_parse(buf, look, SOCKETMAP_MAX_REPLY, &payload,
-							   &plen, &used, &err);
-		if (st == NETSTRING_NEED_MORE)
-			return;
-		if (st == NETSTRING_ERROR || !c->sent_ns) {
-			client_fail(c, st == NETSTRING_ERROR ? err : "reply without a request");
+		if (used == (size_t)-1 || !c->sent_ns) {
+			client_fail(c, used == (size_t)-1 ? err : "reply without a request");
 			return;
 		}
-		record(b, classify(payload, plen), now_ns() - c->sent_ns);
+		record(b, cls, now_ns() - c->sent_ns);
 		evbuffer_drain(in, used);
 		c->sent_ns = 0;
 		b->outstanding--;
@@ -215,6 +295,18 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct client *c = arg;
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
+		struct bench *b = c->b;
+		if (b->proto == PROTO_DICT) {
+			static const char hello[] = "H3\t2\t0\t\tauth\n";
+			bufferevent_write(c->bev, hello, sizeof(hello) - 1);
+		}
+		c->connected = true;
+		b->connected++;
+		if (b->idle) {
+			if (b->connected == b->nconns)
+				fprintf(stderr, "vmail-bench: %u connections open, idle\n", b->connected);
+			return;
+		}
 		client_send(c);
 		return;
 	}
@@ -229,10 +321,38 @@ static void client_send(struct client *c)
 		bench_stop(b);
 		return;
 	}
-	const char *key = b->keys[next_rand(b) % b->nkeys];
+	const char *key;
+	if (b->sequential) {
+		if (b->next_key >= b->nkeys) {
+			bench_stop(b);
+			return;
+		}
+		key = b->keys[b->next_key++];
+	} else {
+		key = b->keys[next_rand(b) % b->nkeys];
+	}
 	char payload[SOCKETMAP_MAX_REQUEST], frame[SOCKETMAP_MAX_REQUEST + 16];
-	int n = snprintf(payload, sizeof(payload), "%s %s", b->map, key);
-	size_t len = netstring_encode(frame, sizeof(frame), payload, (size_t)n);
+	int n;
+	size_t len;
+	switch (b->proto) {
+	case PROTO_DICT:
+		/* Dovecot's auth process: "L" key TAB username */
+		n = snprintf(frame, sizeof(frame), "Lshared/userdb/%s\t%s\n", key, key);
+		len = n > 0 && (size_t)n < sizeof(frame) ? (size_t)n : 0;
+		break;
+	case PROTO_POLICY:
+		n = snprintf(frame, sizeof(frame),
+			     "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
+			     "client_address=192.0.2.1\nsender=bench@example.org\nrecipient=%s\n"
+			     "size=0\n\n", key);
+		len = n > 0 && (size_t)n < sizeof(frame) ? (size_t)n : 0;
+		break;
+	case PROTO_SOCKETMAP:
+	default:
+		n = snprintf(payload, sizeof(payload), "%s %s", b->map, key);
+		len = netstring_encode(frame, sizeof(frame), payload, (size_t)n);
+		break;
+	}
 	b->started++;
 	b->outstanding++;
 	c->sent_ns = now_ns();
@@ -262,11 +382,20 @@ static void client_retry_cb(evutil_socket_t fd, short what, void *arg)
 	client_connect(arg);
 }
 
+/* In --idle mode the timer ends the idle time: every connection asks once, then we stop. */
 static void bench_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct bench *b = arg;
 	(void)fd;
 	(void)what;
-	bench_stop(arg);
+	if (b->idle) {
+		b->idle_connected = b->connected;
+		b->start_ns = now_ns();
+		for (unsigned i = 0; i < b->nconns; i++)
+			if (b->clients[i].bev && !b->clients[i].sent_ns)
+				client_send(&b->clients[i]);
+	}
+	bench_stop(b);
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -298,8 +427,12 @@ static void bench_report(struct bench *b)
 	for (int i = 0; i < REPLY__COUNT; i++)
 		printf(" %s %llu", class_names[i], (unsigned long long)b->counts[i]);
 	printf("  errors %llu\n", (unsigned long long)b->errors);
+	if (b->idle)
+		printf("idle         %u connections held %.0f s: %u open at the end, %zu answered "
+		       "afterwards\n", b->nconns, b->duration_s, b->idle_connected, b->nlat);
 	/* One line for scripts. */
-	printf("RESULT lookups_per_s=%.0f p50_us=%u p99_us=%u p999_us=%u ok=%llu notfound=%llu "
+	printf("RESULT idle_open=%u idle_answered=%zu ", b->idle_connected, b->nlat);
+	printf("lookups_per_s=%.0f p50_us=%u p99_us=%u p999_us=%u ok=%llu notfound=%llu "
 	       "temp=%llu perm=%llu other=%llu errors=%llu\n",
 	       rate, percentile(b->lat_us, b->nlat, 50), percentile(b->lat_us, b->nlat, 99),
 	       percentile(b->lat_us, b->nlat, 99.9), (unsigned long long)b->counts[REPLY_OK],
@@ -448,9 +581,14 @@ static void usage(FILE *out)
 		"  -c, --connections N   concurrent connections, one request in flight each (32)\n"
 		"  -T, --time SECONDS    run this long (10), or\n"
 		"  -n, --requests K      stop after K requests\n"
+		"  -P, --proto NAME      socketmap (default), dict (L shared/userdb/<key>, hello\n"
+		"                        \"auth\") or policy (RCPT with recipient=<key>)\n"
 		"  -m, --map NAME        socketmap name (alias)\n"
 		"  -k, --keys FILE       keys, one per line, picked uniformly at random\n"
 		"  -g, --generate N      without --keys: N keys user<i>@example.org (1000)\n"
+		"  -S, --sequential      each key once, in file order, then stop (fills a cache)\n"
+		"  -I, --idle N          open N connections, hold them idle for --time, then send\n"
+		"                        one request on each and count the answers\n"
 		"      --echo-server EP  run a server answering \"OK <key>\" to everything\n"
 		"  -V, --version, -h, --help\n"
 		"Prints lookups/s, p50/p99/p99.9 latency in microseconds and the reply mix; the\n"
@@ -478,6 +616,9 @@ int main(int argc, char **argv)
 		{ "map", required_argument, NULL, 'm' },
 		{ "keys", required_argument, NULL, 'k' },
 		{ "generate", required_argument, NULL, 'g' },
+		{ "proto", required_argument, NULL, 'P' },
+		{ "sequential", no_argument, NULL, 'S' },
+		{ "idle", required_argument, NULL, 'I' },
 		{ "echo-server", required_argument, NULL, 'E' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -487,7 +628,7 @@ int main(int argc, char **argv)
 	const char *keys_path = NULL, *echo = NULL;
 	unsigned generate = 1000;
 	int opt;
-	while ((opt = getopt_long(argc, argv, "c:T:n:m:k:g:Vh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:T:n:m:k:g:P:SI:Vh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			b.nconns = (unsigned)strtoul(optarg, NULL, 10);
@@ -510,6 +651,27 @@ int main(int argc, char **argv)
 			break;
 		case 'E':
 			echo = optarg;
+			break;
+		case 'P':
+			if (strcmp(optarg, "socketmap") == 0)
+				b.proto = PROTO_SOCKETMAP;
+			else if (strcmp(optarg, "dict") == 0)
+				b.proto = PROTO_DICT;
+			else if (strcmp(optarg, "policy") == 0)
+				b.proto = PROTO_POLICY;
+			else {
+				usage(stderr);
+				return 2;
+			}
+			break;
+		case 'S':
+			b.sequential = true;
+			b.duration_s = 0;
+			b.max_requests = UINT64_MAX;
+			break;
+		case 'I':
+			b.idle = (unsigned)strtoul(optarg, NULL, 10);
+			b.nconns = b.idle;
 			break;
 		case 'V':
 			printf("vmail-bench %s\n", VMAIL_VERSION);
