@@ -43,6 +43,7 @@ struct pg_listen {
 	short io_what;
 	struct event timer;    /* connect deadline, or reconnect */
 	unsigned backoff_ms;
+	unsigned failing;      /* failures since LISTEN last took effect */
 	uint64_t rng;
 	struct pg_listen_stats stats;
 };
@@ -80,11 +81,23 @@ static void listen_set_state(struct pg_listen *l, enum pg_listen_state st)
 static void one_line(char *dst, size_t dstlen, const char *src)
 {
 	size_t n = 0;
-	for (; src && *src && n + 1 < dstlen; src++)
-		dst[n++] = (unsigned char)*src < 0x20 ? ' ' : *src;
+	for (; src && *src && n + 1 < dstlen; src++) {
+		char ch = (unsigned char)*src < 0x20 ? ' ' : *src;
+		if (ch != ' ' || (n > 0 && dst[n - 1] != ' '))
+			dst[n++] = ch;
+	}
 	while (n > 0 && dst[n - 1] == ' ')
 		n--;
 	dst[n] = '\0';
+}
+
+/* listen_notice - server notices (a shutdown's FATAL among them) go to our log, not stderr */
+static void listen_notice(void *arg, const char *message)
+{
+	char line[512];
+	(void)arg;
+	one_line(line, sizeof(line), message);
+	log_notice("pg_listen: server: %s", line);
 }
 
 /* impose_read_write - false when conninfo already asks for read-write or primary */
@@ -137,7 +150,11 @@ static void listen_fail(struct pg_listen *l, const char *what, const char *detai
 {
 	char msg[512];
 	one_line(msg, sizeof(msg), detail);
-	log_warning("pg_listen: %s: %s", what, msg);
+	/* An outage would log a line per retry: the first at warning, the rest at debug. */
+	if (l->failing++ == 0)
+		log_warning("pg_listen: %s: %s; retrying", what, msg);
+	else
+		log_debug("pg_listen: %s: %s", what, msg);
 	l->stats.failures++;
 	listen_close(l);
 	listen_set_state(l, PG_LISTEN_BACKOFF);
@@ -194,7 +211,12 @@ static void listen_read(struct pg_listen *l)
 			event_del(&l->timer);
 			l->backoff_ms = BACKOFF_MIN_MS;
 			l->stats.connects++;
-			log_info("pg_listen: listening on %s", l->channel);
+			if (l->failing)
+				log_notice("pg_listen: listening on %s again, after %u failed attempts",
+					   l->channel, l->failing);
+			else
+				log_info("pg_listen: listening on %s", l->channel);
+			l->failing = 0;
 			listen_set_state(l, PG_LISTEN_LISTENING);
 		}
 	}
@@ -288,6 +310,7 @@ static void listen_start(struct pg_listen *l)
 		listen_fail(l, "connect", "out of memory");
 		return;
 	}
+	PQsetNoticeProcessor(l->pq, listen_notice, l);
 	listen_set_state(l, PG_LISTEN_CONNECTING);
 	if (PQstatus(l->pq) == CONNECTION_BAD) {
 		listen_fail(l, "connect", PQerrorMessage(l->pq));
