@@ -23,6 +23,12 @@ struct config {
 	char *socketmap_listen;
 	char *policy_listen;
 	char *dict_listen;
+	char *dict_quota_listen;
+	unsigned dict_quota_socket_mode;
+	char *dict_auth_names;
+	char *dict_quota_names;
+	char *dict_account_names;
+	char *dict_trusted_users;
 	char *socket_owner;
 	char *socket_group;
 	unsigned socket_mode;

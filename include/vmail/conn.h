@@ -27,6 +27,12 @@ struct lookup_req;
 struct conn_proto {
 	const char *name;
 	void (*on_read)(struct conn *c, struct evbuffer *in, void *arg);
+	/*
+	 * Optional: the conn is being torn down (conn_close); data is what the
+	 * protocol stored with conn_set_data.  Called once, after the pending
+	 * requests were cancelled and freed, so it must not touch them.
+	 */
+	void (*on_close)(struct conn *c, void *data, void *arg);
 };
 
 /* Limits shared by every connection of a server; a reload changes them in place. */
@@ -122,6 +128,12 @@ struct conn *conn_req_conn(const struct conn_req *r);
  * be written and freed at once, and the conn may be closed.
  */
 void conn_req_reply(struct conn_req *r, const void *data, size_t len, unsigned flags);
+
+/* conn_set_data, conn_data - the protocol's per-connection state (see on_close) */
+void conn_set_data(struct conn *c, void *data);
+void *conn_data(const struct conn *c);
+/* conn_fd - the socket, e.g. for peer credentials */
+int conn_fd(const struct conn *c);
 
 /* conn_log - log with the connection's id and peer as prefix */
 void conn_log(const struct conn *c, enum log_level level, const char *fmt, ...) VMAIL_PRINTF(3, 4);

@@ -23,6 +23,8 @@ enum lookup_kind {
 	LOOKUP_QUOTA_SET,    /* login, storage, messages -> text */
 	LOOKUP_QUOTA_UNSET,  /* login                  -> text */
 	LOOKUP_POLICY,       /* address, size          -> policy verdict */
+	LOOKUP_DICT_QUOTA_GET, /* login, key, root, peer uid -> number, or "denied" */
+	LOOKUP_DICT_COMMIT,  /* arrays of a batch of transactions -> one letter each (svc_dict) */
 	LOOKUP__COUNT,
 };
 

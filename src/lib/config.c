@@ -31,7 +31,19 @@ static const struct config_param params[] = {
 	{ "policy_listen", CONFIG_STRING, OFF(policy_listen), "", 0, 0, CONFIG_ENDPOINTS,
 	  "Postfix policy delegation listeners (quota at RCPT and END-OF-MESSAGE)" },
 	{ "dict_listen", CONFIG_STRING, OFF(dict_listen), "", 0, 0, CONFIG_ENDPOINTS,
-	  "Dovecot dict listeners (later issue)" },
+	  "Dovecot dict listeners for passdb/userdb (unix: only; trusted peers only)" },
+	{ "dict_quota_listen", CONFIG_STRING, OFF(dict_quota_listen), "", 0, 0, CONFIG_ENDPOINTS,
+	  "Dovecot dict listeners for quota (unix: only; any uid, own users' counters only)" },
+	{ "dict_quota_socket_mode", CONFIG_MODE, OFF(dict_quota_socket_mode), "0666", 0, 0777, 0,
+	  "mode of the dict_quota_listen sockets (mail processes run as every shell account)" },
+	{ "dict_auth_names", CONFIG_STRING, OFF(dict_auth_names), "auth", 0, 0, 0,
+	  "dict names answered on dict_listen (passdb/userdb)" },
+	{ "dict_quota_names", CONFIG_STRING, OFF(dict_quota_names), "quota, quotaclone", 0, 0, 0,
+	  "dict names of the mailbox quota root and quota_clone on dict_quota_listen" },
+	{ "dict_account_names", CONFIG_STRING, OFF(dict_account_names), "group", 0, 0, 0,
+	  "dict names of the read-only shell-account root on dict_quota_listen" },
+	{ "dict_trusted_users", CONFIG_STRING, OFF(dict_trusted_users), "dovecot", 0, 0, 0,
+	  "peers besides root served everything: user names, uids, @group" },
 	{ "socket_owner", CONFIG_STRING, OFF(socket_owner), "", 0, 0, 0,
 	  "owner of unix sockets (default: user)" },
 	{ "socket_group", CONFIG_STRING, OFF(socket_group), "", 0, 0, 0,
@@ -331,7 +343,8 @@ static bool validate(const struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "database: must not be empty");
 		return false;
 	}
-	if (!cfg->socketmap_listen[0] && !cfg->policy_listen[0] && !cfg->dict_listen[0]) {
+	if (!cfg->socketmap_listen[0] && !cfg->policy_listen[0] && !cfg->dict_listen[0] &&
+	    !cfg->dict_quota_listen[0]) {
 		snprintf(err, errlen,
 			 "no listeners: set socketmap_listen (or policy_listen, dict_listen)");
 		return false;
@@ -346,13 +359,15 @@ static bool validate(const struct config *cfg, char *err, size_t errlen)
 		return false;
 	}
 	/* The same address twice over different services would fail at bind time. */
-	const char *lists[] = { cfg->socketmap_listen, cfg->policy_listen, cfg->dict_listen };
+	const char *lists[] = { cfg->socketmap_listen, cfg->policy_listen, cfg->dict_listen,
+				cfg->dict_quota_listen };
+	const size_t nlists = sizeof(lists) / sizeof(lists[0]);
 	struct endpoint_list a, b;
 	char tmp[256];
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < nlists; i++) {
 		if (!endpoint_parse_list(lists[i], &a, tmp, sizeof(tmp)))
 			return false;
-		for (size_t j = i + 1; j < 3; j++) {
+		for (size_t j = i + 1; j < nlists; j++) {
 			if (!endpoint_parse_list(lists[j], &b, tmp, sizeof(tmp)))
 				return false;
 			for (size_t x = 0; x < a.count; x++)

@@ -45,6 +45,7 @@ struct conn {
 	const struct conn_limits *limits;
 	struct conn_req *head, **tailp; /* reply FIFO */
 	size_t npending;
+	void *data;     /* the protocol's, see conn_set_data */
 	unsigned depth; /* our callbacks on the stack; free is deferred until 0 */
 	bool over_limit;
 	char peer[160];
@@ -187,6 +188,9 @@ void conn_close(struct conn *c, const char *reason)
 	c->head = NULL;
 	c->tailp = &c->head;
 	c->npending = 0;
+	if (c->proto->on_close)
+		c->proto->on_close(c, c->data, c->proto_arg);
+	c->data = NULL;
 
 	bufferevent_free(c->bev);
 	c->bev = NULL;
@@ -269,6 +273,21 @@ uint64_t conn_id(const struct conn *c)
 size_t conn_pending(const struct conn *c)
 {
 	return c->npending;
+}
+
+void conn_set_data(struct conn *c, void *data)
+{
+	c->data = data;
+}
+
+void *conn_data(const struct conn *c)
+{
+	return c->data;
+}
+
+int conn_fd(const struct conn *c)
+{
+	return c->bev ? (int)bufferevent_getfd(c->bev) : -1;
 }
 
 struct conn_req *conn_req_new(struct conn *c)

@@ -37,6 +37,7 @@
 #include "vmail/replica.h"
 #include "vmail/sdlisten.h"
 #include "vmail/server.h"
+#include "vmail/svc_dict.h"
 #include "vmail/svc_policy.h"
 #include "vmail/svc_socketmap.h"
 
@@ -58,7 +59,8 @@ enum daemon_state {
 enum daemon_svc {
 	DAEMON_SVC_SOCKETMAP = 0,
 	DAEMON_SVC_POLICY,
-	DAEMON_SVC_DICT,
+	DAEMON_SVC_DICT,       /* dict_listen: passdb/userdb */
+	DAEMON_SVC_DICT_QUOTA, /* dict_quota_listen: quota counters */
 	DAEMON_SVC__COUNT,
 };
 
@@ -87,6 +89,7 @@ struct daemon {
 	unsigned nlisteners;
 	struct daemon_listener listeners[DAEMON_SVC__COUNT * ENDPOINT_MAX];
 	struct svc_policy policy; /* svc_policy_proto's argument; reload updates its opts */
+	struct svc_dict *dict;    /* NULL without dict listeners */
 	struct event_base *base;
 	struct pg_pool *pool;
 	struct server *srv;
@@ -311,6 +314,9 @@ static const char *daemon_svc_key(const struct config *cfg, enum daemon_svc svc,
 	case DAEMON_SVC_POLICY:
 		*value = cfg->policy_listen;
 		return "policy_listen";
+	case DAEMON_SVC_DICT_QUOTA:
+		*value = cfg->dict_quota_listen;
+		return "dict_quota_listen";
 	case DAEMON_SVC_DICT:
 	case DAEMON_SVC__COUNT:
 		break;
@@ -331,6 +337,13 @@ static const struct conn_proto *daemon_svc_proto(struct daemon *d, enum daemon_s
 		*arg = &d->policy;
 		return &svc_policy_proto;
 	case DAEMON_SVC_DICT:
+	case DAEMON_SVC_DICT_QUOTA:
+		/* d->dict exists only once the pool does; binding just asks "is it there?" */
+		*arg = d->dict ? svc_dict_listener_arg(d->dict, svc == DAEMON_SVC_DICT
+								? SVC_DICT_AUTH
+								: SVC_DICT_QUOTA)
+			       : NULL;
+		return &svc_dict_proto;
 	case DAEMON_SVC__COUNT:
 		break;
 	}
@@ -361,8 +374,15 @@ static void open_listeners(struct daemon *d)
 		}
 		if (!endpoint_parse_list(list, &eps, err, sizeof(err)))
 			log_fatal("%s: %s", key, err);
+		bool dict = svc == DAEMON_SVC_DICT || svc == DAEMON_SVC_DICT_QUOTA;
+		/* Mail processes run as every shell account's uid; the peer check guards it. */
+		perms.mode = svc == DAEMON_SVC_DICT_QUOTA ? d->cfg.dict_quota_socket_mode
+							  : d->cfg.socket_mode;
 		for (size_t i = 0; i < eps.count; i++) {
 			struct daemon_listener *l = &d->listeners[d->nlisteners];
+			if (dict && eps.items[i].kind != ENDPOINT_UNIX)
+				log_fatal("%s: %s: dict listeners must be unix sockets (the peer's "
+					  "uid decides what it may ask)", key, eps.items[i].text);
 			l->svc = svc;
 			l->fd = endpoint_listen(&eps.items[i], &perms, DAEMON_LISTEN_BACKLOG, err,
 						sizeof(err));
@@ -697,6 +717,7 @@ static void daemon_teardown(struct daemon *d)
 	if (d->primary)
 		pg_pool_free(d->primary); /* after pool: nothing routes to it any more */
 	free(d->primary_conninfo);
+	svc_dict_free(d->dict); /* after the pool: it answers the batch in flight */
 	struct event *evs[] = { d->sig_hup, d->sig_term, d->sig_int, d->stop_timer };
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
@@ -763,6 +784,17 @@ int daemon_run(const char *path)
 		log_fatal("out of memory");
 	d.policy.pool = d.pool;
 	daemon_policy_opts(&d.cfg, &d.policy.opts);
+	if (d.cfg.dict_listen[0] || d.cfg.dict_quota_listen[0]) {
+		struct svc_dict_settings ds = {
+			.auth_names = d.cfg.dict_auth_names,
+			.quota_names = d.cfg.dict_quota_names,
+			.account_names = d.cfg.dict_account_names,
+			.trusted_users = d.cfg.dict_trusted_users,
+		};
+		d.dict = svc_dict_new(d.base, d.pool, &ds, err, sizeof(err));
+		if (!d.dict)
+			log_fatal("%s", err);
+	}
 	for (unsigned i = 0; i < d.nlisteners; i++) {
 		struct daemon_listener *l = &d.listeners[i];
 		void *arg;

@@ -429,3 +429,185 @@ class World:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class Dovecot:
+    """A private Dovecot 2.3 instance: own base_dir, state_dir and log, IMAP on
+    127.0.0.1:self.imap_port, LMTP on the unix socket self.lmtp_path, and an auth-client
+    socket (self.auth_client) for Postfix SMTP AUTH.  conf is appended to a minimal base
+    configuration (passdb, userdb, quota and plugins come from it, e.g. from contrib).
+    """
+
+    BASE_CONF = """\
+instance_name = {name}
+base_dir = {dir}/run
+state_dir = {dir}/state
+log_path = {dir}/dovecot.log
+info_log_path = {dir}/dovecot.log
+listen = 127.0.0.1
+protocols = imap lmtp
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+auth_verbose = yes
+mail_debug = no
+service imap-login {{
+  inet_listener imap {{
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service lmtp {{
+  unix_listener {dir}/lmtp {{
+    mode = 0666
+  }}
+}}
+service auth {{
+  unix_listener {dir}/auth-client {{
+    mode = 0666
+  }}
+}}
+"""
+
+    def __init__(self, dir, conf=""):
+        self.dir = dir
+        self.conf = conf
+        self.path = os.path.join(dir, "dovecot.conf")
+        self.imap_port = free_port()
+        self.lmtp_path = os.path.join(dir, "lmtp")
+        self.auth_client = os.path.join(dir, "auth-client")
+        self.log_path = os.path.join(dir, "dovecot.log")
+        self.name = "vmt%d-%d" % (os.getpid(), self.imap_port)
+        self.started = False
+
+    def prepare(self):
+        os.makedirs(os.path.join(self.dir, "run"), exist_ok=True)
+        os.makedirs(os.path.join(self.dir, "state"), exist_ok=True)
+        with open(self.path, "w") as f:
+            f.write(self.BASE_CONF.format(name=self.name, dir=self.dir,
+                                          imap_port=self.imap_port))
+            f.write(self.conf)
+        return self
+
+    def start(self):
+        if not os.path.exists(self.path):
+            self.prepare()
+        # Not through pipes: the daemonized master keeps them open (start would never return).
+        out_path = os.path.join(self.dir, "dovecot.start")
+        with open(out_path, "w") as out:
+            r = subprocess.run(["dovecot", "-c", self.path], stdout=out, stderr=out)
+        if r.returncode != 0:
+            with open(out_path) as f:
+                raise RuntimeError("dovecot start failed: %s\n%s" % (f.read(), self.log()))
+        self.started = True
+
+        def listening():
+            with socket.socket() as s:
+                return (s.connect_ex(("127.0.0.1", self.imap_port)) == 0
+                        and os.path.exists(self.lmtp_path))
+        wait_for("Dovecot IMAP on port %d" % self.imap_port, listening)
+        return self
+
+    def doveadm(self, *args, check=False):
+        """doveadm -c FILE ARGS; the CompletedProcess (text)."""
+        return subprocess.run(["doveadm", "-c", self.path, *args], capture_output=True,
+                              text=True, check=check, timeout=60)
+
+    def auth_test(self, user, password, service="imap"):
+        """True if doveadm auth test succeeds."""
+        r = self.doveadm("auth", "test", "-x", "service=" + service, user, password)
+        return r.returncode == 0 and "auth succeeded" in r.stdout + r.stderr
+
+    def user_fields(self, user):
+        """doveadm user USER as a dict of fields, or (returncode, output) on failure."""
+        r = self.doveadm("user", user)
+        if r.returncode != 0:
+            return r.returncode, r.stdout + r.stderr
+        fields = {}
+        for line in r.stdout.splitlines():
+            parts = line.split(None, 1)
+            if parts:
+                fields[parts[0]] = parts[1] if len(parts) > 1 else ""
+        return fields
+
+    def imap(self):
+        import imaplib
+        return imaplib.IMAP4("127.0.0.1", self.imap_port, timeout=30)
+
+    def lmtp(self):
+        return smtplib.LMTP(self.lmtp_path, timeout=60)
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def stop(self):
+        if self.started:
+            subprocess.run(["doveadm", "-c", self.path, "stop"], capture_output=True)
+            self.started = False
+
+    def close(self):
+        self.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class UnixUsers:
+    """Throw-away Unix users (with groups of the same name) for Dovecot's setuid, named
+    vmt<pid><letter>, deleted by close().  self.made: name -> (uid, gid, home)."""
+
+    def __init__(self, home_base):
+        self.home_base = home_base
+        self.made = {}
+
+    def add(self, tag):
+        name = "vmt%d%s" % (os.getpid() % 100000, tag)
+        home = os.path.join(self.home_base, name)
+        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
+                        "--home-dir", home, "--shell", "/usr/sbin/nologin", name],
+                       check=True, capture_output=True)
+        pw = pwd.getpwnam(name)
+        os.makedirs(home, exist_ok=True)
+        os.chown(home, pw.pw_uid, pw.pw_gid)
+        os.chmod(home, 0o700)
+        self.made[name] = (pw.pw_uid, pw.pw_gid, home)
+        return name, pw.pw_uid, pw.pw_gid, home
+
+    def close(self):
+        for name in list(self.made):
+            subprocess.run(["userdel", name], capture_output=True)
+            subprocess.run(["groupdel", name], capture_output=True)
+            del self.made[name]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _world_dovecot(self, conf="", start=True):
+    """World.dovecot: a Dovecot instance in <world>/dovecot, stopped at close()."""
+    dc = self._stack.enter_context(Dovecot(self.path("dovecot"), conf))
+    dc.prepare()
+    return dc.start() if start else dc
+
+
+def _world_unix_users(self):
+    """World.unix_users: a UnixUsers whose homes live in <world>/home, removed at close()."""
+    os.makedirs(self.path("home"), exist_ok=True)
+    return self._stack.enter_context(UnixUsers(self.path("home")))
+
+
+World.dovecot = _world_dovecot
+World.unix_users = _world_unix_users

@@ -1,0 +1,199 @@
+/* test_svc_dict_txn: the dict service's pure half: hellos (2.3 and 2.4), names, transactions. */
+#include "vmail/dict_txn.h"
+
+#include <check.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+static struct dict_cmd cmd; /* too big for the stack */
+
+static void parse(const char *line)
+{
+	size_t used;
+	const char *err = NULL;
+	enum dict_status st = dictproto_parse_line(line, strlen(line), &cmd, &used, &err);
+	ck_assert_msg(st == DICT_OK, "parse %s: %s", line, err ? err : "?");
+	ck_assert_uint_eq(used, strlen(line));
+}
+
+static bool hello_ok(const char *line, const char **err)
+{
+	parse(line);
+	return dict_hello_check(&cmd, err);
+}
+
+START_TEST(test_hello_versions)
+{
+	const char *err = NULL;
+	/* Dovecot 2.3.17+ */
+	ck_assert(hello_ok("H3\t2\t0\t\tauth\n", &err));
+	/* older 2.3 with the username in the hello */
+	ck_assert(hello_ok("H3\t0\t0\tjan\tquota\n", &err));
+	/* Dovecot 2.4 (quota_clone): major 4 */
+	ck_assert(hello_ok("H4\t0\t0\t\tquota\n", &err));
+	ck_assert_str_eq(cmd.u.hello.name, "quota");
+	ck_assert_uint_eq(cmd.u.hello.major, 4);
+	ck_assert(!hello_ok("H2\t0\t0\t\tquota\n", &err));
+	ck_assert_str_eq(err, "unsupported protocol major version");
+	ck_assert(!hello_ok("H5\t0\t0\t\tquota\n", &err));
+	ck_assert(!hello_ok("H3\t2\t0\t\t\n", &err));
+	ck_assert_str_eq(err, "no dict name in hello");
+	ck_assert(!hello_ok("Lpriv/quota/storage\tjan\n", &err));
+	ck_assert_str_eq(err, "first command is not a hello");
+}
+END_TEST
+
+START_TEST(test_v4_transaction)
+{
+	/* A 2.4 quota_clone write: B carries expire_secs, V is sent, S absolute values. */
+	parse("H4\t0\t0\t\tquota\n");
+	parse("B7\tjan\t0\n");
+	ck_assert(cmd.u.begin.has_expire);
+	struct dict_txn *t = dict_txn_new(cmd.u.begin.id, cmd.u.begin.username);
+	ck_assert_ptr_nonnull(t);
+	ck_assert_uint_eq(t->id, 7);
+	ck_assert_str_eq(t->username, "jan");
+	parse("V7\tyes\n");
+	ck_assert(dict_txn_apply(t, &cmd));
+	parse("U7\tpriv/quota/storage\n");
+	ck_assert(dict_txn_apply(t, &cmd));
+	parse("S7\tpriv/quota/storage\t12345\n");
+	ck_assert(dict_txn_apply(t, &cmd));
+	parse("S7\tpriv/quota/messages\t3\n");
+	ck_assert(dict_txn_apply(t, &cmd));
+	ck_assert_int_eq(t->op[DICT_COUNTER_STORAGE], DICT_OP_SET);
+	ck_assert_int_eq(t->value[DICT_COUNTER_STORAGE], 12345);
+	ck_assert_int_eq(t->op[DICT_COUNTER_MESSAGES], DICT_OP_SET);
+	ck_assert_int_eq(t->value[DICT_COUNTER_MESSAGES], 3);
+	ck_assert(dict_txn_writes(t));
+	ck_assert_ptr_null(t->error);
+	dict_txn_free(t);
+}
+END_TEST
+
+START_TEST(test_increments)
+{
+	struct dict_txn *t = dict_txn_new(1, "biuro@acme.lublin.pl");
+	parse("A1\tpriv/quota/storage\t2048\n");
+	ck_assert(dict_txn_apply(t, &cmd));
+	parse("A1\tpriv/quota/storage\t-48\n");
+	ck_assert(dict_txn_apply(t, &cmd));
+	parse("A1\tpriv/quota/messages\t1\n");
+	ck_assert(dict_txn_apply(t, &cmd));
+	parse("T1\t1700000000\t5\n");
+	ck_assert(dict_txn_apply(t, &cmd));
+	ck_assert_int_eq(t->op[DICT_COUNTER_STORAGE], DICT_OP_ADD);
+	ck_assert_int_eq(t->value[DICT_COUNTER_STORAGE], 2000);
+	ck_assert_int_eq(t->op[DICT_COUNTER_MESSAGES], DICT_OP_ADD);
+	ck_assert_int_eq(t->value[DICT_COUNTER_MESSAGES], 1);
+	ck_assert(!t->add_to_unset);
+	dict_txn_free(t);
+
+	/* Set then add: still an absolute value. */
+	t = dict_txn_new(2, "jan");
+	parse("S2\tpriv/quota/storage\t10\n");
+	ck_assert(dict_txn_apply(t, &cmd));
+	parse("A2\tpriv/quota/storage\t5\n");
+	ck_assert(dict_txn_apply(t, &cmd));
+	ck_assert_int_eq(t->op[DICT_COUNTER_STORAGE], DICT_OP_SET);
+	ck_assert_int_eq(t->value[DICT_COUNTER_STORAGE], 15);
+	ck_assert_int_eq(t->op[DICT_COUNTER_MESSAGES], DICT_OP_KEEP);
+	dict_txn_free(t);
+
+	/* Add to what the same transaction deleted: never creates it (commit answers N). */
+	t = dict_txn_new(3, "jan");
+	parse("U3\tpriv/quota/storage\n");
+	ck_assert(dict_txn_apply(t, &cmd));
+	parse("A3\tpriv/quota/storage\t5\n");
+	ck_assert(dict_txn_apply(t, &cmd));
+	ck_assert(t->add_to_unset);
+	dict_txn_free(t);
+}
+END_TEST
+
+START_TEST(test_bad_values_and_limits)
+{
+	struct dict_txn *t = dict_txn_new(1, "jan");
+	parse("S1\tpriv/quota/storage\tlots\n");
+	ck_assert(dict_txn_apply(t, &cmd));
+	ck_assert_str_eq(t->error, "counter value is not a number");
+	dict_txn_free(t);
+
+	t = dict_txn_new(1, "jan");
+	parse("S1\tpriv/quota/storage\t9223372036854775807\n");
+	ck_assert(dict_txn_apply(t, &cmd));
+	parse("A1\tpriv/quota/storage\t1\n");
+	ck_assert(dict_txn_apply(t, &cmd));
+	ck_assert_str_eq(t->error, "counter overflow");
+	dict_txn_free(t);
+
+	/* Other keys are accepted and ignored; nothing to write. */
+	t = dict_txn_new(1, "jan");
+	parse("S1\tpriv/other\tx\n");
+	ck_assert(dict_txn_apply(t, &cmd));
+	parse("S1\tshared/passdb/jan\t{}\n");
+	ck_assert(dict_txn_apply(t, &cmd));
+	ck_assert_uint_eq(t->ignored, 2);
+	ck_assert(!dict_txn_writes(t));
+	dict_txn_free(t);
+
+	t = dict_txn_new(1, "jan");
+	parse("A1\tpriv/quota/messages\t1\n");
+	for (unsigned i = 0; i < DICT_MAX_TXN_OPS; i++)
+		ck_assert(dict_txn_apply(t, &cmd));
+	ck_assert(!dict_txn_apply(t, &cmd));
+	dict_txn_free(t);
+}
+END_TEST
+
+START_TEST(test_names)
+{
+	ck_assert(dict_name_in_list("quota, quotaclone", "quota"));
+	ck_assert(dict_name_in_list("quota, quotaclone", "quotaclone"));
+	ck_assert(dict_name_in_list("quota quotaclone", "quotaclone"));
+	ck_assert(!dict_name_in_list("quota, quotaclone", "quot"));
+	ck_assert(!dict_name_in_list("quota, quotaclone", "Quota"));
+	ck_assert(!dict_name_in_list("quota", ""));
+	ck_assert(!dict_name_in_list("", "quota"));
+	ck_assert_int_eq(dict_counter_of_key("priv/quota/storage"), DICT_COUNTER_STORAGE);
+	ck_assert_int_eq(dict_counter_of_key("priv/quota/messages"), DICT_COUNTER_MESSAGES);
+	ck_assert_int_eq(dict_counter_of_key("priv/quota/storage/"), -1);
+	ck_assert_str_eq(dict_role_name(DICT_ROLE_ACCOUNT), "account quota");
+}
+END_TEST
+
+START_TEST(test_sql_quote)
+{
+	char out[64];
+	size_t n = dict_sql_quote(out, sizeof(out), "a\"b\\c@x,{y}");
+	ck_assert_uint_eq(n, 15);
+	ck_assert(memcmp(out, "\"a\\\"b\\\\c@x,{y}\"", n) == 0);
+	ck_assert_uint_eq(dict_sql_quote(out, 4, "abc"), 0);
+	ck_assert_uint_eq(dict_sql_quote(out, 5, "abc"), 5);
+	ck_assert_uint_eq(dict_sql_quote(out, 2, ""), 2);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("svc_dict_txn");
+	TCase *tc = tcase_create("core");
+	tcase_add_test(tc, test_hello_versions);
+	tcase_add_test(tc, test_v4_transaction);
+	tcase_add_test(tc, test_increments);
+	tcase_add_test(tc, test_bad_values_and_limits);
+	tcase_add_test(tc, test_names);
+	tcase_add_test(tc, test_sql_quote);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
