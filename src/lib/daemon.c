@@ -351,6 +351,13 @@ static const struct conn_proto *daemon_svc_proto(struct daemon *d, enum daemon_s
 	return NULL;
 }
 
+static bool daemon_fd_is_unix(int fd)
+{
+	int domain = 0;
+	socklen_t len = sizeof(domain);
+	return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX;
+}
+
 /* open_listeners - bind every endpoint of every service; fatal on the first failure */
 static void open_listeners(struct daemon *d)
 {
@@ -380,7 +387,7 @@ static void open_listeners(struct daemon *d)
 							  : d->cfg.socket_mode;
 		for (size_t i = 0; i < eps.count; i++) {
 			struct daemon_listener *l = &d->listeners[d->nlisteners];
-			if (dict && eps.items[i].kind != ENDPOINT_UNIX)
+			if (dict && eps.items[i].kind == ENDPOINT_INET)
 				log_fatal("%s: %s: dict listeners must be unix sockets (the peer's "
 					  "uid decides what it may ask)", key, eps.items[i].text);
 			l->svc = svc;
@@ -388,6 +395,10 @@ static void open_listeners(struct daemon *d)
 						sizeof(err));
 			if (l->fd < 0)
 				log_fatal("%s: %s", key, err);
+			/* systemd:NAME may be a socket unit's ListenStream=HOST:PORT. */
+			if (dict && !daemon_fd_is_unix(l->fd))
+				log_fatal("%s: %s: dict listeners must be unix sockets (the peer's "
+					  "uid decides what it may ask)", key, eps.items[i].text);
 			snprintf(l->name, sizeof(l->name), "%s", eps.items[i].text);
 			d->nlisteners++;
 		}

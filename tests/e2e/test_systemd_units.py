@@ -258,12 +258,15 @@ class SocketActivationTest(unittest.TestCase):
             cls.socket = os.path.join(private, "vmaild")
             cls.spare = os.path.join(private, "spare")
             cls.metrics = os.path.join(private, "metrics")
+            cls.dict_quota = os.path.join(private, "dict-quota")
             wrapper = [LAUNCH, "--user", "nobody",
                        "--listen", "socketmap=unix:%s:postfix:0600" % cls.socket,
                        "--listen", "spare=unix:%s::0600" % cls.spare,
-                       "--listen", "metrics=unix:%s::0600" % cls.metrics, "--"]
+                       "--listen", "metrics=unix:%s::0600" % cls.metrics,
+                       "--listen", "dict_quota=unix:%s::0666" % cls.dict_quota, "--"]
             cls.vd = cls.w.vmaild(cls.pg.dsn, "systemd:socketmap", wrapper=wrapper,
-                                  metrics_listen="systemd:metrics")
+                                  metrics_listen="systemd:metrics",
+                                  dict_quota_listen="systemd:dict_quota")
         except BaseException:
             cls.w.close()
             raise
@@ -309,6 +312,34 @@ class SocketActivationTest(unittest.TestCase):
         s.close()
         self.assertTrue(data.startswith(b"HTTP/1."), data[:100])
         self.assertIn(b" 200 ", data.split(b"\r\n", 1)[0])
+
+    def test_dict_on_passed_socket(self):
+        """The dict service's peer check works on a socket systemd bound (root is trusted)."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.connect(self.dict_quota)
+        s.sendall(b"H3\t2\t0\t\tquota\nLpriv/quota/storage\tbiuro@acme.lublin.pl\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        self.assertRegex(data.decode(), r"^(O\d+|N)\n$")
+
+    def test_inet_dict_refused(self):
+        """A socket unit with ListenStream=HOST:PORT cannot carry the dict service."""
+        d = self.w.path("vmaild-inet-dict")
+        os.makedirs(d, exist_ok=True)
+        vd = world.Vmaild(d, self.pg.dsn, "systemd:socketmap", dict_quota_listen="systemd:dq",
+                          wrapper=[LAUNCH, "--user", "nobody", "--listen",
+                                   "socketmap=unix:%s::0600" % os.path.join(d, "s"),
+                                   "--listen", "dq=inet:127.0.0.1:%d" % world.free_port(), "--"])
+        with vd:
+            with self.assertRaises(RuntimeError):
+                vd.start(timeout=5)
+            self.assertIn("dict listeners must be unix sockets", vd.log())
 
     def test_unused_socket_closed(self):
         self.assertRegex(self.vd.log(), r'socket named "spare" \(descriptor 4\) that no '
