@@ -221,13 +221,16 @@ class RaceTest(unittest.TestCase):
         q("SELECT vmail.shell_set('ewa', 'mail_domain', 'acme.lublin.pl')")
 
     def race(self, statements):
+        """Run the statements in parallel sessions, all released at the same instant."""
+        start = pgsql.query(self.db, "SELECT clock_timestamp() + interval '1 second'")
+        barrier = f"SELECT pg_sleep_until('{start}'); "
         with concurrent.futures.ThreadPoolExecutor(len(statements)) as pool:
-            return list(pool.map(lambda s: pgsql.error(self.db, s), statements))
+            return list(pool.map(lambda s: pgsql.error(self.db, barrier + s), statements))
 
     def test_last_alias_slot(self):
         for i in range(4):
             pgsql.query(self.db, f"SELECT vmail.self_alias_add('jan', 'a{i}@acme.lublin.pl', 'jan')")
-        errors = self.race([f"SELECT pg_sleep(0.05), vmail.self_alias_add('jan', 'r{i}@acme.lublin.pl', 'jan')"
+        errors = self.race([f"SELECT vmail.self_alias_add('jan', 'r{i}@acme.lublin.pl', 'jan')"
                             for i in range(20)])
         self.assertEqual(sum(e is None for e in errors), 1, errors)
         self.assertTrue(all("VMR01" in e for e in errors if e is not None))
@@ -236,13 +239,13 @@ class RaceTest(unittest.TestCase):
     def test_last_domain_slot(self):
         for i in range(4):
             pgsql.query(self.db, f"SELECT vmail.account_add('j{i}@acme.lublin.pl', 'free', 'jan', NULL, 1024)")
-        errors = self.race([f"SELECT pg_sleep(0.05), vmail.account_add('e{i}@acme.lublin.pl', 'free', 'ewa', NULL, 1024)"
+        errors = self.race([f"SELECT vmail.account_add('e{i}@acme.lublin.pl', 'free', 'ewa', NULL, 1024)"
                             for i in range(20)])
         self.assertEqual(sum(e is None for e in errors), 1, errors)
         self.assertTrue(all("VMR04" in e for e in errors if e is not None))
 
     def test_same_address(self):
-        errors = self.race(["SELECT pg_sleep(0.05), vmail.alias_add('same@acme.lublin.pl', ARRAY['ewa'], false)"
+        errors = self.race(["SELECT vmail.alias_add('same@acme.lublin.pl', ARRAY['ewa'], false)"
                             for _ in range(20)])
         self.assertEqual(sum(e is None for e in errors), 1, errors)
         self.assertTrue(all("VMR07" in e for e in errors if e is not None), errors)
