@@ -43,6 +43,8 @@ SELECT vmail.alias_add('ewa@acme.lublin.pl', ARRAY['ewa@platon.man.lublin.pl'], 
 SELECT vmail.alias_add('zespol@acme.lublin.pl',
        ARRAY['ewa@platon.man.lublin.pl', 'jan@platon.man.lublin.pl'], false, NULL);
 SELECT vmail.shell_set('ola', 'state', 'suspended');
+-- pg.sh runs with synchronous_commit = off: make the data survive pg.sh kill.
+CHECKPOINT;
 """
 
 JAN_ADDRESSES = ["jan@" + PRIMARY, "Jan+tag@" + PRIMARY.upper(), "info@acme.lublin.pl",
