@@ -275,8 +275,8 @@ static void pol_check_quota(struct pol_job *job)
 	pol_set_step(job, POL_QUOTA);
 	const char *params[2] = { job->recipient, job->size };
 	size_t lens[2] = { job->rlen, strlen(job->size) };
-	struct lookup_req *lr = lookup_submit(job->svc->pool, LOOKUP_POLICY, params, lens, 2,
-					      pol_quota_done, job);
+	struct lookup_req *lr = lookup_submit_as(job->svc->pool, LOOKUP_PROTO_POLICY, LOOKUP_POLICY,
+						 params, lens, 2, pol_quota_done, job);
 	if (!lr) {
 		size_t n = tempfail_action(&job->svc->opts, action);
 		pol_finish(job, action, n, 0);
@@ -432,8 +432,8 @@ static void pol_request(struct conn *c, struct conn_req *r, const struct policy_
 		return;
 	}
 	const char *params[1] = { job->sender };
-	struct lookup_req *lr = lookup_submit(svc->pool, LOOKUP_SENDER, params, &job->slen, 1,
-					      pol_sender_done, job);
+	struct lookup_req *lr = lookup_submit_as(svc->pool, LOOKUP_PROTO_POLICY, LOOKUP_SENDER,
+						 params, &job->slen, 1, pol_sender_done, job);
 	if (!lr) {
 		size_t n = tempfail_action(&svc->opts, action);
 		pol_finish(job, action, n, 0);
