@@ -36,6 +36,7 @@ enum pg_shape {
 /* Statement flags. */
 #define PG_STMT_RETRY 0x1u /* read-only: may be resent on another connection after a connection failure */
 #define PG_STMT_PRIMARY 0x2u /* reads that must see the primary (writes without PG_STMT_RETRY always do) */
+#define PG_STMT_AFTER_COMMIT 0x4u /* answer once the pipeline sync confirmed the commit, not at the result */
 
 /*
  * One prepared statement.  The pool prepares every statement of its table on

@@ -58,6 +58,8 @@ struct pg_req {
 	unsigned stmt;
 	bool retried;
 	bool timed_out;
+	PGresult *held;           /* PG_STMT_AFTER_COMMIT: the result, until its sync arrived */
+	enum pg_status held_status;
 	unsigned nparams;
 	char *params[];           /* nparams pointers, then the copied strings */
 };
@@ -258,6 +260,7 @@ static struct pg_req *req_alloc(struct pg_pool *pool, enum op_kind op, unsigned 
 static void req_free(struct pg_req *req)
 {
 	event_del(&req->timer);
+	PQclear(req->held);
 	free(req);
 }
 
@@ -732,6 +735,12 @@ static bool conn_result(struct pg_conn *conn, struct pg_req *op, PGresult *res)
 		status = rs == PGRES_COMMAND_OK ? PG_PERMFAIL : PG_TEMPFAIL;
 		break;
 	}
+	if (conn->pool->stmts[op->stmt].flags & PG_STMT_AFTER_COMMIT && !op->held) {
+		/* Its implicit transaction commits at the sync: answer then (conn_pop). */
+		op->held = res;
+		op->held_status = status;
+		return true;
+	}
 	req_answer(op, status, status == PG_FOUND || status == PG_NOTFOUND ? res : NULL);
 	PQclear(res);
 	return true;
@@ -746,6 +755,10 @@ static void conn_pop(struct pg_conn *conn)
 	conn->ninflight--;
 	if (op->op == OP_QUERY)
 		conn->nqueries--;
+	if (op->held) {
+		enum pg_status st = op->held_status;
+		req_answer(op, st, st == PG_FOUND || st == PG_NOTFOUND ? op->held : NULL);
+	}
 	req_free(op);
 	if (!TAILQ_EMPTY(&pool->queue) || conn->state == PG_CONN_DRAINING)
 		pool_kick(pool);

@@ -418,8 +418,8 @@ static void dict_submit(struct svc_dict *svc, struct conn_req *r, enum dict_role
 		dict_reply_fail(svc, r, "out of memory", 0);
 		return;
 	}
-	struct lookup_req *lr = lookup_submit(svc->pool, kind, params, NULL, nparams,
-					      dict_lookup_done, a);
+	struct lookup_req *lr = lookup_submit_as(svc->pool, LOOKUP_PROTO_DICT, kind, params, NULL,
+						 nparams, dict_lookup_done, a);
 	if (!lr) {
 		conn_req_on_drop(r, NULL, NULL);
 		free(a);
