@@ -130,6 +130,9 @@ if [ "$mode" != quick ]; then
 		section "end to end under ASan + UBSan: socketmap through Postfix"
 		VMAIL_BUILD_DIR="$repo/build-asan" ASAN_OPTIONS=detect_leaks=1 \
 			pyrun "socketmap e2e (sanitizers)" tests/e2e/test_socketmap_postfix.py
+		section "end to end under ASan + UBSan: the policy service"
+		VMAIL_BUILD_DIR="$repo/build-asan" ASAN_OPTIONS=detect_leaks=1 \
+			pyrun "policy e2e (sanitizers)" tests/e2e/test_policy_postfix.py
 	fi
 
 	section "fuzzers (libFuzzer, ${fuzz_seconds}s each)"
