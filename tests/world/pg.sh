@@ -30,7 +30,6 @@ listen_addresses = ''
 unix_socket_directories = '$dir/sock'
 unix_socket_permissions = 0777
 fsync = off
-synchronous_commit = off
 full_page_writes = off
 max_connections = 200
 shared_buffers = 128MB
