@@ -127,12 +127,16 @@ if [ "$mode" != quick ]; then
 	if [ -d build-asan ]; then
 		section "unit tests under ASan + UBSan"
 		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest_count "unit tests (sanitizers)" build-asan
-		section "end to end under ASan + UBSan: socketmap through Postfix"
-		VMAIL_BUILD_DIR="$repo/build-asan" ASAN_OPTIONS=detect_leaks=1 \
-			pyrun "socketmap e2e (sanitizers)" tests/e2e/test_socketmap_postfix.py
-		section "end to end under ASan + UBSan: the policy service"
-		VMAIL_BUILD_DIR="$repo/build-asan" ASAN_OPTIONS=detect_leaks=1 \
-			pyrun "policy e2e (sanitizers)" tests/e2e/test_policy_postfix.py
+		# Every end-to-end suite again with the sanitizer build: the daemons' own checks
+		# (world.py fails a test whose vmaild log holds an ASan, LeakSanitizer or UBSan
+		# report; the panel's tests require exit status 0, which a leak would change).
+		for suite in tests/e2e/test_*.py; do
+			[ "$(basename "$suite")" = test_systemd_units.py ] && continue
+			section "end to end under ASan + UBSan: $(basename "$suite" .py)"
+			VMAIL_BUILD_DIR="$repo/build-asan" ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+				UBSAN_OPTIONS=print_stacktrace=1 \
+				pyrun "$(basename "$suite" .py) (sanitizers)" "$suite"
+		done
 	fi
 
 	section "fuzzers (libFuzzer, ${fuzz_seconds}s each)"

@@ -55,6 +55,18 @@ def wait_for(what, predicate, timeout=10.0, interval=0.05):
         time.sleep(interval)
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def sanitizer_report(text):
+    """The lines of an ASan/LSan/UBSan report in a program's log, or ''."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if any(mark in line for mark in SANITIZER_MARKS):
+            return "\n".join(lines[i:i + 40])
+    return ""
+
+
 def missing_prerequisites():
     """Why the world cannot be built here, or None."""
     if os.geteuid() != 0:
@@ -218,14 +230,24 @@ class Vmaild:
             return f.read()
 
     def close(self):
+        # A graceful stop, so that a sanitizer build reports leaks at exit; then the log is
+        # searched for sanitizer reports, which fail the test that owns this instance.
         if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         if self._notify:
             self._notify.close()
             self._notify = None
         if self.proc:
             self._log.close()
+            report = sanitizer_report(self.log())
+            self.proc = None
+            if report:
+                raise AssertionError("vmaild: sanitizer report in %s:\n%s" % (self.log_path, report))
 
     def __enter__(self):
         return self
