@@ -36,4 +36,15 @@ const char *cfgfile_get(struct cfgfile *cf, const char *key);
 const struct cfgfile_entry *cfgfile_first_unused(const struct cfgfile *cf);
 void cfgfile_free(struct cfgfile *cf);
 
+/*
+ * A program's typed configuration is filled from the parsed file by an apply
+ * function (its declarative key table); these two run the parser or the
+ * bounded reader, then apply, and prefix errors with the file name.
+ */
+typedef bool cfgfile_apply_fn(struct cfgfile *cf, void *out, char *err, size_t errlen);
+bool cfgfile_parse_into(const char *buf, size_t len, cfgfile_apply_fn *apply, void *out, char *err,
+			size_t errlen);
+bool cfgfile_load_into(const char *path, cfgfile_apply_fn *apply, void *out, char *err,
+		       size_t errlen);
+
 #endif

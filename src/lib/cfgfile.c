@@ -173,3 +173,28 @@ void cfgfile_free(struct cfgfile *cf)
 	cf->entries = NULL;
 	cf->count = 0;
 }
+
+bool cfgfile_parse_into(const char *buf, size_t len, cfgfile_apply_fn *apply, void *out, char *err,
+			size_t errlen)
+{
+	struct cfgfile cf;
+	if (!cfgfile_parse(buf, len, &cf, err, errlen))
+		return false;
+	bool ok = apply(&cf, out, err, errlen);
+	cfgfile_free(&cf);
+	return ok;
+}
+
+bool cfgfile_load_into(const char *path, cfgfile_apply_fn *apply, void *out, char *err,
+		       size_t errlen)
+{
+	struct cfgfile cf;
+	char inner[400];
+	if (!cfgfile_load(path, &cf, err, errlen))
+		return false;
+	bool ok = apply(&cf, out, inner, sizeof(inner));
+	cfgfile_free(&cf);
+	if (!ok)
+		snprintf(err, errlen, "%.200s: %s", path, inner);
+	return ok;
+}

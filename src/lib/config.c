@@ -382,8 +382,9 @@ static bool validate(const struct config *cfg, char *err, size_t errlen)
 	return true;
 }
 
-static bool parse_cfgfile(struct cfgfile *cf, struct config *out, char *err, size_t errlen)
+static bool parse_cfgfile(struct cfgfile *cf, void *dest, char *err, size_t errlen)
 {
+	struct config *out = dest;
 	char why[300];
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < NPARAMS; i++) {
@@ -423,27 +424,14 @@ fail:
 
 bool config_parse(const char *buf, size_t len, struct config *out, char *err, size_t errlen)
 {
-	struct cfgfile cf;
 	memset(out, 0, sizeof(*out));
-	if (!cfgfile_parse(buf, len, &cf, err, errlen))
-		return false;
-	bool ok = parse_cfgfile(&cf, out, err, errlen);
-	cfgfile_free(&cf);
-	return ok;
+	return cfgfile_parse_into(buf, len, parse_cfgfile, out, err, errlen);
 }
 
 bool config_load(const char *path, struct config *out, char *err, size_t errlen)
 {
-	struct cfgfile cf;
-	char inner[400];
 	memset(out, 0, sizeof(*out));
-	if (!cfgfile_load(path, &cf, err, errlen))
-		return false;
-	bool ok = parse_cfgfile(&cf, out, inner, sizeof(inner));
-	cfgfile_free(&cf);
-	if (!ok)
-		snprintf(err, errlen, "%s: %s", path, inner);
-	return ok;
+	return cfgfile_load_into(path, parse_cfgfile, out, err, errlen);
 }
 
 void config_free(struct config *cfg)

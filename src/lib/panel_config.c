@@ -163,8 +163,9 @@ static unsigned line_of(const struct cfgfile *cf, const char *key)
 	return 0;
 }
 
-static bool parse_cfgfile(struct cfgfile *cf, struct panel_config *out, char *err, size_t errlen)
+static bool parse_cfgfile(struct cfgfile *cf, void *dest, char *err, size_t errlen)
 {
+	struct panel_config *out = dest;
 	char why[300];
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < NPARAMS; i++) {
@@ -214,27 +215,14 @@ fail:
 bool panel_config_parse(const char *buf, size_t len, struct panel_config *out, char *err,
 			size_t errlen)
 {
-	struct cfgfile cf;
 	memset(out, 0, sizeof(*out));
-	if (!cfgfile_parse(buf, len, &cf, err, errlen))
-		return false;
-	bool ok = parse_cfgfile(&cf, out, err, errlen);
-	cfgfile_free(&cf);
-	return ok;
+	return cfgfile_parse_into(buf, len, parse_cfgfile, out, err, errlen);
 }
 
 bool panel_config_load(const char *path, struct panel_config *out, char *err, size_t errlen)
 {
-	struct cfgfile cf;
-	char inner[400];
 	memset(out, 0, sizeof(*out));
-	if (!cfgfile_load(path, &cf, err, errlen))
-		return false;
-	bool ok = parse_cfgfile(&cf, out, inner, sizeof(inner));
-	cfgfile_free(&cf);
-	if (!ok)
-		snprintf(err, errlen, "%s: %s", path, inner);
-	return ok;
+	return cfgfile_load_into(path, parse_cfgfile, out, err, errlen);
 }
 
 void panel_config_free(struct panel_config *cfg)
