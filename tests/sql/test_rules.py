@@ -203,7 +203,15 @@ class RulesTest(unittest.TestCase):
         # Password hashes never enter the audit log.
         self.sql("SELECT vmail.shell_set('jan', 'password', '{SHA512-CRYPT}$6$secret$hash')")
         self.assertEqual(self.sql("SELECT count(*) FROM vmail.audit_log WHERE after::text LIKE '%secret%'"), "0")
-        self.assertEqual(self.sql("SELECT after->>'password' FROM vmail.audit_log ORDER BY id DESC LIMIT 1"), "(changed)")
+        self.assertEqual(self.sql("SELECT before->>'password', after->>'password' FROM vmail.audit_log"
+                                  " ORDER BY id DESC LIMIT 1"), "|(changed)")
+        self.sql("SELECT vmail.shell_set('jan', 'password', '{SHA512-CRYPT}$6$other$hash')")
+        self.assertEqual(self.sql("SELECT before->>'password', after->>'password' FROM vmail.audit_log"
+                                  " ORDER BY id DESC LIMIT 1"), "(set)|(changed)")
+        # An update that changes nothing leaves no entry, hash or not.
+        n = self.sql("SELECT count(*) FROM vmail.audit_log")
+        self.sql("UPDATE vmail.shell_account SET disk_limit = disk_limit WHERE login = 'jan'")
+        self.assertEqual(self.sql("SELECT count(*) FROM vmail.audit_log"), n)
 
 
 class RaceTest(unittest.TestCase):
