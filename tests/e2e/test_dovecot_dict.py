@@ -372,8 +372,19 @@ print(repr(talk(q, ["H3\t2\t0\t\tauth", "Lshared/passdb/" + other + "\tx"])))
         world.wait_for("auth after restart",
                        lambda: self.auth_ok("late@acme.lublin.pl", "Late-pass-5"),
                        timeout=30, interval=0.5)
-        code, text = self.deliver("late@acme.lublin.pl", message("after the outage"))
-        self.assertEqual(code, 250, text)
+        # Dovecot's own clients (auth worker, LMTP's quota dict) reconnect on their own
+        # schedule: a 4xx for a moment after the restart is still a deferral, never a bounce.
+        last = []
+
+        def delivered():
+            code, text = self.deliver("late@acme.lublin.pl", message("after the outage"))
+            last[:] = [code, text]
+            self.assertTrue(code == 250 or 400 <= code < 500, "%d %s" % (code, text))
+            return code == 250
+        try:
+            world.wait_for("delivery after restart", delivered, timeout=30, interval=1.0)
+        except TimeoutError:
+            self.fail("no delivery within 30 s of the restart; last LMTP answer: %s" % last)
         self.assertEqual(self.vd.pid, pid)
         self.assertIsNone(self.vd.proc.poll())
 
