@@ -1,4 +1,4 @@
-"""smclient: a minimal socketmap client for the ops tests (Python 3 standard library only)."""
+"""smclient: a strict socketmap client for the end-to-end tests (Python 3 standard library only)."""
 
 import socket
 
@@ -32,6 +32,9 @@ class Client:
         while b":" not in self.buf:
             self._fill()
         head, _, rest = self.buf.partition(b":")
+        # Postfix's reader accepts only plain decimal lengths: no sign, no leading zero.
+        if not head.isdigit() or (head.startswith(b"0") and head != b"0"):
+            raise ValueError("bad netstring length: %r" % self.buf[:40])
         n = int(head)
         while len(rest) < n + 1:
             self._fill()
@@ -44,6 +47,15 @@ class Client:
     def lookup(self, name, key):
         self.send(netstring("%s %s" % (name, key)))
         return self.reply()
+
+    def at_eof(self, timeout=3.0):
+        """True if the server closes the connection without sending anything more."""
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(1)
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        return data == b"" and self.buf == b""
 
     def close(self):
         self.sock.close()

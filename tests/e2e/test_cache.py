@@ -14,11 +14,11 @@ socketmap, the dict service (passdb/userdb) and metrics.  The tests run in order
 
 import os
 import re
-import socket
 import time
 import unittest
 import urllib.request
 
+import dictclient
 import world
 from smclient import Client
 
@@ -39,33 +39,6 @@ SELECT vmail.alias_add('sales@other.lublin.pl', ARRAY['jan@other.lublin.pl'], fa
 
 # The issue's bound: a change is answered anew within this long after its commit.
 CHANGE_BOUND_S = 0.100
-
-
-class DictClient:
-    """Dovecot dict protocol 3.2, enough for passdb lookups."""
-
-    def __init__(self, path, name="auth", timeout=10.0):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
-        self.buf = b""
-        self.send("H3\t2\t0\t\t%s" % name)
-
-    def send(self, line):
-        self.sock.sendall(line.encode() + b"\n")
-
-    def lookup(self, key):
-        self.send("L%s" % key)
-        while b"\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError("dict service closed the connection")
-            self.buf += chunk
-        line, _, self.buf = self.buf.partition(b"\n")
-        return line.decode()
-
-    def close(self):
-        self.sock.close()
 
 
 @unittest.skipIf(SKIP, SKIP)
@@ -109,11 +82,8 @@ class CacheTest(unittest.TestCase):
         return self.sm.lookup(name, key)
 
     def passdb(self, login):
-        dc = DictClient(self.dict_path)
-        try:
-            return dc.lookup("shared/passdb/%s\t%s" % (login, login))
-        finally:
-            dc.close()
+        with dictclient.Client(self.dict_path, "auth") as dc:
+            return dc.lookup("shared/passdb/" + login, login)
 
     def change_then_poll(self, sql, probe, before):
         """Commit sql, then poll probe() until it differs from before; seconds it took."""

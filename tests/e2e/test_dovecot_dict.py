@@ -74,15 +74,7 @@ class AccountsWorld:
         cls.a, uid_a, gid_a, cls.home_a = users.add("a")
         cls.b, uid_b, gid_b, cls.home_b = users.add("b")
         cls.uid_a, cls.uid_b = uid_a, uid_b
-        ctl_conf = w.path("vmailctl.conf")
-
-        def ctl(*args, stdin=None):
-            env = dict(os.environ, VMAIL_PWHASH_COST="test")
-            r = subprocess.run([os.path.join(world.BUILD, "vmailctl"), "-c", ctl_conf, *args],
-                               input=stdin, capture_output=True, text=True, env=env)
-            if r.returncode != 0:
-                raise RuntimeError("vmailctl %s: %s%s" % (args, r.stdout, r.stderr))
-            return r.stdout
+        ctl = w.vmailctl
         cls.ctl = staticmethod(ctl)
         sha512 = subprocess.run(["doveadm", "pw", "-s", "SHA512-CRYPT", "-p", PW_B],
                                 capture_output=True, text=True, check=True).stdout.strip()

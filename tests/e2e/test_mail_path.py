@@ -84,15 +84,7 @@ class MailPathTest(unittest.TestCase):
         users = w.unix_users()
         cls.jan, uid_j, gid_j, cls.home_jan = users.add("j")
         cls.ewa, uid_e, gid_e, cls.home_ewa = users.add("e")
-        ctl_conf = w.path("vmailctl.conf")
-
-        def ctl(*args, stdin=None):
-            env = dict(os.environ, VMAIL_PWHASH_COST="test")
-            r = subprocess.run([os.path.join(world.BUILD, "vmailctl"), "-c", ctl_conf, *args],
-                               input=stdin, capture_output=True, text=True, env=env)
-            if r.returncode != 0:
-                raise RuntimeError("vmailctl %s: %s%s" % (args, r.stdout, r.stderr))
-            return r.stdout
+        ctl = w.vmailctl
         cls.ctl = staticmethod(ctl)
         ctl("customer", "add", "acme")
         ctl("domain", "add", "acme", DOMAIN)

@@ -21,12 +21,12 @@ Run as root after building:
 """
 
 import os
-import socket
 import subprocess
 import threading
 import time
 import unittest
 
+import dictclient
 import smclient
 import world
 
@@ -67,46 +67,6 @@ class Standby(world.Postgres):
                 f.write("%s = '%s'\n" % (k, v))
         self.psql("SELECT pg_reload_conf()")
         time.sleep(0.3)
-
-
-class DictClient:
-    """Dovecot dict protocol 3.2 on the quota listener (root is a trusted peer)."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(path)
-        self.buf = b""
-        self.txn = 0
-        self.send("H3\t2\t0\t\tquota")
-
-    def send(self, line):
-        self.sock.sendall(line.encode() + b"\n")
-
-    def reply(self):
-        while b"\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError("closed")
-            self.buf += chunk
-        line, _, self.buf = self.buf.partition(b"\n")
-        return line.decode()
-
-    def storage(self, user):
-        self.send("Lpriv/quota/storage\t" + user)
-        return self.reply()
-
-    def commit(self, user, *ops):
-        self.txn += 1
-        t = self.txn
-        self.send("B%d\t%s" % (t, user))
-        for op in ops:
-            self.send(op.replace("{t}", str(t)))
-        self.send("C%d" % t)
-        return self.reply()
-
-    def close(self):
-        self.sock.close()
 
 
 @unittest.skipIf(SKIP, SKIP)
@@ -196,7 +156,7 @@ class ReplicationTest(unittest.TestCase):
             self.standby.configure(recovery_min_apply_delay="0")
 
     def test_3_failover(self):
-        dc = DictClient(self.quota_socket)
+        dc = dictclient.Client(self.quota_socket, "quota")
         self.addCleanup(dc.close)
         self.assertTrue(dc.commit(QUOTA_USER, "S{t}\tpriv/quota/storage\t1000",
                                   "S{t}\tpriv/quota/messages\t1").startswith("O"))

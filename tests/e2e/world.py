@@ -429,6 +429,16 @@ class World:
             pg.apply_schema(conf)
         return pg
 
+    def vmailctl(self, *args, stdin=None):
+        """Run build/vmailctl against this world's database (after postgres()); its stdout.
+        A non-zero exit raises, with what vmailctl said."""
+        env = dict(os.environ, VMAIL_PWHASH_COST="test")
+        r = subprocess.run([os.path.join(BUILD, "vmailctl"), "-c", self.path("vmailctl.conf"), *args],
+                           input=stdin, capture_output=True, text=True, env=env)
+        if r.returncode != 0:
+            raise RuntimeError("vmailctl %s: %s%s" % (args, r.stdout, r.stderr))
+        return r.stdout
+
     def vmaild(self, database, socketmap_listen, **settings):
         vd = self._stack.enter_context(Vmaild(self.path("vmaild"), database, socketmap_listen,
                                               **settings))

@@ -1,0 +1,56 @@
+"""dictclient: a Dovecot dict protocol 3.2 client for the end-to-end tests (standard library only).
+
+One connection, one dict name; replies are read strictly in request order, as Dovecot's
+own client expects them.
+"""
+
+import socket
+
+
+class Client:
+    def __init__(self, path, name, timeout=10.0):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.buf = b""
+        self.txn = 0
+        self.send("H3\t2\t0\t\t%s" % name)
+
+    def send(self, line):
+        self.sock.sendall(line.encode() + b"\n")
+
+    def reply(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("dict service closed the connection")
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.decode()
+
+    def lookup(self, key, user=None):
+        """L of key (with the username field when given); the reply line."""
+        self.send("L" + key + ("" if user is None else "\t" + user))
+        return self.reply()
+
+    def storage(self, user):
+        return self.lookup("priv/quota/storage", user)
+
+    def commit(self, user, *ops):
+        """One transaction: ops may say {t} for its id; the commit's reply line."""
+        self.txn += 1
+        t = self.txn
+        self.send("B%d\t%s" % (t, user))
+        for op in ops:
+            self.send(op.replace("{t}", str(t)))
+        self.send("C%d" % t)
+        return self.reply()
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
