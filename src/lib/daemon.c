@@ -149,6 +149,32 @@ static void daemon_notify(const char *state)
 		log_warn_errno("NOTIFY_SOCKET: cannot send %s", state);
 }
 
+/* find_user, find_group - a configured name to its ids; false with "key: unknown …" in err */
+static bool find_user(const char *key, const char *name, uid_t *uid, gid_t *gid, char *err,
+		      size_t errlen)
+{
+	struct passwd *pw = getpwnam(name);
+	if (!pw) {
+		snprintf(err, errlen, "%s: unknown user \"%s\"", key, name);
+		return false;
+	}
+	*uid = pw->pw_uid;
+	if (gid)
+		*gid = pw->pw_gid;
+	return true;
+}
+
+static bool find_group(const char *key, const char *name, gid_t *gid, char *err, size_t errlen)
+{
+	struct group *gr = getgrnam(name);
+	if (!gr) {
+		snprintf(err, errlen, "%s: unknown group \"%s\"", key, name);
+		return false;
+	}
+	*gid = gr->gr_gid;
+	return true;
+}
+
 /* resolve_identity - look up user, group and socket owner names; false with err */
 static bool resolve_identity(const struct config *cfg, struct identity *id, char *err,
 			     size_t errlen)
@@ -157,43 +183,23 @@ static bool resolve_identity(const struct config *cfg, struct identity *id, char
 	id->sock_owner = (uid_t)-1;
 	id->sock_group = (gid_t)-1;
 	if (cfg->user[0]) {
-		struct passwd *pw = getpwnam(cfg->user);
-		if (!pw) {
-			snprintf(err, errlen, "user: unknown user \"%s\"", cfg->user);
+		if (!find_user("user", cfg->user, &id->uid, &id->gid, err, errlen))
 			return false;
-		}
 		id->drop = true;
-		id->uid = pw->pw_uid;
-		id->gid = pw->pw_gid;
-		id->sock_owner = pw->pw_uid;
-		id->sock_group = pw->pw_gid;
+		id->sock_owner = id->uid;
+		id->sock_group = id->gid;
 	}
 	if (cfg->group[0]) {
-		struct group *gr = getgrnam(cfg->group);
-		if (!gr) {
-			snprintf(err, errlen, "group: unknown group \"%s\"", cfg->group);
+		if (!find_group("group", cfg->group, &id->gid, err, errlen))
 			return false;
-		}
-		id->gid = gr->gr_gid;
-		id->sock_group = gr->gr_gid;
+		id->sock_group = id->gid;
 	}
-	if (cfg->socket_owner[0]) {
-		struct passwd *pw = getpwnam(cfg->socket_owner);
-		if (!pw) {
-			snprintf(err, errlen, "socket_owner: unknown user \"%s\"", cfg->socket_owner);
-			return false;
-		}
-		id->sock_owner = pw->pw_uid;
-	}
-	if (cfg->socket_group[0]) {
-		struct group *gr = getgrnam(cfg->socket_group);
-		if (!gr) {
-			snprintf(err, errlen, "socket_group: unknown group \"%s\"",
-				 cfg->socket_group);
-			return false;
-		}
-		id->sock_group = gr->gr_gid;
-	}
+	if (cfg->socket_owner[0] &&
+	    !find_user("socket_owner", cfg->socket_owner, &id->sock_owner, NULL, err, errlen))
+		return false;
+	if (cfg->socket_group[0] &&
+	    !find_group("socket_group", cfg->socket_group, &id->sock_group, err, errlen))
+		return false;
 	return true;
 }
 

@@ -16,6 +16,7 @@ import time
 import unittest
 
 import world
+from smclient import Client as SocketmapClient, netstring
 
 DATA_SQL = """
 SELECT vmail.customer_add('acme', 'ACME');
@@ -34,60 +35,6 @@ SELECT vmail.alias_add('@catchall.lublin.pl', ARRAY['jan@platon.man.lublin.pl'],
 REQUEST_TIMEOUT_S = 2.0
 
 SKIP = world.missing_prerequisites()
-
-
-def netstring(payload):
-    if isinstance(payload, str):
-        payload = payload.encode()
-    return b"%d:%s," % (len(payload), payload)
-
-
-class SocketmapClient:
-    """A strict socketmap client: reads exactly one netstring per reply."""
-
-    def __init__(self, path, timeout=10.0):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
-        self.buf = b""
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def _fill(self):
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise EOFError("server closed the connection")
-        self.buf += chunk
-
-    def reply(self):
-        while b":" not in self.buf:
-            self._fill()
-        head, _, rest = self.buf.partition(b":")
-        assert head.isdigit() and (head == b"0" or not head.startswith(b"0")), self.buf[:40]
-        n = int(head)
-        while len(rest) < n + 1:
-            self._fill()
-            head, _, rest = self.buf.partition(b":")
-        assert rest[n:n + 1] == b",", "no comma after payload: %r" % rest[: n + 5]
-        self.buf = rest[n + 1:]
-        return rest[:n].decode()
-
-    def lookup(self, name, key):
-        self.send(netstring("%s %s" % (name, key)))
-        return self.reply()
-
-    def at_eof(self, timeout=3.0):
-        """True if the server closes the connection without sending anything more."""
-        self.sock.settimeout(timeout)
-        try:
-            data = self.sock.recv(1)
-        except (ConnectionResetError, BrokenPipeError):
-            return True
-        return data == b"" and self.buf == b""
-
-    def close(self):
-        self.sock.close()
 
 
 def contrib_main_cf(lmtp_socket):
@@ -392,6 +339,20 @@ class DaemonTest(unittest.TestCase):
             vd.start(timeout=5)
         self.assertIn("refusing to run as root", vd.log())
         self.assertFalse(os.path.exists(self.w.path("vd-root.sock")))
+
+    def test_unknown_user_or_group(self):
+        """A user or group that does not exist stops vmaild before it binds, naming the key."""
+        for n, (key, value) in enumerate((("user", "no-such-user-x"), ("group", "no-such-group-x"),
+                                          ("socket_owner", "no-such-user-y"),
+                                          ("socket_group", "no-such-group-y"))):
+            d = self.w.path("vd-id%d" % n)
+            vd = world.Vmaild(d, self.pg.dsn, "unix:" + d + ".sock", **{key: value})
+            self.addCleanup(vd.close)
+            with self.assertRaises(RuntimeError):
+                vd.start(timeout=5)
+            self.assertIn('%s: unknown %s "%s"' % (key, "user" if "user" in value else "group", value),
+                          vd.log())
+            self.assertFalse(os.path.exists(d + ".sock"))
 
 
 if __name__ == "__main__":
