@@ -380,6 +380,13 @@ print(repr(talk(q, ["H3\t2\t0\t\tauth", "Lshared/passdb/" + other + "\tx"])))
         self.assertEqual(self.vd.pid, pid)
         self.assertIsNone(self.vd.proc.poll())
 
+    def test_9_no_password_hash_in_the_log(self):
+        """vmaild runs at log_level debug here; no passdb reply content reaches its log."""
+        log = self.vd.log()
+        self.assertIn("reply O (", log)      # replies are logged, by kind and size
+        for mark in ("$argon2id$", "$6$", "{ARGON2ID}", "{SHA512-CRYPT}"):
+            self.assertNotIn(mark, log)
+
 
 if __name__ == "__main__":
     unittest.main()
