@@ -4,7 +4,7 @@
 #include <unistd.h>
 
 #include "vmail/build_config.h"
-#include "vmail/panel_server.h"
+#include "panel_server.h"
 
 #define DEFAULT_CONFIG "/etc/vmaild/vmail-panel.conf"
 

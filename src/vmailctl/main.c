@@ -1,5 +1,5 @@
-/* vmailctl: administration and self-service CLI; everything but main() is in src/lib/ctl*.c. */
-#include "vmail/ctl.h"
+/* vmailctl: administration and self-service CLI; dispatch in ctl.c, one ctl_<noun>.c per noun. */
+#include "ctl.h"
 
 int main(int argc, char **argv)
 {

@@ -4,7 +4,7 @@
 #include <unistd.h>
 
 #include "vmail/build_config.h"
-#include "vmail/daemon.h"
+#include "daemon.h"
 
 #define DEFAULT_CONFIG "/etc/vmaild/vmaild.conf"
 

@@ -1,6 +1,6 @@
 /* fuzz_panel_form: the panel's form decoder, and Accept-Language on the same bytes. */
-#include "vmail/panel_form.h"
-#include "vmail/panel_i18n.h"
+#include "panel_form.h"
+#include "panel_i18n.h"
 
 #include <stdint.h>
 #include <stdlib.h>

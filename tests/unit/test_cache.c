@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "vmail/cache.h"
+#include "cache.h"
 
 #define K_ALIAS 1
 #define K_PASSDB 4

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vmail/ctl.h"
+#include "ctl.h"
 
 /* Run ctl_main on a NULL-terminated word list, output thrown away. */
 static int run(const char *first, ...)

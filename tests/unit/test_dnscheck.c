@@ -9,7 +9,7 @@
 
 #include <event2/event.h>
 
-#include "vmail/dnscheck.h"
+#include "dnscheck.h"
 
 /* ---- comparisons ---- */
 

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "vmail/log.h"
-#include "vmail/lookup_cache.h"
+#include "lookup_cache.h"
 
 static const struct lookup_cache_config cfg = {
 	.size = 1 << 20, .ttl_ms = 300000, .negative_ttl_ms = 10000, .stale_ttl_ms = 3600000,

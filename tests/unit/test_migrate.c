@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "vmail/migrate.h"
+#include "migrate.h"
 
 static char dir[64];
 

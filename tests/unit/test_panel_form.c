@@ -5,9 +5,9 @@
 
 #include <sodium.h>
 
-#include "vmail/panel_form.h"
-#include "vmail/panel_i18n.h"
-#include "vmail/panel_session.h"
+#include "panel_form.h"
+#include "panel_i18n.h"
+#include "panel_session.h"
 
 static struct panel_form form;
 

@@ -1,5 +1,5 @@
 /* test_svc_dict_txn: the dict service's pure half: hellos (2.3 and 2.4), names, transactions. */
-#include "vmail/dict_txn.h"
+#include "dict_txn.h"
 
 #include <check.h>
 #include <stdint.h>

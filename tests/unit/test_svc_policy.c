@@ -1,5 +1,5 @@
 /* test_svc_policy: policy verdicts and sender answers to actions, table-driven. */
-#include "vmail/svc_policy.h"
+#include "svc_policy.h"
 
 #include <check.h>
 #include <stdbool.h>

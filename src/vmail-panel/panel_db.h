@@ -1,0 +1,103 @@
+/* panel_db: the panel's SQL — self-service functions only — run synchronously on worker threads. */
+#ifndef VMAIL_PANEL_DB_H
+#define VMAIL_PANEL_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "panel_worker.h"
+
+enum panel_db_status {
+	PANEL_DB_OK = 0,
+	PANEL_DB_REFUSED,  /* a rule or an input check said no (SQLSTATE class VM): show it */
+	PANEL_DB_TEMPFAIL, /* anything else: the database is down, slow or misconfigured */
+};
+
+/* The statements; each maps to one self-service function. */
+enum panel_db_op {
+	PANEL_DB_AUTH = 0,       /* (login) -> stored hash or NULL */
+	PANEL_DB_REHASH,         /* (login, old hash, new hash) */
+	PANEL_DB_OVERVIEW,       /* (login) -> struct panel_overview */
+	PANEL_DB_ALIAS_ADD,      /* (login, address, target) */
+	PANEL_DB_ALIAS_SET,      /* (login, address, target) */
+	PANEL_DB_ALIAS_DEL,      /* (login, address) */
+	PANEL_DB_ACCOUNT_ADD,    /* (login, address, hash, quota) */
+	PANEL_DB_ACCOUNT_PASSWD, /* (login, address, hash) */
+	PANEL_DB_ACCOUNT_RESIZE, /* (login, address, quota) */
+	PANEL_DB_ACCOUNT_DEL,    /* (login, address) */
+	PANEL_DB_PASSWD,         /* (login, hash) */
+	PANEL_DB_OP__COUNT,
+};
+
+#define PANEL_DB_MAX_PARAMS 4
+
+struct panel_domain {
+	const char *name, *kind, *state, *verify_token; /* verify_token may be NULL */
+};
+
+struct panel_alias {
+	const char *address, *destinations;
+	bool self_service, counts;
+};
+
+struct panel_account {
+	const char *address, *state;
+	uint64_t quota, usage, messages;
+};
+
+/* vmail.self_overview(login), taken apart in SQL; strings point into a result the struct owns. */
+struct panel_overview {
+	const char *login, *state, *primary_address, *mail_domain; /* mail_domain may be NULL */
+	uint64_t disk_limit, files, mailbox, total, allocated;
+	unsigned alias_limit, aliases_used, free_account_limit;
+	struct panel_domain *domains;
+	size_t ndomains;
+	struct panel_alias *aliases;
+	size_t naliases;
+	struct panel_account *accounts;
+	size_t naccounts;
+	void *res; /* the PGresult */
+};
+
+/*
+ * One database call.  The caller fills op, params (copied strings it owns)
+ * and client (the browser's address, recorded in the audit log), submits
+ * with panel_db_submit, and reads the outcome in its done callback.  With
+ * want_overview a refused change is followed by the overview, so the page
+ * with the refusal can be drawn from one job.
+ */
+struct panel_db_call {
+	struct panel_job job;
+	enum panel_db_op op;
+	const char *params[PANEL_DB_MAX_PARAMS];
+	char client[64];
+	bool want_overview;
+	/* results */
+	enum panel_db_status status;
+	char sqlstate[6];
+	char message[512];        /* the database's sentence for REFUSED */
+	char *value;              /* AUTH: the stored hash (malloc'd, NULL = no active account) */
+	bool rehashed;            /* REHASH: the row was still at the old hash */
+	struct panel_overview *overview;
+};
+
+struct panel_db_settings {
+	const char *conninfo;
+	unsigned timeout_ms; /* connect and statement deadline */
+};
+
+/* panel_db_pool_new - a worker pool whose threads each hold one connection, made on first use */
+struct panel_pool *panel_db_pool_new(struct event_base *base, const struct panel_db_settings *s,
+				     unsigned nthreads, unsigned max_queue);
+
+/* panel_db_submit - set call->job.work and queue it; done is the caller's */
+bool panel_db_submit(struct panel_pool *pool, struct panel_db_call *call,
+		     void (*done)(struct panel_job *job));
+
+/* panel_db_call_clear - free the results (value, overview) for reuse or release */
+void panel_db_call_clear(struct panel_db_call *call);
+
+void panel_overview_free(struct panel_overview *ov);
+
+#endif

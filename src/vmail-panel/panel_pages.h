@@ -1,0 +1,47 @@
+/* panel_pages: the panel's HTML pages, drawn from data; no I/O, no state. */
+#ifndef VMAIL_PANEL_PAGES_H
+#define VMAIL_PANEL_PAGES_H
+
+#include "panel_db.h"
+#include "panel_form.h"
+#include "panel_i18n.h"
+
+struct evbuffer;
+
+/* The forms of the overview; a refusal is drawn next to the one it answers. */
+enum panel_form_id {
+	PANEL_FORM_NONE = 0,
+	PANEL_FORM_ALIAS_ADD,
+	PANEL_FORM_ALIAS_SET,
+	PANEL_FORM_ALIAS_DEL,
+	PANEL_FORM_ACCOUNT_ADD,
+	PANEL_FORM_ACCOUNT_PASSWD,
+	PANEL_FORM_ACCOUNT_RESIZE,
+	PANEL_FORM_ACCOUNT_DEL,
+	PANEL_FORM_PASSWD,
+};
+
+struct panel_page {
+	enum panel_lang lang;
+	const char *login; /* NULL: logged out (no logout button) */
+	const char *csrf;  /* the token every form carries */
+	enum panel_msg notice;  /* PANEL_MSG__COUNT: none */
+	bool notice_is_error;
+};
+
+/* A refusal to show: which form (and for row forms, which address), why, and what was typed. */
+struct panel_refusal {
+	enum panel_form_id form;
+	const char *address;
+	enum panel_msg msg;       /* PANEL_MSG__COUNT: only detail */
+	const char *detail;       /* the database's sentence, or NULL */
+	const struct panel_form *typed; /* to refill the form (never passwords) */
+};
+
+void panel_page_login(struct evbuffer *out, const struct panel_page *pg, const char *login,
+		      enum panel_msg error);
+void panel_page_message(struct evbuffer *out, const struct panel_page *pg, enum panel_msg text);
+void panel_page_overview(struct evbuffer *out, const struct panel_page *pg,
+			 const struct panel_overview *ov, const struct panel_refusal *ref);
+
+#endif

@@ -1,0 +1,1367 @@
+/*
+ * panel_server: vmail-panel, the customers' configuration screen, on
+ * libevent's evhttp.  This file owns the life cycle (the same order as
+ * daemon.c: configuration, listeners, libsodium, privilege drop, then the
+ * loop and the worker threads), the routing, the security headers, cookies,
+ * CSRF checks, and each request's flow through the worker pools.
+ *
+ * A request that needs a worker becomes a struct preq with an explicit
+ * state; each worker result comes back to preq_step on the loop thread,
+ * which moves it on until it is answered.  preq_finish is the one place a
+ * request ends.  The loop never blocks: hashing and SQL run on threads.
+ */
+#define _GNU_SOURCE /* setresuid, setresgid */
+#include "panel_server.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
+#include <sodium.h>
+
+#include "vmail/privdrop.h"
+#include "vmail/endpoint.h"
+#include "vmail/log.h"
+#include "panel_config.h"
+#include "panel_db.h"
+#include "panel_form.h"
+#include "panel_html.h"
+#include "panel_i18n.h"
+#include "panel_pages.h"
+#include "panel_session.h"
+#include "panel_worker.h"
+#include "vmail/pwhash.h"
+#include "vmail/size.h"
+
+#define PANEL_BACKLOG 128
+#define PANEL_MAX_HEADERS 8192
+#define PANEL_MAX_URI 2048
+#define PANEL_MAX_PASSWORD 256
+#define PANEL_MIN_PASSWORD 8
+#define PANEL_HASH_QUEUE_PER_THREAD 16
+#define PANEL_DB_QUEUE 256
+#define PANEL_THROTTLE_KEYS 100000
+#define PANEL_SWEEP_MS 60000
+#define PANEL_LOGIN_TOKEN_MAX_AGE 3600 /* seconds a login form stays valid */
+
+#define COOKIE_SESSION "vmail_session"
+#define COOKIE_LOGIN "vmail_login"
+#define COOKIE_LANG "vmail_lang"
+
+/*
+ * Security headers on every answer.  Nothing is inline and nothing comes
+ * from elsewhere, so the policy can be this strict; form-action keeps a
+ * hijacked page from posting a password elsewhere.
+ */
+static const char csp[] = "default-src 'none'; style-src 'self'; img-src 'self'; "
+			  "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+enum preq_state {
+	PREQ_NEW = 0,
+	PREQ_AUTH_LOOKUP,    /* db: the stored hash of the login */
+	PREQ_VERIFY,         /* hash: the password against it (or the dummy) */
+	PREQ_REHASH_HASH,    /* hash: a legacy hash's replacement */
+	PREQ_REHASH_STORE,   /* db: self_rehash */
+	PREQ_FAIL_DELAY,     /* a failed login waits out login_failure_delay */
+	PREQ_OVERVIEW,       /* db: the overview, to draw a page */
+	PREQ_HASH_NEW,       /* hash: a new password for a change */
+	PREQ_ACTION,         /* db: the change (with the overview if refused) */
+	PREQ_DONE,
+	PREQ_STATE__COUNT,
+};
+
+static const char *const preq_state_names[PREQ_STATE__COUNT] = {
+	[PREQ_NEW] = "new",
+	[PREQ_AUTH_LOOKUP] = "auth-lookup",
+	[PREQ_VERIFY] = "verify",
+	[PREQ_REHASH_HASH] = "rehash-hash",
+	[PREQ_REHASH_STORE] = "rehash-store",
+	[PREQ_FAIL_DELAY] = "fail-delay",
+	[PREQ_OVERVIEW] = "overview",
+	[PREQ_HASH_NEW] = "hash-new",
+	[PREQ_ACTION] = "action",
+	[PREQ_DONE] = "done",
+};
+
+/* What a request is for; decides the flow through the states. */
+enum preq_kind {
+	PREQ_KIND_LOGIN,
+	PREQ_KIND_PAGE,   /* GET /: the overview */
+	PREQ_KIND_CHANGE, /* a POST that changes something */
+};
+
+enum hash_op {
+	HASH_VERIFY,
+	HASH_NEW,
+};
+
+struct panel;
+
+struct preq {
+	struct panel *p;
+	struct evhttp_request *http;
+	enum preq_state state;
+	enum preq_kind kind;
+	enum panel_lang lang;
+	uint64_t started_ms;
+	char client[64];
+	char login[PANEL_LOGIN_MAX + 1];
+	char token[PANEL_TOKEN_LEN + 1]; /* the session's, for a logged-in request */
+	struct panel_form *form;         /* POST body; wiped when the request ends */
+
+	/* a change */
+	enum panel_form_id form_id;
+	enum panel_db_op op;
+	enum panel_msg done_msg;
+	bool throttled;                  /* a login refused before any check */
+	char quota[24];
+
+	/* a refusal found before the database (drawn after an overview) */
+	enum panel_msg local_refusal;
+
+	/* hash job: owned by the worker while in flight */
+	struct panel_job hjob;
+	enum hash_op hop;
+	const char *hpassword;
+	const char *hstored;
+	enum pwhash_verdict verdict;
+	bool needs_rehash;
+	bool hash_ok;
+	char stored[PWHASH_MAX];
+	char new_hash[PWHASH_MAX];
+
+	struct panel_db_call db;
+	struct event *timer;
+	TAILQ_ENTRY(preq) link;
+};
+
+TAILQ_HEAD(preq_list, preq);
+
+struct panel {
+	struct panel_config cfg;
+	struct event_base *base;
+	struct evhttp *http;
+	struct panel_pool *hash_pool, *db_pool;
+	struct panel_db_settings db_settings;
+	struct panel_sessions *sessions;
+	struct panel_throttle *throttle_login, *throttle_addr;
+	struct preq_list preqs;
+	struct event *sig_term, *sig_int, *sweep;
+	char dummy_hash[PWHASH_MAX];
+	unsigned char login_key[crypto_auth_KEYBYTES];
+	bool stopping;
+};
+
+static void preq_step(struct preq *r);
+static void preq_finish(struct preq *r);
+
+/* ---- small helpers ---- */
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void preq_set_state(struct preq *r, enum preq_state st)
+{
+	log_debug("panel req %p: %s -> %s", (void *)r, preq_state_names[r->state],
+		  preq_state_names[st]);
+	r->state = st;
+}
+
+/*
+ * cookie_get - the value of cookie name in a Cookie header, copied to out.
+ * Values we set are hex or language codes; anything longer than out is
+ * treated as absent.
+ */
+static bool cookie_get(const char *header, const char *name, char *out, size_t outlen)
+{
+	size_t nlen = strlen(name);
+	const char *p = header;
+	while (p && *p) {
+		while (*p == ' ' || *p == '\t' || *p == ';')
+			p++;
+		const char *end = strchr(p, ';');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+			size_t vlen = len - nlen - 1;
+			while (vlen && (p[nlen + 1 + vlen - 1] == ' ' || p[nlen + 1 + vlen - 1] == '\t'))
+				vlen--;
+			if (vlen >= outlen)
+				return false;
+			memcpy(out, p + nlen + 1, vlen);
+			out[vlen] = '\0';
+			return true;
+		}
+		p = end;
+	}
+	return false;
+}
+
+static bool req_cookie(struct evhttp_request *req, const char *name, char *out, size_t outlen)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
+	return h && cookie_get(h, name, out, outlen);
+}
+
+static void add_cookie(struct panel *p, struct evhttp_request *req, const char *name,
+		       const char *value, const char *path, long max_age)
+{
+	char buf[256];
+	int n = snprintf(buf, sizeof(buf), "%s=%s; Path=%s; HttpOnly; SameSite=Strict%s", name, value,
+			 path, p->cfg.cookie_secure ? "; Secure" : "");
+	if (max_age >= 0)
+		snprintf(buf + n, sizeof(buf) - (size_t)n, "; Max-Age=%ld", max_age);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", buf);
+}
+
+static void security_headers(struct evkeyvalq *h)
+{
+	evhttp_add_header(h, "Content-Security-Policy", csp);
+	evhttp_add_header(h, "X-Frame-Options", "DENY");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+	evhttp_add_header(h, "Cross-Origin-Opener-Policy", "same-origin");
+	evhttp_add_header(h, "Cross-Origin-Resource-Policy", "same-origin");
+	evhttp_add_header(h, "Permissions-Policy", "camera=(), microphone=(), geolocation=()");
+}
+
+/* send_html - an HTML answer with the security headers; takes body */
+static void send_html(struct evhttp_request *req, int code, const char *reason,
+		      struct evbuffer *body)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	security_headers(h);
+	evhttp_add_header(h, "Content-Type", "text/html; charset=utf-8");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_send_reply(req, code, reason, body);
+	evbuffer_free(body);
+}
+
+static void send_redirect(struct evhttp_request *req, const char *location)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	security_headers(h);
+	evhttp_add_header(h, "Location", location);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_send_reply(req, 303, "See Other", NULL);
+}
+
+static struct panel_page page_for(enum panel_lang lang, const char *login, const char *csrf)
+{
+	struct panel_page pg = { lang, login, csrf ? csrf : "", PANEL_MSG__COUNT, false };
+	return pg;
+}
+
+/* send_message - a page with one sentence (errors that need no form) */
+static void send_message(struct evhttp_request *req, enum panel_lang lang, int code,
+			 const char *reason, enum panel_msg text)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct panel_page pg = page_for(lang, NULL, NULL);
+	if (!b) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	panel_page_message(b, &pg, text);
+	send_html(req, code, reason, b);
+}
+
+/* request_lang - the cookie's choice, else Accept-Language */
+static enum panel_lang request_lang(struct evhttp_request *req)
+{
+	char code[8];
+	if (req_cookie(req, COOKIE_LANG, code, sizeof(code))) {
+		int l = panel_lang_from_code(code);
+		if (l >= 0)
+			return (enum panel_lang)l;
+	}
+	return panel_lang_negotiate(
+		evhttp_find_header(evhttp_request_get_input_headers(req), "Accept-Language"));
+}
+
+/* trusted_proxy - is addr one of the configured proxies (exact text match of numeric forms)? */
+static bool trusted_proxy(const struct panel *p, const char *addr)
+{
+	const char *s = p->cfg.trusted_proxies;
+	size_t alen = strlen(addr);
+	while (*s) {
+		while (*s == ' ' || *s == ',' || *s == '\t')
+			s++;
+		size_t len = strcspn(s, " ,\t");
+		if (len && len == alen && strncmp(s, addr, len) == 0)
+			return true;
+		s += len;
+	}
+	return false;
+}
+
+/*
+ * client_address - who is asking: the peer, or the X-Real-IP a trusted proxy
+ * (the nginx in contrib/) put there.  Only a literal IP address is believed,
+ * so the value is safe in logs and the audit log.
+ */
+static void client_address(const struct panel *p, struct evhttp_request *req, char *out,
+			   size_t outlen)
+{
+	char *peer = NULL;
+	ev_uint16_t port = 0;
+	evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
+	/* a unix-socket peer has no address: its file mode decides who may connect */
+	bool trusted = !peer || !*peer || trusted_proxy(p, peer);
+	snprintf(out, outlen, "%s", peer && *peer ? peer : "local");
+	if (!trusted)
+		return;
+	const char *real = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Real-IP");
+	unsigned char bin[sizeof(struct in6_addr)];
+	if (real && strlen(real) < outlen &&
+	    (inet_pton(AF_INET, real, bin) == 1 || inet_pton(AF_INET6, real, bin) == 1))
+		snprintf(out, outlen, "%s", real);
+}
+
+/* ---- login CSRF: a signed timestamp, in a cookie and in the form (double submit) ---- */
+
+static void login_token_new(const struct panel *p, char *out, size_t outlen)
+{
+	uint64_t ts = (uint64_t)time(NULL);
+	unsigned char tsb[8], mac[crypto_auth_BYTES];
+	for (int i = 0; i < 8; i++)
+		tsb[i] = (unsigned char)(ts >> (56 - 8 * i));
+	crypto_auth(mac, tsb, sizeof(tsb), p->login_key);
+	char tshex[17], machex[2 * crypto_auth_BYTES + 1];
+	sodium_bin2hex(tshex, sizeof(tshex), tsb, sizeof(tsb));
+	sodium_bin2hex(machex, sizeof(machex), mac, sizeof(mac));
+	snprintf(out, outlen, "%s%s", tshex, machex);
+}
+
+static bool login_token_valid(const struct panel *p, const char *form, const char *cookie,
+			      uint64_t max_age)
+{
+	unsigned char raw[8 + crypto_auth_BYTES];
+	size_t rawlen = 0;
+	size_t len = form ? strlen(form) : 0;
+	if (!form || !cookie || len != 2 * sizeof(raw) || strlen(cookie) != len ||
+	    sodium_memcmp(form, cookie, len) != 0)
+		return false;
+	if (sodium_hex2bin(raw, sizeof(raw), form, len, NULL, &rawlen, NULL) != 0 ||
+	    rawlen != sizeof(raw))
+		return false;
+	if (crypto_auth_verify(raw + 8, raw, 8, p->login_key) != 0)
+		return false;
+	uint64_t ts = 0;
+	for (int i = 0; i < 8; i++)
+		ts = ts << 8 | raw[i];
+	uint64_t now = (uint64_t)time(NULL);
+	return ts <= now + 60 && now - ts < max_age;
+}
+
+/* ---- request objects ---- */
+
+static struct preq *preq_new(struct panel *p, struct evhttp_request *req, enum preq_kind kind,
+			     enum panel_lang lang)
+{
+	struct preq *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->p = p;
+	r->http = req;
+	r->kind = kind;
+	r->lang = lang;
+	r->started_ms = now_ms();
+	r->local_refusal = PANEL_MSG__COUNT;
+	r->done_msg = PANEL_MSG__COUNT;
+	client_address(p, req, r->client, sizeof(r->client));
+	snprintf(r->db.client, sizeof(r->db.client), "%s", r->client);
+	TAILQ_INSERT_TAIL(&p->preqs, r, link);
+	return r;
+}
+
+/* preq_finish - the one way a request ends: it has been answered; release everything */
+static void preq_finish(struct preq *r)
+{
+	preq_set_state(r, PREQ_DONE);
+	TAILQ_REMOVE(&r->p->preqs, r, link);
+	if (r->timer)
+		event_free(r->timer);
+	panel_db_call_clear(&r->db);
+	if (r->form) {
+		sodium_memzero(r->form, sizeof(*r->form));
+		free(r->form);
+	}
+	sodium_memzero(r, sizeof(*r));
+	free(r);
+}
+
+static void preq_unavailable(struct preq *r)
+{
+	send_message(r->http, r->lang, 503, "Service Unavailable", M_UNAVAILABLE);
+	preq_finish(r);
+}
+
+static void hash_work(struct panel_job *job, void *ctx)
+{
+	struct preq *r = (struct preq *)((char *)job - offsetof(struct preq, hjob));
+	char err[128];
+	(void)ctx;
+	if (r->hop == HASH_VERIFY) {
+		r->verdict = pwhash_verify(r->hstored, r->hpassword);
+		r->needs_rehash = r->verdict == PWHASH_MATCH && pwhash_needs_rehash(r->hstored);
+	} else {
+		r->hash_ok = pwhash_hash(r->hpassword, r->new_hash, sizeof(r->new_hash), err,
+					 sizeof(err));
+		if (!r->hash_ok)
+			log_error("panel: hashing a password: %s", err);
+	}
+}
+
+static void job_done(struct panel_job *job)
+{
+	struct preq *r = (struct preq *)((char *)job - offsetof(struct preq, hjob));
+	if (job->cancelled) {
+		preq_unavailable(r);
+		return;
+	}
+	preq_step(r);
+}
+
+static void db_done(struct panel_job *job)
+{
+	struct preq *r = (struct preq *)((char *)job - offsetof(struct preq, db.job));
+	if (job->cancelled) {
+		preq_unavailable(r);
+		return;
+	}
+	preq_step(r);
+}
+
+static void start_hash(struct preq *r, enum preq_state st, enum hash_op op, const char *password,
+		       const char *stored)
+{
+	preq_set_state(r, st);
+	r->hop = op;
+	r->hpassword = password;
+	r->hstored = stored;
+	r->hjob.work = hash_work;
+	r->hjob.done = job_done;
+	if (!panel_pool_submit(r->p->hash_pool, &r->hjob))
+		preq_unavailable(r);
+}
+
+static void start_db(struct preq *r, enum preq_state st, enum panel_db_op op, const char *a,
+		     const char *b, const char *c, const char *d, bool want_overview)
+{
+	preq_set_state(r, st);
+	r->db.op = op;
+	r->db.params[0] = a;
+	r->db.params[1] = b;
+	r->db.params[2] = c;
+	r->db.params[3] = d;
+	r->db.want_overview = want_overview;
+	if (!panel_db_submit(r->p->db_pool, &r->db, db_done))
+		preq_unavailable(r);
+}
+
+/* ---- login ---- */
+
+static void login_page(struct panel *p, struct evhttp_request *req, enum panel_lang lang, int code,
+		       const char *reason, const char *login, enum panel_msg error,
+		       enum panel_msg notice)
+{
+	char token[128];
+	struct evbuffer *b = evbuffer_new();
+	if (!b) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	/* keep a valid token: a second tab's login form must not invalidate the first */
+	if (!req_cookie(req, COOKIE_LOGIN, token, sizeof(token)) ||
+	    !login_token_valid(p, token, token, PANEL_LOGIN_TOKEN_MAX_AGE / 2)) {
+		login_token_new(p, token, sizeof(token));
+		add_cookie(p, req, COOKIE_LOGIN, token, "/login", PANEL_LOGIN_TOKEN_MAX_AGE);
+	}
+	struct panel_page pg = page_for(lang, NULL, token);
+	pg.notice = notice;
+	panel_page_login(b, &pg, login, error);
+	send_html(req, code, reason, b);
+}
+
+static void login_fail_answer(evutil_socket_t fd, short what, void *arg)
+{
+	struct preq *r = arg;
+	bool throttled = r->throttled;
+	(void)fd;
+	(void)what;
+	login_page(r->p, r->http, r->lang, throttled ? 429 : 401,
+		   throttled ? "Too Many Requests" : "Unauthorized", r->login, M_LOGIN_FAILED,
+		   PANEL_MSG__COUNT);
+	preq_finish(r);
+}
+
+/*
+ * login_failed - every failure looks the same: same text, and no answer
+ * before login_failure_delay has passed since the request came in, so
+ * neither the words nor the timing tell an unknown login from a wrong
+ * password (or from a throttled one).
+ */
+static void login_failed(struct preq *r, bool throttled)
+{
+	struct panel *p = r->p;
+	if (!throttled) {
+		uint64_t now = now_ms();
+		panel_throttle_fail(p->throttle_login, r->login, now);
+		panel_throttle_fail(p->throttle_addr, r->client, now);
+		log_notice("panel: failed login for \"%s\" from %s", r->login, r->client);
+	} else {
+		log_notice("panel: login for \"%s\" from %s refused: too many failures", r->login,
+			   r->client);
+		r->throttled = true;
+	}
+	preq_set_state(r, PREQ_FAIL_DELAY);
+	uint64_t elapsed = now_ms() - r->started_ms;
+	uint64_t wait = elapsed < p->cfg.failure_delay ? p->cfg.failure_delay - elapsed : 0;
+	struct timeval tv = { (time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000 };
+	r->timer = evtimer_new(p->base, login_fail_answer, r);
+	if (!r->timer || evtimer_add(r->timer, &tv) != 0)
+		login_fail_answer(-1, 0, r);
+}
+
+static void login_succeeded(struct preq *r)
+{
+	struct panel *p = r->p;
+	char old[PANEL_TOKEN_LEN + 1];
+	bool expired;
+	/* a new token at every login: a planted session id is never promoted */
+	if (req_cookie(r->http, COOKIE_SESSION, old, sizeof(old)))
+		panel_session_destroy(p->sessions, panel_session_find(p->sessions, old, now_ms(),
+								       &expired));
+	struct panel_session *s = panel_session_create(p->sessions, r->login, now_ms());
+	if (!s) {
+		preq_unavailable(r);
+		return;
+	}
+	panel_throttle_reset(p->throttle_login, r->login);
+	log_notice("panel: login \"%s\" from %s", r->login, r->client);
+	add_cookie(p, r->http, COOKIE_SESSION, s->token, "/", -1);
+	add_cookie(p, r->http, COOKIE_LOGIN, "", "/login", 0);
+	send_redirect(r->http, "/");
+	preq_finish(r);
+}
+
+/* valid_login - the shape vmail.valid_login accepts; others are looked up as nobody */
+static bool valid_login(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 32 || isdigit((unsigned char)s[0]) || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '_' ||
+		      s[i] == '-'))
+			return false;
+	return true;
+}
+
+/* ---- the state machine ---- */
+
+static void render_overview(struct preq *r, int code, const char *reason,
+			    const struct panel_overview *ov, const struct panel_refusal *ref)
+{
+	bool expired;
+	struct panel_session *s = panel_session_find(r->p->sessions, r->token, now_ms(), &expired);
+	if (!s) {
+		/* logged out (another tab) while the database answered */
+		send_redirect(r->http, expired ? "/login?expired=1" : "/login");
+		preq_finish(r);
+		return;
+	}
+	struct evbuffer *b = evbuffer_new();
+	if (!b) {
+		preq_unavailable(r);
+		return;
+	}
+	struct panel_page pg = page_for(r->lang, s->login, s->csrf);
+	if (!ref && s->flash != PANEL_MSG__COUNT) {
+		pg.notice = s->flash;
+		s->flash = PANEL_MSG__COUNT;
+	}
+	panel_page_overview(b, &pg, ov, ref);
+	send_html(r->http, code, reason, b);
+	preq_finish(r);
+}
+
+/* change_refused - draw the overview with the refusal next to its form; nothing changed */
+static void change_refused(struct preq *r, const struct panel_overview *ov, enum panel_msg msg,
+			   const char *detail)
+{
+	struct panel_refusal ref = { r->form_id, r->form ? panel_form_get(r->form, "address") : NULL,
+				     msg, detail, r->form };
+	render_overview(r, 422, "Unprocessable Content", ov, &ref);
+}
+
+static void start_action(struct preq *r)
+{
+	const char *address = panel_form_get(r->form, "address");
+	const char *target = panel_form_get(r->form, "target");
+	switch (r->op) {
+	case PANEL_DB_ALIAS_ADD:
+	case PANEL_DB_ALIAS_SET:
+		start_db(r, PREQ_ACTION, r->op, r->login, address, target, NULL, true);
+		break;
+	case PANEL_DB_ACCOUNT_ADD:
+		start_db(r, PREQ_ACTION, r->op, r->login, address, r->new_hash, r->quota, true);
+		break;
+	case PANEL_DB_ACCOUNT_PASSWD:
+		start_db(r, PREQ_ACTION, r->op, r->login, address, r->new_hash, NULL, true);
+		break;
+	case PANEL_DB_ACCOUNT_RESIZE:
+		start_db(r, PREQ_ACTION, r->op, r->login, address, r->quota, NULL, true);
+		break;
+	case PANEL_DB_PASSWD:
+		start_db(r, PREQ_ACTION, r->op, r->login, r->new_hash, NULL, NULL, true);
+		break;
+	default: /* alias and account delete */
+		start_db(r, PREQ_ACTION, r->op, r->login, address, NULL, NULL, true);
+		break;
+	}
+}
+
+static void preq_step(struct preq *r)
+{
+	struct panel *p = r->p;
+	switch (r->state) {
+	case PREQ_AUTH_LOOKUP:
+		if (r->db.status != PANEL_DB_OK) {
+			preq_unavailable(r);
+			return;
+		}
+		/* unknown or suspended: verify against the dummy, so the time taken is the same */
+		{
+			bool known = r->db.value != NULL;
+			const char *pw = panel_form_get(r->form, r->kind == PREQ_KIND_LOGIN ?
+								   "password" : "current");
+			if (known)
+				snprintf(r->stored, sizeof(r->stored), "%s", r->db.value);
+			else
+				r->stored[0] = '\0';
+			panel_db_call_clear(&r->db);
+			start_hash(r, PREQ_VERIFY, HASH_VERIFY, pw ? pw : "",
+				   known ? r->stored : p->dummy_hash);
+		}
+		return;
+	case PREQ_VERIFY: {
+		bool ok = r->verdict == PWHASH_MATCH && r->hstored != p->dummy_hash;
+		if (r->kind == PREQ_KIND_LOGIN) {
+			if (!ok) {
+				login_failed(r, false);
+				return;
+			}
+			if (r->needs_rehash) {
+				start_hash(r, PREQ_REHASH_HASH, HASH_NEW, panel_form_get(r->form, "password"),
+					   NULL);
+				return;
+			}
+			login_succeeded(r);
+			return;
+		}
+		/* own password change: the current one must be right */
+		if (!ok) {
+			uint64_t now = now_ms();
+			panel_throttle_fail(p->throttle_login, r->login, now);
+			panel_throttle_fail(p->throttle_addr, r->client, now);
+			r->local_refusal = M_PW_WRONG;
+			start_db(r, PREQ_OVERVIEW, PANEL_DB_OVERVIEW, r->login, NULL, NULL, NULL, false);
+			return;
+		}
+		start_hash(r, PREQ_HASH_NEW, HASH_NEW, panel_form_get(r->form, "password"), NULL);
+		return;
+	}
+	case PREQ_REHASH_HASH:
+		if (!r->hash_ok) {
+			login_succeeded(r); /* the old hash still works; try again next time */
+			return;
+		}
+		start_db(r, PREQ_REHASH_STORE, PANEL_DB_REHASH, r->login, r->stored, r->new_hash, NULL,
+			 false);
+		return;
+	case PREQ_REHASH_STORE:
+		if (r->db.status == PANEL_DB_OK && r->db.rehashed)
+			log_info("panel: password hash of \"%s\" upgraded to Argon2id", r->login);
+		else
+			log_warning("panel: password hash of \"%s\" not upgraded", r->login);
+		login_succeeded(r);
+		return;
+	case PREQ_OVERVIEW:
+		if (r->db.status != PANEL_DB_OK || !r->db.overview) {
+			if (r->db.status == PANEL_DB_REFUSED) {
+				/* the account is gone: end the session */
+				bool expired;
+				panel_session_destroy(p->sessions, panel_session_find(
+					p->sessions, r->token, now_ms(), &expired));
+				send_redirect(r->http, "/login");
+				preq_finish(r);
+				return;
+			}
+			preq_unavailable(r);
+			return;
+		}
+		if (r->local_refusal != PANEL_MSG__COUNT)
+			change_refused(r, r->db.overview, r->local_refusal, NULL);
+		else
+			render_overview(r, 200, "OK", r->db.overview, NULL);
+		return;
+	case PREQ_HASH_NEW:
+		if (!r->hash_ok) {
+			preq_unavailable(r);
+			return;
+		}
+		start_action(r);
+		return;
+	case PREQ_ACTION:
+		if (r->db.status == PANEL_DB_REFUSED && r->db.overview) {
+			enum panel_msg m = r->lang == PANEL_LANG_EN ? PANEL_MSG__COUNT :
+								      panel_rule_msg(r->db.sqlstate);
+			change_refused(r, r->db.overview, m, r->db.message);
+			return;
+		}
+		if (r->db.status != PANEL_DB_OK) {
+			preq_unavailable(r);
+			return;
+		}
+		{
+			bool expired;
+			struct panel_session *s =
+				panel_session_find(p->sessions, r->token, now_ms(), &expired);
+			if (s) {
+				s->flash = r->done_msg;
+				if (r->op == PANEL_DB_PASSWD)
+					panel_session_end_login(p->sessions, r->login, s);
+			}
+		}
+		log_info("panel: %s by \"%s\" from %s", r->form_id == PANEL_FORM_PASSWD ? "password change" :
+			 "change", r->login, r->client);
+		send_redirect(r->http, "/");
+		preq_finish(r);
+		return;
+	case PREQ_NEW:
+	case PREQ_FAIL_DELAY:
+	case PREQ_DONE:
+	case PREQ_STATE__COUNT:
+		break;
+	}
+	log_error("panel req: unexpected result in state %s", preq_state_names[r->state]);
+	preq_unavailable(r);
+}
+
+/* ---- handlers ---- */
+
+/* read_form - the POST body as a form; false (answered 400/413/415) when it is not one */
+static struct panel_form *read_form(struct evhttp_request *req, enum panel_lang lang)
+{
+	const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+	if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded",
+			       strlen("application/x-www-form-urlencoded")) != 0) {
+		send_message(req, lang, 415, "Unsupported Media Type", M_BAD_REQUEST);
+		return NULL;
+	}
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	if (len > PANEL_FORM_MAX_BODY) {
+		send_message(req, lang, 413, "Content Too Large", M_BAD_REQUEST);
+		return NULL;
+	}
+	struct panel_form *f = malloc(sizeof(*f));
+	unsigned char *body = evbuffer_pullup(in, -1);
+	if (!f) {
+		send_message(req, lang, 503, "Service Unavailable", M_UNAVAILABLE);
+		return NULL;
+	}
+	enum panel_form_status st = panel_form_parse((const char *)body, len, f);
+	/* the raw body held passwords too */
+	if (body)
+		sodium_memzero(body, len);
+	if (st != PANEL_FORM_OK) {
+		log_info("panel: malformed form: %s", panel_form_status_name(st));
+		sodium_memzero(f, sizeof(*f));
+		free(f);
+		send_message(req, lang, 400, "Bad Request", M_BAD_REQUEST);
+		return NULL;
+	}
+	return f;
+}
+
+static void handle_css(struct evhttp_request *req)
+{
+	size_t len;
+	const char *css = panel_html_css(&len);
+	struct evbuffer *b = evbuffer_new();
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	if (!b) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	evbuffer_add_reference(b, css, len, NULL, NULL);
+	security_headers(h);
+	evhttp_add_header(h, "Content-Type", "text/css; charset=utf-8");
+	evhttp_add_header(h, "Cache-Control", "max-age=3600");
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+}
+
+static void handle_lang(struct panel *p, struct evhttp_request *req, const char *code)
+{
+	int l = panel_lang_from_code(code);
+	if (l < 0) {
+		send_message(req, request_lang(req), 404, "Not Found", M_NOT_FOUND);
+		return;
+	}
+	add_cookie(p, req, COOKIE_LANG, code, "/", 365L * 24 * 3600);
+	send_redirect(req, "/");
+}
+
+/* current_session - the live session of this request, or NULL (*expired says why) */
+static struct panel_session *current_session(struct panel *p, struct evhttp_request *req,
+					     bool *expired)
+{
+	char token[PANEL_TOKEN_LEN + 1];
+	*expired = false;
+	if (!req_cookie(req, COOKIE_SESSION, token, sizeof(token)))
+		return NULL;
+	return panel_session_find(p->sessions, token, now_ms(), expired);
+}
+
+static void handle_login_get(struct panel *p, struct evhttp_request *req, enum panel_lang lang,
+			     const char *query)
+{
+	bool expired;
+	if (current_session(p, req, &expired)) {
+		send_redirect(req, "/");
+		return;
+	}
+	enum panel_msg notice = PANEL_MSG__COUNT;
+	if (query && strcmp(query, "expired=1") == 0)
+		notice = M_EXPIRED;
+	else if (query && strcmp(query, "out=1") == 0)
+		notice = M_LOGGED_OUT;
+	login_page(p, req, lang, 200, "OK", NULL, PANEL_MSG__COUNT, notice);
+}
+
+static void handle_login_post(struct panel *p, struct evhttp_request *req, enum panel_lang lang)
+{
+	char cookie[128];
+	struct panel_form *f = read_form(req, lang);
+	if (!f)
+		return;
+	if (!req_cookie(req, COOKIE_LOGIN, cookie, sizeof(cookie)) ||
+	    !login_token_valid(p, panel_form_get(f, "csrf"), cookie, PANEL_LOGIN_TOKEN_MAX_AGE)) {
+		sodium_memzero(f, sizeof(*f));
+		free(f);
+		log_info("panel: login form without a valid CSRF token");
+		send_message(req, lang, 403, "Forbidden", M_CSRF);
+		return;
+	}
+	struct preq *r = preq_new(p, req, PREQ_KIND_LOGIN, lang);
+	if (!r) {
+		sodium_memzero(f, sizeof(*f));
+		free(f);
+		send_message(req, lang, 503, "Service Unavailable", M_UNAVAILABLE);
+		return;
+	}
+	r->form = f;
+	const char *login = panel_form_get(f, "login");
+	const char *pw = panel_form_get(f, "password");
+	snprintf(r->login, sizeof(r->login), "%s", login ? login : "");
+	for (char *c = r->login; *c; c++)
+		*c = (char)tolower((unsigned char)*c);
+	uint64_t now = now_ms();
+	if (panel_throttle_blocked(p->throttle_login, r->login, now) ||
+	    panel_throttle_blocked(p->throttle_addr, r->client, now)) {
+		login_failed(r, true);
+		return;
+	}
+	if (!pw || !*pw || strlen(pw) > PANEL_MAX_PASSWORD || !valid_login(r->login)) {
+		/* nobody can have this login: same work as an unknown one */
+		preq_set_state(r, PREQ_AUTH_LOOKUP);
+		r->db.status = PANEL_DB_OK;
+		r->db.value = NULL;
+		preq_step(r);
+		return;
+	}
+	start_db(r, PREQ_AUTH_LOOKUP, PANEL_DB_AUTH, r->login, NULL, NULL, NULL, false);
+}
+
+static void handle_logout(struct panel *p, struct evhttp_request *req, enum panel_lang lang)
+{
+	bool expired;
+	struct panel_form *f = read_form(req, lang);
+	if (!f)
+		return;
+	struct panel_session *s = current_session(p, req, &expired);
+	if (s && !panel_token_equal(panel_form_get(f, "csrf"), s->csrf)) {
+		free(f);
+		send_message(req, lang, 403, "Forbidden", M_CSRF);
+		return;
+	}
+	free(f);
+	if (s) {
+		log_info("panel: logout \"%s\"", s->login);
+		panel_session_destroy(p->sessions, s);
+	}
+	add_cookie(p, req, COOKIE_SESSION, "", "/", 0);
+	send_redirect(req, "/login?out=1");
+}
+
+static void handle_overview(struct panel *p, struct evhttp_request *req, enum panel_lang lang)
+{
+	bool expired;
+	struct panel_session *s = current_session(p, req, &expired);
+	if (!s) {
+		send_redirect(req, expired ? "/login?expired=1" : "/login");
+		return;
+	}
+	struct preq *r = preq_new(p, req, PREQ_KIND_PAGE, lang);
+	if (!r) {
+		send_message(req, lang, 503, "Service Unavailable", M_UNAVAILABLE);
+		return;
+	}
+	snprintf(r->login, sizeof(r->login), "%s", s->login);
+	snprintf(r->token, sizeof(r->token), "%s", s->token);
+	start_db(r, PREQ_OVERVIEW, PANEL_DB_OVERVIEW, r->login, NULL, NULL, NULL, false);
+}
+
+static const struct {
+	const char *path;
+	enum panel_form_id form;
+	enum panel_db_op op;
+	enum panel_msg done;
+	const char *required[4];
+	bool new_password; /* password (+ password2 when in required) must be hashed */
+} changes[] = {
+	{ "/alias/add", PANEL_FORM_ALIAS_ADD, PANEL_DB_ALIAS_ADD, M_DONE_ALIAS_ADD,
+	  { "address", "target" }, false },
+	{ "/alias/set", PANEL_FORM_ALIAS_SET, PANEL_DB_ALIAS_SET, M_DONE_ALIAS_SET,
+	  { "address", "target" }, false },
+	{ "/alias/del", PANEL_FORM_ALIAS_DEL, PANEL_DB_ALIAS_DEL, M_DONE_ALIAS_DEL, { "address" },
+	  false },
+	{ "/account/add", PANEL_FORM_ACCOUNT_ADD, PANEL_DB_ACCOUNT_ADD, M_DONE_ACCOUNT_ADD,
+	  { "address", "password", "password2", "quota" }, true },
+	{ "/account/passwd", PANEL_FORM_ACCOUNT_PASSWD, PANEL_DB_ACCOUNT_PASSWD,
+	  M_DONE_ACCOUNT_PASSWD, { "address", "password" }, true },
+	{ "/account/resize", PANEL_FORM_ACCOUNT_RESIZE, PANEL_DB_ACCOUNT_RESIZE,
+	  M_DONE_ACCOUNT_RESIZE, { "address", "quota" }, false },
+	{ "/account/del", PANEL_FORM_ACCOUNT_DEL, PANEL_DB_ACCOUNT_DEL, M_DONE_ACCOUNT_DEL,
+	  { "address" }, false },
+	{ "/passwd", PANEL_FORM_PASSWD, PANEL_DB_PASSWD, M_DONE_PASSWD,
+	  { "current", "password", "password2" }, true },
+};
+
+/* check_change - local checks before the database; PANEL_MSG__COUNT when fine */
+static enum panel_msg check_change(struct preq *r, size_t idx)
+{
+	for (size_t i = 0; i < 4 && changes[idx].required[i]; i++) {
+		const char *v = panel_form_get(r->form, changes[idx].required[i]);
+		if (!v || !*v)
+			return M_MISSING;
+	}
+	if (changes[idx].new_password) {
+		const char *pw = panel_form_get(r->form, "password");
+		const char *pw2 = panel_form_get(r->form, "password2");
+		size_t n = strlen(pw);
+		if (n < PANEL_MIN_PASSWORD || n > PANEL_MAX_PASSWORD)
+			return M_PW_LENGTH;
+		if (pw2 && strcmp(pw, pw2) != 0)
+			return M_PW_MISMATCH;
+	}
+	const char *quota = panel_form_get(r->form, "quota");
+	if (quota) {
+		uint64_t bytes;
+		char err[160];
+		if (!size_parse(quota, &bytes, err, sizeof(err)) || bytes == 0)
+			return M_BAD_SIZE;
+		snprintf(r->quota, sizeof(r->quota), "%llu", (unsigned long long)bytes);
+	}
+	return PANEL_MSG__COUNT;
+}
+
+static void handle_change(struct panel *p, struct evhttp_request *req, enum panel_lang lang,
+			  size_t idx)
+{
+	bool expired;
+	struct panel_form *f = read_form(req, lang);
+	if (!f)
+		return;
+	struct panel_session *s = current_session(p, req, &expired);
+	if (!s || !panel_token_equal(panel_form_get(f, "csrf"), s->csrf)) {
+		sodium_memzero(f, sizeof(*f));
+		free(f);
+		if (!s && expired) {
+			send_redirect(req, "/login?expired=1");
+			return;
+		}
+		log_info("panel: %s without a valid session and CSRF token", changes[idx].path);
+		send_message(req, lang, 403, "Forbidden", M_CSRF);
+		return;
+	}
+	struct preq *r = preq_new(p, req, PREQ_KIND_CHANGE, lang);
+	if (!r) {
+		sodium_memzero(f, sizeof(*f));
+		free(f);
+		send_message(req, lang, 503, "Service Unavailable", M_UNAVAILABLE);
+		return;
+	}
+	r->form = f;
+	r->form_id = changes[idx].form;
+	r->op = changes[idx].op;
+	r->done_msg = changes[idx].done;
+	snprintf(r->login, sizeof(r->login), "%s", s->login);
+	snprintf(r->token, sizeof(r->token), "%s", s->token);
+
+	enum panel_msg bad = check_change(r, idx);
+	if (bad != PANEL_MSG__COUNT) {
+		r->local_refusal = bad;
+		start_db(r, PREQ_OVERVIEW, PANEL_DB_OVERVIEW, r->login, NULL, NULL, NULL, false);
+		return;
+	}
+	if (r->op == PANEL_DB_PASSWD) {
+		uint64_t now = now_ms();
+		if (panel_throttle_blocked(p->throttle_login, r->login, now) ||
+		    panel_throttle_blocked(p->throttle_addr, r->client, now)) {
+			r->local_refusal = M_LOGIN_FAILED;
+			start_db(r, PREQ_OVERVIEW, PANEL_DB_OVERVIEW, r->login, NULL, NULL, NULL, false);
+			return;
+		}
+		start_db(r, PREQ_AUTH_LOOKUP, PANEL_DB_AUTH, r->login, NULL, NULL, NULL, false);
+		return;
+	}
+	if (changes[idx].new_password) {
+		start_hash(r, PREQ_HASH_NEW, HASH_NEW, panel_form_get(f, "password"), NULL);
+		return;
+	}
+	start_action(r);
+}
+
+static void route(struct evhttp_request *req, void *arg)
+{
+	struct panel *p = arg;
+	const char *uri = evhttp_request_get_uri(req);
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	enum panel_lang lang = request_lang(req);
+	char path[PANEL_MAX_URI + 1];
+	const char *query = NULL;
+
+	if (p->stopping) {
+		send_message(req, lang, 503, "Service Unavailable", M_UNAVAILABLE);
+		return;
+	}
+	if (!uri || strlen(uri) > PANEL_MAX_URI) {
+		send_message(req, lang, 414, "URI Too Long", M_BAD_REQUEST);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s", uri);
+	char *q = strchr(path, '?');
+	if (q) {
+		*q = '\0';
+		query = q + 1;
+	}
+	bool get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
+	bool post = cmd == EVHTTP_REQ_POST;
+
+	if (get && strcmp(path, "/style.css") == 0) {
+		handle_css(req);
+	} else if (get && strcmp(path, "/favicon.ico") == 0) {
+		/* browsers ask on every visit; nothing to show, nothing to log */
+		security_headers(evhttp_request_get_output_headers(req));
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control",
+				  "max-age=86400");
+		evhttp_send_reply(req, 204, "No Content", NULL);
+	} else if (get && strncmp(path, "/lang/", 6) == 0) {
+		handle_lang(p, req, path + 6);
+	} else if (get && strcmp(path, "/") == 0) {
+		handle_overview(p, req, lang);
+	} else if (get && strcmp(path, "/login") == 0) {
+		handle_login_get(p, req, lang, query);
+	} else if (post && strcmp(path, "/login") == 0) {
+		handle_login_post(p, req, lang);
+	} else if (post && strcmp(path, "/logout") == 0) {
+		handle_logout(p, req, lang);
+	} else {
+		for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
+			if (strcmp(path, changes[i].path) != 0)
+				continue;
+			if (post)
+				handle_change(p, req, lang, i);
+			else
+				send_message(req, lang, 405, "Method Not Allowed", M_BAD_REQUEST);
+			return;
+		}
+		send_message(req, lang, 404, "Not Found", M_NOT_FOUND);
+	}
+}
+
+/* ---- life cycle ---- */
+
+static void sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct panel *p = arg;
+	(void)fd;
+	(void)what;
+	size_t n = panel_sessions_sweep(p->sessions, now_ms());
+	if (n)
+		log_debug("panel: %zu expired sessions removed, %zu open", n,
+			  panel_sessions_count(p->sessions));
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct panel *p = arg;
+	(void)what;
+	log_notice("panel: signal %d, stopping", (int)sig);
+	p->stopping = true;
+	event_base_loopexit(p->base, NULL);
+}
+
+/* drop_privileges - to panel_user/panel_group; refuse to stay root unless a test says so */
+static bool drop_privileges(const struct panel_config *cfg, char *err, size_t errlen)
+{
+	const char *allow = getenv(PRIVDROP_ALLOW_ROOT_ENV);
+	if (!cfg->user[0]) {
+		if (geteuid() == 0 && !(allow && strcmp(allow, "1") == 0)) {
+			snprintf(err, errlen, "refusing to run as root: set panel_user");
+			return false;
+		}
+		return true;
+	}
+	struct passwd *pw = getpwnam(cfg->user);
+	if (!pw) {
+		snprintf(err, errlen, "panel_user: unknown user \"%s\"", cfg->user);
+		return false;
+	}
+	gid_t gid = pw->pw_gid;
+	if (cfg->group[0]) {
+		struct group *gr = getgrnam(cfg->group);
+		if (!gr) {
+			snprintf(err, errlen, "panel_group: unknown group \"%s\"", cfg->group);
+			return false;
+		}
+		gid = gr->gr_gid;
+	}
+	if (geteuid() != 0) {
+		if (pw->pw_uid != geteuid()) {
+			snprintf(err, errlen, "panel_user: not running as root, cannot switch");
+			return false;
+		}
+		return true;
+	}
+	if (pw->pw_uid == 0 && !(allow && strcmp(allow, "1") == 0)) {
+		snprintf(err, errlen, "refusing to run as root: panel_user resolves to uid 0");
+		return false;
+	}
+	if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0) {
+		snprintf(err, errlen, "dropping privileges: %s", strerror(errno));
+		return false;
+	}
+	if (pw->pw_uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+		snprintf(err, errlen, "privilege drop did not stick: could regain root");
+		return false;
+	}
+	log_info("panel: running as %s (uid %u, gid %u)", cfg->user, (unsigned)pw->pw_uid,
+		 (unsigned)gid);
+	return true;
+}
+
+/* teardown - answer what is still open, then free in reverse order of creation */
+static void teardown(struct panel *p)
+{
+	p->stopping = true;
+	panel_pool_free(p->hash_pool); /* cancelled jobs answer 503 and finish */
+	panel_pool_free(p->db_pool);
+	p->hash_pool = p->db_pool = NULL;
+	bool answered = !TAILQ_EMPTY(&p->preqs);
+	while (!TAILQ_EMPTY(&p->preqs))
+		preq_unavailable(TAILQ_FIRST(&p->preqs));
+	if (answered && p->base) {
+		/* let those 503s reach their clients before the connections are freed */
+		struct timeval flush = { 0, 200000 };
+		event_base_loopexit(p->base, &flush);
+		event_base_dispatch(p->base);
+	}
+	if (p->http)
+		evhttp_free(p->http);
+	if (p->sweep)
+		event_free(p->sweep);
+	if (p->sig_term)
+		event_free(p->sig_term);
+	if (p->sig_int)
+		event_free(p->sig_int);
+	panel_sessions_free(p->sessions);
+	panel_throttle_free(p->throttle_login);
+	panel_throttle_free(p->throttle_addr);
+	if (p->base)
+		event_base_free(p->base);
+	sodium_memzero(p->login_key, sizeof(p->login_key));
+	panel_config_free(&p->cfg);
+}
+
+static int listen_all(struct panel *p, int *fds, size_t *nfds)
+{
+	struct endpoint_list eps;
+	char err[300];
+	*nfds = 0;
+	if (!endpoint_parse_list(p->cfg.listen, &eps, err, sizeof(err))) {
+		log_error("panel_listen: %s", err);
+		return -1;
+	}
+	for (size_t i = 0; i < eps.count; i++) {
+		struct endpoint_perms perms = { (uid_t)-1, (gid_t)-1, 0660 };
+		int fd = endpoint_listen(&eps.items[i], &perms, PANEL_BACKLOG, err, sizeof(err));
+		if (fd < 0) {
+			log_error("panel_listen %s: %s", eps.items[i].text, err);
+			return -1;
+		}
+		fds[(*nfds)++] = fd;
+		log_info("panel: listening on %s", eps.items[i].text);
+	}
+	return 0;
+}
+
+int panel_server_run(const char *path)
+{
+	struct panel p;
+	char err[512];
+	int fds[ENDPOINT_MAX];
+	size_t nfds = 0;
+	int status = 1;
+
+	memset(&p, 0, sizeof(p));
+	TAILQ_INIT(&p.preqs);
+	log_init("vmail-panel", false, LOG_LEVEL_INFO);
+	if (!panel_config_load(path, &p.cfg, err, sizeof(err))) {
+		log_error("%s", err);
+		return 1;
+	}
+	log_init("vmail-panel", p.cfg.log_syslog, p.cfg.log_level);
+	if (p.cfg.ignored_keys)
+		log_debug("panel: %u keys of other programs in %s ignored", p.cfg.ignored_keys,
+			  path);
+	if (listen_all(&p, fds, &nfds) < 0)
+		goto out;
+	if (!pwhash_init(err, sizeof(err))) {
+		log_error("%s", err);
+		goto out;
+	}
+	if (!drop_privileges(&p.cfg, err, sizeof(err))) {
+		log_error("%s", err);
+		goto out;
+	}
+	/*
+	 * The dummy hash for unknown logins is made now, at the cost new hashes
+	 * get, so verifying against it takes as long as against a real one.
+	 */
+	{
+		char pw[PANEL_TOKEN_LEN + 1];
+		panel_token_new(pw);
+		if (!pwhash_hash(pw, p.dummy_hash, sizeof(p.dummy_hash), err, sizeof(err))) {
+			log_error("panel: %s", err);
+			goto out;
+		}
+		sodium_memzero(pw, sizeof(pw));
+	}
+	crypto_auth_keygen(p.login_key);
+	if (evthread_use_pthreads() != 0) {
+		log_error("panel: libevent has no pthreads support");
+		goto out;
+	}
+	p.base = event_base_new();
+	p.sessions = panel_sessions_new(p.cfg.max_sessions, p.cfg.session_idle,
+					p.cfg.session_max_age);
+	p.throttle_login = panel_throttle_new(p.cfg.throttle_login, p.cfg.throttle_window,
+					      PANEL_THROTTLE_KEYS);
+	p.throttle_addr = panel_throttle_new(p.cfg.throttle_address, p.cfg.throttle_window,
+					     PANEL_THROTTLE_KEYS);
+	if (!p.base || !p.sessions || !p.throttle_login || !p.throttle_addr) {
+		log_error("panel: out of memory");
+		goto out;
+	}
+	p.db_settings.conninfo = p.cfg.database;
+	p.db_settings.timeout_ms = p.cfg.db_timeout;
+	p.hash_pool = panel_pool_new(p.base, "hash", p.cfg.hash_workers,
+				     p.cfg.hash_workers * PANEL_HASH_QUEUE_PER_THREAD, NULL);
+	p.db_pool = panel_db_pool_new(p.base, &p.db_settings, p.cfg.db_workers, PANEL_DB_QUEUE);
+	p.http = evhttp_new(p.base);
+	if (!p.hash_pool || !p.db_pool || !p.http) {
+		log_error("panel: cannot start the workers or the HTTP server");
+		goto out;
+	}
+	evhttp_set_max_headers_size(p.http, PANEL_MAX_HEADERS);
+	evhttp_set_max_body_size(p.http, PANEL_FORM_MAX_BODY);
+	evhttp_set_timeout(p.http, (int)((p.cfg.request_timeout + 999) / 1000));
+	evhttp_set_allowed_methods(p.http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
+	evhttp_set_gencb(p.http, route, &p);
+	for (size_t i = 0; i < nfds; i++) {
+		if (!evhttp_accept_socket_with_handle(p.http, fds[i])) {
+			log_error("panel: cannot accept on a listener");
+			goto out;
+		}
+		fds[i] = -1; /* evhttp owns it now */
+	}
+	signal(SIGPIPE, SIG_IGN);
+	p.sig_term = evsignal_new(p.base, SIGTERM, signal_cb, &p);
+	p.sig_int = evsignal_new(p.base, SIGINT, signal_cb, &p);
+	p.sweep = event_new(p.base, -1, EV_PERSIST, sweep_cb, &p);
+	struct timeval sweep_tv = { PANEL_SWEEP_MS / 1000, 0 };
+	if (!p.sig_term || !p.sig_int || !p.sweep || evsignal_add(p.sig_term, NULL) ||
+	    evsignal_add(p.sig_int, NULL) || event_add(p.sweep, &sweep_tv)) {
+		log_error("panel: cannot set up signals and timers");
+		goto out;
+	}
+	log_notice("panel: ready (%u hash workers, %u database workers)", p.cfg.hash_workers,
+		   p.cfg.db_workers);
+	event_base_dispatch(p.base);
+	status = 0;
+out:
+	for (size_t i = 0; i < nfds; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	teardown(&p);
+	log_notice("panel: stopped");
+	return status;
+}
+
+static void print_line(const char *text, void *arg)
+{
+	(void)arg;
+	printf("%s\n", text);
+}
+
+int panel_server_check_config(const char *path)
+{
+	struct panel_config cfg;
+	char err[512];
+	log_init("vmail-panel", false, LOG_LEVEL_INFO);
+	if (!panel_config_load(path, &cfg, err, sizeof(err))) {
+		fprintf(stderr, "vmail-panel: %s\n", err);
+		return 1;
+	}
+	panel_config_print(&cfg, print_line, NULL);
+	if (cfg.ignored_keys)
+		printf("# %u keys of other programs ignored\n", cfg.ignored_keys);
+	panel_config_free(&cfg);
+	return 0;
+}

@@ -1,0 +1,123 @@
+/* ctl_db: "vmailctl db migrate|status" — the schema's version and upgrades. */
+#include "ctl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "migrate.h"
+
+static int db_migrate(struct ctl *ctx, const struct ctl_args *a)
+{
+	(void)a;
+	struct migrate_set set;
+	char err[1024], actor[96];
+	if (!migrate_scan(ctx->schema_dir, &set, err, sizeof(err)))
+		return ctl_fail("%s", err);
+	snprintf(actor, sizeof(actor), "admin:%s", ctx->os_user);
+	bool ok = migrate_apply(ctx->db, &set, actor, stdout, err, sizeof(err));
+	migrate_set_free(&set);
+	return ok ? CTL_EXIT_OK : ctl_fail("%s", err);
+}
+
+static int db_status(struct ctl *ctx, const struct ctl_args *a)
+{
+	(void)a;
+	struct migrate_set set;
+	char err[1024];
+	if (!migrate_scan(ctx->schema_dir, &set, err, sizeof(err)))
+		return ctl_fail("%s", err);
+	int dbv;
+	if (!migrate_db_version(ctx->db, &dbv, err, sizeof(err))) {
+		migrate_set_free(&set);
+		return ctl_fail("%s", err);
+	}
+	PGresult *r = NULL;
+	if (dbv >= 0) {
+		r = ctl_exec(ctx,
+			     "SELECT version, name, checksum, to_char(applied_at, 'YYYY-MM-DD HH24:MI:SS'),"
+			     " applied_by, to_json(name)::text, to_json(applied_by)::text"
+			     " FROM vmail_meta.migrations ORDER BY version",
+			     0, NULL);
+		if (!r) {
+			migrate_set_free(&set);
+			return CTL_EXIT_FAIL;
+		}
+	}
+	int latest = migrate_latest(&set), pending = 0;
+	const char *state = dbv < 0 ? "empty" : dbv > latest ? "newer" : "current";
+	for (size_t i = 0; i < set.count; i++) {
+		bool found = false;
+		for (int k = 0; r && k < PQntuples(r); k++)
+			found |= atoi(PQgetvalue(r, k, 0)) == set.steps[i].version;
+		pending += !found;
+	}
+	if (pending && strcmp(state, "current") == 0)
+		state = "behind";
+	/* Text from the table comes JSON-quoted by PostgreSQL; file names are [A-Za-z0-9_-]. */
+	if (ctx->json)
+		printf("{\"database_version\": %d, \"latest\": %d, \"pending\": %d, \"state\": \"%s\", "
+		       "\"applied\": [",
+		       dbv < 0 ? 0 : dbv, latest, pending, state);
+	else
+		printf("database version  %d\nlatest available  %d (%s)\nstate             %s\n\n",
+		       dbv < 0 ? 0 : dbv, latest, ctx->schema_dir,
+		       !strcmp(state, "empty")	  ? "no schema yet: run \"vmailctl db migrate\""
+		       : !strcmp(state, "newer")  ? "database is newer than this vmailctl"
+		       : !strcmp(state, "behind") ? "migrations pending: run \"vmailctl db migrate\""
+						  : "up to date");
+	for (int k = 0; r && k < PQntuples(r); k++) {
+		int v = atoi(PQgetvalue(r, k, 0));
+		const char *mark = "  (no such file here)";
+		for (size_t i = 0; i < set.count; i++) {
+			char sum[65];
+			if (set.steps[i].version != v)
+				continue;
+			/* An edited migration never reaches databases that already applied it. */
+			bool same = !PQgetisnull(r, k, 2) &&
+				    migrate_checksum(set.steps[i].path, sum, err, sizeof(err)) &&
+				    strcmp(sum, PQgetvalue(r, k, 2)) == 0;
+			mark = same ? "" : "  (file changed since it was applied)";
+		}
+		if (ctx->json)
+			printf("%s{\"version\": %d, \"name\": %s, \"applied_at\": \"%s\", "
+			       "\"applied_by\": %s, \"file\": \"%s\"}",
+			       k ? ", " : "", v, PQgetvalue(r, k, 5), PQgetvalue(r, k, 3), PQgetvalue(r, k, 6),
+			       !*mark ? "same" : strstr(mark, "changed") ? "changed" : "missing");
+		else
+			printf("applied  %-28s %s  %s%s\n", PQgetvalue(r, k, 1), PQgetvalue(r, k, 3),
+			       PQgetvalue(r, k, 4), mark);
+	}
+	if (ctx->json)
+		fputs("], \"pending_steps\": [", stdout);
+	int shown = 0;
+	for (size_t i = 0; i < set.count; i++) {
+		bool found = false;
+		for (int k = 0; r && k < PQntuples(r); k++)
+			found |= atoi(PQgetvalue(r, k, 0)) == set.steps[i].version;
+		if (found)
+			continue;
+		if (ctx->json)
+			printf("%s\"%s\"", shown++ ? ", " : "", set.steps[i].name);
+		else
+			printf("pending  %s\n", set.steps[i].name);
+	}
+	if (ctx->json)
+		fputs("]}\n", stdout);
+	PQclear(r);
+	migrate_set_free(&set);
+	return CTL_EXIT_OK;
+}
+
+static const struct ctl_verb db_verbs[] = {
+	{ "migrate", "", 0, 0, CTL_ADMIN | CTL_NO_SCHEMA, "create or upgrade the schema",
+	  "Applies each missing schema/NNN_name.sql in order, each in its own transaction, and\n"
+	  "records it in vmail_meta.migrations.  Running it again is a no-op.  A database whose\n"
+	  "schema is newer than these migrations is refused.",
+	  NULL, db_migrate },
+	{ "status", "", 0, 0, CTL_ADMIN | CTL_NO_SCHEMA, "show applied and pending migrations", NULL, NULL,
+	  db_status },
+	{ NULL, NULL, 0, 0, 0, NULL, NULL, NULL, NULL },
+};
+
+const struct ctl_noun ctl_noun_db = { "db", "the database schema (migrations)", db_verbs, NULL };

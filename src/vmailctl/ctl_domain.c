@@ -1,0 +1,464 @@
+/*
+ * ctl_domain: "vmailctl domain add|list|show|confirm|registered|verify|check|set|del" — one
+ * virtual mail server per DNS domain, and its life cycle (docs/domains.md).
+ */
+#include "ctl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "vmail/cfgfile.h"
+#include "vmail/config.h"
+#include "dnscheck.h"
+
+static int domain_add(struct ctl *ctx, const struct ctl_args *a)
+{
+	const char *p[] = { a->argv[0], a->argv[1] };
+	if (!ctl_begin(ctx))
+		return CTL_EXIT_FAIL;
+	PGresult *r = ctl_exec(ctx, "SELECT vmail.domain_add($1, $2)", 2, p);
+	if (!r)
+		return CTL_EXIT_FAIL;
+	PQclear(r);
+	r = ctl_exec(ctx, "SELECT name, kind, state FROM vmail.domain WHERE name = lower(btrim($1))", 1,
+		     p + 1);
+	if (!r)
+		return CTL_EXIT_FAIL;
+	int rc = ctl_commit(ctx);
+	if (rc == CTL_EXIT_OK && PQntuples(r) == 1)
+		printf("domain %s added: %s, %s\n", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
+		       PQgetvalue(r, 0, 2));
+	PQclear(r);
+	return rc;
+}
+
+static int domain_state(struct ctl *ctx, const char *name, const char *state)
+{
+	const char *p[] = { name, state };
+	char done[300];
+	snprintf(done, sizeof(done), "domain %s is now %s", name, state);
+	return ctl_run(ctx, "SELECT vmail.domain_set_state($1, $2)", 2, p, done);
+}
+
+static int domain_confirm(struct ctl *ctx, const struct ctl_args *a)
+{
+	return domain_state(ctx, a->argv[0], "active");
+}
+
+static int domain_set(struct ctl *ctx, const struct ctl_args *a)
+{
+	const char *st = ctl_opt_value(a, "state");
+	if (!st)
+		return ctl_usage_error(a, "domain set: nothing to change");
+	return domain_state(ctx, a->argv[0], st);
+}
+
+static int domain_del(struct ctl *ctx, const struct ctl_args *a)
+{
+	const char *p[] = { a->argv[0] };
+	char done[300];
+	snprintf(done, sizeof(done), "domain %s deleted", a->argv[0]);
+	return ctl_run(ctx, "SELECT vmail.domain_del($1)", 1, p, done);
+}
+
+#define DOMAIN_COLS                                                                                \
+	"SELECT d.name, coalesce(c.name, '(ISP)') AS customer, d.kind, d.state,"                   \
+	" (SELECT count(*) FROM vmail.alias a WHERE a.domain_id = d.id) AS aliases,"               \
+	" (SELECT count(*) FROM vmail.mail_account m WHERE m.domain_id = d.id AND m.kind = 'free')" \
+	"  AS free_accounts,"                                                                      \
+	" (SELECT count(*) FROM vmail.mail_account m WHERE m.domain_id = d.id AND m.kind = 'paid')" \
+	"  AS paid_accounts"                                                                       \
+	" FROM vmail.domain d LEFT JOIN vmail.customer c ON c.id = d.customer_id"
+
+static int domain_list(struct ctl *ctx, const struct ctl_args *a)
+{
+	const char *p[] = { ctl_opt_value(a, "customer") };
+	if (ctl_flag(a, "pending"))
+		return ctl_print_list(ctx,
+				      "SELECT * FROM vmail.domain_pending() WHERE $1::text IS NULL OR customer = lower($1)",
+				      1, p, NULL);
+	return ctl_print_list(ctx, DOMAIN_COLS " WHERE $1::text IS NULL OR c.name = lower($1) ORDER BY d.name",
+			      1, p, NULL);
+}
+
+static int domain_show(struct ctl *ctx, const struct ctl_args *a)
+{
+	const char *p[] = { a->argv[0] };
+	char nf[300];
+	snprintf(nf, sizeof(nf), "unknown domain \"%s\"", a->argv[0]);
+	return ctl_print_show(ctx,
+			      "SELECT q.*, d.verify_token, vmail.domain_proof_record(d.name) AS proof_record,"
+			      " to_char(d.created_at, 'YYYY-MM-DD HH24:MI') AS created,"
+			      " to_char(d.activated_at, 'YYYY-MM-DD HH24:MI') AS activated,"
+			      " ARRAY(SELECT s.login FROM vmail.shell_account s WHERE s.mail_domain_id = d.id"
+			      "  ORDER BY 1) AS mail_domain_of"
+			      " FROM (" DOMAIN_COLS " WHERE d.name = lower(btrim($1))) q"
+			      " JOIN vmail.domain d ON d.name = q.name",
+			      1, p, NULL, nf);
+}
+
+static int domain_registered(struct ctl *ctx, const struct ctl_args *a)
+{
+	const char *p[] = { a->argv[0] };
+	char done[300];
+	snprintf(done, sizeof(done), "domain %s is registered and now active", a->argv[0]);
+	return ctl_run(ctx, "SELECT vmail.domain_registered($1)", 1, p, done);
+}
+
+/* ---- DNS: ownership proof and delivery check ---- */
+
+struct dns {
+	struct event_base *base;
+	struct dnscheck_resolver *res;
+};
+
+/* The resolver from the configuration file's dns_* keys, which vmaild accepts and ignores. */
+static bool dns_open(struct ctl *ctx, struct dns *d)
+{
+	const char *path = ctl_config_path(ctx);
+	struct cfgfile cf;
+	char err[512];
+	memset(d, 0, sizeof(*d));
+	if (!cfgfile_load(path, &cf, err, sizeof(err)))
+		return (ctl_fail("cannot read configuration: %s", err), false);
+	const char *conf = cfgfile_get(&cf, "dns_resolv_conf");
+	const char *servers = cfgfile_get(&cf, "dns_nameserver");
+	const char *timeout = cfgfile_get(&cf, "dns_timeout");
+	unsigned long ms = 3000;
+	if (timeout && (!config_parse_duration(timeout, &ms) || ms < 100 || ms > 60000)) {
+		ctl_fail("%s: dns_timeout \"%s\": expected a duration from 100ms to 60s", path, timeout);
+		cfgfile_free(&cf);
+		return false;
+	}
+	d->base = event_base_new();
+	if (d->base)
+		d->res = dnscheck_resolver_new(d->base, conf, servers, (unsigned)ms, err, sizeof(err));
+	else
+		snprintf(err, sizeof(err), "cannot create an event base");
+	cfgfile_free(&cf);
+	if (!d->res) {
+		ctl_fail("%s: DNS: %s", path, err);
+		if (d->base)
+			event_base_free(d->base);
+		return false;
+	}
+	return true;
+}
+
+static void dns_close(struct dns *d)
+{
+	dnscheck_resolver_free(d->res);
+	if (d->base)
+		event_base_free(d->base);
+}
+
+/* A PostgreSQL text[] literal of the records (quotes and backslashes escaped); NULL on no memory. */
+static char *array_literal(const struct dnscheck_answer *ans, bool with_pref)
+{
+	size_t cap = 3 + ans->count * (2 * DNSCHECK_TEXT_MAX + 16);
+	char *s = malloc(cap), *o = s;
+	if (!s)
+		return NULL;
+	*o++ = '{';
+	for (size_t i = 0; i < ans->count; i++) {
+		if (i)
+			*o++ = ',';
+		*o++ = '"';
+		if (with_pref)
+			o += snprintf(o, 16, "%u ", ans->rec[i].pref);
+		for (const char *t = ans->rec[i].text; *t; t++) {
+			if (*t == '"' || *t == '\\')
+				*o++ = '\\';
+			*o++ = *t;
+		}
+		*o++ = '"';
+	}
+	*o++ = '}';
+	*o = '\0';
+	return s;
+}
+
+/* "\"a\", \"b\"" for messages, cut to fit */
+static void quoted_list(const struct dnscheck_answer *ans, char *out, size_t outlen)
+{
+	size_t o = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < ans->count && o + 1 < outlen; i++) {
+		int n = snprintf(out + o, outlen - o, "%s\"%s\"", i ? ", " : "", ans->rec[i].text);
+		if (n < 0)
+			break;
+		o += (size_t)n;
+	}
+}
+
+enum verify_mode { VERIFY_ONE, VERIFY_ALL };
+
+/*
+ * One domain: look up its proof record, record the outcome (activating the domain on a
+ * match) and say what was found.  Returns the exit status for this domain.
+ */
+static int verify_one(struct ctl *ctx, struct dns *dns, const char *name, enum verify_mode mode)
+{
+	const char *p[] = { name };
+	PGresult *r = ctl_exec(ctx,
+			       "SELECT name, kind, state, verify_token, vmail.domain_proof_record(name)"
+			       " FROM vmail.domain WHERE name = lower(btrim($1))",
+			       1, p);
+	if (!r)
+		return CTL_EXIT_FAIL;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return ctl_fail("unknown domain \"%s\"", name);
+	}
+	char dname[256], kind[32], state[32], token[128], record[512];
+	snprintf(dname, sizeof(dname), "%s", PQgetvalue(r, 0, 0));
+	snprintf(kind, sizeof(kind), "%s", PQgetvalue(r, 0, 1));
+	snprintf(state, sizeof(state), "%s", PQgetvalue(r, 0, 2));
+	snprintf(token, sizeof(token), "%s", PQgetvalue(r, 0, 3));
+	snprintf(record, sizeof(record), "%s", PQgetvalue(r, 0, 4));
+	PQclear(r);
+	if (strcmp(kind, "local") == 0)
+		return ctl_fail("domain %s is local: the ISP registers it, then: vmailctl domain registered %s",
+				dname, dname);
+	if (strcmp(kind, "external") != 0)
+		return ctl_fail("domain %s is the primary domain: it needs no proof", dname);
+
+	char qname[300];
+	dnscheck_proof_name(dname, qname, sizeof(qname));
+	struct dnscheck_answer *ans = malloc(sizeof(*ans));
+	if (!ans)
+		return ctl_fail("out of memory");
+	dnscheck_lookup(dns->res, qname, DNSCHECK_TYPE_TXT, ans);
+	int match = dnscheck_token_match(ans, token);
+	const char *outcome = ans->status == DNSCHECK_TEMPFAIL ? "tempfail"
+			      : match >= 0		       ? "match"
+			      : ans->status == DNSCHECK_FOUND  ? "mismatch"
+							       : "missing";
+	char *found = array_literal(ans, false);
+	if (!found) {
+		free(ans);
+		return ctl_fail("out of memory");
+	}
+	const char *q[] = { dname, outcome, found, ans->status == DNSCHECK_TEMPFAIL ? ans->error : NULL };
+	char after[32] = "";
+	int rc = CTL_EXIT_FAIL;
+	if (ctl_begin(ctx) &&
+	    (r = ctl_exec(ctx, "SELECT vmail.domain_verify_result($1, $2, $3::text[], $4)", 4, q))) {
+		snprintf(after, sizeof(after), "%s", PQgetvalue(r, 0, 0));
+		PQclear(r);
+		rc = ctl_commit(ctx);
+	}
+	free(found);
+	if (rc != CTL_EXIT_OK) {
+		free(ans);
+		return rc;
+	}
+
+	char list[1024];
+	quoted_list(ans, list, sizeof(list));
+	bool was_active = strcmp(state, "active") == 0;
+	if (match >= 0) {
+		if (strcmp(state, "pending_proof") == 0)
+			printf("domain %s verified: TXT \"%s\" found at %s; now %s\n", dname, token, qname, after);
+		else
+			printf("domain %s: ownership record in place at %s (state %s, unchanged)\n", dname,
+			       qname, after);
+	} else if (ans->status == DNSCHECK_TEMPFAIL) {
+		ctl_fail("domain %s: temporary DNS error: %s; state unchanged (%s)", dname, ans->error, state);
+		rc = CTL_EXIT_TEMPFAIL;
+	} else {
+		char what[1700];
+		if (ans->status == DNSCHECK_FOUND)
+			snprintf(what, sizeof(what), "found TXT records at %s: %s, none of them \"%s\"", qname,
+				 list, token);
+		else
+			snprintf(what, sizeof(what), "no TXT record at %s (%s)", qname,
+				 ans->status == DNSCHECK_NXDOMAIN ? "no such name in DNS"
+								  : "the name has no TXT records");
+		if (was_active)
+			/* re-verification reports; suspending is the administrator's decision */
+			rc = ctl_fail("domain %s is active but its ownership record is gone: %s; state unchanged",
+				      dname, what);
+		else if (mode == VERIFY_ALL) {
+			/* cron runs this: a customer who has not published yet is no error */
+			printf("domain %s still %s: %s\n", dname, state, what);
+			rc = CTL_EXIT_OK;
+		} else
+			rc = ctl_fail("domain %s stays %s: %s; publish: %s", dname, state, what, record);
+	}
+	free(ans);
+	return rc;
+}
+
+static int domain_verify(struct ctl *ctx, const struct ctl_args *a)
+{
+	bool all = ctl_flag(a, "all");
+	if (all == (a->argc == 1))
+		return ctl_usage_error(a, "domain verify: name one domain, or --all");
+	struct dns dns;
+	if (!dns_open(ctx, &dns))
+		return CTL_EXIT_FAIL;
+	if (!all) {
+		int rc = verify_one(ctx, &dns, a->argv[0], VERIFY_ONE);
+		dns_close(&dns);
+		return rc;
+	}
+	PGresult *r = ctl_exec(ctx,
+			       "SELECT name FROM vmail.domain WHERE kind = 'external'"
+			       " AND state IN ('pending_proof', 'active') ORDER BY name",
+			       0, NULL);
+	if (!r) {
+		dns_close(&dns);
+		return CTL_EXIT_FAIL;
+	}
+	/* the worst wins: a temporary error is retried by cron, a lost record needs a person */
+	int worst = CTL_EXIT_OK;
+	for (int i = 0; i < PQntuples(r); i++) {
+		int rc = verify_one(ctx, &dns, PQgetvalue(r, i, 0), VERIFY_ALL);
+		if (rc == CTL_EXIT_TEMPFAIL || (rc != CTL_EXIT_OK && worst == CTL_EXIT_OK))
+			worst = rc;
+	}
+	PQclear(r);
+	dns_close(&dns);
+	return worst;
+}
+
+static int domain_check(struct ctl *ctx, const struct ctl_args *a)
+{
+	const char *p[] = { a->argv[0] };
+	PGresult *r = ctl_exec(ctx,
+			       "SELECT d.name, array_to_string(s.mail_hosts, ', ')"
+			       " FROM vmail.domain d, vmail.settings s WHERE d.name = lower(btrim($1))",
+			       1, p);
+	if (!r)
+		return CTL_EXIT_FAIL;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return ctl_fail("unknown domain \"%s\"", a->argv[0]);
+	}
+	char dname[256], hosts[1024];
+	snprintf(dname, sizeof(dname), "%s", PQgetvalue(r, 0, 0));
+	snprintf(hosts, sizeof(hosts), "%s", PQgetvalue(r, 0, 1));
+	PQclear(r);
+	if (!hosts[0])
+		return ctl_fail("no mail hosts to compare with: vmailctl settings set mail_hosts "
+				"\"mx1.example.net mx2.example.net\"");
+
+	struct dns dns;
+	if (!dns_open(ctx, &dns))
+		return CTL_EXIT_FAIL;
+	struct dnscheck_answer *ans = malloc(sizeof(*ans));
+	if (!ans) {
+		dns_close(&dns);
+		return ctl_fail("out of memory");
+	}
+	dnscheck_lookup(dns.res, dname, DNSCHECK_TYPE_MX, ans);
+	dns_close(&dns);
+
+	/* most preferred first, as a sending server tries them */
+	for (size_t i = 1; i < ans->count; i++)
+		for (size_t k = i; k > 0 && ans->rec[k].pref < ans->rec[k - 1].pref; k--) {
+			struct dnscheck_record t = ans->rec[k];
+			ans->rec[k] = ans->rec[k - 1];
+			ans->rec[k - 1] = t;
+		}
+	size_t foreign = 0;
+	for (size_t i = 0; i < ans->count; i++)
+		if (!dnscheck_host_in_list(ans->rec[i].text, hosts))
+			foreign++;
+	bool ok = ans->status == DNSCHECK_FOUND && foreign == 0;
+	char *mx = array_literal(ans, true);
+	if (!mx) {
+		free(ans);
+		return ctl_fail("out of memory");
+	}
+	const char *q[] = { dname, mx,
+			    ans->status == DNSCHECK_TEMPFAIL ? NULL : ok ? "true" : "false",
+			    ans->status == DNSCHECK_TEMPFAIL ? ans->error : NULL };
+	int rc = CTL_EXIT_FAIL;
+	if (ctl_begin(ctx) &&
+	    (r = ctl_exec(ctx, "SELECT vmail.domain_check_result($1, $2::text[], $3::boolean, $4)", 4, q))) {
+		PQclear(r);
+		rc = ctl_commit(ctx);
+	}
+	free(mx);
+	if (rc != CTL_EXIT_OK) {
+		free(ans);
+		return rc;
+	}
+
+	if (ans->status == DNSCHECK_TEMPFAIL) {
+		ctl_fail("domain %s: temporary DNS error: %s; nothing checked", dname, ans->error);
+		free(ans);
+		return CTL_EXIT_TEMPFAIL;
+	}
+	for (size_t i = 0; i < ans->count; i++)
+		printf("MX %u %s: %s\n", ans->rec[i].pref, ans->rec[i].text,
+		       dnscheck_host_in_list(ans->rec[i].text, hosts) ? "ours" : "NOT ours");
+	/* warnings, not refusals: where a customer's mail goes is the customer's decision */
+	if (ans->status != DNSCHECK_FOUND)
+		fprintf(stderr, "vmailctl: warning: domain %s has no MX record (%s); point it at %s\n", dname,
+			ans->status == DNSCHECK_NXDOMAIN ? "no such name in DNS" : "none published", hosts);
+	else if (foreign)
+		fprintf(stderr,
+			"vmailctl: warning: domain %s: %zu of %zu MX hosts are not ours (%s); mail sent to "
+			"them does not reach us\n",
+			dname, foreign, ans->count, hosts);
+	else
+		printf("domain %s: delivery OK: every MX is one of ours\n", dname);
+	free(ans);
+	return CTL_EXIT_OK;
+}
+
+static const struct ctl_opt list_opts[] = {
+	{ "customer", "NAME", "only this customer's" },
+	{ "pending", NULL, "the work queue: domains awaiting registration or ownership proof" },
+	{ NULL, NULL, NULL },
+};
+
+static const struct ctl_opt verify_opts[] = {
+	{ "all", NULL, "every external domain awaiting proof or active (for cron)" },
+	{ NULL, NULL, NULL },
+};
+
+static const struct ctl_opt set_opts[] = {
+	{ "state", "STATE", "pending_registration, pending_proof, active or suspended" },
+	{ NULL, NULL, NULL },
+};
+
+static const struct ctl_verb domain_verbs[] = {
+	{ "add", "CUSTOMER NAME", 2, 2, CTL_ADMIN, "add a domain",
+	  "A domain of one label under a configured local suffix (lublin.pl, ...) is local and\n"
+	  "waits for registration; any other is external and waits for ownership proof.  Either\n"
+	  "becomes usable once active (\"domain confirm\").",
+	  NULL, domain_add },
+	{ "list", "", 0, 0, CTL_ADMIN, "list domains", NULL, list_opts, domain_list },
+	{ "show", "NAME", 1, 1, CTL_ADMIN, "show one domain", NULL, NULL, domain_show },
+	{ "confirm", "NAME", 1, 1, CTL_ADMIN, "make a domain active (registered, or ownership confirmed)",
+	  NULL, NULL, domain_confirm },
+	{ "registered", "NAME", 1, 1, CTL_ADMIN, "a local domain has been registered: make it active",
+	  NULL, NULL, domain_registered },
+	{ "verify", "NAME|--all", 0, 1, CTL_ADMIN, "look up an external domain's ownership record in DNS",
+	  "The customer publishes the line \"domain show\" prints as proof_record:\n"
+	  "  _vmail-verify.NAME. IN TXT \"vmail-verify=<token>\"\n"
+	  "When the token is there, a domain awaiting proof becomes active.  Nameservers come from\n"
+	  "the configuration (dns_nameserver, else dns_resolv_conf).  Exit status: 0 verified,\n"
+	  "1 record missing or different (the message says what DNS holds), 75 temporary DNS error\n"
+	  "(state unchanged).  With --all: one line per domain; 1 only when an active domain lost\n"
+	  "its record, 75 when DNS failed for any.  Every attempt goes to the audit log.",
+	  verify_opts, domain_verify },
+	{ "check", "NAME", 1, 1, CTL_ADMIN, "check that the domain's MX records point at our mail hosts",
+	  "Prints every MX host and whether it is one of the mail_hosts setting.  A domain whose\n"
+	  "mail goes elsewhere is the customer's choice: a warning, exit status 0.  75 on a\n"
+	  "temporary DNS error.  Every check goes to the audit log.",
+	  NULL, domain_check },
+	{ "set", "NAME", 1, 1, CTL_ADMIN, "change a domain's state", NULL, set_opts, domain_set },
+	{ "del", "NAME", 1, 1, CTL_ADMIN, "delete a domain without addresses", NULL, NULL, domain_del },
+	{ NULL, NULL, 0, 0, 0, NULL, NULL, NULL, NULL },
+};
+
+const struct ctl_noun ctl_noun_domain = { "domain", "domains: one virtual mail server per DNS domain",
+					  domain_verbs, NULL };

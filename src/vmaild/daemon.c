@@ -1,0 +1,881 @@
+/*
+ * daemon: vmaild's life cycle.  The order in daemon_run is deliberate: read
+ * the configuration, bind (may need root), raise the descriptor limit, init
+ * libsodium, drop privileges for good, and only then create the event loop,
+ * the database pool and the signal handlers.  Reload and stop are loop
+ * events; systemd hears READY/RELOADING/STOPPING through NOTIFY_SOCKET.
+ */
+#define _GNU_SOURCE /* setresuid, setresgid */
+#include "daemon.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "vmail/build_config.h"
+#include "vmail/config.h"
+#include "vmail/endpoint.h"
+#include "vmail/log.h"
+#include "vmail/privdrop.h"
+#include "lookup.h"
+#include "lookup_cache.h"
+#include "metrics_http.h"
+#include "vmail/pg.h"
+#include "vmail/pg_listen.h"
+#include "vmail/replica.h"
+#include "vmail/sdlisten.h"
+#include "server.h"
+#include "svc_dict.h"
+#include "svc_policy.h"
+#include "svc_socketmap.h"
+
+#define DAEMON_LISTEN_BACKLOG 1024
+/* Descriptors kept back from the client budget: stdio, syslog, notify, accept headroom. */
+#define DAEMON_FD_RESERVE 16
+/* A stop waits this much longer than one request may take, then closes what is left. */
+#define DAEMON_STOP_GRACE_MS 1000
+
+enum daemon_state {
+	DAEMON_STARTING = 0,
+	DAEMON_RUNNING,
+	DAEMON_RELOADING,
+	DAEMON_STOPPING,
+	DAEMON_STATE__COUNT,
+};
+
+/* The services a listener may carry; each has its own *_listen key. */
+enum daemon_svc {
+	DAEMON_SVC_SOCKETMAP = 0,
+	DAEMON_SVC_POLICY,
+	DAEMON_SVC_DICT,       /* dict_listen: passdb/userdb */
+	DAEMON_SVC_DICT_QUOTA, /* dict_quota_listen: quota counters */
+	DAEMON_SVC__COUNT,
+};
+
+/* One bound socket, between binding (as root) and serving (after the drop). */
+struct daemon_listener {
+	enum daemon_svc svc;
+	int fd;
+	char name[ENDPOINT_MAX_HOST + 16];
+};
+
+/* Users and groups resolved once, before privileges are dropped. */
+struct identity {
+	bool drop;           /* user is set: switch to uid/gid */
+	uid_t uid;
+	gid_t gid;
+	uid_t sock_owner;    /* (uid_t)-1: leave as created */
+	gid_t sock_group;
+};
+
+struct daemon {
+	enum daemon_state state;
+	const char *path;
+	struct config cfg;
+	struct identity id;
+	unsigned fd_room;    /* client connections the descriptor limit permits */
+	unsigned nlisteners;
+	struct daemon_listener listeners[DAEMON_SVC__COUNT * ENDPOINT_MAX];
+	struct svc_policy policy; /* svc_policy_proto's argument; reload updates its opts */
+	struct svc_dict *dict;    /* NULL without dict listeners */
+	struct event_base *base;
+	struct pg_pool *pool;
+	struct server *srv;
+	struct pg_listen *listen;       /* cache invalidations; NULL without a cache */
+	/* Reads from a standby (database), writes and LISTEN on the primary (database_primary). */
+	char *primary_conninfo;         /* NULL: one pool for everything */
+	struct pg_pool *primary;        /* the writes' pool, when split */
+	struct replica_wait *replica;   /* re-invalidates after the standby replayed; with a cache */
+	int metrics_fd;                 /* metrics_listen socket until metrics takes it, or -1 */
+	struct metrics_http *metrics;
+	struct timespec started;
+	struct event *sig_hup, *sig_term, *sig_int, *stop_timer;
+	int exit_status;
+};
+
+static const char *const daemon_state_names[DAEMON_STATE__COUNT] = {
+	[DAEMON_STARTING] = "starting",
+	[DAEMON_RUNNING] = "running",
+	[DAEMON_RELOADING] = "reloading",
+	[DAEMON_STOPPING] = "stopping",
+};
+
+static void daemon_set_state(struct daemon *d, enum daemon_state st)
+{
+	log_debug("daemon: %s -> %s", daemon_state_names[d->state], daemon_state_names[st]);
+	d->state = st;
+}
+
+bool daemon_sd_notify(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	if (!path || !*path)
+		return true;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	size_t len = strlen(path);
+	if ((path[0] != '/' && path[0] != '@') || len > sizeof(sun.sun_path))
+		return false;
+	memcpy(sun.sun_path, path, len);
+	if (path[0] == '@')
+		sun.sun_path[0] = '\0'; /* Linux abstract namespace: no NUL terminator, length counts */
+	else if (len < sizeof(sun.sun_path))
+		len++;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	ssize_t n = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sun,
+			   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return n == (ssize_t)strlen(state);
+}
+
+static void daemon_notify(const char *state)
+{
+	if (!daemon_sd_notify(state))
+		log_warn_errno("NOTIFY_SOCKET: cannot send %s", state);
+}
+
+/* find_user, find_group - a configured name to its ids; false with "key: unknown …" in err */
+static bool find_user(const char *key, const char *name, uid_t *uid, gid_t *gid, char *err,
+		      size_t errlen)
+{
+	struct passwd *pw = getpwnam(name);
+	if (!pw) {
+		snprintf(err, errlen, "%s: unknown user \"%s\"", key, name);
+		return false;
+	}
+	*uid = pw->pw_uid;
+	if (gid)
+		*gid = pw->pw_gid;
+	return true;
+}
+
+static bool find_group(const char *key, const char *name, gid_t *gid, char *err, size_t errlen)
+{
+	struct group *gr = getgrnam(name);
+	if (!gr) {
+		snprintf(err, errlen, "%s: unknown group \"%s\"", key, name);
+		return false;
+	}
+	*gid = gr->gr_gid;
+	return true;
+}
+
+/* resolve_identity - look up user, group and socket owner names; false with err */
+static bool resolve_identity(const struct config *cfg, struct identity *id, char *err,
+			     size_t errlen)
+{
+	memset(id, 0, sizeof(*id));
+	id->sock_owner = (uid_t)-1;
+	id->sock_group = (gid_t)-1;
+	if (cfg->user[0]) {
+		if (!find_user("user", cfg->user, &id->uid, &id->gid, err, errlen))
+			return false;
+		id->drop = true;
+		id->sock_owner = id->uid;
+		id->sock_group = id->gid;
+	}
+	if (cfg->group[0]) {
+		if (!find_group("group", cfg->group, &id->gid, err, errlen))
+			return false;
+		id->sock_group = id->gid;
+	}
+	if (cfg->socket_owner[0] &&
+	    !find_user("socket_owner", cfg->socket_owner, &id->sock_owner, NULL, err, errlen))
+		return false;
+	if (cfg->socket_group[0] &&
+	    !find_group("socket_group", cfg->socket_group, &id->sock_group, err, errlen))
+		return false;
+	return true;
+}
+
+/* check_root_policy - refuse configurations that would leave us as root, before binding */
+static bool check_root_policy(const struct identity *id, char *err, size_t errlen)
+{
+	const char *allow = getenv(PRIVDROP_ALLOW_ROOT_ENV);
+	bool allow_root = allow && strcmp(allow, "1") == 0;
+	if (geteuid() == 0) {
+		if (!id->drop && !allow_root) {
+			snprintf(err, errlen, "refusing to run as root: set user (and group) in the "
+					      "configuration");
+			return false;
+		}
+		if (id->drop && id->uid == 0 && !allow_root) {
+			snprintf(err, errlen, "refusing to run as root: user resolves to uid 0");
+			return false;
+		}
+	} else if (id->drop && (id->uid != geteuid() || id->gid != getegid())) {
+		snprintf(err, errlen, "user/group: not running as root, so cannot switch to uid %u "
+				      "gid %u", (unsigned)id->uid, (unsigned)id->gid);
+		return false;
+	}
+	return true;
+}
+
+/* drop_privileges - setgroups, setresgid, setresuid, each checked, then prove it stuck */
+static void drop_privileges(const struct identity *id, const char *user)
+{
+	if (!id->drop || geteuid() != 0)
+		return;
+	if (setgroups(1, &id->gid) < 0)
+		log_fatal_errno("setgroups(%u)", (unsigned)id->gid);
+	if (setresgid(id->gid, id->gid, id->gid) < 0)
+		log_fatal_errno("setresgid(%u)", (unsigned)id->gid);
+	if (setresuid(id->uid, id->uid, id->uid) < 0)
+		log_fatal_errno("setresuid(%u)", (unsigned)id->uid);
+	if (id->uid != 0 && (setuid(0) == 0 || seteuid(0) == 0))
+		log_fatal("privilege drop did not stick: could regain root");
+	log_info("running as %s (uid %u, gid %u)", user, (unsigned)id->uid, (unsigned)id->gid);
+}
+
+/*
+ * raise_fd_limit - soft RLIMIT_NOFILE up to the hard limit, then say how many
+ * clients fit next to the listeners and the database pool.
+ */
+static unsigned raise_fd_limit(unsigned nlisteners, unsigned pool_size)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_fatal_errno("getrlimit(RLIMIT_NOFILE)");
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t old = rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+			log_warn_errno("cannot raise the open files limit from %llu to %llu",
+				       (unsigned long long)old, (unsigned long long)rl.rlim_max);
+			rl.rlim_cur = old;
+		}
+	}
+	unsigned long long limit = rl.rlim_cur == RLIM_INFINITY ? 1048576ULL : rl.rlim_cur;
+	unsigned long long used = 3 + nlisteners + pool_size + DAEMON_FD_RESERVE;
+	unsigned long long room = limit > used ? limit - used : 0;
+	if (room > 1000000)
+		room = 1000000;
+	log_notice("open files limit %llu permits %llu client connections", limit, room);
+	return (unsigned)room;
+}
+
+/* effective_max_connections - max_connections, kept within what the descriptors allow */
+static unsigned effective_max_connections(const struct daemon *d)
+{
+	unsigned budget = d->fd_room > SERVER_OVER_LIMIT_SLACK ? d->fd_room - SERVER_OVER_LIMIT_SLACK
+								: 1;
+	if (d->cfg.max_connections <= budget)
+		return d->cfg.max_connections;
+	log_warning("max_connections %u exceeds what the open files limit permits; using %u",
+		    d->cfg.max_connections, budget);
+	return budget;
+}
+
+static void daemon_limits(const struct config *cfg, struct conn_limits *l)
+{
+	l->idle_timeout_ms = cfg->idle_timeout;
+	l->max_pipelined = cfg->max_pipelined;
+	l->max_output_buffer = cfg->max_output_buffer;
+}
+
+static void daemon_pg_config(const struct config *cfg, struct pg_config *pc)
+{
+	pg_config_defaults(pc);
+	pc->conninfo = cfg->database;
+	pc->pool_size = cfg->pg_pool_size;
+	pc->connect_timeout_ms = cfg->pg_connect_timeout;
+	pc->request_timeout_ms = cfg->request_timeout;
+}
+
+static void daemon_policy_opts(const struct config *cfg, struct svc_policy_opts *o)
+{
+	o->full_code = cfg->policy_full_action_code;
+	o->fail_open = cfg->policy_fail_open != 0;
+	o->check_sender = cfg->policy_check_sender != 0;
+}
+
+static void daemon_apply_logging(const struct config *cfg)
+{
+	log_init("vmaild", cfg->log_target == CONFIG_LOG_SYSLOG, cfg->log_level);
+}
+
+/* daemon_svc_key - the configuration key that lists a service's endpoints, and its value */
+static const char *daemon_svc_key(const struct config *cfg, enum daemon_svc svc,
+				  const char **value)
+{
+	switch (svc) {
+	case DAEMON_SVC_SOCKETMAP:
+		*value = cfg->socketmap_listen;
+		return "socketmap_listen";
+	case DAEMON_SVC_POLICY:
+		*value = cfg->policy_listen;
+		return "policy_listen";
+	case DAEMON_SVC_DICT_QUOTA:
+		*value = cfg->dict_quota_listen;
+		return "dict_quota_listen";
+	case DAEMON_SVC_DICT:
+	case DAEMON_SVC__COUNT:
+		break;
+	}
+	*value = cfg->dict_listen;
+	return "dict_listen";
+}
+
+/* daemon_svc_proto - the protocol serving svc and its argument; NULL if not in this version */
+static const struct conn_proto *daemon_svc_proto(struct daemon *d, enum daemon_svc svc,
+						 void **arg)
+{
+	switch (svc) {
+	case DAEMON_SVC_SOCKETMAP:
+		*arg = d->pool;
+		return &svc_socketmap_proto;
+	case DAEMON_SVC_POLICY:
+		*arg = &d->policy;
+		return &svc_policy_proto;
+	case DAEMON_SVC_DICT:
+	case DAEMON_SVC_DICT_QUOTA:
+		/* d->dict exists only once the pool does; binding just asks "is it there?" */
+		*arg = d->dict ? svc_dict_listener_arg(d->dict, svc == DAEMON_SVC_DICT
+								? SVC_DICT_AUTH
+								: SVC_DICT_QUOTA)
+			       : NULL;
+		return &svc_dict_proto;
+	case DAEMON_SVC__COUNT:
+		break;
+	}
+	*arg = NULL;
+	return NULL;
+}
+
+static bool daemon_fd_is_unix(int fd)
+{
+	int domain = 0;
+	socklen_t len = sizeof(domain);
+	return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX;
+}
+
+/* open_listeners - bind every endpoint of every service; fatal on the first failure */
+static void open_listeners(struct daemon *d)
+{
+	char err[512];
+	struct endpoint_list eps;
+	struct endpoint_perms perms = {
+		.owner = d->id.sock_owner,
+		.group = d->id.sock_group,
+		.mode = d->cfg.socket_mode,
+	};
+	d->nlisteners = 0;
+	for (unsigned svc = 0; svc < DAEMON_SVC__COUNT; svc++) {
+		const char *list;
+		const char *key = daemon_svc_key(&d->cfg, svc, &list);
+		void *arg;
+		if (!list[0])
+			continue;
+		if (!daemon_svc_proto(d, svc, &arg)) {
+			log_warning("%s: the service is not available in this version; ignored", key);
+			continue;
+		}
+		if (!endpoint_parse_list(list, &eps, err, sizeof(err)))
+			log_fatal("%s: %s", key, err);
+		bool dict = svc == DAEMON_SVC_DICT || svc == DAEMON_SVC_DICT_QUOTA;
+		/* Mail processes run as every shell account's uid; the peer check guards it. */
+		perms.mode = svc == DAEMON_SVC_DICT_QUOTA ? d->cfg.dict_quota_socket_mode
+							  : d->cfg.socket_mode;
+		for (size_t i = 0; i < eps.count; i++) {
+			struct daemon_listener *l = &d->listeners[d->nlisteners];
+			if (dict && eps.items[i].kind == ENDPOINT_INET)
+				log_fatal("%s: %s: dict listeners must be unix sockets (the peer's "
+					  "uid decides what it may ask)", key, eps.items[i].text);
+			l->svc = svc;
+			l->fd = endpoint_listen(&eps.items[i], &perms, DAEMON_LISTEN_BACKLOG, err,
+						sizeof(err));
+			if (l->fd < 0)
+				log_fatal("%s: %s", key, err);
+			/* systemd:NAME may be a socket unit's ListenStream=HOST:PORT. */
+			if (dict && !daemon_fd_is_unix(l->fd))
+				log_fatal("%s: %s: dict listeners must be unix sockets (the peer's "
+					  "uid decides what it may ask)", key, eps.items[i].text);
+			snprintf(l->name, sizeof(l->name), "%s", eps.items[i].text);
+			d->nlisteners++;
+		}
+	}
+}
+
+/* open_metrics_listener - bind metrics_listen (one endpoint), also while we may be root */
+static void open_metrics_listener(struct daemon *d)
+{
+	char err[512];
+	struct endpoint_list eps;
+	struct endpoint_perms perms = {
+		.owner = d->id.sock_owner,
+		.group = d->id.sock_group,
+		.mode = d->cfg.socket_mode,
+	};
+	d->metrics_fd = -1;
+	if (!d->cfg.metrics_listen[0])
+		return;
+	if (!endpoint_parse_list(d->cfg.metrics_listen, &eps, err, sizeof(err)) || eps.count != 1)
+		log_fatal("metrics_listen: %s", eps.count > 1 ? "one endpoint only" : err);
+	d->metrics_fd = endpoint_listen(&eps.items[0], &perms, 16, err, sizeof(err));
+	if (d->metrics_fd < 0)
+		log_fatal("metrics_listen: %s", err);
+}
+
+static void daemon_cache_config(const struct config *cfg, struct lookup_cache_config *cc)
+{
+	cc->size = cfg->cache_size;
+	cc->ttl_ms = cfg->cache_ttl;
+	cc->negative_ttl_ms = cfg->cache_negative_ttl;
+	cc->stale_ttl_ms = cfg->cache_stale_ttl;
+}
+
+/*
+ * With reads from a standby every invalidation is applied twice: now, and
+ * once the standby has replayed the primary's WAL up to where it was when
+ * the notification came (replica.h), so that an entry refilled from a
+ * lagging standby in between does not outlive the change.
+ */
+static void daemon_cache_notify(void *arg, const char *payload, size_t len)
+{
+	struct daemon *d = arg;
+	lookup_cache_invalidate(payload, len);
+	if (d->replica)
+		replica_wait_notify(d->replica, payload, len);
+}
+
+static void daemon_cache_overflow(void *arg)
+{
+	struct daemon *d = arg;
+	lookup_cache_drop_all("too many notifications at once");
+	if (d->replica)
+		replica_wait_notify(d->replica, "all", 3);
+}
+
+static void daemon_cache_live(void *arg, bool listening)
+{
+	struct daemon *d = arg;
+	lookup_cache_set_live(listening);
+	/* Back after a gap: what changed meanwhile may not be on the standby yet either. */
+	if (listening && d->replica)
+		replica_wait_notify(d->replica, "all", 3);
+}
+
+static void daemon_replica_apply_cb(void *arg, const char *payload, size_t len)
+{
+	(void)arg;
+	lookup_cache_invalidate(payload, len);
+}
+
+/* daemon_write_conninfo - where writes and LISTEN go */
+static const char *daemon_write_conninfo(const struct daemon *d)
+{
+	return d->primary_conninfo ? d->primary_conninfo : d->cfg.database;
+}
+
+/*
+ * daemon_split_conninfo - database_primary, or database with
+ * target_session_attrs=read-write when database asks for a standby; NULL
+ * (and *err empty) when one pool serves everything.  NULL with err on a bad
+ * connection string.
+ */
+static char *daemon_split_conninfo(const struct config *cfg, char *err, size_t errlen)
+{
+	err[0] = '\0';
+	if (cfg->database_primary[0]) {
+		char *copy = strdup(cfg->database_primary);
+		if (!copy)
+			snprintf(err, errlen, "out of memory");
+		return copy;
+	}
+	if (!replica_reads_from_standby(cfg->database))
+		return NULL;
+	return replica_primary_conninfo(cfg->database, err, errlen);
+}
+
+static void daemon_primary_pg_config(const struct daemon *d, const struct config *cfg,
+				     struct pg_config *pc)
+{
+	pg_config_defaults(pc);
+	pc->conninfo = d->primary_conninfo;
+	pc->pool_size = cfg->pg_primary_pool_size;
+	pc->connect_timeout_ms = cfg->pg_connect_timeout;
+	pc->request_timeout_ms = cfg->request_timeout;
+}
+
+/* daemon_replica_start - the primary's pool when reads and writes are split; fatal on error */
+static void daemon_replica_start(struct daemon *d)
+{
+	char err[512];
+	d->primary_conninfo = daemon_split_conninfo(&d->cfg, err, sizeof(err));
+	if (!d->primary_conninfo) {
+		if (err[0])
+			log_fatal("database_primary: %s", err);
+		return;
+	}
+	struct pg_config pc;
+	daemon_primary_pg_config(d, &d->cfg, &pc);
+	d->primary = pg_pool_new(d->base, &pc, lookup_statements(), LOOKUP__COUNT);
+	if (!d->primary)
+		log_fatal("cannot create the PostgreSQL pool for the primary");
+	pg_pool_set_primary(d->pool, d->primary);
+	log_info("lookups read from %s; writes and invalidations use the primary",
+		 replica_reads_from_standby(d->cfg.database) ? "a standby" : "database");
+}
+
+/* daemon_replica_reload - new connection strings for the split; its presence needs a restart */
+static bool daemon_replica_reload(struct daemon *d, const struct config *fresh)
+{
+	char err[512];
+	char *conninfo = daemon_split_conninfo(fresh, err, sizeof(err));
+	if (!conninfo && err[0]) {
+		log_error("database_primary: %s", err);
+		return false;
+	}
+	if (!conninfo != !d->primary_conninfo) {
+		log_warning("reload: splitting reads and writes (database_primary, or a standby in "
+			    "database) starts or ends only with a restart; keeping %s",
+			    d->primary ? "the primary's pool" : "one pool");
+		free(conninfo);
+		return true;
+	}
+	if (!conninfo)
+		return true;
+	struct pg_config pc;
+	char *old = d->primary_conninfo;
+	d->primary_conninfo = conninfo;
+	daemon_primary_pg_config(d, fresh, &pc);
+	if (!pg_pool_reload(d->primary, &pc)) {
+		d->primary_conninfo = old;
+		free(conninfo);
+		return false;
+	}
+	if (d->replica &&
+	    !replica_wait_reload(d->replica, fresh->database, conninfo, fresh->pg_connect_timeout))
+		log_warning("reload: the replay wait keeps its old connection strings");
+	free(old);
+	return true;
+}
+
+/* daemon_cache_apply - the answer cache and, while there is one, its invalidation feed */
+static void daemon_cache_apply(struct daemon *d)
+{
+	struct lookup_cache_config cc;
+	daemon_cache_config(&d->cfg, &cc);
+	lookup_cache_configure(&cc);
+	if (!lookup_cache_enabled()) {
+		replica_wait_free(d->replica);
+		d->replica = NULL;
+		pg_listen_free(d->listen);
+		d->listen = NULL;
+		lookup_cache_set_live(false);
+		return;
+	}
+	if (d->primary_conninfo && !d->replica) {
+		d->replica = replica_wait_new(d->base, d->cfg.database, d->primary_conninfo,
+					      d->cfg.pg_connect_timeout, daemon_replica_apply_cb, d);
+		if (!d->replica)
+			log_fatal("out of memory");
+	}
+	if (d->listen) {
+		pg_listen_reload(d->listen, daemon_write_conninfo(d), d->cfg.pg_connect_timeout);
+		return;
+	}
+	static struct pg_listen_handler h = {
+		.notify = daemon_cache_notify,
+		.overflow = daemon_cache_overflow,
+		.state = daemon_cache_live,
+	};
+	h.arg = d;
+	d->listen = pg_listen_new(d->base, daemon_write_conninfo(d), "vmail_cache",
+				  d->cfg.pg_connect_timeout, &h);
+	if (!d->listen)
+		log_fatal("out of memory");
+}
+
+/* daemon_metrics_state - the daemon's part of a metrics scrape */
+static void daemon_metrics_state(void *arg, struct metrics_state *out)
+{
+	struct daemon *d = arg;
+	static struct pg_stats ps;
+	static struct lookup_cache_stats cs;
+	struct timespec now;
+	pg_pool_stats(d->pool, &ps);
+	lookup_cache_stats(&cs);
+	out->pool = &ps;
+	out->cache = &cs;
+	if (d->listen) {
+		struct pg_listen_stats ls;
+		pg_listen_stats(d->listen, &ls);
+		out->listen_up = ls.state == PG_LISTEN_LISTENING;
+		out->listen_notifications = ls.notifications;
+		out->listen_reconnects = ls.connects;
+	}
+	out->connections = server_connections(d->srv);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	out->uptime_s = (double)(now.tv_sec - d->started.tv_sec) +
+			(double)(now.tv_nsec - d->started.tv_nsec) / 1e9;
+}
+
+static void report_fixed(const char *key, void *arg)
+{
+	(void)arg;
+	log_warning("reload: %s cannot change without a restart; keeping the running value", key);
+}
+
+/* daemon_reload - SIGHUP: a bad file changes nothing; a good one is swapped in whole */
+static void daemon_reload(struct daemon *d)
+{
+	struct config fresh;
+	char err[512];
+	char status[64];
+	struct timespec ts;
+
+	daemon_set_state(d, DAEMON_RELOADING);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(status, sizeof(status), "RELOADING=1\nMONOTONIC_USEC=%llu",
+		 (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+	daemon_notify(status);
+	log_notice("reloading %s", d->path);
+
+	if (!config_load(d->path, &fresh, err, sizeof(err))) {
+		log_error("reload failed, keeping the running configuration: %s", err);
+		goto done;
+	}
+	config_keep_fixed(&d->cfg, &fresh, report_fixed, NULL);
+	struct pg_config pc;
+	daemon_pg_config(&fresh, &pc);
+	if (!pg_pool_reload(d->pool, &pc) || !daemon_replica_reload(d, &fresh)) {
+		log_error("reload failed, keeping the running configuration: database settings "
+			  "refused");
+		config_free(&fresh);
+		goto done;
+	}
+	config_free(&d->cfg);
+	d->cfg = fresh;
+	daemon_apply_logging(&d->cfg);
+	daemon_policy_opts(&d->cfg, &d->policy.opts);
+	daemon_cache_apply(d);
+	struct conn_limits limits;
+	daemon_limits(&d->cfg, &limits);
+	server_set_limits(d->srv, &limits, effective_max_connections(d));
+	log_notice("reloaded %s", d->path);
+done:
+	daemon_set_state(d, DAEMON_RUNNING);
+	daemon_notify("READY=1");
+}
+
+static void daemon_stopped_cb(void *arg)
+{
+	struct daemon *d = arg;
+	log_info("all connections answered and closed");
+	event_base_loopexit(d->base, NULL);
+}
+
+static void daemon_stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	(void)fd;
+	(void)what;
+	log_warning("stop: %u connections still busy after the grace period; closing them",
+		    server_connections(d->srv));
+	event_base_loopexit(d->base, NULL);
+}
+
+/* daemon_stop - stop accepting, answer what is in flight, then leave the loop */
+static void daemon_stop(struct daemon *d, const char *why)
+{
+	if (d->state == DAEMON_STOPPING) {
+		log_notice("%s again: stopping now", why);
+		event_base_loopbreak(d->base);
+		return;
+	}
+	daemon_set_state(d, DAEMON_STOPPING);
+	daemon_notify("STOPPING=1");
+	log_notice("%s: stopping (%u connections)", why, server_connections(d->srv));
+	unsigned ms = d->cfg.request_timeout + DAEMON_STOP_GRACE_MS;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	evtimer_add(d->stop_timer, &tv);
+	server_shutdown(d->srv, daemon_stopped_cb, d);
+}
+
+static void daemon_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	(void)what;
+	if (sig == SIGHUP) {
+		if (d->state == DAEMON_RUNNING)
+			daemon_reload(d);
+		return;
+	}
+	daemon_stop(d, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void daemon_teardown(struct daemon *d)
+{
+	metrics_http_free(d->metrics);
+	if (d->metrics_fd >= 0)
+		close(d->metrics_fd);
+	replica_wait_free(d->replica);
+	pg_listen_free(d->listen);
+	lookup_cache_close();
+	server_free(d->srv);
+	if (d->pool)
+		pg_pool_free(d->pool);
+	if (d->primary)
+		pg_pool_free(d->primary); /* after pool: nothing routes to it any more */
+	free(d->primary_conninfo);
+	svc_dict_free(d->dict); /* after the pool: it answers the batch in flight */
+	struct event *evs[] = { d->sig_hup, d->sig_term, d->sig_int, d->stop_timer };
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+		if (evs[i])
+			event_free(evs[i]);
+	if (d->base)
+		event_base_free(d->base);
+	config_free(&d->cfg);
+}
+
+int daemon_run(const char *path)
+{
+	struct daemon d = { .state = DAEMON_STARTING, .path = path, .metrics_fd = -1 };
+	char err[512];
+
+	log_init("vmaild", false, LOG_LEVEL_INFO);
+	/* 1. configuration */
+	if (!config_load(path, &d.cfg, err, sizeof(err)))
+		log_fatal("%s", err);
+	daemon_apply_logging(&d.cfg);
+	if (!resolve_identity(&d.cfg, &d.id, err, sizeof(err)) ||
+	    !check_root_policy(&d.id, err, sizeof(err)))
+		log_fatal("%s: %s", path, err);
+
+	/* 2. listeners, while we may still be root; systemd may have bound them already */
+	if (!sdlisten_init(err, sizeof(err)))
+		log_fatal("socket activation: %s", err);
+	open_listeners(&d);
+	open_metrics_listener(&d);
+	sdlisten_close_unused();
+
+	/* 3. descriptors */
+	d.fd_room = raise_fd_limit(d.nlisteners, d.cfg.pg_pool_size);
+
+	/* 4. libsodium opens /dev/urandom before we lose access to anything */
+	if (sodium_init() < 0)
+		log_fatal("sodium_init failed");
+
+	/* 5. privileges, for good */
+	drop_privileges(&d.id, d.cfg.user);
+	if (geteuid() == 0)
+		log_warning("running as root (%s=1): for tests only", PRIVDROP_ALLOW_ROOT_ENV);
+
+	/* 6. event loop, database, service, signals */
+	signal(SIGPIPE, SIG_IGN);
+	d.base = event_base_new();
+	if (!d.base)
+		log_fatal("cannot create the event loop");
+	log_info("vmaild %s, libevent %s (%s)", VMAIL_VERSION, event_get_version(),
+		 event_base_get_method(d.base));
+
+	struct pg_config pc;
+	daemon_pg_config(&d.cfg, &pc);
+	d.pool = pg_pool_new(d.base, &pc, lookup_statements(), LOOKUP__COUNT);
+	if (!d.pool)
+		log_fatal("cannot create the PostgreSQL pool");
+	daemon_replica_start(&d);
+	clock_gettime(CLOCK_MONOTONIC, &d.started);
+	daemon_cache_apply(&d);
+
+	struct conn_limits limits;
+	daemon_limits(&d.cfg, &limits);
+	d.srv = server_new(d.base, &limits, effective_max_connections(&d));
+	if (!d.srv)
+		log_fatal("out of memory");
+	d.policy.pool = d.pool;
+	daemon_policy_opts(&d.cfg, &d.policy.opts);
+	if (d.cfg.dict_listen[0] || d.cfg.dict_quota_listen[0]) {
+		struct svc_dict_settings ds = {
+			.auth_names = d.cfg.dict_auth_names,
+			.quota_names = d.cfg.dict_quota_names,
+			.account_names = d.cfg.dict_account_names,
+			.trusted_users = d.cfg.dict_trusted_users,
+		};
+		d.dict = svc_dict_new(d.base, d.pool, &ds, err, sizeof(err));
+		if (!d.dict)
+			log_fatal("%s", err);
+	}
+	for (unsigned i = 0; i < d.nlisteners; i++) {
+		struct daemon_listener *l = &d.listeners[i];
+		void *arg;
+		const struct conn_proto *proto = daemon_svc_proto(&d, l->svc, &arg);
+		if (!server_add_listener(d.srv, l->fd, l->name, proto, arg))
+			log_fatal("%s: cannot listen (out of memory)", l->name);
+	}
+
+	d.sig_hup = evsignal_new(d.base, SIGHUP, daemon_signal_cb, &d);
+	d.sig_term = evsignal_new(d.base, SIGTERM, daemon_signal_cb, &d);
+	d.sig_int = evsignal_new(d.base, SIGINT, daemon_signal_cb, &d);
+	d.stop_timer = evtimer_new(d.base, daemon_stop_timeout_cb, &d);
+	if (!d.sig_hup || !d.sig_term || !d.sig_int || !d.stop_timer ||
+	    evsignal_add(d.sig_hup, NULL) < 0 || evsignal_add(d.sig_term, NULL) < 0 ||
+	    evsignal_add(d.sig_int, NULL) < 0)
+		log_fatal("cannot set up signal handling");
+
+	if (d.metrics_fd >= 0) {
+		d.metrics = metrics_http_new(d.base, d.metrics_fd, daemon_metrics_state, &d);
+		d.metrics_fd = -1; /* taken over, closed on failure */
+		if (!d.metrics)
+			log_fatal("metrics_listen: cannot serve (out of memory)");
+	}
+
+	/* 7. serve */
+	daemon_set_state(&d, DAEMON_RUNNING);
+	log_notice("ready");
+	daemon_notify("READY=1\nSTATUS=answering lookups");
+	if (event_base_dispatch(d.base) < 0) {
+		log_error("event loop failed");
+		d.exit_status = 1;
+	}
+	daemon_teardown(&d);
+	log_notice("stopped");
+	return d.exit_status;
+}
+
+int daemon_check_config(const char *path)
+{
+	struct config cfg;
+	struct identity id;
+	char err[512];
+	if (!config_load(path, &cfg, err, sizeof(err))) {
+		fprintf(stderr, "vmaild: %s\n", err);
+		return 1;
+	}
+	int status = 0;
+	if (!resolve_identity(&cfg, &id, err, sizeof(err))) {
+		fprintf(stderr, "vmaild: %s: %s\n", path, err);
+		status = 1;
+	} else {
+		size_t n;
+		const struct config_param *p = config_params(&n);
+		for (size_t i = 0; i < n; i++) {
+			char value[1024];
+			config_format_value(&cfg, &p[i], value, sizeof(value));
+			/* The connection string may hold a password. */
+			if (strncmp(p[i].name, "database", 8) == 0 && strstr(value, "password"))
+				snprintf(value, sizeof(value), "(set; contains a password)");
+			printf("%s = %s\n", p[i].name, value);
+		}
+		fprintf(stderr, "vmaild: %s: configuration is valid\n", path);
+	}
+	config_free(&cfg);
+	return status;
+}

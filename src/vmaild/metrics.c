@@ -1,0 +1,190 @@
+/*
+ * metrics: the counters lookup.c feeds (one cell per protocol and kind, plain
+ * arrays: the daemon is one thread) and their Prometheus text rendering.
+ * Serving them over HTTP is metrics_http.c.
+ */
+#include "metrics.h"
+
+#include <string.h>
+
+#include <event2/buffer.h>
+
+const uint32_t metrics_bucket_us[METRICS_NBUCKETS] = {
+	50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, 2500000, 5000000,
+};
+
+static struct metrics_lookup cells[LOOKUP_PROTO__COUNT][LOOKUP__COUNT];
+
+static const char *const source_names[METRICS_SOURCE__COUNT] = {
+	[METRICS_HIT] = "hit",
+	[METRICS_STALE] = "stale",
+	[METRICS_MISS] = "miss",
+	[METRICS_UNCACHED] = "uncached",
+};
+
+void metrics_lookup_done(enum lookup_proto proto, enum lookup_kind kind, enum metrics_source src,
+			 enum lookup_status st, uint64_t usec)
+{
+	if ((unsigned)proto >= LOOKUP_PROTO__COUNT || (unsigned)kind >= LOOKUP__COUNT)
+		return;
+	struct metrics_lookup *m = &cells[proto][kind];
+	m->requests++;
+	m->source[src]++;
+	m->status[st <= LOOKUP_PERMFAIL ? st : LOOKUP_TEMPFAIL]++;
+	m->sum_us += usec;
+	unsigned b = 0;
+	while (b < METRICS_NBUCKETS && usec > metrics_bucket_us[b])
+		b++;
+	m->bucket[b]++;
+}
+
+const struct metrics_lookup *metrics_lookup_get(enum lookup_proto proto, enum lookup_kind kind)
+{
+	if ((unsigned)proto >= LOOKUP_PROTO__COUNT || (unsigned)kind >= LOOKUP__COUNT)
+		return NULL;
+	return &cells[proto][kind];
+}
+
+void metrics_reset(void)
+{
+	memset(cells, 0, sizeof(cells));
+}
+
+static void help(struct evbuffer *out, const char *name, const char *type, const char *text)
+{
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+/* each_cell - call fn for every cell that counted something */
+#define FOR_CELLS(p, k, m)                                                   \
+	for (unsigned p = 0; p < LOOKUP_PROTO__COUNT; p++)                   \
+		for (unsigned k = 0; k < LOOKUP__COUNT; k++)                 \
+			for (const struct metrics_lookup *m = &cells[p][k]; \
+			     m && m->requests; m = NULL)
+
+static void render_lookups(struct evbuffer *out)
+{
+	help(out, "vmaild_lookups_total", "counter", "Lookups answered, by protocol and kind.");
+	FOR_CELLS(p, k, m)
+		evbuffer_add_printf(out, "vmaild_lookups_total{protocol=\"%s\",kind=\"%s\"} %llu\n",
+				    lookup_proto_name(p), lookup_kind_name(k),
+				    (unsigned long long)m->requests);
+	help(out, "vmaild_lookup_source_total", "counter",
+	     "Where answers came from: hit, stale (database down), miss (database), uncached.");
+	FOR_CELLS(p, k, m)
+		for (unsigned s = 0; s < METRICS_SOURCE__COUNT; s++)
+			evbuffer_add_printf(out,
+					    "vmaild_lookup_source_total{protocol=\"%s\",kind=\"%s\","
+					    "source=\"%s\"} %llu\n",
+					    lookup_proto_name(p), lookup_kind_name(k), source_names[s],
+					    (unsigned long long)m->source[s]);
+	help(out, "vmaild_lookup_answers_total", "counter",
+	     "Answers by status: found, notfound, tempfail and permfail (the errors).");
+	FOR_CELLS(p, k, m)
+		for (unsigned s = 0; s <= LOOKUP_PERMFAIL; s++)
+			evbuffer_add_printf(out,
+					    "vmaild_lookup_answers_total{protocol=\"%s\",kind=\"%s\","
+					    "status=\"%s\"} %llu\n",
+					    lookup_proto_name(p), lookup_kind_name(k),
+					    lookup_status_name((enum lookup_status)s),
+					    (unsigned long long)m->status[s]);
+	help(out, "vmaild_lookup_duration_seconds", "histogram",
+	     "Time from submit to answer inside vmaild.");
+	FOR_CELLS(p, k, m) {
+		uint64_t cum = 0;
+		for (unsigned b = 0; b <= METRICS_NBUCKETS; b++) {
+			cum += m->bucket[b];
+			char le[32];
+			if (b < METRICS_NBUCKETS)
+				snprintf(le, sizeof(le), "%g", metrics_bucket_us[b] / 1e6);
+			else
+				snprintf(le, sizeof(le), "+Inf");
+			evbuffer_add_printf(out,
+					    "vmaild_lookup_duration_seconds_bucket{protocol=\"%s\","
+					    "kind=\"%s\",le=\"%s\"} %llu\n",
+					    lookup_proto_name(p), lookup_kind_name(k), le,
+					    (unsigned long long)cum);
+		}
+		evbuffer_add_printf(out,
+				    "vmaild_lookup_duration_seconds_sum{protocol=\"%s\",kind=\"%s\"} "
+				    "%.6f\n"
+				    "vmaild_lookup_duration_seconds_count{protocol=\"%s\",kind=\"%s\"} "
+				    "%llu\n",
+				    lookup_proto_name(p), lookup_kind_name(k), (double)m->sum_us / 1e6,
+				    lookup_proto_name(p), lookup_kind_name(k),
+				    (unsigned long long)m->requests);
+	}
+}
+
+static void gauge(struct evbuffer *out, const char *name, const char *text, double v)
+{
+	help(out, name, "gauge", text);
+	evbuffer_add_printf(out, "%s %.17g\n", name, v);
+}
+
+static void counter(struct evbuffer *out, const char *name, const char *text, uint64_t v)
+{
+	help(out, name, "counter", text);
+	evbuffer_add_printf(out, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void render_pool(struct evbuffer *out, const struct pg_stats *ps)
+{
+	help(out, "vmaild_pg_connections", "gauge", "PostgreSQL pool connections by state.");
+	for (unsigned s = 0; s < PG_CONN_STATE__COUNT; s++)
+		evbuffer_add_printf(out, "vmaild_pg_connections{state=\"%s\"} %u\n",
+				    pg_conn_state_name((enum pg_conn_state)s), ps->conns[s]);
+	gauge(out, "vmaild_pg_queued", "Requests waiting for a connection.", (double)ps->queued);
+	gauge(out, "vmaild_pg_inflight", "Requests sent and not yet answered.", (double)ps->inflight);
+	help(out, "vmaild_pg_answers_total", "counter", "Pool answers by status.");
+	for (unsigned s = 0; s < PG_STATUS__COUNT; s++)
+		evbuffer_add_printf(out, "vmaild_pg_answers_total{status=\"%s\"} %llu\n",
+				    pg_status_name((enum pg_status)s),
+				    (unsigned long long)ps->answers[s]);
+	counter(out, "vmaild_pg_timeouts_total", "Requests answered tempfail at their deadline.",
+		ps->timeouts);
+	counter(out, "vmaild_pg_cancelled_total", "Requests cancelled by their client.",
+		ps->cancelled);
+	counter(out, "vmaild_pg_connection_failures_total", "Connections lost or failed.",
+		ps->conn_failures);
+}
+
+static void render_cache(struct evbuffer *out, const struct lookup_cache_stats *cs)
+{
+	gauge(out, "vmaild_cache_enabled", "1 when the answer cache exists.", cs->enabled);
+	gauge(out, "vmaild_cache_live", "1 while invalidations arrive, so fresh hits are served.",
+	      cs->live);
+	gauge(out, "vmaild_cache_entries", "Entries in the answer cache.", (double)cs->cache.entries);
+	gauge(out, "vmaild_cache_bytes", "Bytes the cache holds (slabs and index).",
+	      (double)cs->cache.allocated_bytes);
+	gauge(out, "vmaild_cache_live_bytes", "Bytes of live entries.",
+	      (double)cs->cache.live_bytes);
+	gauge(out, "vmaild_cache_max_bytes", "The cache_size bound.", (double)cs->cache.max_bytes);
+	counter(out, "vmaild_cache_inserts_total", "Answers stored.", cs->cache.inserts);
+	counter(out, "vmaild_cache_evictions_total", "Entries evicted to make room.",
+		cs->cache.evictions);
+	counter(out, "vmaild_cache_expired_total", "Entries removed past expiry.", cs->cache.expired);
+	counter(out, "vmaild_cache_dropped_total", "Entries removed by invalidation.",
+		cs->cache.dropped);
+	counter(out, "vmaild_cache_invalidations_total", "Invalidation payloads applied.",
+		cs->invalidations);
+	counter(out, "vmaild_cache_flushes_total", "Times the whole cache was emptied.",
+		cs->flushes);
+}
+
+void metrics_render(struct evbuffer *out, const struct metrics_state *st)
+{
+	render_lookups(out);
+	if (st->pool)
+		render_pool(out, st->pool);
+	if (st->cache)
+		render_cache(out, st->cache);
+	gauge(out, "vmaild_listen_up", "1 while the LISTEN connection listens.", st->listen_up);
+	counter(out, "vmaild_listen_notifications_total", "Notifications received.",
+		st->listen_notifications);
+	counter(out, "vmaild_listen_connects_total", "LISTEN connections established.",
+		st->listen_reconnects);
+	gauge(out, "vmaild_connections", "Client connections open.", st->connections);
+	gauge(out, "vmaild_uptime_seconds", "Seconds since start.", st->uptime_s);
+}

@@ -1,0 +1,64 @@
+/* metrics: lookup counters and latency histograms per protocol and kind, rendered as Prometheus text. */
+#ifndef VMAIL_METRICS_H
+#define VMAIL_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lookup.h"
+#include "lookup_cache.h"
+#include "vmail/pg.h"
+
+struct evbuffer;
+
+/* Where an answer came from. */
+enum metrics_source {
+	METRICS_HIT = 0,  /* fresh from the cache */
+	METRICS_STALE,    /* from the cache past its expiry: the database could not answer */
+	METRICS_MISS,     /* cacheable, asked the database */
+	METRICS_UNCACHED, /* a kind (or key) the cache does not hold, or no cache */
+	METRICS_SOURCE__COUNT,
+};
+
+/* Upper bounds of the latency buckets in microseconds (the +Inf bucket comes on top). */
+#define METRICS_NBUCKETS 16
+extern const uint32_t metrics_bucket_us[METRICS_NBUCKETS];
+
+/* One (protocol, kind) cell. */
+struct metrics_lookup {
+	uint64_t requests;
+	uint64_t source[METRICS_SOURCE__COUNT];
+	uint64_t status[LOOKUP_PERMFAIL + 1];
+	uint64_t bucket[METRICS_NBUCKETS + 1]; /* not cumulative; last = over the largest bound */
+	uint64_t sum_us;
+};
+
+/* metrics_lookup_done - count one answered lookup (called by lookup.c) */
+void metrics_lookup_done(enum lookup_proto proto, enum lookup_kind kind, enum metrics_source src,
+			 enum lookup_status st, uint64_t usec);
+
+/* metrics_lookup_get - the cell, for tests and vmailctl-side summaries */
+const struct metrics_lookup *metrics_lookup_get(enum lookup_proto proto, enum lookup_kind kind);
+
+/* metrics_reset - zero every counter (tests) */
+void metrics_reset(void);
+
+/* What the daemon adds to the lookup counters when rendering. */
+struct metrics_state {
+	const struct pg_stats *pool;       /* NULL: no pool */
+	const struct lookup_cache_stats *cache;
+	bool listen_up;                    /* the LISTEN connection is listening */
+	uint64_t listen_notifications;
+	uint64_t listen_reconnects;
+	unsigned connections;              /* client connections open */
+	double uptime_s;
+};
+
+/*
+ * metrics_render - the Prometheus text exposition format (version 0.0.4) of
+ * every counter plus st.  Cells that never counted a request are left out.
+ */
+void metrics_render(struct evbuffer *out, const struct metrics_state *st);
+
+#endif

@@ -1,0 +1,1003 @@
+/*
+ * svc_dict: Dovecot's dict proxy protocol over conn.  Frames lines with the pure
+ * parser (dictproto), gives each connection a role from the dict name in its hello
+ * (dict_txn), checks who the peer is (SO_PEERCRED), and turns lookups, iterations and
+ * commits into database work.  Commits of the mailbox quota root are coalesced: every
+ * commit that arrives while a batch is in the database joins the next batch, which is
+ * one statement and so one database transaction; a commit is answered only when its
+ * batch's statement returned.  A database failure is always F, never N: N makes Dovecot
+ * recount (lookups) or say "user unknown" (auth).
+ */
+#define _GNU_SOURCE /* struct ucred */
+#include "svc_dict.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "dict_txn.h"
+#include "vmail/dictproto.h"
+#include "vmail/log.h"
+#include "lookup.h"
+#include "vmail/pg.h"
+
+#define DICT_MAX_TRUSTED 32
+#define DICT_BATCH_MAX   256 /* transactions per database statement */
+/* The longest reply line: an escaped value may double, plus letter, id and newline. */
+#define DICT_REPLY_MAX   (2 * DICT_MAX_LINE + 64)
+
+#define KEY_PASSDB "shared/passdb/"
+#define KEY_USERDB "shared/userdb/"
+
+enum dict_conn_state {
+	DICT_CONN_HELLO = 0, /* waiting for H */
+	DICT_CONN_READY,     /* role known, commands served */
+	DICT_CONN_STATE__COUNT,
+};
+
+static const char *const dict_conn_state_names[DICT_CONN_STATE__COUNT] = {
+	[DICT_CONN_HELLO] = "hello",
+	[DICT_CONN_READY] = "ready",
+};
+
+struct dict_listener {
+	struct svc_dict *svc;
+	enum svc_dict_listener kind;
+};
+
+/* A commit waiting for, or in, a batch.  req and dc are NULL once its connection went away. */
+struct dict_commit {
+	struct dict_commit *next;
+	struct conn_req *req;
+	struct dict_conn *dc;
+	uint32_t id;
+	bool async;                 /* D: the reply gets an 'A' prefix */
+	struct dict_txn *txn;       /* owned */
+	char peer_uid[16];          /* "-1" for a trusted peer */
+};
+
+struct dict_batch {
+	struct svc_dict *svc;
+	struct dict_commit *first;
+	size_t count;
+};
+
+struct svc_dict {
+	struct pg_pool *pool;
+	struct dict_listener listeners[SVC_DICT__COUNT];
+	char *auth_names, *quota_names, *account_names;
+	uid_t trusted_uid[DICT_MAX_TRUSTED];
+	size_t ntrusted_uid;
+	gid_t trusted_gid[DICT_MAX_TRUSTED];
+	size_t ntrusted_gid;
+	struct event *flush_ev;          /* runs a batch from the event loop */
+	struct dict_commit *queue, **queue_tail;
+	size_t nqueued;
+	struct dict_batch *inflight;     /* at most one batch in the database: keeps order */
+	struct dict_cmd cmd;             /* the line being handled (large: not per conn) */
+	char out[DICT_REPLY_MAX];        /* one reply being formatted */
+};
+
+/* Per connection (conn_data). */
+struct dict_conn {
+	struct dict_listener *l;
+	enum dict_conn_state state;
+	enum dict_role role;
+	uint32_t major, minor;
+	char *hello_user;            /* username from the hello (clients before 2.3.17) */
+	bool have_cred;
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	bool trusted;
+	char peer_uid[16];           /* SQL parameter: the uid, or "-1" if trusted */
+	struct dict_txn *txns;       /* open transactions */
+	unsigned ntxns;
+	/*
+	 * Read your writes: a counter lookup that follows a commit of the same connection
+	 * waits until that commit is in the database (Dovecot pipelines them).
+	 */
+	unsigned commits_pending;
+	struct dict_parked *parked, **parked_tail;
+};
+
+/* A counter lookup waiting for its connection's commits. */
+struct dict_parked {
+	struct dict_parked *next;
+	struct conn_req *req;
+	int counter;
+	char user[];
+};
+
+/* What a lookup or iteration needs in its callback; freed there or when its conn drops it. */
+struct dict_ask {
+	struct conn_req *req;
+	enum dict_role role;
+	uint64_t max_rows;
+	struct svc_dict *svc;
+};
+
+static void dict_on_read(struct conn *c, struct evbuffer *in, void *arg);
+static void dict_on_close(struct conn *c, void *data, void *arg);
+static void dict_flush_cb(evutil_socket_t fd, short what, void *arg);
+
+const struct conn_proto svc_dict_proto = {
+	.name = "dict",
+	.on_read = dict_on_read,
+	.on_close = dict_on_close,
+};
+
+/* ---- settings --------------------------------------------------------------------- */
+
+/* dict_resolve_trusted - "dovecot, 117 @mail": user names, numeric uids, @group names */
+static bool dict_resolve_trusted(struct svc_dict *svc, const char *list, char *err,
+				 size_t errlen)
+{
+	char tok[256];
+	for (const char *p = list; *p;) {
+		while (*p == ',' || *p == ' ' || *p == '\t')
+			p++;
+		size_t n = 0;
+		while (*p && *p != ',' && *p != ' ' && *p != '\t') {
+			if (n + 1 < sizeof(tok))
+				tok[n++] = *p;
+			p++;
+		}
+		tok[n] = '\0';
+		if (n == 0)
+			continue;
+		if (svc->ntrusted_uid == DICT_MAX_TRUSTED || svc->ntrusted_gid == DICT_MAX_TRUSTED) {
+			snprintf(err, errlen, "dict_trusted_users: more than %d entries",
+				 DICT_MAX_TRUSTED);
+			return false;
+		}
+		if (tok[0] == '@') {
+			struct group *gr = getgrnam(tok + 1);
+			if (!gr) {
+				snprintf(err, errlen, "dict_trusted_users: unknown group \"%s\"", tok + 1);
+				return false;
+			}
+			svc->trusted_gid[svc->ntrusted_gid++] = gr->gr_gid;
+		} else if (strspn(tok, "0123456789") == n) {
+			svc->trusted_uid[svc->ntrusted_uid++] = (uid_t)strtoul(tok, NULL, 10);
+		} else {
+			struct passwd *pw = getpwnam(tok);
+			if (!pw) {
+				snprintf(err, errlen, "dict_trusted_users: unknown user \"%s\"", tok);
+				return false;
+			}
+			svc->trusted_uid[svc->ntrusted_uid++] = pw->pw_uid;
+		}
+	}
+	return true;
+}
+
+struct svc_dict *svc_dict_new(struct event_base *base, struct pg_pool *pool,
+			      const struct svc_dict_settings *set, char *err, size_t errlen)
+{
+	struct svc_dict *svc = calloc(1, sizeof(*svc));
+	if (!svc) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	svc->pool = pool;
+	svc->queue_tail = &svc->queue;
+	for (unsigned i = 0; i < SVC_DICT__COUNT; i++) {
+		svc->listeners[i].svc = svc;
+		svc->listeners[i].kind = (enum svc_dict_listener)i;
+	}
+	svc->auth_names = strdup(set->auth_names);
+	svc->quota_names = strdup(set->quota_names);
+	svc->account_names = strdup(set->account_names);
+	svc->flush_ev = event_new(base, -1, 0, dict_flush_cb, svc);
+	if (!svc->auth_names || !svc->quota_names || !svc->account_names || !svc->flush_ev) {
+		snprintf(err, errlen, "out of memory");
+		svc_dict_free(svc);
+		return NULL;
+	}
+	if (!dict_resolve_trusted(svc, set->trusted_users, err, errlen)) {
+		svc_dict_free(svc);
+		return NULL;
+	}
+	return svc;
+}
+
+void *svc_dict_listener_arg(struct svc_dict *svc, enum svc_dict_listener kind)
+{
+	return &svc->listeners[kind];
+}
+
+static void dict_commit_free(struct dict_commit *cm)
+{
+	dict_txn_free(cm->txn);
+	free(cm);
+}
+
+void svc_dict_free(struct svc_dict *svc)
+{
+	if (!svc)
+		return;
+	while (svc->queue) {
+		struct dict_commit *cm = svc->queue;
+		svc->queue = cm->next;
+		dict_commit_free(cm);
+	}
+	if (svc->flush_ev)
+		event_free(svc->flush_ev);
+	free(svc->auth_names);
+	free(svc->quota_names);
+	free(svc->account_names);
+	free(svc);
+}
+
+/* ---- connections ------------------------------------------------------------------- */
+
+static void dict_set_state(struct conn *c, struct dict_conn *dc, enum dict_conn_state st)
+{
+	conn_log(c, LOG_LEVEL_DEBUG, "dict %s -> %s", dict_conn_state_names[dc->state],
+		 dict_conn_state_names[st]);
+	dc->state = st;
+}
+
+static bool dict_is_trusted(const struct svc_dict *svc, uid_t uid, gid_t gid)
+{
+	if (uid == 0)
+		return true;
+	for (size_t i = 0; i < svc->ntrusted_uid; i++)
+		if (svc->trusted_uid[i] == uid)
+			return true;
+	for (size_t i = 0; i < svc->ntrusted_gid; i++)
+		if (svc->trusted_gid[i] == gid)
+			return true;
+	return false;
+}
+
+static struct dict_conn *dict_conn_new(struct conn *c, struct dict_listener *l)
+{
+	struct dict_conn *dc = calloc(1, sizeof(*dc));
+	if (!dc)
+		return NULL;
+	dc->l = l;
+	dc->state = DICT_CONN_HELLO;
+	dc->parked_tail = &dc->parked;
+	/* The credentials of the process that connected, fixed at connect(2). */
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+	int fd = conn_fd(c);
+	if (fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == 0 &&
+	    len == sizeof(uc)) {
+		dc->have_cred = true;
+		dc->uid = uc.uid;
+		dc->gid = uc.gid;
+		dc->pid = uc.pid;
+		dc->trusted = dict_is_trusted(l->svc, uc.uid, uc.gid);
+	}
+	snprintf(dc->peer_uid, sizeof(dc->peer_uid), "%ld",
+		 dc->trusted ? -1L : (long)dc->uid);
+	return dc;
+}
+
+static void dict_on_close(struct conn *c, void *data, void *arg)
+{
+	struct dict_conn *dc = data;
+	(void)c;
+	(void)arg;
+	if (!dc)
+		return;
+	while (dc->txns) {
+		struct dict_txn *t = dc->txns;
+		dc->txns = t->next;
+		dict_txn_free(t);
+	}
+	while (dc->parked) {
+		struct dict_parked *p = dc->parked;
+		dc->parked = p->next;
+		free(p); /* its request was freed by conn_close */
+	}
+	free(dc->hello_user);
+	free(dc);
+}
+
+/* ---- replies ----------------------------------------------------------------------- */
+
+static void dict_reply_line(struct conn_req *r, const char *line, size_t n, unsigned flags)
+{
+	/* Only the reply's kind and size: a passdb reply carries a password hash, and debug
+	 * logs travel further than the auth socket does. */
+	conn_log(conn_req_conn(r), LOG_LEVEL_DEBUG, "reply %c (%zu bytes)",
+		 n && line[0] != '\n' ? line[0] : '-', n);
+	conn_req_reply(r, line, n, flags);
+}
+
+static void dict_reply_fail(struct svc_dict *svc, struct conn_req *r, const char *why,
+			    unsigned flags)
+{
+	size_t n = dictproto_format_fail(svc->out, sizeof(svc->out), why, strlen(why));
+	dict_reply_line(r, svc->out, n, flags);
+}
+
+static void dict_reply_found(struct svc_dict *svc, struct conn_req *r, const char *value,
+			     size_t len)
+{
+	size_t n = dictproto_format_found(svc->out, sizeof(svc->out), value, len);
+	if (n == 0) {
+		conn_log(conn_req_conn(r), LOG_LEVEL_WARNING, "value too large (%zu bytes)", len);
+		dict_reply_fail(svc, r, "value too large", 0);
+		return;
+	}
+	dict_reply_line(r, svc->out, n, 0);
+}
+
+static void dict_reply_notfound(struct svc_dict *svc, struct conn_req *r)
+{
+	size_t n = dictproto_format_notfound(svc->out, sizeof(svc->out));
+	dict_reply_line(r, svc->out, n, 0);
+}
+
+static void dict_reply_commit(struct svc_dict *svc, struct conn_req *r, bool async,
+			      enum dictproto_commit_result res, uint32_t id, const char *why)
+{
+	size_t n = dictproto_format_commit(svc->out, sizeof(svc->out), async, res, id,
+					   why ? why : "", why ? strlen(why) : 0);
+	dict_reply_line(r, svc->out, n, 0);
+}
+
+static const char *dict_failure_text(enum lookup_status st)
+{
+	return st == LOOKUP_PERMFAIL ? "lookup failed, see the vmaild log" : "database unavailable";
+}
+
+/* ---- lookups and iteration ---------------------------------------------------------- */
+
+static void dict_ask_drop(void *arg)
+{
+	free(arg);
+}
+
+static struct dict_ask *dict_ask_new(struct svc_dict *svc, struct conn_req *r,
+				     enum dict_role role)
+{
+	struct dict_ask *a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	a->req = r;
+	a->role = role;
+	a->svc = svc;
+	conn_req_on_drop(r, dict_ask_drop, a);
+	return a;
+}
+
+static void dict_lookup_done(void *arg, enum lookup_status st, const char *value, size_t len)
+{
+	struct dict_ask a = *(struct dict_ask *)arg;
+	free(arg);
+	conn_req_on_drop(a.req, NULL, NULL);
+	bool quota = a.role == DICT_ROLE_MAILBOX || a.role == DICT_ROLE_ACCOUNT;
+	switch (st) {
+	case LOOKUP_FOUND:
+		if (quota && strcmp(value, "denied") == 0) {
+			conn_log(conn_req_conn(a.req), LOG_LEVEL_NOTICE,
+				 "refused: a counter of a user who does not run under the peer's uid");
+			dict_reply_fail(a.svc, a.req, "permission denied", 0);
+			return;
+		}
+		dict_reply_found(a.svc, a.req, value, len);
+		return;
+	case LOOKUP_NOTFOUND:
+		/* The account root always has a total: N would make Dovecot "recount" it. */
+		if (a.role == DICT_ROLE_ACCOUNT)
+			dict_reply_found(a.svc, a.req, "0", 1);
+		else
+			dict_reply_notfound(a.svc, a.req);
+		return;
+	case LOOKUP_TEMPFAIL:
+	case LOOKUP_PERMFAIL:
+		dict_reply_fail(a.svc, a.req, dict_failure_text(st), 0);
+		return;
+	}
+	dict_reply_fail(a.svc, a.req, "internal error", 0);
+}
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* dict_submit - start a lookup answered by dict_lookup_done; answers r itself on failure */
+static void dict_submit(struct svc_dict *svc, struct conn_req *r, enum dict_role role,
+			enum lookup_kind kind, const char *const *params, unsigned nparams)
+{
+	struct dict_ask *a = dict_ask_new(svc, r, role);
+	if (!a) {
+		dict_reply_fail(svc, r, "out of memory", 0);
+		return;
+	}
+	struct lookup_req *lr = lookup_submit_as(svc->pool, LOOKUP_PROTO_DICT, kind, params, NULL,
+						 nparams, dict_lookup_done, a);
+	if (!lr) {
+		conn_req_on_drop(r, NULL, NULL);
+		free(a);
+		dict_reply_fail(svc, r, "lookup could not be queued", 0);
+		return;
+	}
+	conn_req_set_lookup(r, lr);
+}
+
+/* dict_counter_lookup - L priv/quota/<counter> of user, on a quota role */
+static void dict_counter_lookup(struct svc_dict *svc, struct dict_conn *dc, struct conn_req *r,
+				const char *user, int counter)
+{
+	const char *params[4];
+	if (dc->commits_pending) {
+		size_t n = strlen(user);
+		struct dict_parked *p = malloc(sizeof(*p) + n + 1);
+		if (!p) {
+			dict_reply_fail(svc, r, "out of memory", 0);
+			return;
+		}
+		p->next = NULL;
+		p->req = r;
+		p->counter = counter;
+		memcpy(p->user, user, n + 1);
+		*dc->parked_tail = p;
+		dc->parked_tail = &p->next;
+		return;
+	}
+	params[0] = user;
+	params[1] = counter == DICT_COUNTER_STORAGE ? "storage" : "messages";
+	params[2] = dc->role == DICT_ROLE_ACCOUNT ? "account" : "mailbox";
+	params[3] = dc->peer_uid;
+	dict_submit(svc, r, dc->role, LOOKUP_DICT_QUOTA_GET, params, 4);
+}
+
+/* dict_unpark - the connection's commits are done: run the lookups that waited */
+static void dict_unpark(struct svc_dict *svc, struct dict_conn *dc)
+{
+	struct dict_parked *p = dc->parked;
+	dc->parked = NULL;
+	dc->parked_tail = &dc->parked;
+	while (p) {
+		struct dict_parked *next = p->next;
+		dict_counter_lookup(svc, dc, p->req, p->user, p->counter);
+		free(p);
+		p = next;
+	}
+}
+
+static void dict_lookup(struct svc_dict *svc, struct dict_conn *dc, struct conn_req *r,
+			const struct dict_cmd *cmd)
+{
+	const char *key = cmd->u.lookup.key;
+	const char *user = cmd->u.lookup.username[0] ? cmd->u.lookup.username
+						     : (dc->hello_user ? dc->hello_user : "");
+	const char *params[1];
+
+	if (dc->role == DICT_ROLE_AUTH) {
+		enum lookup_kind kind;
+		if (has_prefix(key, KEY_PASSDB)) {
+			kind = LOOKUP_PASSDB;
+			params[0] = key + strlen(KEY_PASSDB);
+		} else if (has_prefix(key, KEY_USERDB)) {
+			kind = LOOKUP_USERDB;
+			params[0] = key + strlen(KEY_USERDB);
+		} else {
+			dict_reply_notfound(svc, r);
+			return;
+		}
+		dict_submit(svc, r, dc->role, kind, params, 1);
+		return;
+	}
+	int counter = dict_counter_of_key(key);
+	if (counter < 0) {
+		dict_reply_notfound(svc, r);
+		return;
+	}
+	dict_counter_lookup(svc, dc, r, user, counter);
+}
+
+static void dict_iterate_done(void *arg, enum lookup_status st, const struct lookup_rows *rows)
+{
+	struct dict_ask a = *(struct dict_ask *)arg;
+	free(arg);
+	conn_req_on_drop(a.req, NULL, NULL);
+	struct svc_dict *svc = a.svc;
+	if (st != LOOKUP_FOUND && st != LOOKUP_NOTFOUND) {
+		dict_reply_fail(svc, a.req, dict_failure_text(st), 0);
+		return;
+	}
+	struct evbuffer *buf = evbuffer_new();
+	if (!buf) {
+		dict_reply_fail(svc, a.req, "out of memory", 0);
+		return;
+	}
+	char key[LOOKUP_KEY_MAX + sizeof(KEY_USERDB)];
+	size_t n = lookup_rows_count(rows);
+	if (a.max_rows && n > a.max_rows)
+		n = (size_t)a.max_rows;
+	bool ok = true;
+	for (size_t i = 0; i < n && ok; i++) {
+		size_t len;
+		const char *login = lookup_rows_value(rows, i, &len);
+		if (!login || len > LOOKUP_KEY_MAX)
+			continue;
+		int klen = snprintf(key, sizeof(key), "%s%s", KEY_USERDB, login);
+		size_t m = dictproto_format_iter_row(svc->out, sizeof(svc->out), key, (size_t)klen,
+						     "", 0);
+		ok = m > 0 && evbuffer_add(buf, svc->out, m) == 0;
+	}
+	size_t m = dictproto_format_iter_end(svc->out, sizeof(svc->out));
+	ok = ok && evbuffer_add(buf, svc->out, m) == 0;
+	if (!ok) {
+		evbuffer_free(buf);
+		dict_reply_fail(svc, a.req, "out of memory", 0);
+		return;
+	}
+	size_t total = evbuffer_get_length(buf);
+	conn_log(conn_req_conn(a.req), LOG_LEVEL_DEBUG, "iteration: %zu rows", n);
+	conn_req_reply(a.req, evbuffer_pullup(buf, -1), total, 0);
+	evbuffer_free(buf);
+}
+
+static void dict_iterate(struct svc_dict *svc, struct dict_conn *dc, struct conn_req *r,
+			 const struct dict_cmd *cmd)
+{
+	/* Only the userdb can be listed; anything else is an empty listing. */
+	const char *path = cmd->u.iterate.path;
+	if (dc->role != DICT_ROLE_AUTH || !has_prefix(KEY_USERDB, path) ||
+	    strlen(path) < strlen("shared/userdb")) {
+		size_t n = dictproto_format_iter_end(svc->out, sizeof(svc->out));
+		dict_reply_line(r, svc->out, n, 0);
+		return;
+	}
+	struct dict_ask *a = dict_ask_new(svc, r, dc->role);
+	if (!a) {
+		dict_reply_fail(svc, r, "out of memory", 0);
+		return;
+	}
+	a->max_rows = cmd->u.iterate.max_rows;
+	struct lookup_req *lr = lookup_submit_rows(svc->pool, LOOKUP_USERDB_LIST, NULL, NULL, 0,
+						   dict_iterate_done, a);
+	if (!lr) {
+		conn_req_on_drop(r, NULL, NULL);
+		free(a);
+		dict_reply_fail(svc, r, "lookup could not be queued", 0);
+		return;
+	}
+	conn_req_set_lookup(r, lr);
+}
+
+/* ---- commits and batches ----------------------------------------------------------- */
+
+static void dict_commit_drop(void *arg)
+{
+	struct dict_commit *cm = arg;
+	cm->req = NULL; /* the connection is gone; the write still happens */
+	cm->dc = NULL;
+}
+
+/* dict_answer_commit - the batch letter for cm: O, N, D (denied) or anything else (failed) */
+static void dict_answer_commit(struct svc_dict *svc, struct dict_commit *cm, char letter,
+			       const char *why)
+{
+	if (!cm->req)
+		return;
+	struct conn_req *r = cm->req;
+	struct dict_conn *dc = cm->dc;
+	conn_req_on_drop(r, NULL, NULL);
+	cm->req = NULL;
+	cm->dc = NULL;
+	/* Before the reply, which could close the connection: the lookups only start here. */
+	if (dc && --dc->commits_pending == 0 && dc->parked)
+		dict_unpark(svc, dc);
+	switch (letter) {
+	case 'O':
+		dict_reply_commit(svc, r, cm->async, DICTPROTO_COMMIT_OK, cm->id, NULL);
+		return;
+	case 'N':
+		dict_reply_commit(svc, r, cm->async, DICTPROTO_COMMIT_NOTFOUND, cm->id, NULL);
+		return;
+	case 'D':
+		conn_log(conn_req_conn(r), LOG_LEVEL_NOTICE,
+			 "refused: counters of %s, who does not run under the peer's uid",
+			 cm->txn->username);
+		dict_reply_commit(svc, r, cm->async, DICTPROTO_COMMIT_FAILED, cm->id,
+				  "permission denied");
+		return;
+	default:
+		dict_reply_commit(svc, r, cm->async, DICTPROTO_COMMIT_FAILED, cm->id,
+				  why ? why : "commit failed");
+		return;
+	}
+}
+
+static void dict_batch_finish(struct dict_batch *b, const char *letters, size_t nletters,
+			      const char *why)
+{
+	struct svc_dict *svc = b->svc;
+	size_t i = 0;
+	while (b->first) {
+		struct dict_commit *cm = b->first;
+		b->first = cm->next;
+		dict_answer_commit(svc, cm, letters && i < nletters ? letters[i] : 'F', why);
+		dict_commit_free(cm);
+		i++;
+	}
+	if (svc->inflight == b)
+		svc->inflight = NULL;
+	free(b);
+	if (svc->queue)
+		event_active(svc->flush_ev, EV_TIMEOUT, 0);
+}
+
+static void dict_batch_done(void *arg, enum pg_status st, const PGresult *res)
+{
+	struct dict_batch *b = arg;
+	size_t len = 0;
+	const char *letters = st == PG_FOUND ? pg_result_value(res, 0, 0, &len) : NULL;
+	if (letters && len != b->count) {
+		log_error("dict: batch of %zu commits answered with %zu results", b->count, len);
+		letters = NULL;
+	}
+	log_debug("dict: batch of %zu commits: %s", b->count,
+		  letters ? "committed" : pg_status_name(st));
+	dict_batch_finish(b, letters, len,
+			  st == PG_PERMFAIL ? "commit failed, see the vmaild log"
+					    : "database unavailable");
+}
+
+/* dict_arrays_add - one transaction's elements onto the six array literals */
+static bool dict_arrays_add(struct evbuffer *arr[6], const struct dict_commit *cm, bool first)
+{
+	char q[2 * LOOKUP_KEY_MAX + 8];
+	const struct dict_txn *t = cm->txn;
+	const char *sep = first ? "" : ",";
+	size_t n = dict_sql_quote(q, sizeof(q), t->username);
+	if (n == 0)
+		return false;
+	if (evbuffer_add_printf(arr[0], "%s%.*s", sep, (int)n, q) < 0)
+		return false;
+	for (int k = 0; k < DICT_COUNTER__COUNT; k++) {
+		char op = t->op[k] == DICT_OP_KEEP ? 0 : (char)t->op[k];
+		if (evbuffer_add_printf(arr[1 + 2 * k], "%s\"%.*s\"", sep, op ? 1 : 0, &op) < 0 ||
+		    evbuffer_add_printf(arr[2 + 2 * k], "%s%lld", sep,
+					(long long)t->value[k]) < 0)
+			return false;
+	}
+	return evbuffer_add_printf(arr[5], "%s%s", sep, cm->peer_uid) >= 0;
+}
+
+/* dict_flush - send the queued commits (up to DICT_BATCH_MAX) as one statement */
+static void dict_flush(struct svc_dict *svc)
+{
+	if (svc->inflight || !svc->queue)
+		return;
+	struct dict_batch *b = calloc(1, sizeof(*b));
+	struct evbuffer *arr[6] = { NULL };
+	bool ok = b != NULL;
+	for (int i = 0; i < 6 && ok; i++)
+		ok = (arr[i] = evbuffer_new()) != NULL && evbuffer_add(arr[i], "{", 1) == 0;
+	if (!b) {
+		log_error("dict: out of memory; commits wait");
+		goto out;
+	}
+	b->svc = svc;
+	/* Take the head of the queue. */
+	struct dict_commit **tail = &b->first;
+	while (svc->queue && b->count < DICT_BATCH_MAX) {
+		struct dict_commit *cm = svc->queue;
+		svc->queue = cm->next;
+		cm->next = NULL;
+		svc->nqueued--;
+		ok = ok && dict_arrays_add(arr, cm, b->count == 0);
+		*tail = cm;
+		tail = &cm->next;
+		b->count++;
+	}
+	if (!svc->queue)
+		svc->queue_tail = &svc->queue;
+	svc->inflight = b;
+	const char *params[6];
+	size_t lens[6];
+	for (int i = 0; i < 6 && ok; i++) {
+		ok = evbuffer_add(arr[i], "}", 1) == 0;
+		lens[i] = evbuffer_get_length(arr[i]);
+		params[i] = (const char *)evbuffer_pullup(arr[i], -1);
+		ok = ok && params[i] != NULL;
+	}
+	struct pg_req *pr = ok ? pg_submit(svc->pool, LOOKUP_DICT_COMMIT, params, lens, 6,
+					   dict_batch_done, b)
+			       : NULL;
+	if (!pr) {
+		log_error("dict: a batch of %zu commits could not be queued", b->count);
+		dict_batch_finish(b, NULL, 0, "commit could not be queued");
+	}
+out:
+	for (int i = 0; i < 6; i++)
+		if (arr[i])
+			evbuffer_free(arr[i]);
+}
+
+static void dict_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	dict_flush(arg);
+}
+
+static void dict_commit(struct svc_dict *svc, struct dict_conn *dc, struct conn_req *r,
+			struct dict_txn *t, bool async)
+{
+	enum dictproto_commit_result res = DICTPROTO_COMMIT_OK;
+	const char *why = NULL;
+	switch (dc->role) {
+	case DICT_ROLE_AUTH:
+	case DICT_ROLE_NONE:
+	case DICT_ROLE__COUNT:
+		res = DICTPROTO_COMMIT_FAILED;
+		why = "this dict is read-only";
+		break;
+	case DICT_ROLE_ACCOUNT:
+		/* Usage is counted by the mailbox roots; this root only reads the total. */
+		break;
+	case DICT_ROLE_MAILBOX:
+		if (t->error) {
+			res = DICTPROTO_COMMIT_FAILED;
+			why = t->error;
+		} else if (t->add_to_unset) {
+			res = DICTPROTO_COMMIT_NOTFOUND;
+		} else if (!dict_txn_writes(t)) {
+			break;
+		} else if (!lookup_key_valid(t->username, strlen(t->username))) {
+			res = DICTPROTO_COMMIT_FAILED;
+			why = "invalid username";
+		} else {
+			struct dict_commit *cm = calloc(1, sizeof(*cm));
+			if (!cm) {
+				res = DICTPROTO_COMMIT_FAILED;
+				why = "out of memory";
+				break;
+			}
+			cm->req = r;
+			cm->dc = dc;
+			dc->commits_pending++;
+			cm->id = t->id;
+			cm->async = async;
+			cm->txn = t;
+			snprintf(cm->peer_uid, sizeof(cm->peer_uid), "%s", dc->peer_uid);
+			conn_req_on_drop(r, dict_commit_drop, cm);
+			*svc->queue_tail = cm;
+			svc->queue_tail = &cm->next;
+			svc->nqueued++;
+			if (!svc->inflight)
+				event_active(svc->flush_ev, EV_TIMEOUT, 0);
+			return;
+		}
+		break;
+	}
+	uint32_t id = t->id;
+	dict_txn_free(t);
+	dict_reply_commit(svc, r, async, res, id, why);
+}
+
+/* ---- command dispatch -------------------------------------------------------------- */
+
+static struct dict_txn **dict_find_txn(struct dict_conn *dc, uint32_t id)
+{
+	for (struct dict_txn **pp = &dc->txns; *pp; pp = &(*pp)->next)
+		if ((*pp)->id == id)
+			return pp;
+	return NULL;
+}
+
+static bool dict_hello(struct svc_dict *svc, struct conn *c, struct dict_conn *dc,
+		       const struct dict_cmd *cmd)
+{
+	const char *err;
+	if (!dict_hello_check(cmd, &err)) {
+		conn_log(c, LOG_LEVEL_NOTICE, "refused: %s", err);
+		conn_close(c, err);
+		return false;
+	}
+	const char *name = cmd->u.hello.name;
+	enum dict_role role = DICT_ROLE_NONE;
+	if (dc->l->kind == SVC_DICT_AUTH) {
+		if (dict_name_in_list(svc->auth_names, name))
+			role = DICT_ROLE_AUTH;
+	} else if (dict_name_in_list(svc->quota_names, name)) {
+		role = DICT_ROLE_MAILBOX;
+	} else if (dict_name_in_list(svc->account_names, name)) {
+		role = DICT_ROLE_ACCOUNT;
+	}
+	if (role == DICT_ROLE_NONE) {
+		conn_log(c, LOG_LEVEL_NOTICE, "refused: dict \"%s\" is not served on this listener",
+			 name);
+		conn_close(c, "unknown dict name");
+		return false;
+	}
+	if (!dc->have_cred) {
+		conn_log(c, LOG_LEVEL_NOTICE, "refused: no peer credentials (not a unix socket?)");
+		conn_close(c, "no peer credentials");
+		return false;
+	}
+	if (role == DICT_ROLE_AUTH && !dc->trusted) {
+		conn_log(c, LOG_LEVEL_NOTICE,
+			 "refused: uid %u gid %u (pid %d) may not use the auth dict \"%s\"",
+			 (unsigned)dc->uid, (unsigned)dc->gid, (int)dc->pid, name);
+		conn_close(c, "untrusted peer on the auth dict");
+		return false;
+	}
+	if (cmd->u.hello.user[0]) {
+		dc->hello_user = strdup(cmd->u.hello.user);
+		if (!dc->hello_user) {
+			conn_close(c, "out of memory");
+			return false;
+		}
+	}
+	dc->role = role;
+	dc->major = cmd->u.hello.major;
+	dc->minor = cmd->u.hello.minor;
+	conn_log(c, LOG_LEVEL_DEBUG, "hello: protocol %u.%u, dict \"%s\" (%s), peer uid %u gid %u "
+		 "pid %d%s", dc->major, dc->minor, name, dict_role_name(role), (unsigned)dc->uid,
+		 (unsigned)dc->gid, (int)dc->pid, dc->trusted ? ", trusted" : "");
+	dict_set_state(c, dc, DICT_CONN_READY);
+	return true;
+}
+
+static bool dict_protocol_error(struct conn *c, const char *why)
+{
+	conn_log(c, LOG_LEVEL_NOTICE, "protocol error: %s", why);
+	conn_close(c, why);
+	return false;
+}
+
+/* dict_command - one parsed line; false if the connection was closed */
+static bool dict_command(struct svc_dict *svc, struct conn *c, struct dict_conn *dc,
+			 const struct dict_cmd *cmd)
+{
+	struct dict_txn **pp, *t;
+	struct conn_req *r;
+
+	if (dc->state == DICT_CONN_HELLO)
+		return dict_hello(svc, c, dc, cmd);
+
+	switch (cmd->type) {
+	case DICT_CMD_HELLO:
+		return dict_protocol_error(c, "second hello");
+	case DICT_CMD_LOOKUP:
+	case DICT_CMD_ITERATE:
+	case DICT_CMD_COMMIT:
+	case DICT_CMD_COMMIT_ASYNC:
+		break;
+	case DICT_CMD_BEGIN:
+		if (dict_find_txn(dc, cmd->u.begin.id))
+			return dict_protocol_error(c, "transaction id already open");
+		if (dc->ntxns >= DICT_MAX_TXNS)
+			return dict_protocol_error(c, "too many open transactions");
+		t = dict_txn_new(cmd->u.begin.id, cmd->u.begin.username[0]
+							  ? cmd->u.begin.username
+							  : (dc->hello_user ? dc->hello_user : ""));
+		if (!t) {
+			conn_close(c, "out of memory");
+			return false;
+		}
+		t->next = dc->txns;
+		dc->txns = t;
+		dc->ntxns++;
+		return true;
+	case DICT_CMD_SET:
+	case DICT_CMD_UNSET:
+	case DICT_CMD_ATOMIC_INC:
+	case DICT_CMD_TIMESTAMP:
+	case DICT_CMD_HIDE_LOG_VALUES:
+		/* The id is the first field of each; the union members all start with it. */
+		pp = dict_find_txn(dc, cmd->u.txn.id);
+		if (!pp)
+			return dict_protocol_error(c, "unknown transaction id");
+		if (!dict_txn_apply(*pp, cmd))
+			return dict_protocol_error(c, "too many operations in one transaction");
+		return true;
+	case DICT_CMD_ROLLBACK:
+		pp = dict_find_txn(dc, cmd->u.txn.id);
+		if (!pp)
+			return dict_protocol_error(c, "unknown transaction id");
+		t = *pp;
+		*pp = t->next;
+		dc->ntxns--;
+		dict_txn_free(t);
+		return true;
+	}
+
+	/* Commands with a reply. */
+	t = NULL;
+	if (cmd->type == DICT_CMD_COMMIT || cmd->type == DICT_CMD_COMMIT_ASYNC) {
+		pp = dict_find_txn(dc, cmd->u.txn.id);
+		if (!pp)
+			return dict_protocol_error(c, "unknown transaction id");
+		t = *pp;
+		*pp = t->next;
+		dc->ntxns--;
+	}
+	r = conn_req_new(c);
+	if (!r) {
+		dict_txn_free(t);
+		return false;
+	}
+	if (conn_is_over_limit(c)) {
+		dict_txn_free(t);
+		if (cmd->type == DICT_CMD_LOOKUP || cmd->type == DICT_CMD_ITERATE)
+			dict_reply_fail(svc, r, "too many connections", CONN_REPLY_CLOSE);
+		else {
+			size_t n = dictproto_format_commit(svc->out, sizeof(svc->out),
+							   cmd->type == DICT_CMD_COMMIT_ASYNC,
+							   DICTPROTO_COMMIT_FAILED, cmd->u.txn.id,
+							   "too many connections", 20);
+			dict_reply_line(r, svc->out, n, CONN_REPLY_CLOSE);
+		}
+		return true;
+	}
+	switch (cmd->type) {
+	case DICT_CMD_LOOKUP:
+		conn_log(c, LOG_LEVEL_DEBUG, "lookup %.200s user %.200s", cmd->u.lookup.key,
+			 cmd->u.lookup.username);
+		dict_lookup(svc, dc, r, cmd);
+		break;
+	case DICT_CMD_ITERATE:
+		conn_log(c, LOG_LEVEL_DEBUG, "iterate %.200s", cmd->u.iterate.path);
+		dict_iterate(svc, dc, r, cmd);
+		break;
+	default:
+		conn_log(c, LOG_LEVEL_DEBUG, "commit %u of %s: storage %c%lld messages %c%lld",
+			 t->id, t->username, t->op[0] ? (char)t->op[0] : '.',
+			 (long long)t->value[0], t->op[1] ? (char)t->op[1] : '.',
+			 (long long)t->value[1]);
+		dict_commit(svc, dc, r, t, cmd->type == DICT_CMD_COMMIT_ASYNC);
+		break;
+	}
+	return true;
+}
+
+static void dict_on_read(struct conn *c, struct evbuffer *in, void *arg)
+{
+	struct dict_listener *l = arg;
+	struct svc_dict *svc = l->svc;
+	struct dict_conn *dc = conn_data(c);
+	if (!dc) {
+		dc = dict_conn_new(c, l);
+		if (!dc) {
+			conn_close(c, "out of memory");
+			return;
+		}
+		conn_set_data(c, dc);
+	}
+	while (conn_want_requests(c)) {
+		size_t avail = evbuffer_get_length(in);
+		if (avail == 0)
+			return;
+		/* A whole line of the longest allowed size, its "\r\n" and nothing more. */
+		size_t look = avail < DICT_MAX_LINE + 2 ? avail : DICT_MAX_LINE + 2;
+		const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
+		const char *err = NULL;
+		size_t used = 0;
+		switch (dictproto_parse_line(buf, look, &svc->cmd, &used, &err)) {
+		case DICT_NEED_MORE:
+			return;
+		case DICT_ERROR:
+			dict_protocol_error(c, err ? err : "bad line");
+			return;
+		case DICT_OK:
+			break;
+		}
+		/* The parsed strings live in svc->cmd, so the input can go first. */
+		evbuffer_drain(in, used);
+		if (!dict_command(svc, c, dc, &svc->cmd))
+			return;
+	}
+}

@@ -1,0 +1,74 @@
+/* svc_dict: the Dovecot dict service on top of conn (passdb/userdb, quota counters, quota_clone). */
+#ifndef VMAIL_SVC_DICT_H
+#define VMAIL_SVC_DICT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conn.h"
+
+struct event_base;
+struct pg_pool;
+struct svc_dict;
+
+/*
+ * The two kinds of listener.  Each serves only its dict names (from the hello) and
+ * checks the peer's credentials (SO_PEERCRED), so they must be unix sockets:
+ *   AUTH   dict_listen: passdb/userdb JSON and userdb iteration.  Only trusted peers
+ *          (root and dict_trusted_users: Dovecot's auth processes, doveadm); anyone
+ *          else is disconnected after the hello.  Password hashes never leave here.
+ *   QUOTA  dict_quota_listen: priv/quota/storage and priv/quota/messages.  Reachable by
+ *          every mail process (they run as the shell accounts' uids); an untrusted peer
+ *          may read and write only the counters of users whose mail runs under its own
+ *          uid, anything else is answered F.
+ */
+enum svc_dict_listener {
+	SVC_DICT_AUTH = 0,
+	SVC_DICT_QUOTA,
+	SVC_DICT__COUNT,
+};
+
+struct svc_dict_settings {
+	const char *auth_names;    /* dict names served on AUTH listeners */
+	const char *quota_names;   /* mailbox quota root and quota_clone, on QUOTA listeners */
+	const char *account_names; /* the shell account's read-only root, on QUOTA listeners */
+	const char *trusted_users; /* user names, numeric uids, @group; root is always trusted */
+};
+
+/*
+ * svc_dict_new - the service state shared by every dict connection: settings,
+ * trusted peers (users resolved now; unknown ones are an error) and the queue that
+ * coalesces commits into batches.  NULL with a message in err.
+ */
+struct svc_dict *svc_dict_new(struct event_base *base, struct pg_pool *pool,
+			      const struct svc_dict_settings *set, char *err, size_t errlen);
+
+/* svc_dict_listener_arg - the proto_arg for server_add_listener(..., &svc_dict_proto, arg) */
+void *svc_dict_listener_arg(struct svc_dict *svc, enum svc_dict_listener kind);
+
+/*
+ * svc_dict_free - after the server and the pool are gone (the pool answers an in-flight
+ * batch while it is freed, and the batch callback needs the service).
+ */
+void svc_dict_free(struct svc_dict *svc);
+
+/*
+ * The protocol.  Wire behaviour (Dovecot 2.3 protocol 3.x, and 4.x for 2.4 quota_clone):
+ *   H with another major, or a name the listener does not serve   close
+ *   AUTH:  L shared/passdb/<login>   O{"user":…,"password":"{SCHEME}…"} | N (unknown, suspended)
+ *          L shared/userdb/<login>   O{"user":…,"home":…,"uid":…,"quota_rule":…,"quota2_rule":…}
+ *                                    | O{"tempfail":"yes"} (suspended) | N
+ *          I … shared/userdb/        one row per login, then the end line
+ *   QUOTA: L priv/quota/<counter>    mailbox root: O<n> | N (no counter: Dovecot recounts)
+ *                                    account root: O<total>, never N
+ *          B S U A C R               mailbox root: applied at C in a batch; C answers O, or N
+ *                                    when an A found no counter (nothing created)
+ *                                    account root: ignored, C answers O
+ *   a foreign user's counter (untrusted peer)                      F permission denied
+ *   the database cannot answer                                     F (lookups, commits, iterations)
+ * Replies leave in request order; lines up to DICT_MAX_LINE; at most max_pipelined
+ * unanswered L/I/C, DICT_MAX_TXNS open transactions, DICT_MAX_TXN_OPS operations each.
+ */
+extern const struct conn_proto svc_dict_proto;
+
+#endif
