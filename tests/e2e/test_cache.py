@@ -18,6 +18,9 @@ import time
 import unittest
 import urllib.request
 
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import dictclient
 import world
 from smclient import Client

@@ -15,6 +15,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import world  # noqa: E402
 from test_dovecot_dict import (AccountsWorld, DISK_A, PRIMARY, PW_A, PW_B, PW_BIURO,  # noqa: E402
                                SKIP, contrib, message)

@@ -20,6 +20,9 @@ import threading
 import time
 import unittest
 
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import smclient
 import world
 

@@ -15,6 +15,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from panelworld import MiB, PASSWORD, REPO, PanelWorld  # noqa: E402
 
 BROWSER_DIR = os.path.join(REPO, "tests", "e2e", "browser")

@@ -15,6 +15,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from panelworld import MiB, PASSWORD, Browser, PanelWorld  # noqa: E402
 
 JAN = "jan@platon.man.lublin.pl"

@@ -15,6 +15,9 @@ import socket
 import time
 import unittest
 
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import world
 from smclient import Client as SocketmapClient, netstring
 

@@ -6,7 +6,7 @@ units promise, and feeds the sysusers.d and tmpfiles.d files to
 systemd-sysusers and systemd-tmpfiles under a scratch root.
 
 SocketActivationTest starts vmaild the way vmaild-socketmap.socket would:
-tests/e2e/sd_launch.py binds the socket as root (owner postfix, mode 0600, in
+tests/lib/sd_launch.py binds the socket as root (owner postfix, mode 0600, in
 a root-only directory, like Postfix's private/), drops to nobody and execs
 vmaild with LISTEN_FDS.  vmaild must answer on the passed socket while holding
 no capability and never having been root.
@@ -24,11 +24,14 @@ import subprocess
 import tempfile
 import unittest
 
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import smclient
 import world
 
 UNIT_DIR = os.path.join(world.REPO, "contrib", "systemd")
-LAUNCH = os.path.join(world.REPO, "tests", "e2e", "sd_launch.py")
+LAUNCH = os.path.join(world.REPO, "tests", "lib", "sd_launch.py")
 
 # What every long-running unit must carry (reliability.md §3, postsrsd/chatmail units).
 HARDENING = {

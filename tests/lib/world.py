@@ -141,7 +141,7 @@ class Vmaild:
                  notify_abstract=False, wrapper=(), **settings):
         self.dir = dir
         self.notify_abstract = notify_abstract
-        self.wrapper = list(wrapper)  # e.g. tests/e2e/sd_launch.py ... --, which execs vmaild
+        self.wrapper = list(wrapper)  # e.g. tests/lib/sd_launch.py ... --, which execs vmaild
         os.makedirs(dir, exist_ok=True)
         self.config_path = os.path.join(dir, "vmaild.conf")
         self.log_path = os.path.join(dir, "vmaild.log")
