@@ -52,10 +52,13 @@ CONNECTIONS = 10000
 RSS_PER_CONN_KIB = 4
 RSS_SLACK_KIB = 16 * 1024
 RSS_NONREADER_KIB = 8 * 1024
-# An answer from an idle vmaild on loopback takes well under a millisecond; the
-# probe may wait this long while vmaild is under attack.
-PROBE_MAX_S = 0.1
-PROBE_MAX_FLOOD_S = 1.0  # while 10 000 connections are being accepted
+# An answer from an idle vmaild on loopback takes well under a millisecond.  A
+# vmaild stalled by a hostile client would keep the probe waiting for seconds
+# (the cut-offs here are 2 s and more); the bound sits far above scheduling
+# noise on a busy 2-core machine (up to ~0.2 s seen) so it cannot fail by
+# chance.  Speed itself is measured by scripts/bench.sh, never asserted here.
+PROBE_MAX_S = 0.5
+PROBE_MAX_FLOOD_S = 1.5  # while 10 000 connections are being accepted
 
 SKIP = world.missing_prerequisites()
 
