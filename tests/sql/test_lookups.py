@@ -3,10 +3,11 @@ tests/fixtures/lookups-world.sql, what each lookup answers for each key today.
 
 Each call is made the way its real caller makes it: vmaild's statement text
 (src/vmaild/lookup.c), Dovecot's sql driver queries (contrib/dovecot/dovecot-sql.conf.ext),
-vmailctl's. Rows run in file order on one database, so a write (a quota commit) shows in the
-rows after it. Every mismatching row is reported, not only the first. The table may name only
-the calls below, and every lookup function of the schema (CALLS_COVERED) must have a row, so
-a new one cannot slip in untested.
+vmailctl's; CallsAsCallersMakeThemTest checks the first two against those files. Rows run in
+file order on one database, so a write (a quota commit) shows in the rows after it. Every
+mismatching row is reported, not only the first. The table may name only the calls below, and
+every lookup function of the schema (LOOKUP_FUNCTIONS) must have a row, so a new one cannot
+slip in untested.
 
 Table format: '#' lines are comments; fields are separated by one or more TABs:
     call  key  more  answer  comment
