@@ -225,7 +225,7 @@ class InstallTest(unittest.TestCase):
         files = {os.path.relpath(os.path.join(d, f), dest)
                  for d, _, fs in os.walk(dest) for f in fs}
         for want in ("usr/sbin/vmaild", "usr/bin/vmailctl", "usr/share/man/man8/vmaild.8",
-                     "usr/share/man/man5/vmaild.conf.5", "usr/share/vmaild/schema/001_tables.sql",
+                     "usr/share/man/man5/vmaild.conf.5", "usr/share/vmaild/schema/011_baseline.sql",
                      "usr/share/doc/vmaild/examples/vmaild.conf",
                      "usr/share/doc/vmaild/examples/systemd/vmaild.service",
                      "usr/share/doc/vmaild/examples/systemd/vmaild-socketmap.socket",

@@ -1,4 +1,4 @@
--- 009_notify: tell vmaild's answer cache what changed.  Every table whose rows can change
+-- R_notify: tell vmaild's answer cache what changed.  Every table whose rows can change
 -- the answer of a cached lookup (domain, alias, mailbox, sender, passdb, userdb) notifies the
 -- channel vmail_cache at commit; vmaild LISTENs on a writable server and drops the entries.
 -- Quota and policy answers are never cached, so mailbox_usage and files_usage stay silent.
@@ -28,18 +28,18 @@
 --                  login                               all
 -- settings         any                                 all
 
-CREATE FUNCTION vmail.cache_notify(p_what text, p_arg text DEFAULT NULL) RETURNS void
+CREATE OR REPLACE FUNCTION vmail.cache_notify(p_what text, p_arg text DEFAULT NULL) RETURNS void
 LANGUAGE sql AS $$
 	SELECT pg_notify('vmail_cache', CASE WHEN p_arg IS NULL THEN 'all' ELSE p_what || ' ' || p_arg END)
 	 WHERE p_what = 'all' OR p_arg IS NOT NULL
 $$;
 
-CREATE FUNCTION vmail.cache_domain_name(p_domain bigint) RETURNS text
+CREATE OR REPLACE FUNCTION vmail.cache_domain_name(p_domain bigint) RETURNS text
 LANGUAGE sql STABLE AS $$
 	SELECT name FROM vmail.domain WHERE id = p_domain
 $$;
 
-CREATE FUNCTION vmail.cache_domain_changed() RETURNS trigger
+CREATE OR REPLACE FUNCTION vmail.cache_domain_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
 	IF TG_OP = 'UPDATE' AND NEW.name IS DISTINCT FROM OLD.name THEN
@@ -54,8 +54,10 @@ BEGIN
 	END IF;
 	RETURN NULL;
 END $$;
+CREATE OR REPLACE TRIGGER cache_notify AFTER INSERT OR UPDATE OR DELETE ON vmail.domain
+	FOR EACH ROW EXECUTE FUNCTION vmail.cache_domain_changed();
 
-CREATE FUNCTION vmail.cache_alias_changed() RETURNS trigger
+CREATE OR REPLACE FUNCTION vmail.cache_alias_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
 	IF TG_OP <> 'INSERT' THEN
@@ -66,9 +68,11 @@ BEGIN
 	END IF;
 	RETURN NULL;
 END $$;
+CREATE OR REPLACE TRIGGER cache_notify AFTER INSERT OR UPDATE OR DELETE ON vmail.alias
+	FOR EACH ROW EXECUTE FUNCTION vmail.cache_alias_changed();
 
 -- A target deleted with its alias finds no alias any more: the alias's own trigger told.
-CREATE FUNCTION vmail.cache_alias_target_changed() RETURNS trigger
+CREATE OR REPLACE FUNCTION vmail.cache_alias_target_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
 	IF TG_OP <> 'INSERT' THEN
@@ -81,8 +85,10 @@ BEGIN
 	END IF;
 	RETURN NULL;
 END $$;
+CREATE OR REPLACE TRIGGER cache_notify AFTER INSERT OR UPDATE OR DELETE ON vmail.alias_target
+	FOR EACH ROW EXECUTE FUNCTION vmail.cache_alias_target_changed();
 
-CREATE FUNCTION vmail.cache_mail_account_changed() RETURNS trigger
+CREATE OR REPLACE FUNCTION vmail.cache_mail_account_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
 	IF TG_OP = 'UPDATE' THEN
@@ -104,10 +110,12 @@ BEGIN
 	END IF;
 	RETURN NULL;
 END $$;
+CREATE OR REPLACE TRIGGER cache_notify AFTER INSERT OR UPDATE OR DELETE ON vmail.mail_account
+	FOR EACH ROW EXECUTE FUNCTION vmail.cache_mail_account_changed();
 
 -- A shell account's state, home, ids and disk limit reach the userdb (and a suspension the
 -- passdb) of its free mail accounts too.
-CREATE FUNCTION vmail.cache_shell_account_changed() RETURNS trigger
+CREATE OR REPLACE FUNCTION vmail.cache_shell_account_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
 	s vmail.shell_account;
@@ -128,23 +136,14 @@ BEGIN
 	END IF;
 	RETURN NULL;
 END $$;
+CREATE OR REPLACE TRIGGER cache_notify AFTER INSERT OR UPDATE OR DELETE ON vmail.shell_account
+	FOR EACH ROW EXECUTE FUNCTION vmail.cache_shell_account_changed();
 
-CREATE FUNCTION vmail.cache_settings_changed() RETURNS trigger
+CREATE OR REPLACE FUNCTION vmail.cache_settings_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM vmail.cache_notify('all');
 	RETURN NULL;
 END $$;
-
-CREATE TRIGGER cache_notify AFTER INSERT OR UPDATE OR DELETE ON vmail.domain
-	FOR EACH ROW EXECUTE FUNCTION vmail.cache_domain_changed();
-CREATE TRIGGER cache_notify AFTER INSERT OR UPDATE OR DELETE ON vmail.alias
-	FOR EACH ROW EXECUTE FUNCTION vmail.cache_alias_changed();
-CREATE TRIGGER cache_notify AFTER INSERT OR UPDATE OR DELETE ON vmail.alias_target
-	FOR EACH ROW EXECUTE FUNCTION vmail.cache_alias_target_changed();
-CREATE TRIGGER cache_notify AFTER INSERT OR UPDATE OR DELETE ON vmail.mail_account
-	FOR EACH ROW EXECUTE FUNCTION vmail.cache_mail_account_changed();
-CREATE TRIGGER cache_notify AFTER INSERT OR UPDATE OR DELETE ON vmail.shell_account
-	FOR EACH ROW EXECUTE FUNCTION vmail.cache_shell_account_changed();
-CREATE TRIGGER cache_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON vmail.settings
+CREATE OR REPLACE TRIGGER cache_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON vmail.settings
 	FOR EACH STATEMENT EXECUTE FUNCTION vmail.cache_settings_changed();

@@ -1,94 +1,14 @@
--- 002_rules: rules R1–R10 of SERVICE.md §3 as triggers and row locks, so that every writer —
--- vmailctl, the panel, plain SQL — obeys them and racing writers cannot overshoot a limit.
--- Each violation raises its own SQLSTATE (VMR01…VMR09) with a message naming rule and numbers.
+-- R_rules: rules R1–R5, R7 and R8 of SERVICE.md §3 as triggers and row locks, so that every
+-- writer — vmailctl, the panel, plain SQL — obeys them and racing writers cannot overshoot a
+-- limit.  Each violation raises its own SQLSTATE (VMR01…VMR09) with a message naming rule and
+-- numbers.  R6 and R9 at delivery live in R_lookup_postfix.sql and R_lookup_dovecot.sql, R10
+-- in R_audit.sql.
 --
 -- Lock order, everywhere: the owning shell account first, then the domain, both FOR NO KEY
 -- UPDATE (which does not conflict with the KEY SHARE locks taken by foreign-key checks).
 
--- The alias_target foreign keys must be checked at the end of the statement, after the
--- cascades of a deleted owner have removed its own aliases.
-ALTER TABLE vmail.alias_target
-	DROP CONSTRAINT alias_target_shell_account_id_fkey,
-	DROP CONSTRAINT alias_target_mail_account_id_fkey,
-	ADD FOREIGN KEY (shell_account_id) REFERENCES vmail.shell_account,
-	ADD FOREIGN KEY (mail_account_id) REFERENCES vmail.mail_account;
-
-CREATE FUNCTION vmail.fail(code text, msg text) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-	RAISE EXCEPTION USING ERRCODE = code, MESSAGE = msg;
-END $$;
-
--- Who is changing things: set per transaction by each program (set_config('vmail.actor', …,
--- true)); a plain SQL session is recorded under its database role.
-CREATE FUNCTION vmail.actor() RETURNS text
-LANGUAGE sql STABLE AS $$
-	SELECT coalesce(nullif(current_setting('vmail.actor', true), ''), 'sql:' || session_user)
-$$;
-
-CREATE FUNCTION vmail.settings() RETURNS vmail.settings
-LANGUAGE sql STABLE AS $$ SELECT * FROM vmail.settings $$;
-
-CREATE FUNCTION vmail.size_text(b bigint) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-	SELECT CASE
-		WHEN b >= 1073741824 AND b % 1073741824 = 0 THEN (b / 1073741824) || ' GiB'
-		WHEN b >= 1048576 AND b % 1048576 = 0 THEN (b / 1048576) || ' MiB'
-		WHEN b >= 1024 AND b % 1024 = 0 THEN (b / 1024) || ' KiB'
-		ELSE b || ' bytes' END
-$$;
-
-CREATE FUNCTION vmail.primary_domain_id() RETURNS bigint
-LANGUAGE sql STABLE AS $$ SELECT id FROM vmail.domain WHERE kind = 'primary' $$;
-
--- The primary domain row follows settings.primary_domain.
-CREATE FUNCTION vmail.settings_sync() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-	IF EXISTS (SELECT 1 FROM vmail.domain WHERE name = NEW.primary_domain AND kind <> 'primary') THEN
-		PERFORM vmail.fail('VMR07', format('R7: domain %s is already a customer''s domain', NEW.primary_domain));
-	END IF;
-	UPDATE vmail.domain SET name = NEW.primary_domain WHERE kind = 'primary';
-	IF NOT FOUND THEN
-		INSERT INTO vmail.domain (name, customer_id, kind, state, activated_at)
-		VALUES (NEW.primary_domain, NULL, 'primary', 'active', now());
-	END IF;
-	RETURN NEW;
-END $$;
-CREATE TRIGGER settings_sync AFTER INSERT OR UPDATE OF primary_domain ON vmail.settings
-	FOR EACH ROW EXECUTE FUNCTION vmail.settings_sync();
-INSERT INTO vmail.domain (name, customer_id, kind, state, activated_at)
-	SELECT primary_domain, NULL, 'primary', 'active', now() FROM vmail.settings;
-
-CREATE FUNCTION vmail.settings_guard() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-	RAISE EXCEPTION USING ERRCODE = 'VM400', MESSAGE = 'the settings row cannot be deleted';
-END $$;
-CREATE TRIGGER settings_guard BEFORE DELETE ON vmail.settings
-	FOR EACH ROW EXECUTE FUNCTION vmail.settings_guard();
-
--- A domain is local when it is exactly one label under a configured suffix.
-CREATE FUNCTION vmail.domain_is_local(n text) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-	SELECT EXISTS (
-		SELECT 1 FROM unnest((SELECT local_suffixes FROM vmail.settings)) AS s(suffix)
-		WHERE length(n) > length(s.suffix) + 1
-		  AND right(n, length(s.suffix) + 1) = '.' || s.suffix
-		  AND strpos(left(n, length(n) - length(s.suffix) - 1), '.') = 0)
-$$;
-
-CREATE FUNCTION vmail.domain_state_text(state text) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-	SELECT CASE state
-		WHEN 'pending_registration' THEN 'is awaiting registration'
-		WHEN 'pending_proof' THEN 'is awaiting ownership proof'
-		WHEN 'suspended' THEN 'is suspended'
-		ELSE 'is ' || state END
-$$;
-
 -- R7 helpers: who holds an address now, in words.
-CREATE FUNCTION vmail.address_holder(p_domain bigint, p_local text) RETURNS text
+CREATE OR REPLACE FUNCTION vmail.address_holder(p_domain bigint, p_local text) RETURNS text
 LANGUAGE sql STABLE AS $$
 	SELECT CASE a.kind
 		WHEN 'alias' THEN CASE WHEN p_local = '' THEN 'the catch-all alias' ELSE 'an alias' END
@@ -98,18 +18,24 @@ LANGUAGE sql STABLE AS $$
 	FROM vmail.address a WHERE a.domain_id = p_domain AND a.local_part = p_local
 $$;
 
-CREATE FUNCTION vmail.r7_check(p_domain bigint, p_local text) RETURNS void
+-- R7 under concurrency: checked under the domain's row lock, so every writer of addresses in
+-- one domain queues and the loser sees the winner's committed row (and gets R7, not the
+-- alias or mail account table's own unique index).  Callers already hold the owning shell
+-- account's lock, so the lock order (shell account, then domain) holds.
+CREATE OR REPLACE FUNCTION vmail.r7_check(p_domain bigint, p_local text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-	holder text := vmail.address_holder(p_domain, p_local);
+	holder text;
 BEGIN
+	PERFORM 1 FROM vmail.domain WHERE id = p_domain FOR NO KEY UPDATE;
+	holder := vmail.address_holder(p_domain, p_local);
 	IF holder IS NOT NULL THEN
 		PERFORM vmail.fail('VMR07', format('R7: address %s@%s is already %s', p_local,
 			(SELECT name FROM vmail.domain WHERE id = p_domain), holder));
 	END IF;
 END $$;
 
-CREATE FUNCTION vmail.claim_address(p_domain bigint, p_local text, p_kind text,
+CREATE OR REPLACE FUNCTION vmail.claim_address(p_domain bigint, p_local text, p_kind text,
 	p_alias bigint, p_account bigint, p_shell bigint) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -121,48 +47,8 @@ EXCEPTION WHEN unique_violation THEN
 	RAISE;
 END $$;
 
--- Split "local@domain" at the last '@', lower-cased; raises VM400 with the reason.
-CREATE FUNCTION vmail.split_address(addr text, allow_catchall boolean DEFAULT false,
-	OUT local_part text, OUT domain text)
-LANGUAGE plpgsql IMMUTABLE AS $$
-DECLARE
-	a text := lower(btrim(addr));
-	at int;
-BEGIN
-	IF a IS NULL OR a = '' THEN
-		PERFORM vmail.fail('VM400', 'invalid address "": empty');
-	END IF;
-	at := length(a) - strpos(reverse(a), '@') + 1;
-	IF strpos(a, '@') = 0 THEN
-		PERFORM vmail.fail('VM400', format('invalid address "%s": no domain', addr));
-	END IF;
-	local_part := left(a, at - 1);
-	domain := substr(a, at + 1);
-	IF NOT vmail.valid_domain_name(domain) THEN
-		PERFORM vmail.fail('VM400', format('invalid address "%s": bad domain "%s"', addr, domain));
-	END IF;
-	IF local_part = '' AND allow_catchall THEN
-		RETURN;
-	END IF;
-	IF NOT vmail.valid_local_part(local_part) THEN
-		PERFORM vmail.fail('VM400', format('invalid address "%s": bad local part "%s"', addr, local_part));
-	END IF;
-END $$;
-
-CREATE FUNCTION vmail.domain_row(p_name text) RETURNS vmail.domain
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-	d vmail.domain;
-BEGIN
-	SELECT * INTO d FROM vmail.domain WHERE name = lower(p_name);
-	IF NOT FOUND THEN
-		PERFORM vmail.fail('VM404', format('unknown domain "%s"', p_name));
-	END IF;
-	RETURN d;
-END $$;
-
 -- R8: may objects of customer p_customer use domain d?
-CREATE FUNCTION vmail.r8_check(d vmail.domain, p_customer bigint, p_allow_primary boolean) RETURNS void
+CREATE OR REPLACE FUNCTION vmail.r8_check(d vmail.domain, p_customer bigint, p_allow_primary boolean) RETURNS void
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
 	IF d.kind = 'primary' THEN
@@ -181,9 +67,8 @@ BEGIN
 	END IF;
 END $$;
 
-------------------------------------------------------------------------------------------
 -- Aliases: R8, R7, R1.
-CREATE FUNCTION vmail.alias_before() RETURNS trigger
+CREATE OR REPLACE FUNCTION vmail.alias_before() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
 	d vmail.domain;
@@ -230,20 +115,20 @@ BEGIN
 	END IF;
 	RETURN NEW;
 END $$;
-CREATE TRIGGER alias_before BEFORE INSERT OR UPDATE ON vmail.alias
+CREATE OR REPLACE TRIGGER alias_before BEFORE INSERT OR UPDATE ON vmail.alias
 	FOR EACH ROW EXECUTE FUNCTION vmail.alias_before();
 
-CREATE FUNCTION vmail.alias_after() RETURNS trigger
+CREATE OR REPLACE FUNCTION vmail.alias_after() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM vmail.claim_address(NEW.domain_id, NEW.local_part, 'alias', NEW.id, NULL, NULL);
 	RETURN NULL;
 END $$;
-CREATE TRIGGER alias_after AFTER INSERT ON vmail.alias
+CREATE OR REPLACE TRIGGER alias_after AFTER INSERT ON vmail.alias
 	FOR EACH ROW EXECUTE FUNCTION vmail.alias_after();
 
 -- Destinations: same customer; a self-service alias points at exactly one mailbox of its owner.
-CREATE FUNCTION vmail.alias_target_before() RETURNS trigger
+CREATE OR REPLACE FUNCTION vmail.alias_target_before() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
 	a vmail.alias;
@@ -283,12 +168,14 @@ BEGIN
 	END IF;
 	RETURN NEW;
 END $$;
-CREATE TRIGGER alias_target_before BEFORE INSERT OR UPDATE ON vmail.alias_target
+CREATE OR REPLACE TRIGGER alias_target_before BEFORE INSERT OR UPDATE ON vmail.alias_target
 	FOR EACH ROW EXECUTE FUNCTION vmail.alias_target_before();
 
 -- Checked at commit: an alias without destinations would make Postfix defer its mail forever.
-CREATE FUNCTION vmail.alias_has_targets() RETURNS trigger
-LANGUAGE plpgsql AS $$
+-- A deferred trigger fires after a self-service function returned, with the caller's rights
+-- (the panel's role cannot read vmail.alias); it only reads and raises, so it runs as owner.
+CREATE OR REPLACE FUNCTION vmail.alias_has_targets() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = vmail, pg_temp AS $$
 DECLARE
 	a vmail.alias;
 	n int;
@@ -313,14 +200,15 @@ BEGIN
 	END IF;
 	RETURN NULL;
 END $$;
+DROP TRIGGER IF EXISTS alias_has_targets ON vmail.alias;
 CREATE CONSTRAINT TRIGGER alias_has_targets AFTER INSERT ON vmail.alias
 	DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION vmail.alias_has_targets();
+DROP TRIGGER IF EXISTS alias_target_left ON vmail.alias_target;
 CREATE CONSTRAINT TRIGGER alias_target_left AFTER DELETE OR INSERT ON vmail.alias_target
 	DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION vmail.alias_has_targets();
 
-------------------------------------------------------------------------------------------
 -- Mail accounts: R8, R7, R3, R2, R4, R5 — reported in that order (SERVICE.md §5).
-CREATE FUNCTION vmail.mail_account_before() RETURNS trigger
+CREATE OR REPLACE FUNCTION vmail.mail_account_before() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
 	d vmail.domain;
@@ -393,19 +281,19 @@ BEGIN
 	END IF;
 	RETURN NEW;
 END $$;
-CREATE TRIGGER mail_account_before BEFORE INSERT OR UPDATE ON vmail.mail_account
+CREATE OR REPLACE TRIGGER mail_account_before BEFORE INSERT OR UPDATE ON vmail.mail_account
 	FOR EACH ROW EXECUTE FUNCTION vmail.mail_account_before();
 
-CREATE FUNCTION vmail.mail_account_after() RETURNS trigger
+CREATE OR REPLACE FUNCTION vmail.mail_account_after() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM vmail.claim_address(NEW.domain_id, NEW.local_part, 'account', NULL, NEW.id, NULL);
 	RETURN NULL;
 END $$;
-CREATE TRIGGER mail_account_after AFTER INSERT ON vmail.mail_account
+CREATE OR REPLACE TRIGGER mail_account_after AFTER INSERT ON vmail.mail_account
 	FOR EACH ROW EXECUTE FUNCTION vmail.mail_account_after();
 
-CREATE FUNCTION vmail.mail_account_delete() RETURNS trigger
+CREATE OR REPLACE FUNCTION vmail.mail_account_delete() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
 	a text;
@@ -418,12 +306,11 @@ BEGIN
 	END IF;
 	RETURN OLD;
 END $$;
-CREATE TRIGGER mail_account_delete BEFORE DELETE ON vmail.mail_account
+CREATE OR REPLACE TRIGGER mail_account_delete BEFORE DELETE ON vmail.mail_account
 	FOR EACH ROW EXECUTE FUNCTION vmail.mail_account_delete();
 
-------------------------------------------------------------------------------------------
 -- Shell accounts: R7 for the primary address, R3 and R5 when the account changes.
-CREATE FUNCTION vmail.shell_account_before() RETURNS trigger
+CREATE OR REPLACE FUNCTION vmail.shell_account_before() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
 	n int;
@@ -464,19 +351,19 @@ BEGIN
 	END IF;
 	RETURN NEW;
 END $$;
-CREATE TRIGGER shell_account_before BEFORE INSERT OR UPDATE ON vmail.shell_account
+CREATE OR REPLACE TRIGGER shell_account_before BEFORE INSERT OR UPDATE ON vmail.shell_account
 	FOR EACH ROW EXECUTE FUNCTION vmail.shell_account_before();
 
-CREATE FUNCTION vmail.shell_account_after() RETURNS trigger
+CREATE OR REPLACE FUNCTION vmail.shell_account_after() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM vmail.claim_address(vmail.primary_domain_id(), NEW.login, 'primary', NULL, NULL, NEW.id);
 	RETURN NULL;
 END $$;
-CREATE TRIGGER shell_account_after AFTER INSERT ON vmail.shell_account
+CREATE OR REPLACE TRIGGER shell_account_after AFTER INSERT ON vmail.shell_account
 	FOR EACH ROW EXECUTE FUNCTION vmail.shell_account_after();
 
-CREATE FUNCTION vmail.shell_account_delete() RETURNS trigger
+CREATE OR REPLACE FUNCTION vmail.shell_account_delete() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
 	n int;
@@ -494,12 +381,11 @@ BEGIN
 	END IF;
 	RETURN OLD;
 END $$;
-CREATE TRIGGER shell_account_delete BEFORE DELETE ON vmail.shell_account
+CREATE OR REPLACE TRIGGER shell_account_delete BEFORE DELETE ON vmail.shell_account
 	FOR EACH ROW EXECUTE FUNCTION vmail.shell_account_delete();
 
-------------------------------------------------------------------------------------------
 -- Domains: names are final; the kind follows from the name.
-CREATE FUNCTION vmail.domain_before() RETURNS trigger
+CREATE OR REPLACE FUNCTION vmail.domain_before() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
 	IF TG_OP = 'UPDATE' THEN
@@ -527,48 +413,5 @@ BEGIN
 	END IF;
 	RETURN NEW;
 END $$;
-CREATE TRIGGER domain_before BEFORE INSERT OR UPDATE ON vmail.domain
+CREATE OR REPLACE TRIGGER domain_before BEFORE INSERT OR UPDATE ON vmail.domain
 	FOR EACH ROW EXECUTE FUNCTION vmail.domain_before();
-
-------------------------------------------------------------------------------------------
--- Audit (R10 and SERVICE.md §5): every change to the configuration tables, with the actor.
--- Password hashes never enter the log; a change of one is recorded as such.
-CREATE FUNCTION vmail.audit() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-	b jsonb;
-	a jsonb;
-	obj text;
-BEGIN
-	IF TG_OP <> 'INSERT' THEN b := to_jsonb(OLD); END IF;
-	IF TG_OP <> 'DELETE' THEN a := to_jsonb(NEW); END IF;
-	IF b ? 'password' OR a ? 'password' THEN
-		IF TG_OP = 'UPDATE' AND (b->>'password') IS DISTINCT FROM (a->>'password') THEN
-			a := a || '{"password": "(changed)"}';
-		ELSIF a ? 'password' THEN
-			a := a || jsonb_build_object('password', CASE WHEN a->>'password' IS NULL THEN NULL ELSE '(set)' END);
-		END IF;
-		b := b - 'password';
-		IF a IS NOT NULL AND a->>'password' IS NULL THEN a := a - 'password'; END IF;
-	END IF;
-	IF TG_OP = 'UPDATE' AND a = b THEN
-		RETURN NULL;
-	END IF;
-	obj := CASE TG_TABLE_NAME
-		WHEN 'alias_target' THEN coalesce((SELECT address FROM vmail.alias WHERE id = (coalesce(a, b)->>'alias_id')::bigint),
-			'alias #' || (coalesce(a, b)->>'alias_id'))
-		WHEN 'settings' THEN 'settings'
-		ELSE coalesce(a->>'login', a->>'address', a->>'name', b->>'login', b->>'address', b->>'name') END;
-	INSERT INTO vmail.audit_log (actor, client, action, object_kind, object, before, after)
-	VALUES (vmail.actor(), nullif(current_setting('vmail.client', true), ''), lower(TG_OP),
-		TG_TABLE_NAME, coalesce(obj, '?'), b, a);
-	RETURN NULL;
-END $$;
-CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON vmail.customer FOR EACH ROW EXECUTE FUNCTION vmail.audit();
-CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON vmail.domain FOR EACH ROW EXECUTE FUNCTION vmail.audit();
-CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON vmail.shell_account FOR EACH ROW EXECUTE FUNCTION vmail.audit();
-CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON vmail.mail_account FOR EACH ROW EXECUTE FUNCTION vmail.audit();
-CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON vmail.alias FOR EACH ROW EXECUTE FUNCTION vmail.audit();
-CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON vmail.alias_target FOR EACH ROW EXECUTE FUNCTION vmail.audit();
-CREATE TRIGGER audit AFTER UPDATE ON vmail.settings FOR EACH ROW EXECUTE FUNCTION vmail.audit();
-CREATE TRIGGER audit AFTER INSERT ON vmail.grant_log FOR EACH ROW EXECUTE FUNCTION vmail.audit();

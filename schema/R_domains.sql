@@ -1,65 +1,67 @@
--- 007_domains: the domain life cycle after "domain add" — local domains registered by the ISP,
--- external domains proven by a DNS TXT record, MX delivery checks — and the mail hosts setting.
--- vmailctl does the DNS lookups; these functions decide and record each step in the audit log.
+-- R_domains: the domain life cycle — "domain add", local domains registered by the ISP,
+-- external domains proven by a DNS TXT record, MX delivery checks.  vmailctl does the DNS
+-- lookups; these functions decide and record each step in the audit log.
 
--- The hosts customers' MX records must point at (`vmailctl domain check`, the panel's advice).
-CREATE FUNCTION vmail.valid_host_list(hosts text[]) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-	SELECT hosts IS NOT NULL AND NOT EXISTS (
-		SELECT 1 FROM unnest(hosts) h WHERE NOT vmail.valid_domain_name(h))
-$$;
-
-ALTER TABLE vmail.settings
-	ADD COLUMN mail_hosts text[] NOT NULL DEFAULT '{}' CHECK (vmail.valid_host_list(mail_hosts));
-
--- 004's setting_set, plus mail_hosts (a list like local_suffixes; trailing dots dropped).
-CREATE OR REPLACE FUNCTION vmail.setting_set(p_key text, p_value text) RETURNS void
+-- Local (one label under a configured suffix) start awaiting registration; external ones
+-- awaiting ownership proof.  Returns the new state.
+CREATE OR REPLACE FUNCTION vmail.domain_add(p_customer text, p_name text) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
-	hosts text[];
-	bad text;
+	c bigint := vmail.customer_id(p_customer);
+	n text := lower(btrim(p_name));
+	st text;
 BEGIN
-	CASE p_key
-	WHEN 'alias_limit', 'free_account_limit', 'free_per_domain_limit', 'vmail_uid', 'vmail_gid' THEN
-		IF p_value !~ '^[0-9]{1,9}$' THEN
-			PERFORM vmail.fail('VM400', format('%s must be a whole number, not "%s"', p_key, p_value));
-		END IF;
-		EXECUTE format('UPDATE vmail.settings SET %I = $1::integer', p_key) USING p_value;
-	WHEN 'subaddress_delimiter', 'primary_domain', 'shell_mail_location', 'free_home_template',
-	     'free_mail_location', 'paid_home_template', 'paid_mail_location' THEN
-		EXECUTE format('UPDATE vmail.settings SET %I = $1', p_key) USING lower(p_value);
-	WHEN 'postmaster_address' THEN
-		IF coalesce(p_value, '') = '' THEN
-			UPDATE vmail.settings SET postmaster_address = NULL;
-		ELSE
-			PERFORM vmail.split_address(p_value);
-			UPDATE vmail.settings SET postmaster_address = lower(p_value);
-		END IF;
-	WHEN 'local_suffixes' THEN
-		UPDATE vmail.settings SET local_suffixes = regexp_split_to_array(lower(btrim(p_value)), '[,[:space:]]+');
-	WHEN 'mail_hosts' THEN
-		hosts := ARRAY(SELECT rtrim(h, '.') FROM unnest(regexp_split_to_array(lower(btrim(coalesce(p_value, ''))),
-		                                                                      '[,[:space:]]+')) h
-		               WHERE h <> '');
-		SELECT h INTO bad FROM unnest(hosts) h WHERE NOT vmail.valid_domain_name(h) LIMIT 1;
-		IF bad IS NOT NULL THEN
-			PERFORM vmail.fail('VM400', format('mail_hosts: "%s" is not a host name', bad));
-		END IF;
-		UPDATE vmail.settings SET mail_hosts = hosts;
-	ELSE
-		PERFORM vmail.fail('VM400', format('unknown setting "%s"', p_key));
-	END CASE;
+	IF NOT vmail.valid_domain_name(n) THEN
+		PERFORM vmail.fail('VM400', format('invalid domain name "%s"', p_name));
+	END IF;
+	INSERT INTO vmail.domain (name, customer_id, kind, state) VALUES (n, c, NULL, NULL)
+	RETURNING state INTO st;
+	RETURN st;
+END $$;
+
+CREATE OR REPLACE FUNCTION vmail.domain_set_state(p_name text, p_state text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+	d vmail.domain := vmail.domain_row(p_name);
+BEGIN
+	IF p_state NOT IN ('pending_registration', 'pending_proof', 'active', 'suspended') THEN
+		PERFORM vmail.fail('VM400', format('invalid domain state "%s": pending_registration, pending_proof, active or suspended', p_state));
+	END IF;
+	IF d.kind = 'primary' AND p_state <> 'active' THEN
+		PERFORM vmail.fail('VM400', format('the primary domain %s is always active', d.name));
+	END IF;
+	UPDATE vmail.domain SET state = p_state WHERE id = d.id;
+END $$;
+
+CREATE OR REPLACE FUNCTION vmail.domain_del(p_name text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+	d vmail.domain := vmail.domain_row(p_name);
+	n int;
+BEGIN
+	IF d.kind = 'primary' THEN
+		PERFORM vmail.fail('VM400', format('the primary domain %s cannot be deleted', d.name));
+	END IF;
+	SELECT count(*) INTO n FROM vmail.address WHERE domain_id = d.id;
+	IF n > 0 THEN
+		PERFORM vmail.fail('VM409', format('domain %s still has %s addresses; delete them first', d.name, n));
+	END IF;
+	SELECT count(*) INTO n FROM vmail.shell_account WHERE mail_domain_id = d.id;
+	IF n > 0 THEN
+		PERFORM vmail.fail('VM409', format('domain %s is the mail domain of %s shell accounts', d.name, n));
+	END IF;
+	DELETE FROM vmail.domain WHERE id = d.id;
 END $$;
 
 -- Where the customer publishes the ownership token: a name of its own under the domain, so
 -- the record never crowds the apex's TXT records (SPF, other providers' tokens).
-CREATE FUNCTION vmail.domain_proof_name(p_name text) RETURNS text
+CREATE OR REPLACE FUNCTION vmail.domain_proof_name(p_name text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
 	SELECT '_vmail-verify.' || lower(p_name)
 $$;
 
 -- The exact zone-file line to publish, or NULL for domains that need no proof.
-CREATE FUNCTION vmail.domain_proof_record(p_name text) RETURNS text
+CREATE OR REPLACE FUNCTION vmail.domain_proof_record(p_name text) RETURNS text
 LANGUAGE sql STABLE AS $$
 	SELECT vmail.domain_proof_name(d.name) || '. IN TXT "' || d.verify_token || '"'
 	FROM vmail.domain d
@@ -68,7 +70,7 @@ $$;
 
 -- One step of the life cycle that changes no row by itself (a verify attempt, a check), in
 -- the audit log beside the row changes the audit trigger records.
-CREATE FUNCTION vmail.domain_event(d vmail.domain, p_action text, p_after jsonb) RETURNS void
+CREATE OR REPLACE FUNCTION vmail.domain_event(d vmail.domain, p_action text, p_after jsonb) RETURNS void
 LANGUAGE sql AS $$
 	INSERT INTO vmail.audit_log (actor, client, action, object_kind, object, before, after)
 	VALUES (vmail.actor(), nullif(current_setting('vmail.client', true), ''), p_action, 'domain', d.name,
@@ -76,7 +78,7 @@ LANGUAGE sql AS $$
 $$;
 
 -- The row, locked, so two administrators (or a cron job and one) take turns.
-CREATE FUNCTION vmail.domain_lock(p_name text) RETURNS vmail.domain
+CREATE OR REPLACE FUNCTION vmail.domain_lock(p_name text) RETURNS vmail.domain
 LANGUAGE plpgsql AS $$
 DECLARE
 	d vmail.domain := vmail.domain_row(btrim(p_name));
@@ -86,7 +88,7 @@ BEGIN
 END $$;
 
 -- The ISP has registered a local domain: it becomes active.
-CREATE FUNCTION vmail.domain_registered(p_name text) RETURNS void
+CREATE OR REPLACE FUNCTION vmail.domain_registered(p_name text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
 	d vmail.domain := vmail.domain_lock(p_name);
@@ -108,7 +110,7 @@ END $$;
 -- none the token), 'missing' (no TXT record, or no such name) or 'tempfail' (DNS gave no
 -- answer).  A match activates a domain awaiting proof; nothing else changes the state (a
 -- suspended domain stays suspended, an active one stays active).  Returns the state after.
-CREATE FUNCTION vmail.domain_verify_result(p_name text, p_outcome text, p_found text[], p_error text)
+CREATE OR REPLACE FUNCTION vmail.domain_verify_result(p_name text, p_outcome text, p_found text[], p_error text)
 RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -139,7 +141,7 @@ END $$;
 
 -- A delivery check: the domain's MX hosts, and whether every one is one of settings.mail_hosts.
 -- Only recorded: a domain whose MX points elsewhere is the customer's choice (warned, not refused).
-CREATE FUNCTION vmail.domain_check_result(p_name text, p_mx text[], p_ok boolean, p_error text)
+CREATE OR REPLACE FUNCTION vmail.domain_check_result(p_name text, p_mx text[], p_ok boolean, p_error text)
 RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -152,7 +154,7 @@ END $$;
 
 -- The administrator's work queue: local domains to register, external domains awaiting proof,
 -- each with what to do next and the last verify attempt.
-CREATE FUNCTION vmail.domain_pending()
+CREATE OR REPLACE FUNCTION vmail.domain_pending()
 RETURNS TABLE (name text, customer text, kind text, state text, since text, todo text, last_attempt text)
 LANGUAGE sql STABLE AS $$
 	SELECT d.name, c.name, d.kind, d.state, to_char(d.created_at, 'YYYY-MM-DD HH24:MI'),
@@ -172,6 +174,3 @@ LANGUAGE sql STABLE AS $$
 	WHERE d.state IN ('pending_registration', 'pending_proof')
 	ORDER BY d.created_at, d.name
 $$;
-
--- The panel shows customers the record to publish; the token is public once published anyway.
-GRANT EXECUTE ON FUNCTION vmail.domain_proof_name(text), vmail.domain_proof_record(text) TO vmail_panel;

@@ -1,27 +1,12 @@
--- 001_tables: the data model of SERVICE.md §2 — customers, shell accounts, domains, aliases,
--- mail accounts, usage, settings, grants and the audit log.  Rules that need more than one row
--- (R1–R5, R7, R8) live in 002_rules.sql; this file holds what a single row must satisfy.
-
-CREATE SCHEMA vmail;
-
--- Input shapes, shared by CHECK constraints and by the functions that report bad input.
-CREATE FUNCTION vmail.valid_domain_name(n text) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-	SELECT n IS NOT NULL AND length(n) <= 253
-	   AND n ~ '^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'
-	   AND n ~ '[a-z]'
-$$;
-
-CREATE FUNCTION vmail.valid_local_part(l text) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-	SELECT l IS NOT NULL AND length(l) BETWEEN 1 AND 64
-	   AND l ~ '^[a-z0-9!#$%&''*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&''*+/=?^_`{|}~-]+)*$'
-$$;
-
-CREATE FUNCTION vmail.valid_login(l text) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-	SELECT l IS NOT NULL AND l ~ '^[a-z_][a-z0-9_-]{0,31}$'
-$$;
+-- 011_baseline: the data model of SERVICE.md §2 — customers, shell accounts, domains, aliases,
+-- mail accounts, usage, settings, grants and the audit log — as versions 1 to 11 left it.
+-- A fresh database starts here; a database already at version 11 (made by the migrations
+-- 001…011 this file replaces) skips it.  Tables, constraints, indexes and data only: the
+-- CHECK functions (valid_*) come from R_valid.sql, applied before this file; functions,
+-- triggers and views from the R_*.sql files, and privileges from grants.sql, applied after.
+-- Rules that need more than one row (R1–R5, R7, R8) live in R_rules.sql; this file holds what
+-- a single row must satisfy.  Column order follows the old migrations (settings.mail_hosts
+-- came last), so both kinds of database dump alike.
 
 -- Settings the rules and lookups need (SERVICE.md §5): exactly one row.
 CREATE TABLE vmail.settings (
@@ -46,9 +31,10 @@ CREATE TABLE vmail.settings (
 	paid_home_template    text NOT NULL DEFAULT '/var/vmail/%d/%n',
 	paid_mail_location    text NOT NULL DEFAULT 'maildir:~/Maildir',
 	vmail_uid             integer NOT NULL DEFAULT 5000 CHECK (vmail_uid > 0),
-	vmail_gid             integer NOT NULL DEFAULT 5000 CHECK (vmail_gid > 0)
+	vmail_gid             integer NOT NULL DEFAULT 5000 CHECK (vmail_gid > 0),
+	-- The hosts customers' MX records must point at (`vmailctl domain check`, the panel's advice).
+	mail_hosts            text[] NOT NULL DEFAULT '{}' CHECK (vmail.valid_host_list(mail_hosts))
 );
-INSERT INTO vmail.settings DEFAULT VALUES;
 
 CREATE TABLE vmail.customer (
 	id           bigserial PRIMARY KEY,
@@ -129,12 +115,14 @@ CREATE TABLE vmail.alias (
 CREATE INDEX alias_owner ON vmail.alias (owner_shell_id) WHERE counts;
 
 -- Each destination is exactly one of: a shell account's mailbox, a mail account, or an
--- address outside our domains (forwarding, administrator aliases only).
+-- address outside our domains (forwarding, administrator aliases only).  The two mailbox
+-- foreign keys are NO ACTION, checked at the end of the statement, after the cascades of a
+-- deleted owner have removed its own aliases.
 CREATE TABLE vmail.alias_target (
 	alias_id         bigint NOT NULL REFERENCES vmail.alias ON DELETE CASCADE,
 	position         integer NOT NULL,
-	shell_account_id bigint REFERENCES vmail.shell_account ON DELETE RESTRICT,
-	mail_account_id  bigint REFERENCES vmail.mail_account ON DELETE RESTRICT,
+	shell_account_id bigint REFERENCES vmail.shell_account,
+	mail_account_id  bigint REFERENCES vmail.mail_account,
 	external         text CHECK (external ~ '^[^@[:space:][:cntrl:],<>]+@[a-z0-9.-]+$'),
 	PRIMARY KEY (alias_id, position),
 	CHECK (num_nonnulls(shell_account_id, mail_account_id, external) = 1)
@@ -199,3 +187,8 @@ CREATE TABLE vmail.audit_log (
 );
 CREATE INDEX audit_log_object ON vmail.audit_log (object_kind, object);
 CREATE INDEX audit_log_at ON vmail.audit_log (at);
+
+-- The settings row and the primary domain it names (R_settings.sql keeps the two in step).
+INSERT INTO vmail.settings DEFAULT VALUES;
+INSERT INTO vmail.domain (name, customer_id, kind, state, activated_at)
+	SELECT primary_domain, NULL, 'primary', 'active', now() FROM vmail.settings;

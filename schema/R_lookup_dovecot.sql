@@ -1,0 +1,327 @@
+-- R_lookup_dovecot: what Dovecot asks (passdb, userdb, quota dict), through vmaild's dict
+-- service or Dovecot's own sql driver.  R9 is computed by mailbox_facts (a suspended shell
+-- account suspends its free accounts); R6 by quota_get(…, 'account') and userdb_effective.
+-- Quota writes check who asks (the uid of the process on the other end of the socket), and a
+-- whole batch of Dovecot dict transactions is applied by one statement (dict_commit), so that
+-- many deliveries share one database transaction.
+
+-- The mailbox behind a Dovecot login: a shell account's Unix login (also login@<primary>),
+-- or a mail account's full address.
+CREATE OR REPLACE FUNCTION vmail.mailbox_of(p_login text, OUT shell_id bigint, OUT account_id bigint)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	l text := lower(p_login);
+	at int := strpos(l, '@');
+BEGIN
+	IF at = 0 THEN
+		SELECT id INTO shell_id FROM vmail.shell_account WHERE login = l;
+		RETURN;
+	END IF;
+	IF substr(l, at + 1) = (SELECT primary_domain FROM vmail.settings) THEN
+		SELECT id INTO shell_id FROM vmail.shell_account WHERE login = left(l, at - 1);
+		IF shell_id IS NOT NULL THEN
+			RETURN;
+		END IF;
+	END IF;
+	SELECT id INTO account_id FROM vmail.mail_account WHERE address = l;
+END $$;
+
+-- One row per login with everything Dovecot needs; suspended = R9 (a suspended shell
+-- account suspends its free mail accounts).
+CREATE OR REPLACE FUNCTION vmail.mailbox_facts(p_login text)
+RETURNS TABLE (username text, password text, suspended boolean, home text, mail text,
+	uid integer, gid integer, own_quota bigint, account_limit bigint,
+	shell_id bigint, account_id bigint, payer_shell_id bigint)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	m record;
+	st vmail.settings;
+BEGIN
+	m := vmail.mailbox_of(p_login);
+	SELECT * INTO st FROM vmail.settings;
+	IF m.shell_id IS NOT NULL THEN
+		RETURN QUERY SELECT s.login, s.password, s.state = 'suspended', s.home, st.shell_mail_location,
+			s.uid, s.gid, s.disk_limit, s.disk_limit, s.id, NULL::bigint, s.id
+			FROM vmail.shell_account s WHERE s.id = m.shell_id;
+	ELSIF m.account_id IS NOT NULL THEN
+		RETURN QUERY SELECT a.address, a.password,
+			a.state = 'suspended' OR coalesce(s.state = 'suspended', false),
+			CASE a.kind WHEN 'free'
+				THEN replace(replace(replace(st.free_home_template, '%h', s.home), '%d', d.name), '%n', a.local_part)
+				ELSE replace(replace(st.paid_home_template, '%d', d.name), '%n', a.local_part) END,
+			CASE a.kind WHEN 'free' THEN st.free_mail_location ELSE st.paid_mail_location END,
+			coalesce(s.uid, st.vmail_uid), coalesce(s.gid, st.vmail_gid),
+			a.quota, coalesce(s.disk_limit, a.quota), NULL::bigint, a.id, s.id
+			FROM vmail.mail_account a JOIN vmail.domain d ON d.id = a.domain_id
+			LEFT JOIN vmail.shell_account s ON s.id = a.shell_account_id
+			WHERE a.id = m.account_id;
+	END IF;
+END $$;
+
+-- For Dovecot's sql driver: SELECT username AS user, password FROM vmail.passdb('%u').
+-- Suspended accounts have no row, so IMAP, POP3 and SMTP AUTH all refuse them.
+CREATE OR REPLACE FUNCTION vmail.passdb(p_login text) RETURNS TABLE (username text, password text)
+LANGUAGE sql STABLE AS $$
+	SELECT f.username, f.password FROM vmail.mailbox_facts(p_login) f
+	 WHERE NOT f.suspended AND f.password IS NOT NULL
+$$;
+
+CREATE OR REPLACE FUNCTION vmail.passdb_json(p_login text) RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT json_build_object('user', p.username, 'password', p.password)::text FROM vmail.passdb(p_login) p
+$$;
+
+-- Usage of the account that pays for a mailbox: a shell account's files, its own mailbox and
+-- its free mailboxes; a paid account's own mailbox.
+CREATE OR REPLACE FUNCTION vmail.account_usage(p_payer_shell bigint, p_account bigint, OUT bytes bigint, OUT messages bigint)
+LANGUAGE sql STABLE AS $$
+	SELECT CASE WHEN p_payer_shell IS NOT NULL THEN
+		coalesce((SELECT f.bytes FROM vmail.files_usage f WHERE f.shell_account_id = p_payer_shell), 0)
+		+ coalesce((SELECT sum(u.bytes) FROM vmail.mailbox_usage u WHERE u.shell_account_id = p_payer_shell), 0)
+		+ coalesce((SELECT sum(u.bytes) FROM vmail.mailbox_usage u JOIN vmail.mail_account a ON a.id = u.mail_account_id
+			WHERE a.shell_account_id = p_payer_shell AND a.kind = 'free'), 0)
+		ELSE coalesce((SELECT u.bytes FROM vmail.mailbox_usage u WHERE u.mail_account_id = p_account), 0) END,
+		CASE WHEN p_payer_shell IS NOT NULL THEN
+		coalesce((SELECT sum(u.messages) FROM vmail.mailbox_usage u WHERE u.shell_account_id = p_payer_shell), 0)
+		+ coalesce((SELECT sum(u.messages) FROM vmail.mailbox_usage u JOIN vmail.mail_account a ON a.id = u.mail_account_id
+			WHERE a.shell_account_id = p_payer_shell AND a.kind = 'free'), 0)
+		ELSE coalesce((SELECT u.messages FROM vmail.mailbox_usage u WHERE u.mail_account_id = p_account), 0) END
+$$;
+
+CREATE OR REPLACE FUNCTION vmail.mailbox_usage_of(p_shell bigint, p_account bigint, OUT bytes bigint, OUT messages bigint)
+LANGUAGE sql STABLE AS $$
+	SELECT u.bytes, u.messages FROM vmail.mailbox_usage u
+	 WHERE (p_shell IS NOT NULL AND u.shell_account_id = p_shell)
+	    OR (p_account IS NOT NULL AND u.mail_account_id = p_account)
+$$;
+
+-- For Dovecot's sql driver (2.3 with two quota roots): quota_rule is the mailbox's own
+-- limit, quota2_rule the whole shell account's disk limit (root 2 = the account).
+-- A suspended account answers tempfail, so LMTP defers its mail (R9).
+CREATE OR REPLACE FUNCTION vmail.userdb(p_login text)
+RETURNS TABLE (username text, home text, mail text, uid integer, gid integer,
+	quota_rule text, quota2_rule text, tempfail text)
+LANGUAGE sql STABLE AS $$
+	SELECT f.username, f.home, f.mail, f.uid, f.gid,
+		'*:bytes=' || f.own_quota, '*:bytes=' || f.account_limit,
+		CASE WHEN f.suspended THEN 'account suspended' END
+	FROM vmail.mailbox_facts(p_login) f
+$$;
+
+-- For setups without a second quota root (Dovecot 2.4, count backend): R6 carried by the
+-- mailbox's own limit, recomputed at every userdb lookup (LMTP looks up every delivery):
+-- min(own quota, disk limit - (account total - this mailbox)).
+CREATE OR REPLACE FUNCTION vmail.userdb_effective(p_login text)
+RETURNS TABLE (username text, home text, mail text, uid integer, gid integer,
+	quota_rule text, tempfail text)
+LANGUAGE sql STABLE AS $$
+	SELECT f.username, f.home, f.mail, f.uid, f.gid,
+		'*:bytes=' || greatest(1, least(f.own_quota,
+			f.account_limit - ((vmail.account_usage(f.payer_shell_id, f.account_id)).bytes
+				- coalesce((vmail.mailbox_usage_of(f.shell_id, f.account_id)).bytes, 0)))),
+		CASE WHEN f.suspended THEN 'account suspended' END
+	FROM vmail.mailbox_facts(p_login) f
+$$;
+
+CREATE OR REPLACE FUNCTION vmail.userdb_json(p_login text) RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT CASE WHEN u.tempfail IS NOT NULL THEN json_build_object('tempfail', 'yes')::text
+		ELSE json_build_object('user', u.username, 'home', u.home, 'mail', u.mail,
+			'uid', u.uid::text, 'gid', u.gid::text,
+			'quota_rule', u.quota_rule, 'quota2_rule', u.quota2_rule)::text END
+	FROM vmail.userdb(p_login) u
+$$;
+
+-- Every login Dovecot may iterate (doveadm user '*').
+CREATE OR REPLACE FUNCTION vmail.userdb_list() RETURNS SETOF text
+LANGUAGE sql STABLE AS $$
+	SELECT login FROM vmail.shell_account
+	UNION ALL
+	SELECT address FROM vmail.mail_account
+	ORDER BY 1
+$$;
+
+-- root 'mailbox': this mailbox's counter, NULL when there is no counter (Dovecot recounts);
+-- root 'account': the paying account's total, never NULL for a known login.
+CREATE OR REPLACE FUNCTION vmail.quota_get(p_login text, p_key text, p_root text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	f record;
+	u record;
+BEGIN
+	IF p_key NOT IN ('storage', 'messages') THEN
+		RETURN NULL;
+	END IF;
+	SELECT * INTO f FROM vmail.mailbox_facts(p_login);
+	IF NOT FOUND THEN
+		RETURN NULL;
+	END IF;
+	IF p_root = 'account' THEN
+		SELECT * INTO u FROM vmail.account_usage(f.payer_shell_id, f.account_id);
+	ELSE
+		SELECT * INTO u FROM vmail.mailbox_usage_of(f.shell_id, f.account_id);
+		IF NOT FOUND THEN
+			RETURN NULL;
+		END IF;
+	END IF;
+	RETURN CASE p_key WHEN 'storage' THEN u.bytes ELSE u.messages END::text;
+END $$;
+
+-- Atomic increment; false (and nothing changed) when no counter exists.
+CREATE OR REPLACE FUNCTION vmail.quota_apply(p_login text, d_bytes bigint, d_messages bigint) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+	m record;
+BEGIN
+	m := vmail.mailbox_of(p_login);
+	IF m.shell_id IS NOT NULL THEN
+		UPDATE vmail.mailbox_usage SET bytes = bytes + d_bytes, messages = messages + d_messages, updated_at = now()
+		 WHERE shell_account_id = m.shell_id;
+	ELSIF m.account_id IS NOT NULL THEN
+		UPDATE vmail.mailbox_usage SET bytes = bytes + d_bytes, messages = messages + d_messages, updated_at = now()
+		 WHERE mail_account_id = m.account_id;
+	ELSE
+		RETURN false;
+	END IF;
+	RETURN FOUND;
+END $$;
+
+-- Absolute values (a recount, or quota_clone); creates the counter.  false for unknown logins.
+CREATE OR REPLACE FUNCTION vmail.quota_set(p_login text, p_bytes bigint, p_messages bigint) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+	m record;
+BEGIN
+	m := vmail.mailbox_of(p_login);
+	IF m.shell_id IS NOT NULL THEN
+		INSERT INTO vmail.mailbox_usage (shell_account_id, bytes, messages) VALUES (m.shell_id, p_bytes, p_messages)
+		ON CONFLICT (shell_account_id) DO UPDATE SET bytes = EXCLUDED.bytes, messages = EXCLUDED.messages, updated_at = now();
+	ELSIF m.account_id IS NOT NULL THEN
+		INSERT INTO vmail.mailbox_usage (mail_account_id, bytes, messages) VALUES (m.account_id, p_bytes, p_messages)
+		ON CONFLICT (mail_account_id) DO UPDATE SET bytes = EXCLUDED.bytes, messages = EXCLUDED.messages, updated_at = now();
+	ELSE
+		RETURN false;
+	END IF;
+	RETURN true;
+END $$;
+
+CREATE OR REPLACE FUNCTION vmail.quota_unset(p_login text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+	m record;
+BEGIN
+	m := vmail.mailbox_of(p_login);
+	DELETE FROM vmail.mailbox_usage
+	 WHERE (m.shell_id IS NOT NULL AND shell_account_id = m.shell_id)
+	    OR (m.account_id IS NOT NULL AND mail_account_id = m.account_id);
+	RETURN m.shell_id IS NOT NULL OR m.account_id IS NOT NULL;
+END $$;
+
+-- The state of a shell account's disk limit (R5 allocation, R6 usage).
+CREATE OR REPLACE FUNCTION vmail.quota_state(p_login text)
+RETURNS TABLE (login text, disk_limit bigint, files bigint, mailbox bigint, free_mailboxes bigint,
+	total bigint, allocated bigint)
+LANGUAGE sql STABLE AS $$
+	SELECT s.login, s.disk_limit,
+		coalesce((SELECT f.bytes FROM vmail.files_usage f WHERE f.shell_account_id = s.id), 0),
+		coalesce((SELECT u.bytes FROM vmail.mailbox_usage u WHERE u.shell_account_id = s.id), 0),
+		coalesce((SELECT sum(u.bytes) FROM vmail.mailbox_usage u JOIN vmail.mail_account a ON a.id = u.mail_account_id
+			WHERE a.shell_account_id = s.id AND a.kind = 'free'), 0)::bigint,
+		(vmail.account_usage(s.id, NULL)).bytes,
+		coalesce((SELECT sum(a.quota) FROM vmail.mail_account a WHERE a.shell_account_id = s.id AND a.kind = 'free'), 0)::bigint
+	FROM vmail.shell_account s WHERE s.login = lower(p_login)
+$$;
+
+-- The uid a login's mail processes run under (Dovecot setuid()s to it); NULL if unknown.
+CREATE OR REPLACE FUNCTION vmail.mail_uid(p_login text) RETURNS integer
+LANGUAGE sql STABLE AS $$
+	SELECT f.uid FROM vmail.mailbox_facts(p_login) f
+$$;
+
+-- May a process running as p_peer_uid touch p_login's counters?  p_peer_uid < 0 is a trusted
+-- peer (root, Dovecot's own users).  An unknown login is refused to untrusted peers like a
+-- foreign one, so that probing tells nothing about which logins exist.
+CREATE OR REPLACE FUNCTION vmail.dict_peer_may(p_login text, p_peer_uid integer) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+	SELECT p_peer_uid < 0 OR vmail.mail_uid(p_login) IS NOT DISTINCT FROM p_peer_uid
+$$;
+
+-- quota_get for a peer: 'denied' when dict_peer_may says no, else quota_get's answer
+-- (NULL = no counter, so Dovecot recounts).
+CREATE OR REPLACE FUNCTION vmail.dict_quota_get(p_login text, p_key text, p_root text, p_peer_uid integer)
+RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT CASE WHEN vmail.dict_peer_may(p_login, p_peer_uid)
+		THEN vmail.quota_get(p_login, p_key, p_root) ELSE 'denied' END
+$$;
+
+-- A batch of Dovecot transactions on mailbox counters, applied in array order.  Per
+-- transaction i: the login, what to do with storage (p_bop[i], p_bval[i]) and with messages
+-- (p_mop[i], p_mval[i]) — '' leave alone, '+' add (only to an existing counter), '=' set
+-- (creates the counter), 'x' unset — and the peer's uid (-1 = trusted).  The answer has one
+-- letter per transaction: O applied; N an increment found no counter, so nothing of that
+-- transaction changed and Dovecot recounts (an increment never creates a counter); D denied.
+CREATE OR REPLACE FUNCTION vmail.dict_commit(p_login text[], p_bop text[], p_bval bigint[], p_mop text[],
+	p_mval bigint[], p_peer integer[]) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+	answer text := '';
+	m record;
+	u vmail.mailbox_usage;
+	have boolean;
+	b bigint;
+	n bigint;
+BEGIN
+	FOR i IN 1 .. coalesce(array_length(p_login, 1), 0) LOOP
+		IF NOT vmail.dict_peer_may(p_login[i], p_peer[i]) THEN
+			answer := answer || 'D';
+			CONTINUE;
+		END IF;
+		m := vmail.mailbox_of(p_login[i]);
+		IF m.shell_id IS NULL AND m.account_id IS NULL THEN
+			answer := answer || 'N';
+			CONTINUE;
+		END IF;
+		SELECT * INTO u FROM vmail.mailbox_usage x
+		 WHERE (m.shell_id IS NOT NULL AND x.shell_account_id = m.shell_id)
+		    OR (m.account_id IS NOT NULL AND x.mail_account_id = m.account_id)
+		FOR UPDATE;
+		have := FOUND;
+		IF 'x' IN (p_bop[i], p_mop[i]) AND '=' NOT IN (p_bop[i], p_mop[i]) AND '+' NOT IN (p_bop[i], p_mop[i]) THEN
+			DELETE FROM vmail.mailbox_usage x
+			 WHERE (m.shell_id IS NOT NULL AND x.shell_account_id = m.shell_id)
+			    OR (m.account_id IS NOT NULL AND x.mail_account_id = m.account_id);
+			answer := answer || 'O';
+			CONTINUE;
+		END IF;
+		IF NOT have AND '+' IN (p_bop[i], p_mop[i]) THEN
+			answer := answer || 'N';
+			CONTINUE;
+		END IF;
+		b := CASE p_bop[i] WHEN '=' THEN p_bval[i] WHEN '+' THEN u.bytes + p_bval[i]
+			WHEN 'x' THEN 0 ELSE coalesce(u.bytes, 0) END;
+		n := CASE p_mop[i] WHEN '=' THEN p_mval[i] WHEN '+' THEN u.messages + p_mval[i]
+			WHEN 'x' THEN 0 ELSE coalesce(u.messages, 0) END;
+		IF have THEN
+			UPDATE vmail.mailbox_usage x SET bytes = b, messages = n, updated_at = now()
+			 WHERE (m.shell_id IS NOT NULL AND x.shell_account_id = m.shell_id)
+			    OR (m.account_id IS NOT NULL AND x.mail_account_id = m.account_id);
+		ELSIF m.shell_id IS NOT NULL THEN
+			INSERT INTO vmail.mailbox_usage (shell_account_id, bytes, messages) VALUES (m.shell_id, b, n)
+			ON CONFLICT (shell_account_id) DO UPDATE SET bytes = EXCLUDED.bytes,
+				messages = EXCLUDED.messages, updated_at = now();
+		ELSE
+			INSERT INTO vmail.mailbox_usage (mail_account_id, bytes, messages) VALUES (m.account_id, b, n)
+			ON CONFLICT (mail_account_id) DO UPDATE SET bytes = EXCLUDED.bytes,
+				messages = EXCLUDED.messages, updated_at = now();
+		END IF;
+		answer := answer || 'O';
+	END LOOP;
+	RETURN answer;
+END $$;
+
+-- For Dovecot's sql userdb (2.4 path, or 2.3 without dict): userdb_effective with the columns
+-- named the way Dovecot wants them, NULLs (no tempfail) dropped by the driver.
+--   user_query = SELECT username AS user, home, mail, uid, gid, quota_rule, tempfail
+--                FROM vmail.userdb_effective('%u')
+-- (no new function needed: documented in contrib/dovecot/dovecot-sql.conf.ext)

@@ -1,0 +1,212 @@
+-- R_lookup_postfix: what Postfix asks vmaild (socketmap domain, alias, mailbox, sender; the
+-- policy service), in one place.  Every function folds case itself and returns NULL for "not
+-- found"; errors are errors.  R6 and R9 at delivery: policy_check.
+
+-- "local+ext" -> ("local", "+ext") at the first of the delimiter characters; ext NULL if none.
+CREATE OR REPLACE FUNCTION vmail.split_extension(lp text, delims text, OUT base text, OUT ext text)
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+	pos int := 0;
+	p int;
+BEGIN
+	base := lp;
+	IF delims = '' OR lp IN ('postmaster', 'mailer-daemon') THEN
+		RETURN;
+	END IF;
+	FOR i IN 1 .. length(delims) LOOP
+		p := strpos(lp, substr(delims, i, 1));
+		IF p > 1 AND (pos = 0 OR p < pos) THEN
+			pos := p;
+		END IF;
+	END LOOP;
+	IF pos > 1 THEN
+		base := left(lp, pos - 1);
+		ext := substr(lp, pos);
+	END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION vmail.with_ext(addr text, ext text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE WHEN ext IS NULL THEN addr
+		ELSE left(addr, strpos(addr, '@') - 1) || ext || substr(addr, strpos(addr, '@')) END
+$$;
+
+-- The address registry row an address key resolves to: exact first, then without its
+-- sub-address extension.  The catch-all is not consulted here.
+CREATE OR REPLACE FUNCTION vmail.find_address(p_key text, OUT entry vmail.address, OUT ext text, OUT domain_id bigint, OUT base text)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	k text := lower(p_key);
+	at int := length(k) - strpos(reverse(k), '@') + 1;
+	lp text;
+	b text;
+BEGIN
+	IF strpos(k, '@') = 0 OR at = 1 THEN
+		RETURN;
+	END IF;
+	lp := left(k, at - 1);
+	SELECT d.id INTO domain_id FROM vmail.domain d WHERE d.name = substr(k, at + 1) AND d.state = 'active';
+	IF domain_id IS NULL THEN
+		RETURN;
+	END IF;
+	base := lp;
+	SELECT * INTO entry FROM vmail.address a WHERE a.domain_id = find_address.domain_id AND a.local_part = lp;
+	IF FOUND THEN
+		RETURN;
+	END IF;
+	SELECT s.base, s.ext INTO b, ext FROM vmail.split_extension(lp, (SELECT subaddress_delimiter FROM vmail.settings)) s;
+	IF ext IS NOT NULL THEN
+		base := b;
+		SELECT * INTO entry FROM vmail.address a WHERE a.domain_id = find_address.domain_id AND a.local_part = b;
+		IF NOT FOUND THEN
+			ext := NULL;
+		END IF;
+	END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION vmail.canonical_address(p_shell bigint, p_account bigint) RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT CASE WHEN p_shell IS NOT NULL
+		THEN (SELECT login || '@' || (SELECT primary_domain FROM vmail.settings) FROM vmail.shell_account WHERE id = p_shell)
+		ELSE (SELECT address FROM vmail.mail_account WHERE id = p_account) END
+$$;
+
+-- Dovecot's canonical username of a mailbox.
+CREATE OR REPLACE FUNCTION vmail.canonical_login(p_shell bigint, p_account bigint) RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT CASE WHEN p_shell IS NOT NULL
+		THEN (SELECT login FROM vmail.shell_account WHERE id = p_shell)
+		ELSE (SELECT address FROM vmail.mail_account WHERE id = p_account) END
+$$;
+
+CREATE OR REPLACE FUNCTION vmail.entry_destinations(e vmail.address, p_ext text) RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT CASE e.kind
+		WHEN 'alias' THEN (
+			SELECT string_agg(coalesce(t.external,
+				vmail.with_ext(vmail.canonical_address(t.shell_account_id, t.mail_account_id), p_ext)), ','
+				ORDER BY t.position)
+			FROM vmail.alias_target t WHERE t.alias_id = e.alias_id)
+		ELSE vmail.with_ext(vmail.canonical_address(e.shell_account_id, e.mail_account_id), p_ext) END
+$$;
+
+-- Socketmap "domain": hosted and active.
+CREATE OR REPLACE FUNCTION vmail.lookup_domain(p_key text) RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT name FROM vmail.domain WHERE name = lower(p_key) AND state = 'active'
+$$;
+
+-- Socketmap "alias": where an address goes.  Exact alias or mailbox (a mailbox resolves to
+-- its canonical address, which resolves to itself, so Postfix's expansion ends); then the
+-- same without the sub-address extension (kept on mailbox destinations, as Postfix's
+-- propagate_unmatched_extensions would); postmaster@ and abuse@ default to the ISP's
+-- postmaster; the catch-all only when no address matched.
+CREATE OR REPLACE FUNCTION vmail.lookup_alias(p_key text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	f record;
+	catchall vmail.address;
+BEGIN
+	f := vmail.find_address(p_key);
+	IF f.domain_id IS NULL THEN
+		RETURN NULL;
+	END IF;
+	IF (f.entry).kind IS NOT NULL THEN
+		RETURN vmail.entry_destinations(f.entry, f.ext);
+	END IF;
+	IF f.base IN ('postmaster', 'abuse') THEN
+		RETURN (SELECT postmaster_address FROM vmail.settings);
+	END IF;
+	SELECT * INTO catchall FROM vmail.address a WHERE a.domain_id = f.domain_id AND a.local_part = '';
+	IF FOUND THEN
+		RETURN vmail.entry_destinations(catchall, NULL);
+	END IF;
+	RETURN NULL;
+END $$;
+
+-- Socketmap "mailbox": the canonical address when the address is a mailbox.
+CREATE OR REPLACE FUNCTION vmail.lookup_mailbox(p_key text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	f record;
+BEGIN
+	f := vmail.find_address(p_key);
+	IF (f.entry).kind IN ('account', 'primary') THEN
+		RETURN vmail.canonical_address((f.entry).shell_account_id, (f.entry).mail_account_id);
+	END IF;
+	RETURN NULL;
+END $$;
+
+-- The mailboxes (shell_id, account_id) an address delivers to: what the alias map expands to,
+-- restricted to our own mailboxes.  with_catchall: also through the catch-all and postmaster.
+CREATE OR REPLACE FUNCTION vmail.address_mailboxes(p_key text, with_catchall boolean)
+RETURNS TABLE (shell_id bigint, account_id bigint)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	f record;
+	e vmail.address;
+BEGIN
+	f := vmail.find_address(p_key);
+	IF f.domain_id IS NULL THEN
+		RETURN;
+	END IF;
+	e := f.entry;
+	IF e.kind IS NULL AND with_catchall THEN
+		IF f.base IN ('postmaster', 'abuse') THEN
+			RETURN QUERY SELECT m.shell_id, m.account_id
+				FROM vmail.address_mailboxes((SELECT postmaster_address FROM vmail.settings), false) m;
+			RETURN;
+		END IF;
+		SELECT * INTO e FROM vmail.address a WHERE a.domain_id = f.domain_id AND a.local_part = '';
+	END IF;
+	IF e.kind = 'alias' THEN
+		RETURN QUERY SELECT t.shell_account_id, t.mail_account_id FROM vmail.alias_target t
+			WHERE t.alias_id = e.alias_id AND t.external IS NULL ORDER BY t.position;
+	ELSIF e.kind IS NOT NULL THEN
+		RETURN QUERY SELECT e.shell_account_id, e.mail_account_id;
+	END IF;
+END $$;
+
+-- Socketmap "sender" (smtpd_sender_login_maps): the canonical logins of the mailboxes the
+-- address delivers to, plus the shell account that owns them.  Unknown addresses: NULL.
+CREATE OR REPLACE FUNCTION vmail.lookup_sender(p_key text) RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT string_agg(DISTINCT l, ',') FROM (
+		SELECT vmail.canonical_login(m.shell_id, m.account_id) AS l
+		  FROM vmail.address_mailboxes(p_key, false) m
+		UNION
+		SELECT s.login FROM vmail.address_mailboxes(p_key, false) m
+		  JOIN vmail.mail_account a ON a.id = m.account_id
+		  JOIN vmail.shell_account s ON s.id = a.shell_account_id
+	) x WHERE l IS NOT NULL
+$$;
+
+-- Delivery-time verdict for one recipient (policy service): NULL when fine or not ours,
+-- 'suspended<TAB>mailbox' (R9), or 'full<TAB>mailbox<TAB>used<TAB>limit' (R6 or the mailbox's
+-- own quota).  size 0 (unknown at RCPT) still refuses a mailbox that is already full.
+CREATE OR REPLACE FUNCTION vmail.policy_check(p_recipient text, p_size bigint) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	m record;
+	f record;
+	used bigint;
+	need bigint := greatest(coalesce(p_size, 0), 1);
+BEGIN
+	FOR m IN SELECT * FROM vmail.address_mailboxes(p_recipient, true) LOOP
+		SELECT * INTO f FROM vmail.mailbox_facts(vmail.canonical_login(m.shell_id, m.account_id));
+		IF f.suspended THEN
+			RETURN 'suspended' || E'\t' || vmail.canonical_address(m.shell_id, m.account_id);
+		END IF;
+		IF m.account_id IS NOT NULL THEN
+			used := coalesce((vmail.mailbox_usage_of(NULL, m.account_id)).bytes, 0);
+			IF used + need > f.own_quota THEN
+				RETURN format(E'full\t%s\t%s\t%s', f.username, used, f.own_quota);
+			END IF;
+		END IF;
+		used := (vmail.account_usage(f.payer_shell_id, f.account_id)).bytes;
+		IF used + need > f.account_limit THEN
+			RETURN format(E'full\t%s\t%s\t%s', vmail.canonical_address(m.shell_id, m.account_id), used, f.account_limit);
+		END IF;
+	END LOOP;
+	RETURN NULL;
+END $$;

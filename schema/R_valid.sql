@@ -1,0 +1,33 @@
+-- R_valid: the input shapes that CHECK constraints of the tables use (and the functions that
+-- report bad input).  vmailctl applies this file before the versioned migrations, because a
+-- migration's CREATE TABLE needs them; it also creates the vmail schema for the first one.
+-- A change here does not recheck existing rows: a tighter shape needs a versioned migration
+-- that fixes or refuses the rows first.
+
+CREATE SCHEMA IF NOT EXISTS vmail;
+
+-- Input shapes, shared by CHECK constraints and by the functions that report bad input.
+CREATE OR REPLACE FUNCTION vmail.valid_domain_name(n text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	SELECT n IS NOT NULL AND length(n) <= 253
+	   AND n ~ '^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'
+	   AND n ~ '[a-z]'
+$$;
+
+CREATE OR REPLACE FUNCTION vmail.valid_local_part(l text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	SELECT l IS NOT NULL AND length(l) BETWEEN 1 AND 64
+	   AND l ~ '^[a-z0-9!#$%&''*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&''*+/=?^_`{|}~-]+)*$'
+$$;
+
+CREATE OR REPLACE FUNCTION vmail.valid_login(l text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	SELECT l IS NOT NULL AND l ~ '^[a-z_][a-z0-9_-]{0,31}$'
+$$;
+
+-- The hosts customers' MX records must point at (`vmailctl domain check`, the panel's advice).
+CREATE OR REPLACE FUNCTION vmail.valid_host_list(hosts text[]) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	SELECT hosts IS NOT NULL AND NOT EXISTS (
+		SELECT 1 FROM unnest(hosts) h WHERE NOT vmail.valid_domain_name(h))
+$$;

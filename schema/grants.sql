@@ -1,0 +1,45 @@
+-- grants: the database roles and every privilege, in one place.  vmailctl applies this file
+-- last, after any definition file it (re)applied, so a function re-created by a DROP gets its
+-- grants back.  Every statement here can run again.
+--
+-- vmail_lookup: what vmaild and Dovecot's sql driver need.  vmail_panel:
+-- the self-service functions only, so a subverted panel cannot act as the administrator.
+-- Roles are cluster-wide; create them only once.
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'vmail_lookup') THEN
+		CREATE ROLE vmail_lookup NOLOGIN;
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'vmail_panel') THEN
+		CREATE ROLE vmail_panel NOLOGIN;
+	END IF;
+END $$;
+
+REVOKE ALL ON SCHEMA vmail FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA vmail FROM PUBLIC;
+ALTER DEFAULT PRIVILEGES IN SCHEMA vmail REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+GRANT USAGE ON SCHEMA vmail TO vmail_lookup, vmail_panel;
+GRANT SELECT ON ALL TABLES IN SCHEMA vmail TO vmail_lookup;
+GRANT UPDATE, INSERT, DELETE ON vmail.mailbox_usage TO vmail_lookup;
+GRANT EXECUTE ON FUNCTION
+	vmail.lookup_domain(text), vmail.lookup_alias(text), vmail.lookup_mailbox(text), vmail.lookup_sender(text),
+	vmail.passdb(text), vmail.passdb_json(text), vmail.userdb(text), vmail.userdb_effective(text),
+	vmail.userdb_json(text), vmail.userdb_list(), vmail.quota_get(text, text, text),
+	vmail.quota_apply(text, bigint, bigint), vmail.quota_set(text, bigint, bigint), vmail.quota_unset(text),
+	vmail.quota_state(text), vmail.policy_check(text, bigint)
+	TO vmail_lookup;
+-- The lookup functions call these helpers with the caller's rights.
+GRANT EXECUTE ON FUNCTION
+	vmail.mailbox_of(text), vmail.split_extension(text, text), vmail.with_ext(text, text),
+	vmail.find_address(text), vmail.canonical_address(bigint, bigint), vmail.canonical_login(bigint, bigint),
+	vmail.entry_destinations(vmail.address, text), vmail.address_mailboxes(text, boolean),
+	vmail.mailbox_facts(text), vmail.account_usage(bigint, bigint), vmail.mailbox_usage_of(bigint, bigint)
+	TO vmail_lookup;
+GRANT EXECUTE ON FUNCTION
+	vmail.self_auth(text), vmail.self_rehash(text, text, text), vmail.self_overview(text),
+	vmail.self_alias_add(text, text, text), vmail.self_alias_set(text, text, text), vmail.self_alias_del(text, text),
+	vmail.self_account_add(text, text, text, bigint), vmail.self_account_passwd(text, text, text),
+	vmail.self_account_resize(text, text, bigint), vmail.self_account_del(text, text), vmail.self_passwd(text, text)
+	TO vmail_panel;
+-- The panel shows customers the record to publish; the token is public once published anyway.
+GRANT EXECUTE ON FUNCTION vmail.domain_proof_name(text), vmail.domain_proof_record(text) TO vmail_panel;
