@@ -112,8 +112,11 @@ echo "  $VMAIL_TEST_DSN"
 section "unit tests (Check)"
 ctest_count "unit tests" build
 
-section "SQL rules R1-R10"
-pyrun "sql rules" tests/sql/test_*.py
+section "SQL: rules R1-R10, lookups, upgrade"
+pyrun "sql" tests/sql/test_*.py
+
+section "SQL again, on version-11 databases upgraded by vmailctl db migrate"
+VMAIL_TEST_SCHEMA=upgrade pyrun "sql (upgraded v11)" tests/sql/test_rules.py tests/sql/test_lookups.py
 
 if [ "$mode" != quick ]; then
 	for suite in tests/e2e/test_*.py; do
