@@ -356,15 +356,29 @@ START_TEST(test_pipeline_200)
 END_TEST
 
 /* admin - run one statement on a separate blocking connection */
-static void admin(const char *sql)
+/*
+ * kill_sleeper - once a pgtest.sleep query is running on the server (polled
+ * while the loop runs, so a loaded machine cannot make the kill come before
+ * the query starts), terminate its backend.
+ */
+static void kill_sleeper(void)
 {
+	static const char *sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+				 " WHERE state = 'active' AND query LIKE '%pgtest.sleep%'"
+				 " AND pid <> pg_backend_pid()";
 	PGconn *c = PQconnectdb(dsn);
 	ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
-	PGresult *r = PQexec(c, sql);
-	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK,
-		      "%s: %s", sql, PQerrorMessage(c));
-	PQclear(r);
+	double end = now_ms() + 5000;
+	bool killed = false;
+	while (!killed && now_ms() < end) {
+		run_for(base, 20);
+		PGresult *r = PQexec(c, sql);
+		ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+		killed = PQntuples(r) > 0;
+		PQclear(r);
+	}
 	PQfinish(c);
+	ck_assert_msg(killed, "no pgtest.sleep query ran within 5 s");
 }
 
 /* multi_host_dsn - the test DSN with a dead host in front: host=/nonexistent,<host> */
@@ -446,9 +460,7 @@ START_TEST(test_retry)
 	wait_ready(pool, 2);
 	struct answer a = { 0 }, b = { 0 };
 	submit1(pool, T_SLEEP, "0.4", &a);
-	run_for(base, 50);
-	admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-	      " WHERE state = 'active' AND query LIKE '%pgtest.sleep%' AND pid <> pg_backend_pid()");
+	kill_sleeper();
 	ck_assert(run(base, 1, 3000));
 	ck_assert_int_eq(a.st, PG_FOUND);
 	ck_assert_str_eq(a.value, "slept");
@@ -459,9 +471,7 @@ START_TEST(test_retry)
 	wait_ready(pool, 2);
 	const char *p[1] = { "0.4" };
 	ck_assert_ptr_nonnull(pg_submit(pool, T_SLEEP_NR, p, NULL, 1, on_answer, &b));
-	run_for(base, 50);
-	admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-	      " WHERE state = 'active' AND query LIKE '%pgtest.sleep%' AND pid <> pg_backend_pid()");
+	kill_sleeper();
 	ck_assert(run(base, 2, 3000));
 	ck_assert_int_eq(b.st, PG_TEMPFAIL);
 	pg_pool_free(pool);
@@ -807,8 +817,13 @@ START_TEST(test_restart)
 	struct pg_pool *pool = new_pool(dsn, 2, 1000);
 	wait_ready(pool, 2);
 	struct answer a[4] = { 0 };
-	submit1(pool, T_SLEEP, "0.5", &a[0]);
-	submit1(pool, T_SLEEP, "0.5", &a[1]);
+	/*
+	 * Queries that cannot finish before the stop: with 0.5 s ones, a loaded
+	 * machine whose pg_ctl took longer than that (924 ms seen) had them
+	 * answered before the server went away, and the test failed by chance.
+	 */
+	submit1(pool, T_SLEEP, "30", &a[0]);
+	submit1(pool, T_SLEEP, "30", &a[1]);
 	run_for(base, 100);
 	double t0 = now_ms();
 	ck_assert_int_eq(pg_ctl("stop"), 0);
@@ -850,8 +865,8 @@ START_TEST(test_restart)
 	wait_ready(pool, 2);
 	struct answer c[2] = { 0 };
 	answered = 0;
-	submit1(pool, T_SLEEP, "0.5", &c[0]);
-	submit1(pool, T_SLEEP, "0.5", &c[1]);
+	submit1(pool, T_SLEEP, "30", &c[0]);
+	submit1(pool, T_SLEEP, "30", &c[1]);
 	run_for(base, 100);
 	ck_assert_int_eq(pg_ctl("kill"), 0);
 	ck_assert(run(base, 2, 3000));
