@@ -40,7 +40,7 @@
 
 enum op_kind { OP_QUERY, OP_PREPARE };
 enum req_where { REQ_NEW, REQ_QUEUED, REQ_DONE, REQ_INFLIGHT };
-enum conn_phase { PHASE_RESULT, PHASE_NULL, PHASE_SYNC };
+enum pgc_phase { PHASE_RESULT, PHASE_NULL, PHASE_SYNC };
 enum stmt_state { STMT_UNPREPARED, STMT_PREPARING, STMT_PREPARED, STMT_FAILED };
 
 TAILQ_HEAD(req_list, pg_req);
@@ -86,7 +86,7 @@ struct pg_conn {
 	unsigned ninflight;  /* ops in the pipeline (queries and prepares) */
 	unsigned nqueries;   /* of which queries */
 	unsigned prepares_pending;
-	enum conn_phase phase;
+	enum pgc_phase phase;
 	struct stmt_slot *stmts;
 };
 
@@ -122,14 +122,14 @@ struct pg_pool {
 };
 
 /* declare static stuff */
-static void conn_set_state(struct pg_conn *conn, enum pg_conn_state st);
-static void conn_start(struct pg_conn *conn);
-static void conn_close(struct pg_conn *conn);
-static void conn_fail(struct pg_conn *conn, const char *what, const char *detail);
-static void conn_io_cb(evutil_socket_t fd, short what, void *arg);
-static void conn_timer_cb(evutil_socket_t fd, short what, void *arg);
-static void conn_read(struct pg_conn *conn);
-static bool conn_flush(struct pg_conn *conn);
+static void pgc_set_state(struct pg_conn *conn, enum pg_conn_state st);
+static void pgc_start(struct pg_conn *conn);
+static void pgc_close(struct pg_conn *conn);
+static void pgc_fail(struct pg_conn *conn, const char *what, const char *detail);
+static void pgc_io_cb(evutil_socket_t fd, short what, void *arg);
+static void pgc_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void pgc_read(struct pg_conn *conn);
+static bool pgc_flush(struct pg_conn *conn);
 static void req_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void pool_kick(struct pg_pool *pool);
 static void pool_kick_cb(evutil_socket_t fd, short what, void *arg);
@@ -325,7 +325,7 @@ static void req_timer_cb(evutil_socket_t fd, short what, void *arg)
 			/* late results are dropped: req_answer does nothing once cb is NULL */
 			req_answer(req, PG_TEMPFAIL, NULL);
 		} else {
-			conn_fail(req->conn, "query stalled", pool->stmts[req->stmt].name);
+			pgc_fail(req->conn, "query stalled", pool->stmts[req->stmt].name);
 		}
 		break;
 	case REQ_NEW:
@@ -336,7 +336,7 @@ static void req_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---------------------------------------------------------------- connections */
 
-static void conn_set_state(struct pg_conn *conn, enum pg_conn_state st)
+static void pgc_set_state(struct pg_conn *conn, enum pg_conn_state st)
 {
 	if (conn->state == st)
 		return;
@@ -345,7 +345,7 @@ static void conn_set_state(struct pg_conn *conn, enum pg_conn_state st)
 	conn->state = st;
 }
 
-static void conn_notice(void *arg, const char *message)
+static void pgc_notice(void *arg, const char *message)
 {
 	struct pg_conn *conn = arg;
 	char line[512];
@@ -353,8 +353,8 @@ static void conn_notice(void *arg, const char *message)
 	log_notice("pg[%u]: server: %s", conn->id, line);
 }
 
-/* conn_watch - (re)arm the I/O event; libpq may change the socket between connect polls */
-static bool conn_watch(struct pg_conn *conn, short what)
+/* pgc_watch - (re)arm the I/O event; libpq may change the socket between connect polls */
+static bool pgc_watch(struct pg_conn *conn, short what)
 {
 	int fd = PQsocket(conn->pq);
 	if (fd < 0)
@@ -363,7 +363,7 @@ static bool conn_watch(struct pg_conn *conn, short what)
 		return true;
 	if (conn->io_armed)
 		event_del(&conn->io);
-	event_assign(&conn->io, conn->pool->base, fd, what | EV_PERSIST, conn_io_cb, conn);
+	event_assign(&conn->io, conn->pool->base, fd, what | EV_PERSIST, pgc_io_cb, conn);
 	if (event_add(&conn->io, NULL) != 0) {
 		conn->io_armed = false;
 		return false;
@@ -374,7 +374,7 @@ static bool conn_watch(struct pg_conn *conn, short what)
 	return true;
 }
 
-static struct pg_conn *conn_new(struct pg_pool *pool)
+static struct pg_conn *pgc_new(struct pg_pool *pool)
 {
 	struct pg_conn *conn = calloc(1, sizeof(*conn));
 	if (!conn)
@@ -389,12 +389,12 @@ static struct pg_conn *conn_new(struct pg_pool *pool)
 	conn->state = PG_CONN_BACKOFF;
 	conn->backoff_ms = BACKOFF_MIN_MS;
 	TAILQ_INIT(&conn->inflight);
-	evtimer_assign(&conn->timer, pool->base, conn_timer_cb, conn);
+	evtimer_assign(&conn->timer, pool->base, pgc_timer_cb, conn);
 	return conn;
 }
 
-/* conn_start - begin a non-blocking connect with the pool's current settings */
-static void conn_start(struct pg_conn *conn)
+/* pgc_start - begin a non-blocking connect with the pool's current settings */
+static void pgc_start(struct pg_conn *conn)
 {
 	struct pg_pool *pool = conn->pool;
 	/*
@@ -414,25 +414,25 @@ static void conn_start(struct pg_conn *conn)
 	conn->phase = PHASE_RESULT;
 	conn->pq = PQconnectStartParams(keys, values, 1);
 	if (!conn->pq) {
-		conn_fail(conn, "connect", "out of memory");
+		pgc_fail(conn, "connect", "out of memory");
 		return;
 	}
-	PQsetNoticeProcessor(conn->pq, conn_notice, conn);
-	conn_set_state(conn, PG_CONN_CONNECTING);
+	PQsetNoticeProcessor(conn->pq, pgc_notice, conn);
+	pgc_set_state(conn, PG_CONN_CONNECTING);
 	if (PQstatus(conn->pq) == CONNECTION_BAD) {
-		conn_fail(conn, "connect", PQerrorMessage(conn->pq));
+		pgc_fail(conn, "connect", PQerrorMessage(conn->pq));
 		return;
 	}
 	/* libpq's own connect_timeout is per host; this bounds the whole attempt, prepares included. */
 	struct timeval tv = ms_tv(pool->cfg.connect_timeout_ms);
 	event_add(&conn->timer, &tv);
 	/* PQconnectStart leaves us as if PQconnectPoll had said "writing". */
-	if (!conn_watch(conn, EV_WRITE))
-		conn_fail(conn, "connect", PQerrorMessage(conn->pq));
+	if (!pgc_watch(conn, EV_WRITE))
+		pgc_fail(conn, "connect", PQerrorMessage(conn->pq));
 }
 
-/* conn_close - drop the server connection; the caller has emptied the pipeline */
-static void conn_close(struct pg_conn *conn)
+/* pgc_close - drop the server connection; the caller has emptied the pipeline */
+static void pgc_close(struct pg_conn *conn)
 {
 	if (conn->io_armed)
 		event_del(&conn->io);
@@ -447,13 +447,13 @@ static void conn_close(struct pg_conn *conn)
 }
 
 /*
- * conn_fail - the one error path of a connection: close it, answer or
+ * pgc_fail - the one error path of a connection: close it, answer or
  * requeue what was in its pipeline, and schedule a reconnect with jittered
  * exponential backoff.  Read-only requests (PG_STMT_RETRY) go back to the
  * head of the queue once, keeping their deadline; others get TEMPFAIL,
  * because a write may have committed before the connection broke.
  */
-static void conn_fail(struct pg_conn *conn, const char *what, const char *detail)
+static void pgc_fail(struct pg_conn *conn, const char *what, const char *detail)
 {
 	struct pg_pool *pool = conn->pool;
 	char msg[512], key[600];
@@ -473,8 +473,8 @@ static void conn_fail(struct pg_conn *conn, const char *what, const char *detail
 	TAILQ_CONCAT(&lost, &conn->inflight, link);
 	conn->ninflight = 0;
 	conn->nqueries = 0;
-	conn_close(conn);
-	conn_set_state(conn, PG_CONN_BACKOFF);
+	pgc_close(conn);
+	pgc_set_state(conn, PG_CONN_BACKOFF);
 
 	unsigned delay = conn->backoff_ms / 2 + pool_random(pool, conn->backoff_ms / 2 + 1);
 	conn->backoff_ms = conn->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : conn->backoff_ms * 2;
@@ -506,28 +506,28 @@ static void conn_fail(struct pg_conn *conn, const char *what, const char *detail
 	pool_kick(pool);
 }
 
-static bool conn_flush(struct pg_conn *conn)
+static bool pgc_flush(struct pg_conn *conn)
 {
 	int r = PQflush(conn->pq);
 	if (r < 0) {
-		conn_fail(conn, "send", PQerrorMessage(conn->pq));
+		pgc_fail(conn, "send", PQerrorMessage(conn->pq));
 		return false;
 	}
 	/* While output is pending also read: the server may be blocked writing to us. */
-	if (!conn_watch(conn, r ? EV_READ | EV_WRITE : EV_READ)) {
-		conn_fail(conn, "watch", "cannot watch the socket");
+	if (!pgc_watch(conn, r ? EV_READ | EV_WRITE : EV_READ)) {
+		pgc_fail(conn, "watch", "cannot watch the socket");
 		return false;
 	}
 	return true;
 }
 
-/* conn_send_prepare - queue PQsendPrepare plus its own sync, so one failure cannot abort the others */
-static bool conn_send_prepare(struct pg_conn *conn, unsigned i)
+/* pgc_send_prepare - queue PQsendPrepare plus its own sync, so one failure cannot abort the others */
+static bool pgc_send_prepare(struct pg_conn *conn, unsigned i)
 {
 	const struct pg_stmt *st = &conn->pool->stmts[i];
 	struct pg_req *op = req_alloc(conn->pool, OP_PREPARE, i, NULL, NULL, 0);
 	if (!op) {
-		conn_fail(conn, "prepare", "out of memory");
+		pgc_fail(conn, "prepare", "out of memory");
 		return false;
 	}
 	op->where = REQ_INFLIGHT;
@@ -537,83 +537,83 @@ static bool conn_send_prepare(struct pg_conn *conn, unsigned i)
 	conn->stmts[i].state = STMT_PREPARING;
 	if (!PQsendPrepare(conn->pq, st->name, st->sql, (int)st->nparams, NULL) ||
 	    !PQpipelineSync(conn->pq)) {
-		conn_fail(conn, "prepare", PQerrorMessage(conn->pq));
+		pgc_fail(conn, "prepare", PQerrorMessage(conn->pq));
 		return false;
 	}
 	return true;
 }
 
-static void conn_connected(struct pg_conn *conn)
+static void pgc_connected(struct pg_conn *conn)
 {
 	struct pg_pool *pool = conn->pool;
 	if (PQsetnonblocking(conn->pq, 1) != 0 || !PQenterPipelineMode(conn->pq)) {
-		conn_fail(conn, "pipeline mode", PQerrorMessage(conn->pq));
+		pgc_fail(conn, "pipeline mode", PQerrorMessage(conn->pq));
 		return;
 	}
 	log_debug("pg[%u]: connected to %s, server %d", conn->id,
 		  PQhost(conn->pq) ? PQhost(conn->pq) : "?", PQserverVersion(conn->pq));
-	conn_set_state(conn, PG_CONN_PREPARING);
+	pgc_set_state(conn, PG_CONN_PREPARING);
 	for (unsigned i = 0; i < pool->nstmts; i++)
-		if (!conn_send_prepare(conn, i))
+		if (!pgc_send_prepare(conn, i))
 			return;
 	conn->prepares_pending = pool->nstmts;
-	if (!conn_flush(conn))
+	if (!pgc_flush(conn))
 		return;
 	if (pool->nstmts == 0) {
 		event_del(&conn->timer);
 		conn->backoff_ms = BACKOFF_MIN_MS;
-		conn_set_state(conn, PG_CONN_READY);
+		pgc_set_state(conn, PG_CONN_READY);
 		pool_kick(pool);
 	}
 }
 
-static void conn_connect_poll(struct pg_conn *conn)
+static void pgc_connect_poll(struct pg_conn *conn)
 {
 	switch (PQconnectPoll(conn->pq)) {
 	case PGRES_POLLING_READING:
-		if (!conn_watch(conn, EV_READ))
-			conn_fail(conn, "connect", PQerrorMessage(conn->pq));
+		if (!pgc_watch(conn, EV_READ))
+			pgc_fail(conn, "connect", PQerrorMessage(conn->pq));
 		break;
 	case PGRES_POLLING_WRITING:
-		if (!conn_watch(conn, EV_WRITE))
-			conn_fail(conn, "connect", PQerrorMessage(conn->pq));
+		if (!pgc_watch(conn, EV_WRITE))
+			pgc_fail(conn, "connect", PQerrorMessage(conn->pq));
 		break;
 	case PGRES_POLLING_OK:
-		conn_connected(conn);
+		pgc_connected(conn);
 		break;
 	case PGRES_POLLING_FAILED:
 	default:
-		conn_fail(conn, "connect", PQerrorMessage(conn->pq));
+		pgc_fail(conn, "connect", PQerrorMessage(conn->pq));
 		break;
 	}
 }
 
-static void conn_io_cb(evutil_socket_t fd, short what, void *arg)
+static void pgc_io_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pg_conn *conn = arg;
 	(void)fd;
 	if (conn->state == PG_CONN_CONNECTING) {
-		conn_connect_poll(conn);
+		pgc_connect_poll(conn);
 		return;
 	}
-	if ((what & EV_WRITE) && !conn_flush(conn))
+	if ((what & EV_WRITE) && !pgc_flush(conn))
 		return;
 	if (what & EV_READ)
-		conn_read(conn);
+		pgc_read(conn);
 }
 
-static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+static void pgc_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pg_conn *conn = arg;
 	(void)fd;
 	(void)what;
 	switch (conn->state) {
 	case PG_CONN_BACKOFF:
-		conn_start(conn);
+		pgc_start(conn);
 		break;
 	case PG_CONN_CONNECTING:
 	case PG_CONN_PREPARING:
-		conn_fail(conn, "connect", "timed out");
+		pgc_fail(conn, "connect", "timed out");
 		break;
 	case PG_CONN_READY:
 	case PG_CONN_DRAINING:
@@ -678,10 +678,10 @@ static enum pg_status check_shape(struct pg_conn *conn, unsigned op_stmt, const 
 }
 
 /*
- * conn_result - the first result of the op at the head of the pipeline.
+ * pgc_result - the first result of the op at the head of the pipeline.
  * Returns false if the connection failed (and was closed) meanwhile.
  */
-static bool conn_result(struct pg_conn *conn, struct pg_req *op, PGresult *res)
+static bool pgc_result(struct pg_conn *conn, struct pg_req *op, PGresult *res)
 {
 	struct pg_pool *pool = conn->pool;
 	ExecStatusType rs = PQresultStatus(res);
@@ -692,7 +692,7 @@ static bool conn_result(struct pg_conn *conn, struct pg_req *op, PGresult *res)
 		char detail[512];
 		one_line(detail, sizeof(detail), PQresultErrorMessage(res));
 		PQclear(res);
-		conn_fail(conn, "connection lost", detail);
+		pgc_fail(conn, "connection lost", detail);
 		return false;
 	}
 
@@ -710,7 +710,7 @@ static bool conn_result(struct pg_conn *conn, struct pg_req *op, PGresult *res)
 		if (conn->state == PG_CONN_PREPARING && --conn->prepares_pending == 0) {
 			event_del(&conn->timer);
 			conn->backoff_ms = BACKOFF_MIN_MS;
-			conn_set_state(conn, PG_CONN_READY);
+			pgc_set_state(conn, PG_CONN_READY);
 			pool_kick(pool);
 		}
 		PQclear(res);
@@ -736,7 +736,7 @@ static bool conn_result(struct pg_conn *conn, struct pg_req *op, PGresult *res)
 		break;
 	}
 	if (conn->pool->stmts[op->stmt].flags & PG_STMT_AFTER_COMMIT && !op->held) {
-		/* Its implicit transaction commits at the sync: answer then (conn_pop). */
+		/* Its implicit transaction commits at the sync: answer then (pgc_pop). */
 		op->held = res;
 		op->held_status = status;
 		return true;
@@ -746,8 +746,8 @@ static bool conn_result(struct pg_conn *conn, struct pg_req *op, PGresult *res)
 	return true;
 }
 
-/* conn_pop - the op at the head got its PGRES_PIPELINE_SYNC: it is done */
-static void conn_pop(struct pg_conn *conn)
+/* pgc_pop - the op at the head got its PGRES_PIPELINE_SYNC: it is done */
+static void pgc_pop(struct pg_conn *conn)
 {
 	struct pg_pool *pool = conn->pool;
 	struct pg_req *op = TAILQ_FIRST(&conn->inflight);
@@ -765,31 +765,31 @@ static void conn_pop(struct pg_conn *conn)
 }
 
 /*
- * conn_read - each op yields its result, then NULL, then PGRES_PIPELINE_SYNC
+ * pgc_read - each op yields its result, then NULL, then PGRES_PIPELINE_SYNC
  * (one sync per op keeps an error from aborting its neighbours).  conn->phase
  * tracks where the head op is; PQgetResult is called only while !PQisBusy so
  * it never blocks.
  */
-static void conn_read(struct pg_conn *conn)
+static void pgc_read(struct pg_conn *conn)
 {
 	if (!PQconsumeInput(conn->pq)) {
-		conn_fail(conn, "receive", PQerrorMessage(conn->pq));
+		pgc_fail(conn, "receive", PQerrorMessage(conn->pq));
 		return;
 	}
 	while (!TAILQ_EMPTY(&conn->inflight) && !PQisBusy(conn->pq)) {
 		if (PQstatus(conn->pq) == CONNECTION_BAD) {
-			conn_fail(conn, "connection lost", PQerrorMessage(conn->pq));
+			pgc_fail(conn, "connection lost", PQerrorMessage(conn->pq));
 			return;
 		}
 		PGresult *res = PQgetResult(conn->pq);
 		switch (conn->phase) {
 		case PHASE_RESULT:
 			if (!res) {
-				conn_fail(conn, "protocol", "result missing in pipeline");
+				pgc_fail(conn, "protocol", "result missing in pipeline");
 				return;
 			}
 			conn->phase = PHASE_NULL;
-			if (!conn_result(conn, TAILQ_FIRST(&conn->inflight), res))
+			if (!pgc_result(conn, TAILQ_FIRST(&conn->inflight), res))
 				return;
 			break;
 		case PHASE_NULL:
@@ -801,28 +801,28 @@ static void conn_read(struct pg_conn *conn)
 			break;
 		case PHASE_SYNC:
 			if (!res) {
-				conn_fail(conn, "protocol", "pipeline sync missing");
+				pgc_fail(conn, "protocol", "pipeline sync missing");
 				return;
 			}
 			if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
 				conn->phase = PHASE_RESULT;
-				conn_pop(conn);
+				pgc_pop(conn);
 			}
 			PQclear(res);
 			break;
 		}
 	}
 	if (PQstatus(conn->pq) == CONNECTION_BAD)
-		conn_fail(conn, "connection lost", PQerrorMessage(conn->pq));
+		pgc_fail(conn, "connection lost", PQerrorMessage(conn->pq));
 }
 
 /*
- * conn_send - put one request into the pipeline.  A statement whose prepare
+ * pgc_send - put one request into the pipeline.  A statement whose prepare
  * failed a moment ago answers that error at once; after PREPARE_RETRY_MS it
  * is prepared again in front of the query, so installing the schema later
  * needs no restart.  Returns false if the connection failed.
  */
-static bool conn_send(struct pg_conn *conn, struct pg_req *req)
+static bool pgc_send(struct pg_conn *conn, struct pg_req *req)
 {
 	struct pg_pool *pool = conn->pool;
 	const struct pg_stmt *st = &pool->stmts[req->stmt];
@@ -834,8 +834,8 @@ static bool conn_send(struct pg_conn *conn, struct pg_req *req)
 		return true;
 	}
 	if ((slot->state == STMT_FAILED || slot->state == STMT_UNPREPARED) &&
-	    !conn_send_prepare(conn, req->stmt)) {
-		/* conn_fail already ran; nothing of this request was sent, so it may wait for another */
+	    !pgc_send_prepare(conn, req->stmt)) {
+		/* pgc_fail already ran; nothing of this request was sent, so it may wait for another */
 		req->where = REQ_QUEUED;
 		TAILQ_INSERT_HEAD(&pool->queue, req, link);
 		pool->nqueued++;
@@ -849,15 +849,15 @@ static bool conn_send(struct pg_conn *conn, struct pg_req *req)
 	if (!PQsendQueryPrepared(conn->pq, st->name, (int)req->nparams,
 				 (const char *const *)req->params, NULL, NULL, 0) ||
 	    !PQpipelineSync(conn->pq)) {
-		conn_fail(conn, "send", PQerrorMessage(conn->pq));
+		pgc_fail(conn, "send", PQerrorMessage(conn->pq));
 		return false;
 	}
 	return true;
 }
 
-static void conn_free(struct pg_conn *conn)
+static void pgc_free(struct pg_conn *conn)
 {
-	conn_close(conn);
+	pgc_close(conn);
 	free(conn->stmts);
 	free(conn);
 }
@@ -899,7 +899,7 @@ static void pool_maintain(struct pg_pool *pool)
 		if (!retire && c->generation == pool->generation)
 			continue;
 		if (c->state == PG_CONN_READY && c->ninflight > 0) {
-			conn_set_state(c, PG_CONN_DRAINING);
+			pgc_set_state(c, PG_CONN_DRAINING);
 			continue;
 		}
 		if (c->state == PG_CONN_DRAINING && c->ninflight > 0)
@@ -908,16 +908,16 @@ static void pool_maintain(struct pg_pool *pool)
 			continue; /* a PREPARING connection: closing it needs an empty FIFO */
 		if (retire) {
 			log_debug("pg[%u]: retired", c->id);
-			conn_free(c);
+			pgc_free(c);
 			memmove(&pool->conns[i], &pool->conns[i + 1],
 				(pool->nconns - i - 1) * sizeof(*pool->conns));
 			pool->nconns--;
 		} else if (c->state != PG_CONN_BACKOFF || c->pq) {
 			log_debug("pg[%u]: reconnecting with new settings", c->id);
-			conn_close(c);
-			conn_set_state(c, PG_CONN_BACKOFF);
+			pgc_close(c);
+			pgc_set_state(c, PG_CONN_BACKOFF);
 			c->backoff_ms = BACKOFF_MIN_MS;
-			conn_start(c);
+			pgc_start(c);
 		} else {
 			c->generation = pool->generation; /* will connect with the new settings anyway */
 		}
@@ -948,14 +948,14 @@ static void pool_kick_cb(evutil_socket_t fd, short what, void *arg)
 	while (!TAILQ_EMPTY(&pool->queue) && (conn = pool_pick(pool))) {
 		req = TAILQ_FIRST(&pool->queue);
 		queue_remove(pool, req);
-		if (!conn_send(conn, req))
+		if (!pgc_send(conn, req))
 			continue;
 	}
 	for (unsigned i = 0; i < pool->nconns; i++) {
 		conn = pool->conns[i];
 		if ((conn->state == PG_CONN_READY || conn->state == PG_CONN_DRAINING) &&
 		    !TAILQ_EMPTY(&conn->inflight))
-			conn_flush(conn);
+			pgc_flush(conn);
 	}
 }
 
@@ -1016,11 +1016,11 @@ static bool pool_apply(struct pg_pool *pool, const struct pg_config *cfg)
 	pool->cfg = *cfg;
 	pool->cfg.conninfo = conninfo;
 	while (pool->nconns < cfg->pool_size) {
-		struct pg_conn *conn = conn_new(pool);
+		struct pg_conn *conn = pgc_new(pool);
 		if (!conn)
 			break; /* fewer connections; the pool still works */
 		pool->conns[pool->nconns++] = conn;
-		conn_start(conn);
+		pgc_start(conn);
 	}
 	return true;
 }
@@ -1091,7 +1091,7 @@ void pg_pool_free(struct pg_pool *pool)
 		req_free(req);
 	}
 	for (unsigned i = 0; i < pool->nconns; i++)
-		conn_free(pool->conns[i]);
+		pgc_free(pool->conns[i]);
 	free(pool->conns);
 	if (pool->kick)
 		event_free(pool->kick);
