@@ -19,18 +19,17 @@
 #include "vmail/pg.h"
 
 #include "vmail/log.h"
+#include "vmail/pgconn.h"
 
 #include <sys/queue.h>
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
 /* After a request's deadline, how long more its query may stay in the pipeline before the connection is recycled. */
 #define STALL_MIN_MS 5000
 /* A statement that failed to prepare answers its recorded error without a round trip for this long. */
@@ -40,7 +39,7 @@
 
 enum op_kind { OP_QUERY, OP_PREPARE };
 enum req_where { REQ_NEW, REQ_QUEUED, REQ_DONE, REQ_INFLIGHT };
-enum conn_phase { PHASE_RESULT, PHASE_NULL, PHASE_SYNC };
+enum pgc_phase { PHASE_RESULT, PHASE_NULL, PHASE_SYNC };
 enum stmt_state { STMT_UNPREPARED, STMT_PREPARING, STMT_PREPARED, STMT_FAILED };
 
 TAILQ_HEAD(req_list, pg_req);
@@ -74,19 +73,13 @@ struct pg_conn {
 	struct pg_pool *pool;
 	unsigned id;
 	unsigned generation; /* pool settings this connection was made with */
-	enum pg_conn_state state;
-	PGconn *pq;
-	struct event io;     /* the one I/O event: connect polling, then reads and flushes */
-	bool io_armed;
-	int io_fd;
-	short io_what;
-	struct event timer;  /* connect deadline in CONNECTING/PREPARING, reconnect in BACKOFF */
-	unsigned backoff_ms;
+	struct pgconn pc;    /* connect, deadline, backoff; its state is ours, plus draining */
+	bool draining;       /* READY, but settings changed: no new requests, recycled when idle */
 	struct req_list inflight;
 	unsigned ninflight;  /* ops in the pipeline (queries and prepares) */
 	unsigned nqueries;   /* of which queries */
 	unsigned prepares_pending;
-	enum conn_phase phase;
+	enum pgc_phase phase;
 	struct stmt_slot *stmts;
 };
 
@@ -114,7 +107,6 @@ struct pg_pool {
 	struct event *kick;
 	bool kicked;
 	bool closing;
-	uint64_t rng;
 	struct pg_stats stats;
 	struct ratelimit *rl_stmt; /* one per statement: a missing schema fails them all at once */
 	struct ratelimit rl_conn;
@@ -122,14 +114,7 @@ struct pg_pool {
 };
 
 /* declare static stuff */
-static void conn_set_state(struct pg_conn *conn, enum pg_conn_state st);
-static void conn_start(struct pg_conn *conn);
-static void conn_close(struct pg_conn *conn);
-static void conn_fail(struct pg_conn *conn, const char *what, const char *detail);
-static void conn_io_cb(evutil_socket_t fd, short what, void *arg);
-static void conn_timer_cb(evutil_socket_t fd, short what, void *arg);
-static void conn_read(struct pg_conn *conn);
-static bool conn_flush(struct pg_conn *conn);
+static void pgc_fail(struct pg_conn *conn, const char *what, const char *detail);
 static void req_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void pool_kick(struct pg_pool *pool);
 static void pool_kick_cb(evutil_socket_t fd, short what, void *arg);
@@ -178,36 +163,6 @@ static long ms_since(struct timespec then)
 {
 	struct timespec now = now_mono();
 	return (long)(now.tv_sec - then.tv_sec) * 1000 + (now.tv_nsec - then.tv_nsec) / 1000000;
-}
-
-/* xorshift64*: jitter only needs to decorrelate reconnects, not to be secret. */
-static unsigned pool_random(struct pg_pool *pool, unsigned bound)
-{
-	uint64_t x = pool->rng;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	pool->rng = x;
-	return bound ? (unsigned)((x * 0x2545F4914F6CDD1DULL) >> 33) % bound : 0;
-}
-
-/* one_line - copy a libpq message (trailing newline, tabs, multi-host lines) into one log line */
-static void one_line(char *dst, size_t dstlen, const char *src)
-{
-	size_t n = 0;
-	bool space = false;
-	for (; src && *src && n + 1 < dstlen; src++) {
-		unsigned char c = (unsigned char)*src;
-		if (c < 0x20) {
-			space = n > 0;
-			continue;
-		}
-		if (space && n + 2 < dstlen)
-			dst[n++] = ' ';
-		space = false;
-		dst[n++] = (char)c;
-	}
-	dst[n] = '\0';
 }
 
 /*
@@ -325,7 +280,7 @@ static void req_timer_cb(evutil_socket_t fd, short what, void *arg)
 			/* late results are dropped: req_answer does nothing once cb is NULL */
 			req_answer(req, PG_TEMPFAIL, NULL);
 		} else {
-			conn_fail(req->conn, "query stalled", pool->stmts[req->stmt].name);
+			pgc_fail(req->conn, "query stalled", pool->stmts[req->stmt].name);
 		}
 		break;
 	case REQ_NEW:
@@ -336,66 +291,44 @@ static void req_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---------------------------------------------------------------- connections */
 
-static void conn_set_state(struct pg_conn *conn, enum pg_conn_state st)
+/* The driver's states in the pool's words; DRAINING is READY with settings that changed. */
+static const enum pg_conn_state pool_state[PGCONN_STATE__COUNT] = {
+	[PGCONN_BACKOFF] = PG_CONN_BACKOFF,
+	[PGCONN_CONNECTING] = PG_CONN_CONNECTING,
+	[PGCONN_SETUP] = PG_CONN_PREPARING,
+	[PGCONN_READY] = PG_CONN_READY,
+};
+
+static enum pg_conn_state pgc_state(const struct pg_conn *conn)
 {
-	if (conn->state == st)
-		return;
-	log_debug("pg[%u]: %s -> %s", conn->id, pg_conn_state_name(conn->state),
-		  pg_conn_state_name(st));
-	conn->state = st;
+	return conn->draining ? PG_CONN_DRAINING : pool_state[conn->pc.state];
 }
 
-static void conn_notice(void *arg, const char *message)
+static void pgc_log_state(const struct pg_conn *conn, enum pg_conn_state from, enum pg_conn_state to)
+{
+	log_debug("pg[%u]: %s -> %s", conn->id, pg_conn_state_name(from), pg_conn_state_name(to));
+}
+
+/* pgc_changed - the driver moved; only READY can be draining */
+static void pgc_changed(void *arg, enum pgconn_state from, enum pgconn_state to)
 {
 	struct pg_conn *conn = arg;
-	char line[512];
-	one_line(line, sizeof(line), message);
-	log_notice("pg[%u]: server: %s", conn->id, line);
+	enum pg_conn_state was = conn->draining ? PG_CONN_DRAINING : pool_state[from];
+	conn->draining = false;
+	pgc_log_state(conn, was, pool_state[to]);
 }
 
-/* conn_watch - (re)arm the I/O event; libpq may change the socket between connect polls */
-static bool conn_watch(struct pg_conn *conn, short what)
+/* pgc_drain - stop taking requests; pool_maintain recycles the connection once its pipeline is empty */
+static void pgc_drain(struct pg_conn *conn)
 {
-	int fd = PQsocket(conn->pq);
-	if (fd < 0)
-		return false;
-	if (conn->io_armed && conn->io_fd == fd && conn->io_what == what)
-		return true;
-	if (conn->io_armed)
-		event_del(&conn->io);
-	event_assign(&conn->io, conn->pool->base, fd, what | EV_PERSIST, conn_io_cb, conn);
-	if (event_add(&conn->io, NULL) != 0) {
-		conn->io_armed = false;
-		return false;
-	}
-	conn->io_armed = true;
-	conn->io_fd = fd;
-	conn->io_what = what;
-	return true;
+	conn->draining = true;
+	pgc_log_state(conn, PG_CONN_READY, PG_CONN_DRAINING);
 }
 
-static struct pg_conn *conn_new(struct pg_pool *pool)
+/* pgc_start - begin a non-blocking connect with the pool's current settings */
+static void pgc_start(void *arg)
 {
-	struct pg_conn *conn = calloc(1, sizeof(*conn));
-	if (!conn)
-		return NULL;
-	conn->stmts = calloc(pool->nstmts ? pool->nstmts : 1, sizeof(*conn->stmts));
-	if (!conn->stmts) {
-		free(conn);
-		return NULL;
-	}
-	conn->pool = pool;
-	conn->id = ++pool->next_id;
-	conn->state = PG_CONN_BACKOFF;
-	conn->backoff_ms = BACKOFF_MIN_MS;
-	TAILQ_INIT(&conn->inflight);
-	evtimer_assign(&conn->timer, pool->base, conn_timer_cb, conn);
-	return conn;
-}
-
-/* conn_start - begin a non-blocking connect with the pool's current settings */
-static void conn_start(struct pg_conn *conn)
-{
+	struct pg_conn *conn = arg;
 	struct pg_pool *pool = conn->pool;
 	/*
 	 * expand_dbname lets libpq parse the whole string (or URI) itself, so
@@ -409,57 +342,29 @@ static void conn_start(struct pg_conn *conn)
 	};
 	const char *values[] = { "UTF8", "vmaild", pool->conninfo, NULL };
 
-	event_del(&conn->timer);
 	conn->generation = pool->generation;
 	conn->phase = PHASE_RESULT;
-	conn->pq = PQconnectStartParams(keys, values, 1);
-	if (!conn->pq) {
-		conn_fail(conn, "connect", "out of memory");
-		return;
-	}
-	PQsetNoticeProcessor(conn->pq, conn_notice, conn);
-	conn_set_state(conn, PG_CONN_CONNECTING);
-	if (PQstatus(conn->pq) == CONNECTION_BAD) {
-		conn_fail(conn, "connect", PQerrorMessage(conn->pq));
-		return;
-	}
-	/* libpq's own connect_timeout is per host; this bounds the whole attempt, prepares included. */
-	struct timeval tv = ms_tv(pool->cfg.connect_timeout_ms);
-	event_add(&conn->timer, &tv);
-	/* PQconnectStart leaves us as if PQconnectPoll had said "writing". */
-	if (!conn_watch(conn, EV_WRITE))
-		conn_fail(conn, "connect", PQerrorMessage(conn->pq));
-}
-
-/* conn_close - drop the server connection; the caller has emptied the pipeline */
-static void conn_close(struct pg_conn *conn)
-{
-	if (conn->io_armed)
-		event_del(&conn->io);
-	conn->io_armed = false;
-	event_del(&conn->timer);
-	if (conn->pq)
-		PQfinish(conn->pq);
-	conn->pq = NULL;
+	/* A new session has nothing prepared. */
 	conn->prepares_pending = 0;
-	for (unsigned i = 0; i < conn->pool->nstmts; i++)
+	for (unsigned i = 0; i < pool->nstmts; i++)
 		conn->stmts[i].state = STMT_UNPREPARED;
+	pgconn_connect(&conn->pc, keys, values, pool->cfg.connect_timeout_ms);
 }
 
 /*
- * conn_fail - the one error path of a connection: close it, answer or
+ * pgc_fail - the one error path of a connection: close it, answer or
  * requeue what was in its pipeline, and schedule a reconnect with jittered
  * exponential backoff.  Read-only requests (PG_STMT_RETRY) go back to the
  * head of the queue once, keeping their deadline; others get TEMPFAIL,
  * because a write may have committed before the connection broke.
  */
-static void conn_fail(struct pg_conn *conn, const char *what, const char *detail)
+static void pgc_fail(struct pg_conn *conn, const char *what, const char *detail)
 {
 	struct pg_pool *pool = conn->pool;
 	char msg[512], key[600];
 	unsigned suppressed = 0;
 
-	one_line(msg, sizeof(msg), detail);
+	pgconn_one_line(msg, sizeof(msg), detail);
 	snprintf(key, sizeof(key), "%s: %s", what, msg);
 	if (ratelimit_pass(&pool->rl_conn, key, &suppressed)) {
 		if (suppressed)
@@ -473,13 +378,7 @@ static void conn_fail(struct pg_conn *conn, const char *what, const char *detail
 	TAILQ_CONCAT(&lost, &conn->inflight, link);
 	conn->ninflight = 0;
 	conn->nqueries = 0;
-	conn_close(conn);
-	conn_set_state(conn, PG_CONN_BACKOFF);
-
-	unsigned delay = conn->backoff_ms / 2 + pool_random(pool, conn->backoff_ms / 2 + 1);
-	conn->backoff_ms = conn->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : conn->backoff_ms * 2;
-	struct timeval tv = ms_tv(delay);
-	event_add(&conn->timer, &tv);
+	unsigned delay = pgconn_backoff(&conn->pc);
 	log_debug("pg[%u]: reconnect in %u ms", conn->id, delay);
 
 	/* First requeue (no callbacks run), walking backwards to keep their order at the head. */
@@ -506,28 +405,25 @@ static void conn_fail(struct pg_conn *conn, const char *what, const char *detail
 	pool_kick(pool);
 }
 
-static bool conn_flush(struct pg_conn *conn)
+static void pgc_fail_cb(void *arg, const char *what, const char *detail)
 {
-	int r = PQflush(conn->pq);
-	if (r < 0) {
-		conn_fail(conn, "send", PQerrorMessage(conn->pq));
-		return false;
-	}
-	/* While output is pending also read: the server may be blocked writing to us. */
-	if (!conn_watch(conn, r ? EV_READ | EV_WRITE : EV_READ)) {
-		conn_fail(conn, "watch", "cannot watch the socket");
-		return false;
-	}
-	return true;
+	pgc_fail(arg, what, detail);
 }
 
-/* conn_send_prepare - queue PQsendPrepare plus its own sync, so one failure cannot abort the others */
-static bool conn_send_prepare(struct pg_conn *conn, unsigned i)
+/* pgc_ready - set up: take requests */
+static void pgc_ready(struct pg_conn *conn)
+{
+	pgconn_ready(&conn->pc);
+	pool_kick(conn->pool);
+}
+
+/* pgc_send_prepare - queue PQsendPrepare plus its own sync, so one failure cannot abort the others */
+static bool pgc_send_prepare(struct pg_conn *conn, unsigned i)
 {
 	const struct pg_stmt *st = &conn->pool->stmts[i];
 	struct pg_req *op = req_alloc(conn->pool, OP_PREPARE, i, NULL, NULL, 0);
 	if (!op) {
-		conn_fail(conn, "prepare", "out of memory");
+		pgc_fail(conn, "prepare", "out of memory");
 		return false;
 	}
 	op->where = REQ_INFLIGHT;
@@ -535,91 +431,35 @@ static bool conn_send_prepare(struct pg_conn *conn, unsigned i)
 	TAILQ_INSERT_TAIL(&conn->inflight, op, link);
 	conn->ninflight++;
 	conn->stmts[i].state = STMT_PREPARING;
-	if (!PQsendPrepare(conn->pq, st->name, st->sql, (int)st->nparams, NULL) ||
-	    !PQpipelineSync(conn->pq)) {
-		conn_fail(conn, "prepare", PQerrorMessage(conn->pq));
+	if (!PQsendPrepare(conn->pc.pq, st->name, st->sql, (int)st->nparams, NULL) ||
+	    !PQpipelineSync(conn->pc.pq)) {
+		pgc_fail(conn, "prepare", PQerrorMessage(conn->pc.pq));
 		return false;
 	}
 	return true;
 }
 
-static void conn_connected(struct pg_conn *conn)
+/* pgc_connected - the session's setup: pipeline mode, then every statement prepared */
+static void pgc_connected(void *arg)
 {
+	struct pg_conn *conn = arg;
 	struct pg_pool *pool = conn->pool;
-	if (PQsetnonblocking(conn->pq, 1) != 0 || !PQenterPipelineMode(conn->pq)) {
-		conn_fail(conn, "pipeline mode", PQerrorMessage(conn->pq));
+	PGconn *pq = conn->pc.pq;
+	if (PQsetnonblocking(pq, 1) != 0 || !PQenterPipelineMode(pq)) {
+		pgc_fail(conn, "pipeline mode", PQerrorMessage(pq));
 		return;
 	}
 	log_debug("pg[%u]: connected to %s, server %d", conn->id,
-		  PQhost(conn->pq) ? PQhost(conn->pq) : "?", PQserverVersion(conn->pq));
-	conn_set_state(conn, PG_CONN_PREPARING);
+		  PQhost(pq) ? PQhost(pq) : "?", PQserverVersion(pq));
+	pgconn_setup(&conn->pc);
 	for (unsigned i = 0; i < pool->nstmts; i++)
-		if (!conn_send_prepare(conn, i))
+		if (!pgc_send_prepare(conn, i))
 			return;
 	conn->prepares_pending = pool->nstmts;
-	if (!conn_flush(conn))
+	if (!pgconn_flush(&conn->pc, "send"))
 		return;
-	if (pool->nstmts == 0) {
-		event_del(&conn->timer);
-		conn->backoff_ms = BACKOFF_MIN_MS;
-		conn_set_state(conn, PG_CONN_READY);
-		pool_kick(pool);
-	}
-}
-
-static void conn_connect_poll(struct pg_conn *conn)
-{
-	switch (PQconnectPoll(conn->pq)) {
-	case PGRES_POLLING_READING:
-		if (!conn_watch(conn, EV_READ))
-			conn_fail(conn, "connect", PQerrorMessage(conn->pq));
-		break;
-	case PGRES_POLLING_WRITING:
-		if (!conn_watch(conn, EV_WRITE))
-			conn_fail(conn, "connect", PQerrorMessage(conn->pq));
-		break;
-	case PGRES_POLLING_OK:
-		conn_connected(conn);
-		break;
-	case PGRES_POLLING_FAILED:
-	default:
-		conn_fail(conn, "connect", PQerrorMessage(conn->pq));
-		break;
-	}
-}
-
-static void conn_io_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct pg_conn *conn = arg;
-	(void)fd;
-	if (conn->state == PG_CONN_CONNECTING) {
-		conn_connect_poll(conn);
-		return;
-	}
-	if ((what & EV_WRITE) && !conn_flush(conn))
-		return;
-	if (what & EV_READ)
-		conn_read(conn);
-}
-
-static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct pg_conn *conn = arg;
-	(void)fd;
-	(void)what;
-	switch (conn->state) {
-	case PG_CONN_BACKOFF:
-		conn_start(conn);
-		break;
-	case PG_CONN_CONNECTING:
-	case PG_CONN_PREPARING:
-		conn_fail(conn, "connect", "timed out");
-		break;
-	case PG_CONN_READY:
-	case PG_CONN_DRAINING:
-	case PG_CONN_STATE__COUNT:
-		break;
-	}
+	if (pool->nstmts == 0)
+		pgc_ready(conn);
 }
 
 /* is_conn_error - errors after which the session is gone or unusable */
@@ -649,7 +489,7 @@ static void log_query_error(struct pg_conn *conn, unsigned stmt_index, const cha
 	const char *stmt = conn->pool->stmts[stmt_index].name;
 	char msg[512], key[600];
 	unsigned suppressed = 0;
-	one_line(msg, sizeof(msg), message);
+	pgconn_one_line(msg, sizeof(msg), message);
 	snprintf(key, sizeof(key), "%s %s", sqlstate, msg);
 	if (!ratelimit_pass(&conn->pool->rl_stmt[stmt_index], key, &suppressed))
 		return;
@@ -678,21 +518,20 @@ static enum pg_status check_shape(struct pg_conn *conn, unsigned op_stmt, const 
 }
 
 /*
- * conn_result - the first result of the op at the head of the pipeline.
+ * pgc_result - the first result of the op at the head of the pipeline.
  * Returns false if the connection failed (and was closed) meanwhile.
  */
-static bool conn_result(struct pg_conn *conn, struct pg_req *op, PGresult *res)
+static bool pgc_result(struct pg_conn *conn, struct pg_req *op, PGresult *res)
 {
-	struct pg_pool *pool = conn->pool;
 	ExecStatusType rs = PQresultStatus(res);
 	const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 	enum pg_status status;
 
 	if (rs == PGRES_FATAL_ERROR && is_conn_error(sqlstate)) {
 		char detail[512];
-		one_line(detail, sizeof(detail), PQresultErrorMessage(res));
+		pgconn_one_line(detail, sizeof(detail), PQresultErrorMessage(res));
 		PQclear(res);
-		conn_fail(conn, "connection lost", detail);
+		pgc_fail(conn, "connection lost", detail);
 		return false;
 	}
 
@@ -707,12 +546,8 @@ static bool conn_result(struct pg_conn *conn, struct pg_req *op, PGresult *res)
 			log_query_error(conn, op->stmt, sqlstate ? sqlstate : "-----",
 					PQresultErrorMessage(res));
 		}
-		if (conn->state == PG_CONN_PREPARING && --conn->prepares_pending == 0) {
-			event_del(&conn->timer);
-			conn->backoff_ms = BACKOFF_MIN_MS;
-			conn_set_state(conn, PG_CONN_READY);
-			pool_kick(pool);
-		}
+		if (conn->pc.state == PGCONN_SETUP && --conn->prepares_pending == 0)
+			pgc_ready(conn);
 		PQclear(res);
 		return true;
 	}
@@ -736,7 +571,7 @@ static bool conn_result(struct pg_conn *conn, struct pg_req *op, PGresult *res)
 		break;
 	}
 	if (conn->pool->stmts[op->stmt].flags & PG_STMT_AFTER_COMMIT && !op->held) {
-		/* Its implicit transaction commits at the sync: answer then (conn_pop). */
+		/* Its implicit transaction commits at the sync: answer then (pgc_pop). */
 		op->held = res;
 		op->held_status = status;
 		return true;
@@ -746,8 +581,8 @@ static bool conn_result(struct pg_conn *conn, struct pg_req *op, PGresult *res)
 	return true;
 }
 
-/* conn_pop - the op at the head got its PGRES_PIPELINE_SYNC: it is done */
-static void conn_pop(struct pg_conn *conn)
+/* pgc_pop - the op at the head got its PGRES_PIPELINE_SYNC: it is done */
+static void pgc_pop(struct pg_conn *conn)
 {
 	struct pg_pool *pool = conn->pool;
 	struct pg_req *op = TAILQ_FIRST(&conn->inflight);
@@ -760,36 +595,37 @@ static void conn_pop(struct pg_conn *conn)
 		req_answer(op, st, st == PG_FOUND || st == PG_NOTFOUND ? op->held : NULL);
 	}
 	req_free(op);
-	if (!TAILQ_EMPTY(&pool->queue) || conn->state == PG_CONN_DRAINING)
+	if (!TAILQ_EMPTY(&pool->queue) || pgc_state(conn) == PG_CONN_DRAINING)
 		pool_kick(pool);
 }
 
 /*
- * conn_read - each op yields its result, then NULL, then PGRES_PIPELINE_SYNC
+ * pgc_read - each op yields its result, then NULL, then PGRES_PIPELINE_SYNC
  * (one sync per op keeps an error from aborting its neighbours).  conn->phase
  * tracks where the head op is; PQgetResult is called only while !PQisBusy so
  * it never blocks.
  */
-static void conn_read(struct pg_conn *conn)
+static void pgc_read(void *arg)
 {
-	if (!PQconsumeInput(conn->pq)) {
-		conn_fail(conn, "receive", PQerrorMessage(conn->pq));
+	struct pg_conn *conn = arg;
+	if (!PQconsumeInput(conn->pc.pq)) {
+		pgc_fail(conn, "receive", PQerrorMessage(conn->pc.pq));
 		return;
 	}
-	while (!TAILQ_EMPTY(&conn->inflight) && !PQisBusy(conn->pq)) {
-		if (PQstatus(conn->pq) == CONNECTION_BAD) {
-			conn_fail(conn, "connection lost", PQerrorMessage(conn->pq));
+	while (!TAILQ_EMPTY(&conn->inflight) && !PQisBusy(conn->pc.pq)) {
+		if (PQstatus(conn->pc.pq) == CONNECTION_BAD) {
+			pgc_fail(conn, "connection lost", PQerrorMessage(conn->pc.pq));
 			return;
 		}
-		PGresult *res = PQgetResult(conn->pq);
+		PGresult *res = PQgetResult(conn->pc.pq);
 		switch (conn->phase) {
 		case PHASE_RESULT:
 			if (!res) {
-				conn_fail(conn, "protocol", "result missing in pipeline");
+				pgc_fail(conn, "protocol", "result missing in pipeline");
 				return;
 			}
 			conn->phase = PHASE_NULL;
-			if (!conn_result(conn, TAILQ_FIRST(&conn->inflight), res))
+			if (!pgc_result(conn, TAILQ_FIRST(&conn->inflight), res))
 				return;
 			break;
 		case PHASE_NULL:
@@ -801,28 +637,28 @@ static void conn_read(struct pg_conn *conn)
 			break;
 		case PHASE_SYNC:
 			if (!res) {
-				conn_fail(conn, "protocol", "pipeline sync missing");
+				pgc_fail(conn, "protocol", "pipeline sync missing");
 				return;
 			}
 			if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
 				conn->phase = PHASE_RESULT;
-				conn_pop(conn);
+				pgc_pop(conn);
 			}
 			PQclear(res);
 			break;
 		}
 	}
-	if (PQstatus(conn->pq) == CONNECTION_BAD)
-		conn_fail(conn, "connection lost", PQerrorMessage(conn->pq));
+	if (PQstatus(conn->pc.pq) == CONNECTION_BAD)
+		pgc_fail(conn, "connection lost", PQerrorMessage(conn->pc.pq));
 }
 
 /*
- * conn_send - put one request into the pipeline.  A statement whose prepare
+ * pgc_send - put one request into the pipeline.  A statement whose prepare
  * failed a moment ago answers that error at once; after PREPARE_RETRY_MS it
  * is prepared again in front of the query, so installing the schema later
  * needs no restart.  Returns false if the connection failed.
  */
-static bool conn_send(struct pg_conn *conn, struct pg_req *req)
+static bool pgc_send(struct pg_conn *conn, struct pg_req *req)
 {
 	struct pg_pool *pool = conn->pool;
 	const struct pg_stmt *st = &pool->stmts[req->stmt];
@@ -834,8 +670,8 @@ static bool conn_send(struct pg_conn *conn, struct pg_req *req)
 		return true;
 	}
 	if ((slot->state == STMT_FAILED || slot->state == STMT_UNPREPARED) &&
-	    !conn_send_prepare(conn, req->stmt)) {
-		/* conn_fail already ran; nothing of this request was sent, so it may wait for another */
+	    !pgc_send_prepare(conn, req->stmt)) {
+		/* pgc_fail already ran; nothing of this request was sent, so it may wait for another */
 		req->where = REQ_QUEUED;
 		TAILQ_INSERT_HEAD(&pool->queue, req, link);
 		pool->nqueued++;
@@ -846,18 +682,45 @@ static bool conn_send(struct pg_conn *conn, struct pg_req *req)
 	TAILQ_INSERT_TAIL(&conn->inflight, req, link);
 	conn->ninflight++;
 	conn->nqueries++;
-	if (!PQsendQueryPrepared(conn->pq, st->name, (int)req->nparams,
+	if (!PQsendQueryPrepared(conn->pc.pq, st->name, (int)req->nparams,
 				 (const char *const *)req->params, NULL, NULL, 0) ||
-	    !PQpipelineSync(conn->pq)) {
-		conn_fail(conn, "send", PQerrorMessage(conn->pq));
+	    !PQpipelineSync(conn->pc.pq)) {
+		pgc_fail(conn, "send", PQerrorMessage(conn->pc.pq));
 		return false;
 	}
 	return true;
 }
 
-static void conn_free(struct pg_conn *conn)
+static const struct pgconn_ops pgc_ops = {
+	.start = pgc_start,
+	.connected = pgc_connected,
+	.readable = pgc_read,
+	.fail = pgc_fail_cb,
+	.changed = pgc_changed,
+};
+
+static struct pg_conn *pgc_new(struct pg_pool *pool)
 {
-	conn_close(conn);
+	struct pg_conn *conn = calloc(1, sizeof(*conn));
+	if (!conn)
+		return NULL;
+	conn->stmts = calloc(pool->nstmts ? pool->nstmts : 1, sizeof(*conn->stmts));
+	if (!conn->stmts) {
+		free(conn);
+		return NULL;
+	}
+	conn->pool = pool;
+	conn->id = ++pool->next_id;
+	TAILQ_INIT(&conn->inflight);
+	char name[24];
+	snprintf(name, sizeof(name), "pg[%u]", conn->id);
+	pgconn_init(&conn->pc, pool->base, name, &pgc_ops, conn);
+	return conn;
+}
+
+static void pgc_free(struct pg_conn *conn)
+{
+	pgconn_close(&conn->pc);
 	free(conn->stmts);
 	free(conn);
 }
@@ -878,7 +741,7 @@ static struct pg_conn *pool_pick(struct pg_pool *pool)
 	struct pg_conn *best = NULL;
 	for (unsigned i = 0; i < pool->nconns && i < pool->cfg.pool_size; i++) {
 		struct pg_conn *c = pool->conns[i];
-		if (c->state != PG_CONN_READY || c->ninflight >= pool->cfg.max_inflight)
+		if (pgc_state(c) != PG_CONN_READY || c->ninflight >= pool->cfg.max_inflight)
 			continue;
 		if (!best || c->ninflight < best->ninflight)
 			best = c;
@@ -898,26 +761,22 @@ static void pool_maintain(struct pg_pool *pool)
 		bool retire = i >= pool->cfg.pool_size;
 		if (!retire && c->generation == pool->generation)
 			continue;
-		if (c->state == PG_CONN_READY && c->ninflight > 0) {
-			conn_set_state(c, PG_CONN_DRAINING);
+		if (c->pc.state == PGCONN_READY && c->ninflight > 0) {
+			if (!c->draining)
+				pgc_drain(c);
 			continue;
 		}
-		if (c->state == PG_CONN_DRAINING && c->ninflight > 0)
-			continue;
 		if (!TAILQ_EMPTY(&c->inflight))
 			continue; /* a PREPARING connection: closing it needs an empty FIFO */
 		if (retire) {
 			log_debug("pg[%u]: retired", c->id);
-			conn_free(c);
+			pgc_free(c);
 			memmove(&pool->conns[i], &pool->conns[i + 1],
 				(pool->nconns - i - 1) * sizeof(*pool->conns));
 			pool->nconns--;
-		} else if (c->state != PG_CONN_BACKOFF || c->pq) {
+		} else if (c->pc.state != PGCONN_BACKOFF || c->pc.pq) {
 			log_debug("pg[%u]: reconnecting with new settings", c->id);
-			conn_close(c);
-			conn_set_state(c, PG_CONN_BACKOFF);
-			c->backoff_ms = BACKOFF_MIN_MS;
-			conn_start(c);
+			pgconn_restart(&c->pc);
 		} else {
 			c->generation = pool->generation; /* will connect with the new settings anyway */
 		}
@@ -948,14 +807,13 @@ static void pool_kick_cb(evutil_socket_t fd, short what, void *arg)
 	while (!TAILQ_EMPTY(&pool->queue) && (conn = pool_pick(pool))) {
 		req = TAILQ_FIRST(&pool->queue);
 		queue_remove(pool, req);
-		if (!conn_send(conn, req))
+		if (!pgc_send(conn, req))
 			continue;
 	}
 	for (unsigned i = 0; i < pool->nconns; i++) {
 		conn = pool->conns[i];
-		if ((conn->state == PG_CONN_READY || conn->state == PG_CONN_DRAINING) &&
-		    !TAILQ_EMPTY(&conn->inflight))
-			conn_flush(conn);
+		if (conn->pc.state == PGCONN_READY && !TAILQ_EMPTY(&conn->inflight))
+			pgconn_flush(&conn->pc, "send");
 	}
 }
 
@@ -1016,11 +874,11 @@ static bool pool_apply(struct pg_pool *pool, const struct pg_config *cfg)
 	pool->cfg = *cfg;
 	pool->cfg.conninfo = conninfo;
 	while (pool->nconns < cfg->pool_size) {
-		struct pg_conn *conn = conn_new(pool);
+		struct pg_conn *conn = pgc_new(pool);
 		if (!conn)
 			break; /* fewer connections; the pool still works */
 		pool->conns[pool->nconns++] = conn;
-		conn_start(conn);
+		pgc_start(conn);
 	}
 	return true;
 }
@@ -1038,8 +896,6 @@ struct pg_pool *pg_pool_new(struct event_base *base, const struct pg_config *cfg
 	pool->nstmts = nstmts;
 	TAILQ_INIT(&pool->queue);
 	TAILQ_INIT(&pool->done);
-	struct timespec ts = now_mono();
-	pool->rng = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 16) ^ 1;
 	pool->kick = event_new(base, -1, 0, pool_kick_cb, pool);
 	pool->rl_stmt = calloc(nstmts ? nstmts : 1, sizeof(*pool->rl_stmt));
 	if (!pool->kick || !pool->rl_stmt || !pool_apply(pool, cfg)) {
@@ -1091,7 +947,7 @@ void pg_pool_free(struct pg_pool *pool)
 		req_free(req);
 	}
 	for (unsigned i = 0; i < pool->nconns; i++)
-		conn_free(pool->conns[i]);
+		pgc_free(pool->conns[i]);
 	free(pool->conns);
 	if (pool->kick)
 		event_free(pool->kick);
@@ -1188,7 +1044,7 @@ void pg_pool_stats(const struct pg_pool *pool, struct pg_stats *out)
 	out->queued = pool->nqueued;
 	out->inflight = 0;
 	for (unsigned i = 0; i < pool->nconns; i++) {
-		out->conns[pool->conns[i]->state]++;
+		out->conns[pgc_state(pool->conns[i])]++;
 		out->inflight += pool->conns[i]->nqueries;
 	}
 }

@@ -1,8 +1,8 @@
 /*
  * pg_listen: the invalidation feed.  One libpq connection, outside the query
  * pool (a LISTEN belongs to a session, and the pool's connections may go to
- * a standby, where LISTEN is refused), driven by one I/O event and one timer
- * like pg.c's connections: connect, send LISTEN, then read notifications as
+ * a standby, where LISTEN is refused), on the same driver as pg.c's
+ * connections (pgconn): connect, send LISTEN, then read notifications as
  * they come.  Any failure closes the connection and retries with jittered
  * exponential backoff; the handler hears "down" at once and "listening"
  * only once LISTEN took effect, so the cache can drop what it may have
@@ -14,43 +14,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-#include <event2/event.h>
-#include <event2/event_struct.h>
 
 #include "vmail/log.h"
+#include "vmail/pgconn.h"
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
 /* More notifications than this in one read are not applied one by one. */
 #define BATCH_MAX 64
 #define CHANNEL_MAX 63
 
 struct pg_listen {
-	struct event_base *base;
 	char *conninfo;
 	char channel[CHANNEL_MAX + 1];
 	bool impose_rw;        /* conninfo does not ask for a writable server itself */
 	unsigned connect_timeout_ms;
 	struct pg_listen_handler h;
-	enum pg_listen_state state;
-	PGconn *pq;
-	struct event io;
-	bool io_armed;
-	int io_fd;
-	short io_what;
-	struct event timer;    /* connect deadline, or reconnect */
-	unsigned backoff_ms;
+	struct pgconn pc;      /* connect, deadline, backoff; SETUP is SUBSCRIBING here */
 	unsigned failing;      /* failures since LISTEN last took effect */
-	uint64_t rng;
 	struct pg_listen_stats stats;
 };
-
-static void listen_start(struct pg_listen *l);
-static void listen_fail(struct pg_listen *l, const char *what, const char *detail);
-static void listen_io_cb(evutil_socket_t fd, short what, void *arg);
 
 static const char *const state_names[PG_LISTEN_STATE__COUNT] = {
 	[PG_LISTEN_BACKOFF] = "backoff",
@@ -64,40 +45,23 @@ const char *pg_listen_state_name(enum pg_listen_state st)
 	return (unsigned)st < PG_LISTEN_STATE__COUNT ? state_names[st] : "?";
 }
 
-static void listen_set_state(struct pg_listen *l, enum pg_listen_state st)
+/* The driver's states in the listener's words. */
+static const enum pg_listen_state listen_state[PGCONN_STATE__COUNT] = {
+	[PGCONN_BACKOFF] = PG_LISTEN_BACKOFF,
+	[PGCONN_CONNECTING] = PG_LISTEN_CONNECTING,
+	[PGCONN_SETUP] = PG_LISTEN_SUBSCRIBING,
+	[PGCONN_READY] = PG_LISTEN_LISTENING,
+};
+
+/* listen_changed - the handler hears of LISTENING being reached or left */
+static void listen_changed(void *arg, enum pgconn_state from, enum pgconn_state to)
 {
-	if (l->state == st)
-		return;
-	log_debug("pg_listen: %s -> %s", state_names[l->state], state_names[st]);
-	enum pg_listen_state old = l->state;
-	l->state = st;
-	if (st == PG_LISTEN_LISTENING && l->h.state)
+	struct pg_listen *l = arg;
+	log_debug("pg_listen: %s -> %s", state_names[listen_state[from]], state_names[listen_state[to]]);
+	if (to == PGCONN_READY && l->h.state)
 		l->h.state(l->h.arg, true);
-	else if (old == PG_LISTEN_LISTENING && l->h.state)
+	else if (from == PGCONN_READY && l->h.state)
 		l->h.state(l->h.arg, false);
-}
-
-/* one_line - a libpq message (trailing newline, multi-host lines) as one log line */
-static void one_line(char *dst, size_t dstlen, const char *src)
-{
-	size_t n = 0;
-	for (; src && *src && n + 1 < dstlen; src++) {
-		char ch = (unsigned char)*src < 0x20 ? ' ' : *src;
-		if (ch != ' ' || (n > 0 && dst[n - 1] != ' '))
-			dst[n++] = ch;
-	}
-	while (n > 0 && dst[n - 1] == ' ')
-		n--;
-	dst[n] = '\0';
-}
-
-/* listen_notice - server notices (a shutdown's FATAL among them) go to our log, not stderr */
-static void listen_notice(void *arg, const char *message)
-{
-	char line[512];
-	(void)arg;
-	one_line(line, sizeof(line), message);
-	log_notice("pg_listen: server: %s", line);
 }
 
 /* impose_read_write - false when conninfo already asks for read-write or primary */
@@ -118,68 +82,37 @@ static bool impose_read_write(const char *conninfo)
 	return impose;
 }
 
-static bool listen_watch(struct pg_listen *l, short what)
-{
-	int fd = PQsocket(l->pq);
-	if (fd < 0)
-		return false;
-	if (l->io_armed && l->io_fd == fd && l->io_what == what)
-		return true;
-	if (l->io_armed)
-		event_del(&l->io);
-	event_assign(&l->io, l->base, fd, what | EV_PERSIST, listen_io_cb, l);
-	l->io_armed = event_add(&l->io, NULL) == 0;
-	l->io_fd = fd;
-	l->io_what = what;
-	return l->io_armed;
-}
-
-static void listen_close(struct pg_listen *l)
-{
-	if (l->io_armed)
-		event_del(&l->io);
-	l->io_armed = false;
-	event_del(&l->timer);
-	if (l->pq)
-		PQfinish(l->pq);
-	l->pq = NULL;
-}
-
 /* listen_fail - the one error path: close, tell the handler, retry later */
 static void listen_fail(struct pg_listen *l, const char *what, const char *detail)
 {
 	char msg[512];
-	one_line(msg, sizeof(msg), detail);
+	pgconn_one_line(msg, sizeof(msg), detail);
 	/* An outage would log a line per retry: the first at warning, the rest at debug. */
 	if (l->failing++ == 0)
 		log_warning("pg_listen: %s: %s; retrying", what, msg);
 	else
 		log_debug("pg_listen: %s: %s", what, msg);
 	l->stats.failures++;
-	listen_close(l);
-	listen_set_state(l, PG_LISTEN_BACKOFF);
-	/* xorshift64 jitter: reconnects of several daemons should not line up */
-	l->rng ^= l->rng << 13;
-	l->rng ^= l->rng >> 7;
-	l->rng ^= l->rng << 17;
-	unsigned delay = l->backoff_ms / 2 + (unsigned)(l->rng % (l->backoff_ms / 2 + 1));
-	l->backoff_ms = l->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : l->backoff_ms * 2;
-	struct timeval tv = { delay / 1000, (suseconds_t)(delay % 1000) * 1000 };
-	event_add(&l->timer, &tv);
+	pgconn_backoff(&l->pc);
 }
 
-static void listen_subscribe(struct pg_listen *l)
+static void listen_fail_cb(void *arg, const char *what, const char *detail)
 {
+	listen_fail(arg, what, detail);
+}
+
+/* listen_subscribe - connected: the session's setup is the LISTEN */
+static void listen_subscribe(void *arg)
+{
+	struct pg_listen *l = arg;
 	char sql[CHANNEL_MAX + 16];
 	snprintf(sql, sizeof(sql), "LISTEN %s", l->channel);
-	if (PQsetnonblocking(l->pq, 1) != 0 || !PQsendQuery(l->pq, sql)) {
-		listen_fail(l, "LISTEN", PQerrorMessage(l->pq));
+	if (PQsetnonblocking(l->pc.pq, 1) != 0 || !PQsendQuery(l->pc.pq, sql)) {
+		listen_fail(l, "LISTEN", PQerrorMessage(l->pc.pq));
 		return;
 	}
-	listen_set_state(l, PG_LISTEN_SUBSCRIBING);
-	int r = PQflush(l->pq);
-	if (r < 0 || !listen_watch(l, r ? EV_READ | EV_WRITE : EV_READ))
-		listen_fail(l, "LISTEN", PQerrorMessage(l->pq));
+	pgconn_setup(&l->pc);
+	pgconn_flush(&l->pc, "LISTEN");
 }
 
 /*
@@ -188,28 +121,27 @@ static void listen_subscribe(struct pg_listen *l)
  * position, and entries must not be refilled from a standby that has not
  * replayed that far.
  */
-static void listen_read(struct pg_listen *l)
+static void listen_read(void *arg)
 {
-	if (!PQconsumeInput(l->pq)) {
-		listen_fail(l, "connection lost", PQerrorMessage(l->pq));
+	struct pg_listen *l = arg;
+	if (!PQconsumeInput(l->pc.pq)) {
+		listen_fail(l, "connection lost", PQerrorMessage(l->pc.pq));
 		return;
 	}
-	while (!PQisBusy(l->pq)) {
-		PGresult *res = PQgetResult(l->pq);
+	while (!PQisBusy(l->pc.pq)) {
+		PGresult *res = PQgetResult(l->pc.pq);
 		if (!res)
 			break;
 		ExecStatusType rs = PQresultStatus(res);
 		if (rs != PGRES_COMMAND_OK) {
 			char msg[512];
-			one_line(msg, sizeof(msg), PQresultErrorMessage(res));
+			pgconn_one_line(msg, sizeof(msg), PQresultErrorMessage(res));
 			PQclear(res);
 			listen_fail(l, "LISTEN failed", msg);
 			return;
 		}
 		PQclear(res);
-		if (l->state == PG_LISTEN_SUBSCRIBING) {
-			event_del(&l->timer);
-			l->backoff_ms = BACKOFF_MIN_MS;
+		if (l->pc.state == PGCONN_SETUP) {
 			l->stats.connects++;
 			if (l->failing)
 				log_notice("pg_listen: listening on %s again, after %u failed attempts",
@@ -217,13 +149,13 @@ static void listen_read(struct pg_listen *l)
 			else
 				log_info("pg_listen: listening on %s", l->channel);
 			l->failing = 0;
-			listen_set_state(l, PG_LISTEN_LISTENING);
+			pgconn_ready(&l->pc);
 		}
 	}
-	if (l->state == PG_LISTEN_LISTENING) {
+	if (l->pc.state == PGCONN_READY) {
 		PGnotify *n;
 		unsigned batch = 0;
-		while ((n = PQnotifies(l->pq))) {
+		while ((n = PQnotifies(l->pc.pq))) {
 			l->stats.notifications++;
 			if (++batch <= BATCH_MAX) {
 				if (l->h.notify)
@@ -234,94 +166,28 @@ static void listen_read(struct pg_listen *l)
 			PQfreemem(n);
 		}
 	}
-	if (PQstatus(l->pq) == CONNECTION_BAD)
-		listen_fail(l, "connection lost", PQerrorMessage(l->pq));
+	if (PQstatus(l->pc.pq) == CONNECTION_BAD)
+		listen_fail(l, "connection lost", PQerrorMessage(l->pc.pq));
 }
 
-static void listen_connect_poll(struct pg_listen *l)
-{
-	switch (PQconnectPoll(l->pq)) {
-	case PGRES_POLLING_READING:
-		if (!listen_watch(l, EV_READ))
-			listen_fail(l, "connect", PQerrorMessage(l->pq));
-		break;
-	case PGRES_POLLING_WRITING:
-		if (!listen_watch(l, EV_WRITE))
-			listen_fail(l, "connect", PQerrorMessage(l->pq));
-		break;
-	case PGRES_POLLING_OK:
-		listen_subscribe(l);
-		break;
-	case PGRES_POLLING_FAILED:
-	default:
-		listen_fail(l, "connect", PQerrorMessage(l->pq));
-		break;
-	}
-}
-
-static void listen_io_cb(evutil_socket_t fd, short what, void *arg)
+/* listen_start - connect with the current settings */
+static void listen_start(void *arg)
 {
 	struct pg_listen *l = arg;
-	(void)fd;
-	if (l->state == PG_LISTEN_CONNECTING) {
-		listen_connect_poll(l);
-		return;
-	}
-	if (what & EV_WRITE) {
-		int r = PQflush(l->pq);
-		if (r < 0 || !listen_watch(l, r ? EV_READ | EV_WRITE : EV_READ)) {
-			listen_fail(l, "send", PQerrorMessage(l->pq));
-			return;
-		}
-	}
-	if (what & EV_READ)
-		listen_read(l);
-}
-
-static void listen_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct pg_listen *l = arg;
-	(void)fd;
-	(void)what;
-	switch (l->state) {
-	case PG_LISTEN_BACKOFF:
-		listen_start(l);
-		break;
-	case PG_LISTEN_CONNECTING:
-	case PG_LISTEN_SUBSCRIBING:
-		listen_fail(l, "connect", "timed out");
-		break;
-	case PG_LISTEN_LISTENING:
-	case PG_LISTEN_STATE__COUNT:
-		break;
-	}
-}
-
-static void listen_start(struct pg_listen *l)
-{
 	/* A keyword after dbname overrides the expanded string, one before it does not. */
 	const char *keys[] = { "client_encoding", "fallback_application_name", "dbname",
 			       l->impose_rw ? "target_session_attrs" : NULL, NULL };
 	const char *values[] = { "UTF8", "vmaild-listen", l->conninfo, "read-write", NULL };
-
-	event_del(&l->timer);
-	l->pq = PQconnectStartParams(keys, values, 1);
-	if (!l->pq) {
-		listen_fail(l, "connect", "out of memory");
-		return;
-	}
-	PQsetNoticeProcessor(l->pq, listen_notice, l);
-	listen_set_state(l, PG_LISTEN_CONNECTING);
-	if (PQstatus(l->pq) == CONNECTION_BAD) {
-		listen_fail(l, "connect", PQerrorMessage(l->pq));
-		return;
-	}
-	struct timeval tv = { l->connect_timeout_ms / 1000,
-			      (suseconds_t)(l->connect_timeout_ms % 1000) * 1000 };
-	event_add(&l->timer, &tv);
-	if (!listen_watch(l, EV_WRITE))
-		listen_fail(l, "connect", PQerrorMessage(l->pq));
+	pgconn_connect(&l->pc, keys, values, l->connect_timeout_ms);
 }
+
+static const struct pgconn_ops listen_ops = {
+	.start = listen_start,
+	.connected = listen_subscribe,
+	.readable = listen_read,
+	.fail = listen_fail_cb,
+	.changed = listen_changed,
+};
 
 struct pg_listen *pg_listen_new(struct event_base *base, const char *conninfo, const char *channel,
 				unsigned connect_timeout_ms, const struct pg_listen_handler *h)
@@ -336,17 +202,11 @@ struct pg_listen *pg_listen_new(struct event_base *base, const char *conninfo, c
 		free(l);
 		return NULL;
 	}
-	l->base = base;
 	snprintf(l->channel, sizeof(l->channel), "%s", channel);
 	l->impose_rw = impose_read_write(conninfo);
 	l->connect_timeout_ms = connect_timeout_ms ? connect_timeout_ms : 5000;
 	l->h = *h;
-	l->state = PG_LISTEN_BACKOFF;
-	l->backoff_ms = BACKOFF_MIN_MS;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	l->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)getpid() ^ 1;
-	evtimer_assign(&l->timer, base, listen_timer_cb, l);
+	pgconn_init(&l->pc, base, "pg_listen", &listen_ops, l);
 	listen_start(l);
 	return l;
 }
@@ -363,10 +223,7 @@ bool pg_listen_reload(struct pg_listen *l, const char *conninfo, unsigned connec
 	l->conninfo = copy;
 	l->impose_rw = impose_read_write(conninfo);
 	log_info("pg_listen: connection string changed, reconnecting");
-	listen_close(l);
-	listen_set_state(l, PG_LISTEN_BACKOFF);
-	l->backoff_ms = BACKOFF_MIN_MS;
-	listen_start(l);
+	pgconn_restart(&l->pc);
 	return true;
 }
 
@@ -374,7 +231,7 @@ void pg_listen_free(struct pg_listen *l)
 {
 	if (!l)
 		return;
-	listen_close(l);
+	pgconn_close(&l->pc);
 	free(l->conninfo);
 	free(l);
 }
@@ -382,5 +239,5 @@ void pg_listen_free(struct pg_listen *l)
 void pg_listen_stats(const struct pg_listen *l, struct pg_listen_stats *out)
 {
 	*out = l->stats;
-	out->state = l->state;
+	out->state = listen_state[l->pc.state];
 }

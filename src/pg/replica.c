@@ -245,16 +245,22 @@ static bool rw_has(const struct replica_wait *rw, enum note_phase phase)
 	return false;
 }
 
+/* result_lsn - the position a wait query answered; false when it failed */
+static bool result_lsn(enum pg_status st, const PGresult *res, uint64_t *out)
+{
+	size_t len = 0;
+	const char *v = st == PG_FOUND ? pg_result_value(res, 0, 0, &len) : NULL;
+	return v && replica_lsn_parse(v, len, out);
+}
+
 static void rw_poll_done(void *arg, enum pg_status st, const PGresult *res)
 {
 	struct replica_wait *rw = arg;
 	rw->poll = NULL;
 	if (rw->closing)
 		return;
-	size_t len = 0;
-	const char *v = st == PG_FOUND ? pg_result_value(res, 0, 0, &len) : NULL;
 	uint64_t replayed;
-	if (v && replica_lsn_parse(v, len, &replayed)) {
+	if (result_lsn(st, res, &replayed)) {
 		rw->stats.replayed_lsn = replayed;
 		struct note *n, *next;
 		for (n = TAILQ_FIRST(&rw->notes); n; n = next) {
@@ -274,10 +280,8 @@ static void rw_fetch_done(void *arg, enum pg_status st, const PGresult *res)
 	rw->fetch = NULL;
 	if (rw->closing)
 		return;
-	size_t len = 0;
-	const char *v = st == PG_FOUND ? pg_result_value(res, 0, 0, &len) : NULL;
-	uint64_t lsn;
-	bool ok = v && replica_lsn_parse(v, len, &lsn);
+	uint64_t lsn = 0;
+	bool ok = result_lsn(st, res, &lsn);
 	struct note *n;
 	TAILQ_FOREACH(n, &rw->notes, link) {
 		if (n->phase != NOTE_FETCHING)
@@ -336,8 +340,8 @@ static void rw_schedule(struct replica_wait *rw, unsigned ms)
 	evtimer_add(rw->timer, &tv);
 }
 
-static struct pg_pool *rw_pool(struct event_base *base, const char *conninfo,
-			       unsigned connect_timeout_ms, const struct pg_stmt *stmt)
+/* rw_config - each side's pool: one connection, a short queue, short queries */
+static struct pg_config rw_config(const char *conninfo, unsigned connect_timeout_ms)
 {
 	struct pg_config pc;
 	pg_config_defaults(&pc);
@@ -346,6 +350,13 @@ static struct pg_pool *rw_pool(struct event_base *base, const char *conninfo,
 	pc.max_queue = 4;
 	pc.connect_timeout_ms = connect_timeout_ms;
 	pc.request_timeout_ms = QUERY_MS;
+	return pc;
+}
+
+static struct pg_pool *rw_pool(struct event_base *base, const char *conninfo,
+			       unsigned connect_timeout_ms, const struct pg_stmt *stmt)
+{
+	struct pg_config pc = rw_config(conninfo, connect_timeout_ms);
 	return pg_pool_new(base, &pc, stmt, 1);
 }
 
@@ -373,15 +384,8 @@ struct replica_wait *replica_wait_new(struct event_base *base, const char *read_
 bool replica_wait_reload(struct replica_wait *rw, const char *read_conninfo,
 			 const char *primary_conninfo, unsigned connect_timeout_ms)
 {
-	struct pg_config pp, pr;
-	pg_config_defaults(&pp);
-	pp.conninfo = primary_conninfo;
-	pp.pool_size = 1;
-	pp.max_queue = 4;
-	pp.connect_timeout_ms = connect_timeout_ms;
-	pp.request_timeout_ms = QUERY_MS;
-	pr = pp;
-	pr.conninfo = read_conninfo;
+	struct pg_config pp = rw_config(primary_conninfo, connect_timeout_ms);
+	struct pg_config pr = rw_config(read_conninfo, connect_timeout_ms);
 	return pg_pool_reload(rw->primary, &pp) && pg_pool_reload(rw->reads, &pr);
 }
 
