@@ -11,6 +11,7 @@
 #include "lookup_cache.h"
 #include "metrics.h"
 #include "vmail/pg.h"
+#include "vmail/utf8.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -143,45 +144,11 @@ const struct pg_stmt *lookup_statements(void)
 /*
  * lookup_key_valid - PostgreSQL rejects invalid UTF-8 with an error, which
  * would be a failure instead of a clean "no such key"; control characters
- * never occur in addresses or logins.  Overlong forms, surrogates and code
- * points above U+10FFFF are invalid UTF-8; C0, DEL and C1 are controls.
+ * never occur in addresses or logins.
  */
 bool lookup_key_valid(const char *key, size_t len)
 {
-	const unsigned char *s = (const unsigned char *)key;
-	if (len == 0 || len > LOOKUP_KEY_MAX)
-		return false;
-	for (size_t i = 0; i < len;) {
-		unsigned c = s[i];
-		if (c < 0x80) {
-			if (c < 0x20 || c == 0x7f)
-				return false;
-			i++;
-			continue;
-		}
-		unsigned need, cp, min;
-		if ((c & 0xe0) == 0xc0) {
-			need = 1, cp = c & 0x1f, min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			need = 2, cp = c & 0x0f, min = 0x800;
-		} else if ((c & 0xf8) == 0xf0) {
-			need = 3, cp = c & 0x07, min = 0x10000;
-		} else {
-			return false;
-		}
-		if (len - i <= need)
-			return false;
-		for (unsigned k = 1; k <= need; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
-		    (cp >= 0x80 && cp <= 0x9f))
-			return false;
-		i += need + 1;
-	}
-	return true;
+	return len > 0 && len <= LOOKUP_KEY_MAX && utf8_valid_text(key, len);
 }
 
 size_t lookup_rows_count(const struct lookup_rows *rows)

@@ -19,6 +19,7 @@
 #include <event2/buffer.h>
 
 #include "vmail/policy.h"
+#include "vmail/utf8.h"
 
 /* Room for "action=" + the longest action + "\n\n". */
 #define POL_MAX_REPLY (SVC_POLICY_MAX_ACTION + 16)
@@ -75,15 +76,15 @@ const struct conn_proto svc_policy_proto = {
  */
 static void echo(char *out, size_t *pos, size_t cap, const char *s, size_t n)
 {
-	bool utf8 = lookup_key_valid(s, n);
+	/* Kept as is: UTF-8 without controls, no longer than a lookup key (the check's old bound). */
+	bool utf8 = n <= LOOKUP_KEY_MAX && utf8_valid_text(s, n);
 	size_t total = n;
 	if (n > POL_MAX_ECHO)
 		n = POL_MAX_ECHO;
 	if (*pos + n + 1 > cap)
 		n = *pos + 1 < cap ? cap - *pos - 1 : 0;
 	if (utf8)
-		while (n > 0 && n < total && ((unsigned char)s[n] & 0xc0) == 0x80)
-			n--;
+		n = utf8_cut(s, total, n);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)s[i];
 		out[(*pos)++] = utf8 || (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
