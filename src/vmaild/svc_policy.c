@@ -42,6 +42,7 @@ enum pol_step {
 struct pol_job {
 	struct conn_req *r;
 	struct svc_policy *svc;
+	struct lookup_req *lr; /* the lookup of the current step, until its callback */
 	enum pol_step step;
 	const char *state; /* protocol_state, for logs */
 	const char *recipient; /* "" when there is nothing to check */
@@ -202,9 +203,13 @@ enum svc_policy_sender_result svc_policy_sender_action(const struct svc_policy_o
 
 /* ---- requests ---- */
 
+/* pol_job_drop - the connection went first: cancel the step's lookup, free the job */
 static void pol_job_drop(void *arg)
 {
-	free(arg);
+	struct pol_job *job = arg;
+	if (job->lr)
+		lookup_cancel(job->lr);
+	free(job);
 }
 
 /*
@@ -252,6 +257,7 @@ static void pol_quota_done(void *arg, enum lookup_status st, const char *value, 
 	struct pol_job *job = arg;
 	char action[SVC_POLICY_MAX_ACTION + 1];
 
+	job->lr = NULL;
 	if (st == LOOKUP_FOUND)
 		conn_log(conn_req_conn(job->r), LOG_LEVEL_INFO, "verdict for <%.*s>: %.*s",
 			 (int)(job->rlen > 200 ? 200 : job->rlen), job->recipient,
@@ -276,14 +282,12 @@ static void pol_check_quota(struct pol_job *job)
 	pol_set_step(job, POL_QUOTA);
 	const char *params[2] = { job->recipient, job->size };
 	size_t lens[2] = { job->rlen, strlen(job->size) };
-	struct lookup_req *lr = lookup_submit_as(job->svc->pool, LOOKUP_PROTO_POLICY, LOOKUP_POLICY,
-						 params, lens, 2, pol_quota_done, job);
-	if (!lr) {
+	job->lr = lookup_submit_as(job->svc->pool, METRICS_PROTO_POLICY, LOOKUP_POLICY, params,
+				   lens, 2, pol_quota_done, job);
+	if (!job->lr) {
 		size_t n = tempfail_action(&job->svc->opts, action);
 		pol_finish(job, action, n, 0);
-		return;
 	}
-	conn_req_set_lookup(job->r, lr);
 }
 
 static void pol_sender_done(void *arg, enum lookup_status st, const char *value, size_t len)
@@ -291,7 +295,7 @@ static void pol_sender_done(void *arg, enum lookup_status st, const char *value,
 	struct pol_job *job = arg;
 	char action[SVC_POLICY_MAX_ACTION + 1];
 
-	conn_req_set_lookup(job->r, NULL);
+	job->lr = NULL;
 	if (st == LOOKUP_TEMPFAIL || st == LOOKUP_PERMFAIL)
 		conn_log(conn_req_conn(job->r), LOG_LEVEL_WARNING, "sender check for <%.*s>: %s",
 			 (int)(job->slen > 200 ? 200 : job->slen), job->sender,
@@ -365,6 +369,7 @@ static struct pol_job *pol_job_new(struct svc_policy *svc, struct conn_req *r,
 		return NULL;
 	job->r = r;
 	job->svc = svc;
+	job->lr = NULL;
 	job->step = want_sender ? POL_SENDER : POL_QUOTA;
 	char *p = job->buf;
 	const struct {
@@ -433,14 +438,12 @@ static void pol_request(struct conn *c, struct conn_req *r, const struct policy_
 		return;
 	}
 	const char *params[1] = { job->sender };
-	struct lookup_req *lr = lookup_submit_as(svc->pool, LOOKUP_PROTO_POLICY, LOOKUP_SENDER,
-						 params, &job->slen, 1, pol_sender_done, job);
-	if (!lr) {
+	job->lr = lookup_submit_as(svc->pool, METRICS_PROTO_POLICY, LOOKUP_SENDER, params,
+				   &job->slen, 1, pol_sender_done, job);
+	if (!job->lr) {
 		size_t n = tempfail_action(&svc->opts, action);
 		pol_finish(job, action, n, 0);
-		return;
 	}
-	conn_req_set_lookup(r, lr);
 }
 
 static void pol_on_read(struct conn *c, struct evbuffer *in, void *arg)
