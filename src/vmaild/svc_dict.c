@@ -20,7 +20,6 @@
 #include <sys/types.h>
 
 #include <event2/buffer.h>
-#include <event2/event.h>
 
 #include "dict_batch.h"
 #include "dict_txn.h"

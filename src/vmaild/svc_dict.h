@@ -48,7 +48,7 @@ void *svc_dict_listener_arg(struct svc_dict *svc, enum svc_dict_listener kind);
 
 /*
  * svc_dict_free - after the server and the pool are gone (the pool answers an in-flight
- * batch while it is freed, and the batch callback needs the service).
+ * batch while it is freed, and the batch callback needs the commit queue this frees).
  */
 void svc_dict_free(struct svc_dict *svc);
 
