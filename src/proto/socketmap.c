@@ -12,6 +12,7 @@
 #include "vmail/socketmap.h"
 
 #include "vmail/netstring.h"
+#include "vmail/utf8.h"
 
 #include <string.h>
 
@@ -55,32 +56,6 @@ bool socketmap_parse_request(const char *payload, size_t len, struct socketmap_r
 	return true;
 }
 
-/* utf8_seq_len - length announced by a UTF-8 lead byte, 0 if c is not one */
-static size_t utf8_seq_len(unsigned char c)
-{
-	if (c >= 0xC2 && c <= 0xDF)
-		return 2;
-	if (c >= 0xE0 && c <= 0xEF)
-		return 3;
-	if (c >= 0xF0 && c <= 0xF4)
-		return 4;
-	return 0;
-}
-
-/* reason_len - how much of text to send: at most the limit, never half a UTF-8 sequence */
-static size_t reason_len(const char *text, size_t len)
-{
-	if (len <= SOCKETMAP_MAX_REASON)
-		return len;
-	size_t n = SOCKETMAP_MAX_REASON;
-	while (n > SOCKETMAP_MAX_REASON - 3 && ((unsigned char)text[n] & 0xC0) == 0x80)
-		n--;
-	/* Only back off for a real sequence that crosses the cut. */
-	if (n < SOCKETMAP_MAX_REASON && utf8_seq_len((unsigned char)text[n]) > SOCKETMAP_MAX_REASON - n)
-		return n;
-	return SOCKETMAP_MAX_REASON;
-}
-
 size_t socketmap_format_reply(char *out, size_t cap, enum socketmap_reply_kind kind,
 			      const char *text, size_t text_len)
 {
@@ -112,7 +87,7 @@ size_t socketmap_format_reply(char *out, size_t cap, enum socketmap_reply_kind k
 		return 0;
 	}
 	if (sanitise)
-		text_len = reason_len(text, text_len);
+		text_len = utf8_cut(text, text_len, SOCKETMAP_MAX_REASON);
 
 	size_t word_len = strlen(word);
 	bool space = kind == SOCKETMAP_REPLY_NOTFOUND || text_len > 0;

@@ -8,6 +8,8 @@
 
 #include <string.h>
 
+#include "vmail/utf8.h"
+
 static const char *const status_names[PANEL_FORM_STATUS__COUNT] = {
 	[PANEL_FORM_OK] = "ok",
 	[PANEL_FORM_TOO_BIG] = "form too large",
@@ -38,39 +40,6 @@ static int hexval(unsigned char c)
 	return -1;
 }
 
-bool panel_utf8_valid(const char *s, size_t len)
-{
-	const unsigned char *p = (const unsigned char *)s, *end = p + len;
-	while (p < end) {
-		unsigned c = *p;
-		size_t n;
-		unsigned cp, min;
-		if (c < 0x80) {
-			p++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			n = 1, cp = c & 0x1f, min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			n = 2, cp = c & 0x0f, min = 0x800;
-		} else if ((c & 0xf8) == 0xf0) {
-			n = 3, cp = c & 0x07, min = 0x10000;
-		} else {
-			return false;
-		}
-		if ((size_t)(end - p) <= n)
-			return false;
-		for (size_t i = 1; i <= n; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		p += n + 1;
-	}
-	return true;
-}
-
 /*
  * decode - percent-decode in[0..len) to out (NUL-terminated); *outlen gets
  * the decoded length.  stop_eq: a raw '=' is an error (values).
@@ -99,7 +68,7 @@ static enum panel_form_status decode(const char *in, size_t len, char *out, size
 	}
 	out[o] = '\0';
 	*outlen = o;
-	return panel_utf8_valid(out, o) ? PANEL_FORM_OK : PANEL_FORM_BAD_UTF8;
+	return utf8_valid(out, o) ? PANEL_FORM_OK : PANEL_FORM_BAD_UTF8;
 }
 
 static enum panel_form_status parse(const char *in, size_t len, struct panel_form *form)

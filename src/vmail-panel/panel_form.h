@@ -57,7 +57,4 @@ const char *panel_form_get(const struct panel_form *form, const char *name);
 /* panel_form_status_name - one line for logs ("bad percent escape") */
 const char *panel_form_status_name(enum panel_form_status st);
 
-/* panel_utf8_valid - strict UTF-8 (no overlongs, no surrogates, at most U+10FFFF) */
-bool panel_utf8_valid(const char *s, size_t len);
-
 #endif

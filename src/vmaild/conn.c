@@ -16,16 +16,13 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "lookup.h"
-
 /* An over-limit connection only gets to send one request, promptly. */
 #define CONN_OVER_LIMIT_IDLE_MS 2000
 
 struct conn_req {
 	struct conn_req *next;
 	struct conn *conn;
-	struct lookup_req *lookup; /* outstanding backend request, or NULL */
-	void (*drop)(void *arg);   /* protocol cleanup if never answered (conn_req_on_drop) */
+	void (*drop)(void *arg);   /* the service's cancel and cleanup if never answered */
 	void *drop_arg;
 	char *reply;               /* the answer once it came; may be NULL for "" */
 	size_t reply_len;
@@ -177,8 +174,6 @@ void conn_close(struct conn *c, const char *reason)
 	struct conn_req *r = c->head;
 	while (r) {
 		struct conn_req *next = r->next;
-		if (r->lookup)
-			lookup_cancel(r->lookup);
 		if (!r->answered && r->drop)
 			r->drop(r->drop_arg);
 		free(r->reply);
@@ -305,11 +300,6 @@ struct conn_req *conn_req_new(struct conn *c)
 	return r;
 }
 
-void conn_req_set_lookup(struct conn_req *r, struct lookup_req *lookup)
-{
-	r->lookup = lookup;
-}
-
 void conn_req_on_drop(struct conn_req *r, void (*fn)(void *arg), void *arg)
 {
 	r->drop = fn;
@@ -325,7 +315,6 @@ void conn_req_reply(struct conn_req *r, const void *data, size_t len, unsigned f
 {
 	struct conn *c = r->conn;
 	conn_enter(c);
-	r->lookup = NULL;
 	r->drop = NULL;
 	r->answered = true;
 	r->flags = flags;

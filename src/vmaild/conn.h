@@ -12,15 +12,14 @@ struct conn;
 struct conn_req;
 struct evbuffer;
 struct event_base;
-struct lookup_req;
 
 /*
- * A protocol service (socketmap, later policy and dict) is one of these.
+ * A protocol service (socketmap, policy, dict) is one of these.
  *
  * on_read is called whenever input may hold complete requests.  It frames as
  * many as it can while conn_want_requests() is true; for each it calls
- * conn_req_new() and later conn_req_reply() (directly, or from a lookup
- * callback).  It drains what it consumed and leaves partial input in place.
+ * conn_req_new() and later conn_req_reply() (directly, or from the callback
+ * of work it started, which it registers with conn_req_on_drop).  It drains what it consumed and leaves partial input in place.
  * On a framing error it calls conn_close() and returns; the conn stays valid
  * until on_read returns.
  */
@@ -82,9 +81,9 @@ struct conn *conn_new(struct conn_set *set, struct event_base *base, int fd, con
 		      const struct conn_limits *limits, bool over_limit);
 
 /*
- * conn_close - the only teardown: cancels outstanding lookups, frees the
- * bufferevent, the queue and the conn, logs reason at debug level, and tells
- * the set.  Safe to call from any callback of this conn; the memory is
+ * conn_close - the only teardown: runs the drop hooks of unanswered
+ * requests (conn_req_on_drop), frees the bufferevent, the queue and the
+ * conn, logs reason at debug level, and tells the set.  Safe to call from any callback of this conn; the memory is
  * released when that callback returns.
  */
 void conn_close(struct conn *c, const char *reason);
@@ -108,15 +107,11 @@ size_t conn_pending(const struct conn *c);
 struct conn_req *conn_req_new(struct conn *c);
 
 /*
- * conn_req_set_lookup - remember the backend request so that a client that
- * goes away cancels it.  Cleared by conn_req_reply.
- */
-void conn_req_set_lookup(struct conn_req *r, struct lookup_req *lookup);
-
-/*
- * conn_req_on_drop - fn(arg) runs if r is dropped unanswered because the
- * connection closed first (after its lookup was cancelled), so that protocol
- * state tied to the request can be freed.  Never runs once conn_req_reply ran.
+ * conn_req_on_drop - fn(arg) runs once if r is dropped unanswered because the
+ * connection closed first: the service cancels the work it started for r (a
+ * lookup whose callback must then never run) and frees what it tied to r.
+ * One hook per request: a later call replaces it, fn NULL removes it.  Never
+ * runs once conn_req_reply ran.  conn knows nothing of what the work is.
  */
 void conn_req_on_drop(struct conn_req *r, void (*fn)(void *arg), void *arg);
 

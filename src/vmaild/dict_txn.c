@@ -12,16 +12,16 @@
 #define QUOTA_KEY_STORAGE  "priv/quota/storage"
 #define QUOTA_KEY_MESSAGES "priv/quota/messages"
 
-static const char *const role_names[DICT_ROLE__COUNT] = {
-	[DICT_ROLE_NONE] = "none",
-	[DICT_ROLE_AUTH] = "auth",
-	[DICT_ROLE_MAILBOX] = "mailbox quota",
-	[DICT_ROLE_ACCOUNT] = "account quota",
+static const char *const role_names[DICT_TXN_ROLE__COUNT] = {
+	[DICT_TXN_ROLE_NONE] = "none",
+	[DICT_TXN_ROLE_AUTH] = "auth",
+	[DICT_TXN_ROLE_MAILBOX] = "mailbox quota",
+	[DICT_TXN_ROLE_ACCOUNT] = "account quota",
 };
 
-const char *dict_role_name(enum dict_role role)
+const char *dict_txn_role_name(enum dict_txn_role role)
 {
-	return (unsigned)role < DICT_ROLE__COUNT ? role_names[role] : "?";
+	return (unsigned)role < DICT_TXN_ROLE__COUNT ? role_names[role] : "?";
 }
 
 static bool is_sep(char c)
@@ -29,7 +29,7 @@ static bool is_sep(char c)
 	return c == ',' || c == ' ' || c == '\t';
 }
 
-bool dict_name_in_list(const char *list, const char *name)
+bool dict_txn_name_in_list(const char *list, const char *name)
 {
 	size_t n = strlen(name);
 	if (n == 0)
@@ -46,7 +46,7 @@ bool dict_name_in_list(const char *list, const char *name)
 	return false;
 }
 
-bool dict_hello_check(const struct dict_cmd *cmd, const char **err)
+bool dict_txn_hello_check(const struct dict_cmd *cmd, const char **err)
 {
 	if (cmd->type != DICT_CMD_HELLO) {
 		*err = "first command is not a hello";
@@ -86,12 +86,12 @@ void dict_txn_free(struct dict_txn *t)
 	free(t);
 }
 
-int dict_counter_of_key(const char *key)
+int dict_txn_counter_of_key(const char *key)
 {
 	if (strcmp(key, QUOTA_KEY_STORAGE) == 0)
-		return DICT_COUNTER_STORAGE;
+		return DICT_TXN_STORAGE;
 	if (strcmp(key, QUOTA_KEY_MESSAGES) == 0)
-		return DICT_COUNTER_MESSAGES;
+		return DICT_TXN_MESSAGES;
 	return -1;
 }
 
@@ -128,7 +128,7 @@ static bool add_checked(int64_t *acc, int64_t d)
 bool dict_txn_apply(struct dict_txn *t, const struct dict_cmd *cmd)
 {
 	const char *key;
-	if (++t->nops > DICT_MAX_TXN_OPS)
+	if (++t->nops > DICT_TXN_MAX_OPS)
 		return false;
 	switch (cmd->type) {
 	case DICT_CMD_SET:
@@ -143,7 +143,7 @@ bool dict_txn_apply(struct dict_txn *t, const struct dict_cmd *cmd)
 	default:
 		return true; /* T, V: nothing for us */
 	}
-	int k = dict_counter_of_key(key);
+	int k = dict_txn_counter_of_key(key);
 	if (k < 0) {
 		/* Nothing else is stored; the commit still succeeds, as for a dict without the key. */
 		t->ignored++;
@@ -156,22 +156,22 @@ bool dict_txn_apply(struct dict_txn *t, const struct dict_cmd *cmd)
 			t->error = "counter value is not a number";
 			return true;
 		}
-		t->op[k] = DICT_OP_SET;
+		t->op[k] = DICT_TXN_SET;
 		t->value[k] = v;
 		break;
 	case DICT_CMD_UNSET:
-		t->op[k] = DICT_OP_UNSET;
+		t->op[k] = DICT_TXN_UNSET;
 		t->value[k] = 0;
 		break;
 	case DICT_CMD_ATOMIC_INC:
 		v = cmd->u.atomic_inc.diff;
-		if (t->op[k] == DICT_OP_UNSET) {
+		if (t->op[k] == DICT_TXN_UNSET) {
 			/* Incrementing what this transaction deleted: a missing key is not created. */
 			t->add_to_unset = true;
 			break;
 		}
-		if (t->op[k] == DICT_OP_KEEP) {
-			t->op[k] = DICT_OP_ADD;
+		if (t->op[k] == DICT_TXN_KEEP) {
+			t->op[k] = DICT_TXN_ADD;
 			t->value[k] = 0;
 		}
 		if (!add_checked(&t->value[k], v))
@@ -185,28 +185,8 @@ bool dict_txn_apply(struct dict_txn *t, const struct dict_cmd *cmd)
 
 bool dict_txn_writes(const struct dict_txn *t)
 {
-	for (int k = 0; k < DICT_COUNTER__COUNT; k++)
-		if (t->op[k] != DICT_OP_KEEP)
+	for (int k = 0; k < DICT_TXN_COUNTER__COUNT; k++)
+		if (t->op[k] != DICT_TXN_KEEP)
 			return true;
 	return false;
-}
-
-size_t dict_sql_quote(char *out, size_t cap, const char *s)
-{
-	size_t n = 0;
-	if (cap < 2)
-		return 0;
-	out[n++] = '"';
-	for (; *s; s++) {
-		bool esc = *s == '"' || *s == '\\';
-		if (n + (esc ? 2 : 1) + 1 > cap) /* room for the closing quote too */
-			return 0;
-		if (esc)
-			out[n++] = '\\';
-		out[n++] = *s;
-	}
-	if (n + 1 > cap)
-		return 0;
-	out[n++] = '"';
-	return n;
 }

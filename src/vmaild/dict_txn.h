@@ -9,44 +9,44 @@
 #include "vmail/dictproto.h"
 
 /* What a connection is for, chosen by the dict name in its hello. */
-enum dict_role {
-	DICT_ROLE_NONE = 0, /* no hello yet, or a name this listener does not serve */
-	DICT_ROLE_AUTH,     /* shared/passdb/<login>, shared/userdb/<login>, iteration */
-	DICT_ROLE_MAILBOX,  /* priv/quota/{storage,messages} of the mailbox: read and write */
-	DICT_ROLE_ACCOUNT,  /* the same keys, answered with the shell account's total; read-only */
-	DICT_ROLE__COUNT,
+enum dict_txn_role {
+	DICT_TXN_ROLE_NONE = 0, /* no hello yet, or a name this listener does not serve */
+	DICT_TXN_ROLE_AUTH,     /* shared/passdb/<login>, shared/userdb/<login>, iteration */
+	DICT_TXN_ROLE_MAILBOX,  /* priv/quota/{storage,messages} of the mailbox: read and write */
+	DICT_TXN_ROLE_ACCOUNT,  /* the same keys, answered with the shell account's total; read-only */
+	DICT_TXN_ROLE__COUNT,
 };
 
-#define DICT_MAX_TXNS    32  /* open transactions per connection (Dovecot uses one or two) */
-#define DICT_MAX_TXN_OPS 256 /* operations per transaction (quota writes use at most four) */
-#define DICT_MAX_USERNAME 1024
+#define DICT_TXN_MAX_OPEN    32  /* open transactions per connection (Dovecot uses one or two) */
+#define DICT_TXN_MAX_OPS 256 /* operations per transaction (quota writes use at most four) */
+#define DICT_TXN_MAX_USERNAME 1024
 
-const char *dict_role_name(enum dict_role role);
+const char *dict_txn_role_name(enum dict_txn_role role);
 
 /*
- * dict_name_in_list - is name one of the names of list ("a, b c": separated by commas
+ * dict_txn_name_in_list - is name one of the names of list ("a, b c": separated by commas
  * and blanks)?  Exact, case-sensitive, as Dovecot's own dict server compares them.
  */
-bool dict_name_in_list(const char *list, const char *name);
+bool dict_txn_name_in_list(const char *list, const char *name);
 
 /*
- * dict_hello_check - the first line of a connection: an 'H' whose major is 3 (Dovecot
+ * dict_txn_hello_check - the first line of a connection: an 'H' whose major is 3 (Dovecot
  * 2.3) or 4 (2.4; quota_clone) and whose dict name is not empty.  false with *err.
  */
-bool dict_hello_check(const struct dict_cmd *cmd, const char **err);
+bool dict_txn_hello_check(const struct dict_cmd *cmd, const char **err);
 
 /* What a transaction does to one counter (storage or messages), as SQL gets it. */
-enum dict_counter_op {
-	DICT_OP_KEEP = 0,     /* untouched */
-	DICT_OP_ADD = '+',    /* add value to an existing counter; a missing one stays missing */
-	DICT_OP_SET = '=',    /* set to value (creates the counter) */
-	DICT_OP_UNSET = 'x',  /* delete */
+enum dict_txn_op {
+	DICT_TXN_KEEP = 0,     /* untouched */
+	DICT_TXN_ADD = '+',    /* add value to an existing counter; a missing one stays missing */
+	DICT_TXN_SET = '=',    /* set to value (creates the counter) */
+	DICT_TXN_UNSET = 'x',  /* delete */
 };
 
-enum dict_counter {
-	DICT_COUNTER_STORAGE = 0, /* priv/quota/storage, bytes */
-	DICT_COUNTER_MESSAGES,    /* priv/quota/messages */
-	DICT_COUNTER__COUNT,
+enum dict_txn_counter {
+	DICT_TXN_STORAGE = 0, /* priv/quota/storage, bytes */
+	DICT_TXN_MESSAGES,    /* priv/quota/messages */
+	DICT_TXN_COUNTER__COUNT,
 };
 
 /*
@@ -58,9 +58,9 @@ struct dict_txn {
 	struct dict_txn *next;
 	uint32_t id;
 	char *username;            /* owned; from B (2.3.17+) or the hello (older clients) */
-	enum dict_counter_op op[DICT_COUNTER__COUNT];
-	int64_t value[DICT_COUNTER__COUNT];
-	unsigned nops;             /* S/U/A seen, for DICT_MAX_TXN_OPS */
+	enum dict_txn_op op[DICT_TXN_COUNTER__COUNT];
+	int64_t value[DICT_TXN_COUNTER__COUNT];
+	unsigned nops;             /* S/U/A seen, for DICT_TXN_MAX_OPS */
 	unsigned ignored;          /* S/U/A on keys that are not quota counters */
 	bool add_to_unset;         /* an A after a U of the same counter: commit answers N */
 	const char *error;         /* static; set when the commit must fail (bad value, overflow) */
@@ -70,24 +70,17 @@ struct dict_txn {
 struct dict_txn *dict_txn_new(uint32_t id, const char *username);
 void dict_txn_free(struct dict_txn *t);
 
-/* dict_counter_of_key - DICT_COUNTER_* for a quota key, or -1 */
-int dict_counter_of_key(const char *key);
+/* dict_txn_counter_of_key - DICT_TXN_STORAGE or DICT_TXN_MESSAGES for a quota key, or -1 */
+int dict_txn_counter_of_key(const char *key);
 
 /*
  * dict_txn_apply - fold one S, U or A (cmd->type) into t.  Returns false only when the
- * transaction grew past DICT_MAX_TXN_OPS (a protocol error: close the connection); a
+ * transaction grew past DICT_TXN_MAX_OPS (a protocol error: close the connection); a
  * bad value or an overflow marks t->error instead, so the commit answers F.
  */
 bool dict_txn_apply(struct dict_txn *t, const struct dict_cmd *cmd);
 
 /* dict_txn_writes - true if committing t changes a counter */
 bool dict_txn_writes(const struct dict_txn *t);
-
-/*
- * dict_sql_quote - s as one double-quoted element of a PostgreSQL array literal, with
- * '"' and '\' escaped, into out.  Returns the bytes written (no NUL), 0 if cap is too
- * small.  Needs at most 2 * strlen(s) + 2 bytes.
- */
-size_t dict_sql_quote(char *out, size_t cap, const char *s);
 
 #endif

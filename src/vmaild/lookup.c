@@ -1,7 +1,7 @@
 /*
- * lookup: the registry of lookup kinds (name, SQL, parameters, result shape)
- * and the submit API the protocol servers call.  It validates keys, turns pg
- * answers into lookup answers, asks the answer cache (lookup_cache.c) before
+ * lookup: the submit API the protocol services call, over the kinds that
+ * lookup_kinds.c describes.  It validates keys, turns pg answers into lookup
+ * answers, asks the answer cache (lookup_cache.c) before
  * the database and tells it the database's answers, and counts every answer
  * in the metrics.  pg knows nothing of either.
  */
@@ -11,6 +11,7 @@
 #include "lookup_cache.h"
 #include "metrics.h"
 #include "vmail/pg.h"
+#include "vmail/utf8.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,7 @@ struct lookup_req {
 	lookup_rows_cb *rows_cb; /* row kinds */
 	void *arg;
 	enum lookup_kind kind;
-	enum lookup_proto proto;
+	enum metrics_proto proto;
 	enum metrics_source source;
 	bool answered;         /* a cached answer is in status/value: the pg request is a deferral */
 	enum lookup_status status;
@@ -39,149 +40,17 @@ struct lookup_rows {
 	const PGresult *res;
 };
 
-static const char *const kind_names[LOOKUP__COUNT] = {
-	[LOOKUP_DOMAIN] = "domain",
-	[LOOKUP_ALIAS] = "alias",
-	[LOOKUP_MAILBOX] = "mailbox",
-	[LOOKUP_SENDER] = "sender",
-	[LOOKUP_PASSDB] = "passdb",
-	[LOOKUP_USERDB] = "userdb",
-	[LOOKUP_USERDB_LIST] = "userdb_list",
-	[LOOKUP_QUOTA_GET] = "quota_get",
-	[LOOKUP_QUOTA_APPLY] = "quota_apply",
-	[LOOKUP_QUOTA_SET] = "quota_set",
-	[LOOKUP_QUOTA_UNSET] = "quota_unset",
-	[LOOKUP_POLICY] = "policy",
-	[LOOKUP_DICT_QUOTA_GET] = "dict_quota_get",
-	[LOOKUP_DICT_COMMIT] = "dict_commit",
-};
-
-static const char *const proto_names[LOOKUP_PROTO__COUNT] = {
-	[LOOKUP_PROTO_OTHER] = "other",
-	[LOOKUP_PROTO_SOCKETMAP] = "socketmap",
-	[LOOKUP_PROTO_DICT] = "dict",
-	[LOOKUP_PROTO_POLICY] = "policy",
-};
-
 /* The cache key of the request being looked at; one at a time (one event loop). */
 static char ckey[LOOKUP_KEY_MAX];
-
-static const char *const status_names[] = {
-	[LOOKUP_FOUND] = "found",
-	[LOOKUP_NOTFOUND] = "notfound",
-	[LOOKUP_TEMPFAIL] = "tempfail",
-	[LOOKUP_PERMFAIL] = "permfail",
-};
-
-/*
- * Indexed by enum lookup_kind.  Keys always travel as parameters.  Reads may
- * be resent after a lost connection (PG_STMT_RETRY); quota writes may not,
- * since the lost one may have committed.
- */
-static const struct pg_stmt statements[LOOKUP__COUNT] = {
-	[LOOKUP_DOMAIN] = { "vmail_domain", "SELECT vmail.lookup_domain($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
-	[LOOKUP_ALIAS] = { "vmail_alias", "SELECT vmail.lookup_alias($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
-	[LOOKUP_MAILBOX] = { "vmail_mailbox", "SELECT vmail.lookup_mailbox($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
-	[LOOKUP_SENDER] = { "vmail_sender", "SELECT vmail.lookup_sender($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
-	[LOOKUP_PASSDB] = { "vmail_passdb", "SELECT vmail.passdb_json($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
-	[LOOKUP_USERDB] = { "vmail_userdb", "SELECT vmail.userdb_json($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
-	[LOOKUP_USERDB_LIST] = { "vmail_userdb_list", "SELECT * FROM vmail.userdb_list()", 0, 1, PG_SHAPE_ROWS, PG_STMT_RETRY },
-	[LOOKUP_QUOTA_GET] = { "vmail_quota_get", "SELECT vmail.quota_get($1,$2,$3)", 3, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
-	[LOOKUP_QUOTA_APPLY] = { "vmail_quota_apply", "SELECT vmail.quota_apply($1,$2::bigint,$3::bigint)::text", 3, 1, PG_SHAPE_VALUE, 0 },
-	[LOOKUP_QUOTA_SET] = { "vmail_quota_set", "SELECT vmail.quota_set($1,$2::bigint,$3::bigint)::text", 3, 1, PG_SHAPE_VALUE, 0 },
-	[LOOKUP_QUOTA_UNSET] = { "vmail_quota_unset", "SELECT vmail.quota_unset($1)::text", 1, 1, PG_SHAPE_VALUE, 0 },
-	[LOOKUP_POLICY] = { "vmail_policy", "SELECT vmail.policy_check($1,$2::bigint)", 2, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
-	[LOOKUP_DICT_QUOTA_GET] = { "vmail_dict_quota_get", "SELECT vmail.dict_quota_get($1,$2,$3,$4::integer)", 4, 1, PG_SHAPE_VALUE, PG_STMT_RETRY | PG_STMT_PRIMARY },
-	[LOOKUP_DICT_COMMIT] = { "vmail_dict_commit", "SELECT vmail.dict_commit($1::text[],$2::text[],$3::bigint[],$4::text[],$5::bigint[],$6::integer[])", 6, 1, PG_SHAPE_VALUE, PG_STMT_AFTER_COMMIT },
-};
-
-const char *lookup_kind_name(enum lookup_kind kind)
-{
-	return (unsigned)kind < LOOKUP__COUNT ? kind_names[kind] : "?";
-}
-
-const char *lookup_proto_name(enum lookup_proto proto)
-{
-	return (unsigned)proto < LOOKUP_PROTO__COUNT ? proto_names[proto] : "?";
-}
-
-const char *lookup_status_name(enum lookup_status st)
-{
-	return (unsigned)st <= LOOKUP_PERMFAIL ? status_names[st] : "?";
-}
-
-bool lookup_kind_from_socketmap_name(const char *name, size_t len, enum lookup_kind *out)
-{
-	static const enum lookup_kind socketmap_kinds[] = {
-		LOOKUP_DOMAIN, LOOKUP_ALIAS, LOOKUP_MAILBOX, LOOKUP_SENDER,
-	};
-	for (size_t i = 0; i < sizeof(socketmap_kinds) / sizeof(socketmap_kinds[0]); i++) {
-		const char *n = kind_names[socketmap_kinds[i]];
-		if (strlen(n) == len && memcmp(n, name, len) == 0) {
-			*out = socketmap_kinds[i];
-			return true;
-		}
-	}
-	return false;
-}
-
-unsigned lookup_kind_nparams(enum lookup_kind kind)
-{
-	return (unsigned)kind < LOOKUP__COUNT ? statements[kind].nparams : 0;
-}
-
-bool lookup_kind_is_rows(enum lookup_kind kind)
-{
-	return (unsigned)kind < LOOKUP__COUNT && statements[kind].shape == PG_SHAPE_ROWS;
-}
-
-const struct pg_stmt *lookup_statements(void)
-{
-	return statements;
-}
 
 /*
  * lookup_key_valid - PostgreSQL rejects invalid UTF-8 with an error, which
  * would be a failure instead of a clean "no such key"; control characters
- * never occur in addresses or logins.  Overlong forms, surrogates and code
- * points above U+10FFFF are invalid UTF-8; C0, DEL and C1 are controls.
+ * never occur in addresses or logins.
  */
 bool lookup_key_valid(const char *key, size_t len)
 {
-	const unsigned char *s = (const unsigned char *)key;
-	if (len == 0 || len > LOOKUP_KEY_MAX)
-		return false;
-	for (size_t i = 0; i < len;) {
-		unsigned c = s[i];
-		if (c < 0x80) {
-			if (c < 0x20 || c == 0x7f)
-				return false;
-			i++;
-			continue;
-		}
-		unsigned need, cp, min;
-		if ((c & 0xe0) == 0xc0) {
-			need = 1, cp = c & 0x1f, min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			need = 2, cp = c & 0x0f, min = 0x800;
-		} else if ((c & 0xf8) == 0xf0) {
-			need = 3, cp = c & 0x07, min = 0x10000;
-		} else {
-			return false;
-		}
-		if (len - i <= need)
-			return false;
-		for (unsigned k = 1; k <= need; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
-		    (cp >= 0x80 && cp <= 0x9f))
-			return false;
-		i += need + 1;
-	}
-	return true;
+	return len > 0 && len <= LOOKUP_KEY_MAX && utf8_valid_text(key, len);
 }
 
 size_t lookup_rows_count(const struct lookup_rows *rows)
@@ -280,7 +149,7 @@ static void lookup_done(void *arg, enum pg_status pst, const PGresult *res)
 				len = a.len;
 				req->source = METRICS_STALE;
 				log_debug("lookup %s: database unavailable, answering from the cache",
-					  kind_names[req->kind]);
+					  lookup_kind_name(req->kind));
 			}
 		}
 	}
@@ -308,13 +177,13 @@ static enum metrics_source cached_answer(struct pg_pool *pool, enum lookup_kind 
 	return METRICS_MISS;
 }
 
-static struct lookup_req *submit(struct pg_pool *pool, enum lookup_proto proto,
+static struct lookup_req *submit(struct pg_pool *pool, enum metrics_proto proto,
 				 enum lookup_kind kind, bool rows, const char *const *params,
 				 const size_t *lens, unsigned nparams, lookup_cb *cb,
 				 lookup_rows_cb *rows_cb, void *arg)
 {
 	if ((unsigned)kind >= LOOKUP__COUNT || lookup_kind_is_rows(kind) != rows ||
-	    nparams != statements[kind].nparams) {
+	    nparams != lookup_kind_nparams(kind)) {
 		log_error("lookup: bug: kind %d submitted with %u parameters%s", (int)kind, nparams,
 			  rows ? " for rows" : "");
 		return NULL;
@@ -359,7 +228,7 @@ static struct lookup_req *submit(struct pg_pool *pool, enum lookup_proto proto,
 		}
 		req->pg = pg_answer_later(pool, PG_FOUND, lookup_done, req);
 	} else if (refuse != PG_FOUND) {
-		log_debug("lookup %s: invalid parameter, answering %s", kind_names[kind],
+		log_debug("lookup %s: invalid parameter, answering %s", lookup_kind_name(kind),
 			  pg_status_name(refuse));
 		req->pg = pg_answer_later(pool, refuse, lookup_done, req);
 	} else {
@@ -378,7 +247,7 @@ static struct lookup_req *submit(struct pg_pool *pool, enum lookup_proto proto,
 	return req;
 }
 
-bool lookup_cached(enum lookup_proto proto, enum lookup_kind kind, const char *key, size_t len,
+bool lookup_cached(enum metrics_proto proto, enum lookup_kind kind, const char *key, size_t len,
 		   enum lookup_status *st, const char **value, size_t *vlen)
 {
 	if (!lookup_cache_live() || !lookup_cache_kind_cached(kind) || lookup_kind_nparams(kind) != 1 ||
@@ -395,7 +264,7 @@ bool lookup_cached(enum lookup_proto proto, enum lookup_kind kind, const char *k
 	return true;
 }
 
-struct lookup_req *lookup_submit_as(struct pg_pool *pool, enum lookup_proto proto,
+struct lookup_req *lookup_submit_as(struct pg_pool *pool, enum metrics_proto proto,
 				    enum lookup_kind kind, const char *const *params,
 				    const size_t *lens, unsigned nparams, lookup_cb *cb, void *arg)
 {
@@ -406,18 +275,23 @@ struct lookup_req *lookup_submit(struct pg_pool *pool, enum lookup_kind kind,
 				 const char *const *params, const size_t *lens, unsigned nparams,
 				 lookup_cb *cb, void *arg)
 {
-	return submit(pool, LOOKUP_PROTO_OTHER, kind, false, params, lens, nparams, cb, NULL, arg);
+	return submit(pool, METRICS_PROTO_OTHER, kind, false, params, lens, nparams, cb, NULL, arg);
 }
 
 struct lookup_req *lookup_submit_rows(struct pg_pool *pool, enum lookup_kind kind,
 				      const char *const *params, const size_t *lens, unsigned nparams,
 				      lookup_rows_cb *cb, void *arg)
 {
-	return submit(pool, LOOKUP_PROTO_OTHER, kind, true, params, lens, nparams, NULL, cb, arg);
+	return submit(pool, METRICS_PROTO_OTHER, kind, true, params, lens, nparams, NULL, cb, arg);
 }
 
 void lookup_cancel(struct lookup_req *req)
 {
 	pg_cancel(req->pg);
 	free(req);
+}
+
+void lookup_drop(void *req)
+{
+	lookup_cancel(req);
 }

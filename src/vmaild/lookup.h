@@ -1,65 +1,15 @@
-/* lookup: the lookup kinds the daemon serves, their SQL, and the async submit API over pg. */
+/* lookup: the async submit API over pg for the kinds of lookup_kinds.h, with the answer cache in front. */
 #ifndef VMAIL_LOOKUP_H
 #define VMAIL_LOOKUP_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "lookup_kinds.h"
+#include "metrics.h"
+
 struct pg_pool;
-struct pg_stmt;
 struct lookup_req;
-
-/* Named by what is looked up, not by protocol (OpenSMTPD table services). */
-enum lookup_kind {
-	LOOKUP_DOMAIN = 0,   /* key: domain            -> the domain */
-	LOOKUP_ALIAS,        /* key: address           -> comma-separated destinations */
-	LOOKUP_MAILBOX,      /* key: address           -> canonical mailbox address */
-	LOOKUP_SENDER,       /* key: address           -> comma-separated logins */
-	LOOKUP_PASSDB,       /* key: login             -> JSON for Dovecot passdb */
-	LOOKUP_USERDB,       /* key: login             -> JSON for Dovecot userdb */
-	LOOKUP_USERDB_LIST,  /* no parameters          -> rows of usernames (lookup_submit_rows) */
-	LOOKUP_QUOTA_GET,    /* login, key, root       -> number */
-	LOOKUP_QUOTA_APPLY,  /* login, d_storage, d_messages -> "true"/"false" */
-	LOOKUP_QUOTA_SET,    /* login, storage, messages -> text */
-	LOOKUP_QUOTA_UNSET,  /* login                  -> text */
-	LOOKUP_POLICY,       /* address, size          -> policy verdict */
-	LOOKUP_DICT_QUOTA_GET, /* login, key, root, peer uid -> number, or "denied" */
-	LOOKUP_DICT_COMMIT,  /* arrays of a batch of transactions -> one letter each (svc_dict) */
-	LOOKUP__COUNT,
-};
-
-/*
- * FOUND carries a value.  NOTFOUND means the database positively answered
- * "no such key" (or the key is one the database could never hold).  TEMPFAIL
- * is every database or pool problem; PERMFAIL a configuration error (missing
- * schema function, wrong result shape).  Protocols map these to their wire
- * form; a database error must never turn into NOTFOUND.
- */
-enum lookup_status {
-	LOOKUP_FOUND = 0,
-	LOOKUP_NOTFOUND,
-	LOOKUP_TEMPFAIL,
-	LOOKUP_PERMFAIL,
-};
-
-#define LOOKUP_KEY_MAX 1024 /* longer keys are NOTFOUND without a query */
-
-/* lookup_kind_name - "domain", "alias", "mailbox", "sender", "passdb", "userdb", "userdb_list", "quota_get", ... */
-const char *lookup_kind_name(enum lookup_kind kind);
-const char *lookup_status_name(enum lookup_status st);
-/* lookup_kind_from_socketmap_name - socketmap map names: domain alias mailbox sender */
-bool lookup_kind_from_socketmap_name(const char *name, size_t len, enum lookup_kind *out);
-/* lookup_kind_nparams - how many parameters lookup_submit expects for kind */
-unsigned lookup_kind_nparams(enum lookup_kind kind);
-/* lookup_kind_is_rows - true for kinds answered with rows (lookup_submit_rows) */
-bool lookup_kind_is_rows(enum lookup_kind kind);
-
-/*
- * lookup_statements - the statement table for pg_pool_new, LOOKUP__COUNT
- * entries indexed by enum lookup_kind:
- *   pg_pool_new(base, &cfg, lookup_statements(), LOOKUP__COUNT)
- */
-const struct pg_stmt *lookup_statements(void);
 
 /*
  * lookup_key_valid - the check lookup_submit applies to params[0]: non-empty,
@@ -97,26 +47,12 @@ struct lookup_req *lookup_submit(struct pg_pool *pool, enum lookup_kind kind,
 				 lookup_cb *cb, void *arg);
 
 /*
- * Who asks, for the metrics (metrics.h): per protocol and lookup kind.
- * lookup_submit counts as LOOKUP_PROTO_OTHER.
- */
-enum lookup_proto {
-	LOOKUP_PROTO_OTHER = 0,
-	LOOKUP_PROTO_SOCKETMAP,
-	LOOKUP_PROTO_DICT,
-	LOOKUP_PROTO_POLICY,
-	LOOKUP_PROTO__COUNT,
-};
-
-const char *lookup_proto_name(enum lookup_proto proto);
-
-/*
  * lookup_submit_as - lookup_submit on behalf of a protocol service.  Both go
  * through the answer cache (lookup_cache.h) for the kinds it caches, and both
  * count in the metrics; the callback contract is the same (never from inside
  * the call, even for a cached answer).
  */
-struct lookup_req *lookup_submit_as(struct pg_pool *pool, enum lookup_proto proto,
+struct lookup_req *lookup_submit_as(struct pg_pool *pool, enum metrics_proto proto,
 				    enum lookup_kind kind, const char *const *params,
 				    const size_t *lens, unsigned nparams, lookup_cb *cb, void *arg);
 
@@ -127,7 +63,7 @@ struct lookup_req *lookup_submit_as(struct pg_pool *pool, enum lookup_proto prot
  * lookup call) or LOOKUP_NOTFOUND, counted as a hit.  false: nothing was
  * counted; call lookup_submit_as, which queries (or serves a stale answer).
  */
-bool lookup_cached(enum lookup_proto proto, enum lookup_kind kind, const char *key, size_t len,
+bool lookup_cached(enum metrics_proto proto, enum lookup_kind kind, const char *key, size_t len,
 		   enum lookup_status *st, const char **value, size_t *vlen);
 
 /* lookup_submit_rows - the same for row kinds (LOOKUP_USERDB_LIST) */
@@ -141,5 +77,7 @@ struct lookup_req *lookup_submit_rows(struct pg_pool *pool, enum lookup_kind kin
  * be called after the callback ran.
  */
 void lookup_cancel(struct lookup_req *req);
+/* lookup_drop - lookup_cancel(req) for cleanup hooks that take a void * */
+void lookup_drop(void *req);
 
 #endif

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "cache.h"
-#include "lookup.h"
+#include "lookup_kinds.h"
 
 /*
  * One cache per process, in front of lookup_submit (lookup.c asks it).

@@ -14,7 +14,14 @@ const uint32_t metrics_bucket_us[METRICS_NBUCKETS] = {
 	1000000, 2500000, 5000000,
 };
 
-static struct metrics_lookup cells[LOOKUP_PROTO__COUNT][LOOKUP__COUNT];
+static struct metrics_lookup cells[METRICS_PROTO__COUNT][LOOKUP__COUNT];
+
+static const char *const proto_names[METRICS_PROTO__COUNT] = {
+	[METRICS_PROTO_OTHER] = "other",
+	[METRICS_PROTO_SOCKETMAP] = "socketmap",
+	[METRICS_PROTO_DICT] = "dict",
+	[METRICS_PROTO_POLICY] = "policy",
+};
 
 static const char *const source_names[METRICS_SOURCE__COUNT] = {
 	[METRICS_HIT] = "hit",
@@ -23,10 +30,15 @@ static const char *const source_names[METRICS_SOURCE__COUNT] = {
 	[METRICS_UNCACHED] = "uncached",
 };
 
-void metrics_lookup_done(enum lookup_proto proto, enum lookup_kind kind, enum metrics_source src,
+const char *metrics_proto_name(enum metrics_proto proto)
+{
+	return (unsigned)proto < METRICS_PROTO__COUNT ? proto_names[proto] : "?";
+}
+
+void metrics_lookup_done(enum metrics_proto proto, enum lookup_kind kind, enum metrics_source src,
 			 enum lookup_status st, uint64_t usec)
 {
-	if ((unsigned)proto >= LOOKUP_PROTO__COUNT || (unsigned)kind >= LOOKUP__COUNT)
+	if ((unsigned)proto >= METRICS_PROTO__COUNT || (unsigned)kind >= LOOKUP__COUNT)
 		return;
 	struct metrics_lookup *m = &cells[proto][kind];
 	m->requests++;
@@ -39,9 +51,9 @@ void metrics_lookup_done(enum lookup_proto proto, enum lookup_kind kind, enum me
 	m->bucket[b]++;
 }
 
-const struct metrics_lookup *metrics_lookup_get(enum lookup_proto proto, enum lookup_kind kind)
+const struct metrics_lookup *metrics_lookup_get(enum metrics_proto proto, enum lookup_kind kind)
 {
-	if ((unsigned)proto >= LOOKUP_PROTO__COUNT || (unsigned)kind >= LOOKUP__COUNT)
+	if ((unsigned)proto >= METRICS_PROTO__COUNT || (unsigned)kind >= LOOKUP__COUNT)
 		return NULL;
 	return &cells[proto][kind];
 }
@@ -58,7 +70,7 @@ static void help(struct evbuffer *out, const char *name, const char *type, const
 
 /* each_cell - call fn for every cell that counted something */
 #define FOR_CELLS(p, k, m)                                                   \
-	for (unsigned p = 0; p < LOOKUP_PROTO__COUNT; p++)                   \
+	for (unsigned p = 0; p < METRICS_PROTO__COUNT; p++)                   \
 		for (unsigned k = 0; k < LOOKUP__COUNT; k++)                 \
 			for (const struct metrics_lookup *m = &cells[p][k]; \
 			     m && m->requests; m = NULL)
@@ -68,7 +80,7 @@ static void render_lookups(struct evbuffer *out)
 	help(out, "vmaild_lookups_total", "counter", "Lookups answered, by protocol and kind.");
 	FOR_CELLS(p, k, m)
 		evbuffer_add_printf(out, "vmaild_lookups_total{protocol=\"%s\",kind=\"%s\"} %llu\n",
-				    lookup_proto_name(p), lookup_kind_name(k),
+				    metrics_proto_name(p), lookup_kind_name(k),
 				    (unsigned long long)m->requests);
 	help(out, "vmaild_lookup_source_total", "counter",
 	     "Where answers came from: hit, stale (database down), miss (database), uncached.");
@@ -77,7 +89,7 @@ static void render_lookups(struct evbuffer *out)
 			evbuffer_add_printf(out,
 					    "vmaild_lookup_source_total{protocol=\"%s\",kind=\"%s\","
 					    "source=\"%s\"} %llu\n",
-					    lookup_proto_name(p), lookup_kind_name(k), source_names[s],
+					    metrics_proto_name(p), lookup_kind_name(k), source_names[s],
 					    (unsigned long long)m->source[s]);
 	help(out, "vmaild_lookup_answers_total", "counter",
 	     "Answers by status: found, notfound, tempfail and permfail (the errors).");
@@ -86,7 +98,7 @@ static void render_lookups(struct evbuffer *out)
 			evbuffer_add_printf(out,
 					    "vmaild_lookup_answers_total{protocol=\"%s\",kind=\"%s\","
 					    "status=\"%s\"} %llu\n",
-					    lookup_proto_name(p), lookup_kind_name(k),
+					    metrics_proto_name(p), lookup_kind_name(k),
 					    lookup_status_name((enum lookup_status)s),
 					    (unsigned long long)m->status[s]);
 	help(out, "vmaild_lookup_duration_seconds", "histogram",
@@ -103,7 +115,7 @@ static void render_lookups(struct evbuffer *out)
 			evbuffer_add_printf(out,
 					    "vmaild_lookup_duration_seconds_bucket{protocol=\"%s\","
 					    "kind=\"%s\",le=\"%s\"} %llu\n",
-					    lookup_proto_name(p), lookup_kind_name(k), le,
+					    metrics_proto_name(p), lookup_kind_name(k), le,
 					    (unsigned long long)cum);
 		}
 		evbuffer_add_printf(out,
@@ -111,8 +123,8 @@ static void render_lookups(struct evbuffer *out)
 				    "%.6f\n"
 				    "vmaild_lookup_duration_seconds_count{protocol=\"%s\",kind=\"%s\"} "
 				    "%llu\n",
-				    lookup_proto_name(p), lookup_kind_name(k), (double)m->sum_us / 1e6,
-				    lookup_proto_name(p), lookup_kind_name(k),
+				    metrics_proto_name(p), lookup_kind_name(k), (double)m->sum_us / 1e6,
+				    metrics_proto_name(p), lookup_kind_name(k),
 				    (unsigned long long)m->requests);
 	}
 }

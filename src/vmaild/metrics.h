@@ -6,11 +6,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lookup.h"
 #include "lookup_cache.h"
+#include "lookup_kinds.h"
 #include "vmail/pg.h"
 
 struct evbuffer;
+
+/*
+ * Who asks, a label of the counters: per protocol and lookup kind.  Only
+ * the metrics know protocols; lookup.c passes the label through.
+ */
+enum metrics_proto {
+	METRICS_PROTO_OTHER = 0, /* lookup_submit, lookup_submit_rows */
+	METRICS_PROTO_SOCKETMAP,
+	METRICS_PROTO_DICT,
+	METRICS_PROTO_POLICY,
+	METRICS_PROTO__COUNT,
+};
+
+/* metrics_proto_name - "other", "socketmap", "dict", "policy" */
+const char *metrics_proto_name(enum metrics_proto proto);
 
 /* Where an answer came from. */
 enum metrics_source {
@@ -35,11 +50,11 @@ struct metrics_lookup {
 };
 
 /* metrics_lookup_done - count one answered lookup (called by lookup.c) */
-void metrics_lookup_done(enum lookup_proto proto, enum lookup_kind kind, enum metrics_source src,
+void metrics_lookup_done(enum metrics_proto proto, enum lookup_kind kind, enum metrics_source src,
 			 enum lookup_status st, uint64_t usec);
 
 /* metrics_lookup_get - the cell, for tests and vmailctl-side summaries */
-const struct metrics_lookup *metrics_lookup_get(enum lookup_proto proto, enum lookup_kind kind);
+const struct metrics_lookup *metrics_lookup_get(enum metrics_proto proto, enum lookup_kind kind);
 
 /* metrics_reset - zero every counter (tests) */
 void metrics_reset(void);

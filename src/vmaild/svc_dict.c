@@ -1,10 +1,9 @@
 /*
  * svc_dict: Dovecot's dict proxy protocol over conn.  Frames lines with the pure
  * parser (dictproto), gives each connection a role from the dict name in its hello
- * (dict_txn), checks who the peer is (SO_PEERCRED), and turns lookups, iterations and
- * commits into database work.  Commits of the mailbox quota root are coalesced: every
- * commit that arrives while a batch is in the database joins the next batch, which is
- * one statement and so one database transaction; a commit is answered only when its
+ * (dict_txn), checks who the peer is (SO_PEERCRED), and turns lookups and iterations
+ * into lookups and commits of the mailbox quota root into dict_batch commits, which
+ * coalesces them into few database transactions; a commit is answered only when its
  * batch's statement returned.  A database failure is always F, never N: N makes Dovecot
  * recount (lookups) or say "user unknown" (auth).
  */
@@ -21,16 +20,14 @@
 #include <sys/types.h>
 
 #include <event2/buffer.h>
-#include <event2/event.h>
 
+#include "dict_batch.h"
 #include "dict_txn.h"
+#include "lookup.h"
 #include "vmail/dictproto.h"
 #include "vmail/log.h"
-#include "lookup.h"
-#include "vmail/pg.h"
 
 #define DICT_MAX_TRUSTED 32
-#define DICT_BATCH_MAX   256 /* transactions per database statement */
 /* The longest reply line: an escaped value may double, plus letter, id and newline. */
 #define DICT_REPLY_MAX   (2 * DICT_MAX_LINE + 64)
 
@@ -53,22 +50,24 @@ struct dict_listener {
 	enum svc_dict_listener kind;
 };
 
-/* A commit waiting for, or in, a batch.  req and dc are NULL once its connection went away. */
+/*
+ * A commit queued in dict_batch, until its answer (dict_commit_done) or until its
+ * connection drops it (dict_commit_drop); freed by whichever comes first.
+ */
 struct dict_commit {
-	struct dict_commit *next;
+	struct svc_dict *svc;
 	struct conn_req *req;
 	struct dict_conn *dc;
+	struct dict_batch_req *br;
 	uint32_t id;
 	bool async;                 /* D: the reply gets an 'A' prefix */
 	struct dict_txn *txn;       /* owned */
-	char peer_uid[16];          /* "-1" for a trusted peer */
 };
 
-struct dict_batch {
-	struct svc_dict *svc;
-	struct dict_commit *first;
-	size_t count;
-};
+_Static_assert((int)DICT_TXN_STORAGE == (int)DICT_BATCH_STORAGE &&
+		       (int)DICT_TXN_MESSAGES == (int)DICT_BATCH_MESSAGES &&
+		       (int)DICT_TXN_COUNTER__COUNT == (int)DICT_BATCH_COUNTER__COUNT,
+	       "dict_txn and dict_batch number the counters alike");
 
 struct svc_dict {
 	struct pg_pool *pool;
@@ -78,10 +77,7 @@ struct svc_dict {
 	size_t ntrusted_uid;
 	gid_t trusted_gid[DICT_MAX_TRUSTED];
 	size_t ntrusted_gid;
-	struct event *flush_ev;          /* runs a batch from the event loop */
-	struct dict_commit *queue, **queue_tail;
-	size_t nqueued;
-	struct dict_batch *inflight;     /* at most one batch in the database: keeps order */
+	struct dict_batch *batch;        /* the commits of every connection */
 	struct dict_cmd cmd;             /* the line being handled (large: not per conn) */
 	char out[DICT_REPLY_MAX];        /* one reply being formatted */
 };
@@ -90,7 +86,7 @@ struct svc_dict {
 struct dict_conn {
 	struct dict_listener *l;
 	enum dict_conn_state state;
-	enum dict_role role;
+	enum dict_txn_role role;
 	uint32_t major, minor;
 	char *hello_user;            /* username from the hello (clients before 2.3.17) */
 	bool have_cred;
@@ -120,14 +116,14 @@ struct dict_parked {
 /* What a lookup or iteration needs in its callback; freed there or when its conn drops it. */
 struct dict_ask {
 	struct conn_req *req;
-	enum dict_role role;
+	struct lookup_req *lr;
+	enum dict_txn_role role;
 	uint64_t max_rows;
 	struct svc_dict *svc;
 };
 
 static void dict_on_read(struct conn *c, struct evbuffer *in, void *arg);
 static void dict_on_close(struct conn *c, void *data, void *arg);
-static void dict_flush_cb(evutil_socket_t fd, short what, void *arg);
 
 const struct conn_proto svc_dict_proto = {
 	.name = "dict",
@@ -189,7 +185,6 @@ struct svc_dict *svc_dict_new(struct event_base *base, struct pg_pool *pool,
 		return NULL;
 	}
 	svc->pool = pool;
-	svc->queue_tail = &svc->queue;
 	for (unsigned i = 0; i < SVC_DICT__COUNT; i++) {
 		svc->listeners[i].svc = svc;
 		svc->listeners[i].kind = (enum svc_dict_listener)i;
@@ -197,8 +192,8 @@ struct svc_dict *svc_dict_new(struct event_base *base, struct pg_pool *pool,
 	svc->auth_names = strdup(set->auth_names);
 	svc->quota_names = strdup(set->quota_names);
 	svc->account_names = strdup(set->account_names);
-	svc->flush_ev = event_new(base, -1, 0, dict_flush_cb, svc);
-	if (!svc->auth_names || !svc->quota_names || !svc->account_names || !svc->flush_ev) {
+	svc->batch = dict_batch_new(base, pool);
+	if (!svc->auth_names || !svc->quota_names || !svc->account_names || !svc->batch) {
 		snprintf(err, errlen, "out of memory");
 		svc_dict_free(svc);
 		return NULL;
@@ -225,13 +220,7 @@ void svc_dict_free(struct svc_dict *svc)
 {
 	if (!svc)
 		return;
-	while (svc->queue) {
-		struct dict_commit *cm = svc->queue;
-		svc->queue = cm->next;
-		dict_commit_free(cm);
-	}
-	if (svc->flush_ev)
-		event_free(svc->flush_ev);
+	dict_batch_free(svc->batch);
 	free(svc->auth_names);
 	free(svc->quota_names);
 	free(svc->account_names);
@@ -357,13 +346,17 @@ static const char *dict_failure_text(enum lookup_status st)
 
 /* ---- lookups and iteration ---------------------------------------------------------- */
 
+/* dict_ask_drop - the connection went first: cancel the lookup, free the ask */
 static void dict_ask_drop(void *arg)
 {
-	free(arg);
+	struct dict_ask *a = arg;
+	if (a->lr)
+		lookup_cancel(a->lr);
+	free(a);
 }
 
 static struct dict_ask *dict_ask_new(struct svc_dict *svc, struct conn_req *r,
-				     enum dict_role role)
+				     enum dict_txn_role role)
 {
 	struct dict_ask *a = calloc(1, sizeof(*a));
 	if (!a)
@@ -380,7 +373,7 @@ static void dict_lookup_done(void *arg, enum lookup_status st, const char *value
 	struct dict_ask a = *(struct dict_ask *)arg;
 	free(arg);
 	conn_req_on_drop(a.req, NULL, NULL);
-	bool quota = a.role == DICT_ROLE_MAILBOX || a.role == DICT_ROLE_ACCOUNT;
+	bool quota = a.role == DICT_TXN_ROLE_MAILBOX || a.role == DICT_TXN_ROLE_ACCOUNT;
 	switch (st) {
 	case LOOKUP_FOUND:
 		if (quota && strcmp(value, "denied") == 0) {
@@ -393,7 +386,7 @@ static void dict_lookup_done(void *arg, enum lookup_status st, const char *value
 		return;
 	case LOOKUP_NOTFOUND:
 		/* The account root always has a total: N would make Dovecot "recount" it. */
-		if (a.role == DICT_ROLE_ACCOUNT)
+		if (a.role == DICT_TXN_ROLE_ACCOUNT)
 			dict_reply_found(a.svc, a.req, "0", 1);
 		else
 			dict_reply_notfound(a.svc, a.req);
@@ -412,7 +405,7 @@ static bool has_prefix(const char *s, const char *prefix)
 }
 
 /* dict_submit - start a lookup answered by dict_lookup_done; answers r itself on failure */
-static void dict_submit(struct svc_dict *svc, struct conn_req *r, enum dict_role role,
+static void dict_submit(struct svc_dict *svc, struct conn_req *r, enum dict_txn_role role,
 			enum lookup_kind kind, const char *const *params, unsigned nparams)
 {
 	struct dict_ask *a = dict_ask_new(svc, r, role);
@@ -420,15 +413,13 @@ static void dict_submit(struct svc_dict *svc, struct conn_req *r, enum dict_role
 		dict_reply_fail(svc, r, "out of memory", 0);
 		return;
 	}
-	struct lookup_req *lr = lookup_submit_as(svc->pool, LOOKUP_PROTO_DICT, kind, params, NULL,
-						 nparams, dict_lookup_done, a);
-	if (!lr) {
+	a->lr = lookup_submit_as(svc->pool, METRICS_PROTO_DICT, kind, params, NULL, nparams,
+				 dict_lookup_done, a);
+	if (!a->lr) {
 		conn_req_on_drop(r, NULL, NULL);
 		free(a);
 		dict_reply_fail(svc, r, "lookup could not be queued", 0);
-		return;
 	}
-	conn_req_set_lookup(r, lr);
 }
 
 /* dict_counter_lookup - L priv/quota/<counter> of user, on a quota role */
@@ -452,8 +443,8 @@ static void dict_counter_lookup(struct svc_dict *svc, struct dict_conn *dc, stru
 		return;
 	}
 	params[0] = user;
-	params[1] = counter == DICT_COUNTER_STORAGE ? "storage" : "messages";
-	params[2] = dc->role == DICT_ROLE_ACCOUNT ? "account" : "mailbox";
+	params[1] = counter == DICT_TXN_STORAGE ? "storage" : "messages";
+	params[2] = dc->role == DICT_TXN_ROLE_ACCOUNT ? "account" : "mailbox";
 	params[3] = dc->peer_uid;
 	dict_submit(svc, r, dc->role, LOOKUP_DICT_QUOTA_GET, params, 4);
 }
@@ -480,7 +471,7 @@ static void dict_lookup(struct svc_dict *svc, struct dict_conn *dc, struct conn_
 						     : (dc->hello_user ? dc->hello_user : "");
 	const char *params[1];
 
-	if (dc->role == DICT_ROLE_AUTH) {
+	if (dc->role == DICT_TXN_ROLE_AUTH) {
 		enum lookup_kind kind;
 		if (has_prefix(key, KEY_PASSDB)) {
 			kind = LOOKUP_PASSDB;
@@ -495,7 +486,7 @@ static void dict_lookup(struct svc_dict *svc, struct dict_conn *dc, struct conn_
 		dict_submit(svc, r, dc->role, kind, params, 1);
 		return;
 	}
-	int counter = dict_counter_of_key(key);
+	int counter = dict_txn_counter_of_key(key);
 	if (counter < 0) {
 		dict_reply_notfound(svc, r);
 		return;
@@ -551,7 +542,7 @@ static void dict_iterate(struct svc_dict *svc, struct dict_conn *dc, struct conn
 {
 	/* Only the userdb can be listed; anything else is an empty listing. */
 	const char *path = cmd->u.iterate.path;
-	if (dc->role != DICT_ROLE_AUTH || !has_prefix(KEY_USERDB, path) ||
+	if (dc->role != DICT_TXN_ROLE_AUTH || !has_prefix(KEY_USERDB, path) ||
 	    strlen(path) < strlen("shared/userdb")) {
 		size_t n = dictproto_format_iter_end(svc->out, sizeof(svc->out));
 		dict_reply_line(r, svc->out, n, 0);
@@ -563,173 +554,96 @@ static void dict_iterate(struct svc_dict *svc, struct dict_conn *dc, struct conn
 		return;
 	}
 	a->max_rows = cmd->u.iterate.max_rows;
-	struct lookup_req *lr = lookup_submit_rows(svc->pool, LOOKUP_USERDB_LIST, NULL, NULL, 0,
-						   dict_iterate_done, a);
-	if (!lr) {
+	a->lr = lookup_submit_rows(svc->pool, LOOKUP_USERDB_LIST, NULL, NULL, 0, dict_iterate_done,
+				   a);
+	if (!a->lr) {
 		conn_req_on_drop(r, NULL, NULL);
 		free(a);
 		dict_reply_fail(svc, r, "lookup could not be queued", 0);
-		return;
 	}
-	conn_req_set_lookup(r, lr);
 }
 
-/* ---- commits and batches ----------------------------------------------------------- */
+/* ---- commits --------------------------------------------------------------------- */
 
+/* dict_commit_drop - the connection went first: the write still happens, unanswered */
 static void dict_commit_drop(void *arg)
 {
 	struct dict_commit *cm = arg;
-	cm->req = NULL; /* the connection is gone; the write still happens */
-	cm->dc = NULL;
+	dict_batch_cancel(cm->br);
+	dict_commit_free(cm);
 }
 
-/* dict_answer_commit - the batch letter for cm: O, N, D (denied) or anything else (failed) */
-static void dict_answer_commit(struct svc_dict *svc, struct dict_commit *cm, char letter,
-			       const char *why)
+/* dict_commit_done - the batch of cm returned: its reply */
+static void dict_commit_done(void *arg, enum dict_batch_result res)
 {
-	if (!cm->req)
-		return;
+	struct dict_commit *cm = arg;
+	struct svc_dict *svc = cm->svc;
 	struct conn_req *r = cm->req;
 	struct dict_conn *dc = cm->dc;
 	conn_req_on_drop(r, NULL, NULL);
-	cm->req = NULL;
-	cm->dc = NULL;
 	/* Before the reply, which could close the connection: the lookups only start here. */
-	if (dc && --dc->commits_pending == 0 && dc->parked)
+	if (--dc->commits_pending == 0 && dc->parked)
 		dict_unpark(svc, dc);
-	switch (letter) {
-	case 'O':
+	switch (res) {
+	case DICT_BATCH_APPLIED:
 		dict_reply_commit(svc, r, cm->async, DICTPROTO_COMMIT_OK, cm->id, NULL);
-		return;
-	case 'N':
+		break;
+	case DICT_BATCH_NO_COUNTER:
 		dict_reply_commit(svc, r, cm->async, DICTPROTO_COMMIT_NOTFOUND, cm->id, NULL);
-		return;
-	case 'D':
+		break;
+	case DICT_BATCH_DENIED:
 		conn_log(conn_req_conn(r), LOG_LEVEL_NOTICE,
 			 "refused: counters of %s, who does not run under the peer's uid",
 			 cm->txn->username);
 		dict_reply_commit(svc, r, cm->async, DICTPROTO_COMMIT_FAILED, cm->id,
 				  "permission denied");
-		return;
-	default:
+		break;
+	case DICT_BATCH_PERMFAIL:
 		dict_reply_commit(svc, r, cm->async, DICTPROTO_COMMIT_FAILED, cm->id,
-				  why ? why : "commit failed");
-		return;
+				  "commit failed, see the vmaild log");
+		break;
+	case DICT_BATCH_UNQUEUED:
+		dict_reply_commit(svc, r, cm->async, DICTPROTO_COMMIT_FAILED, cm->id,
+				  "commit could not be queued");
+		break;
+	case DICT_BATCH_TEMPFAIL:
+	case DICT_BATCH_RESULT__COUNT:
+		dict_reply_commit(svc, r, cm->async, DICTPROTO_COMMIT_FAILED, cm->id,
+				  "database unavailable");
+		break;
 	}
+	dict_commit_free(cm);
 }
 
-static void dict_batch_finish(struct dict_batch *b, const char *letters, size_t nletters,
-			      const char *why)
+/* dict_commit_queue - hand t to the batch queue; false when out of memory (t not taken) */
+static bool dict_commit_queue(struct svc_dict *svc, struct dict_conn *dc, struct conn_req *r,
+			      struct dict_txn *t, bool async)
 {
-	struct svc_dict *svc = b->svc;
-	size_t i = 0;
-	while (b->first) {
-		struct dict_commit *cm = b->first;
-		b->first = cm->next;
-		dict_answer_commit(svc, cm, letters && i < nletters ? letters[i] : 'F', why);
-		dict_commit_free(cm);
-		i++;
-	}
-	if (svc->inflight == b)
-		svc->inflight = NULL;
-	free(b);
-	if (svc->queue)
-		event_active(svc->flush_ev, EV_TIMEOUT, 0);
-}
-
-static void dict_batch_done(void *arg, enum pg_status st, const PGresult *res)
-{
-	struct dict_batch *b = arg;
-	size_t len = 0;
-	const char *letters = st == PG_FOUND ? pg_result_value(res, 0, 0, &len) : NULL;
-	if (letters && len != b->count) {
-		log_error("dict: batch of %zu commits answered with %zu results", b->count, len);
-		letters = NULL;
-	}
-	log_debug("dict: batch of %zu commits: %s", b->count,
-		  letters ? "committed" : pg_status_name(st));
-	dict_batch_finish(b, letters, len,
-			  st == PG_PERMFAIL ? "commit failed, see the vmaild log"
-					    : "database unavailable");
-}
-
-/* dict_arrays_add - one transaction's elements onto the six array literals */
-static bool dict_arrays_add(struct evbuffer *arr[6], const struct dict_commit *cm, bool first)
-{
-	char q[2 * LOOKUP_KEY_MAX + 8];
-	const struct dict_txn *t = cm->txn;
-	const char *sep = first ? "" : ",";
-	size_t n = dict_sql_quote(q, sizeof(q), t->username);
-	if (n == 0)
+	struct dict_commit *cm = calloc(1, sizeof(*cm));
+	if (!cm)
 		return false;
-	if (evbuffer_add_printf(arr[0], "%s%.*s", sep, (int)n, q) < 0)
+	struct dict_batch_write w = {
+		.login = t->username,
+		.peer_uid = dc->trusted ? -1L : (long)dc->uid,
+	};
+	for (int k = 0; k < DICT_TXN_COUNTER__COUNT; k++) {
+		w.op[k] = t->op[k] == DICT_TXN_KEEP ? 0 : (char)t->op[k];
+		w.value[k] = t->value[k];
+	}
+	cm->br = dict_batch_submit(svc->batch, &w, dict_commit_done, cm);
+	if (!cm->br) {
+		free(cm);
 		return false;
-	for (int k = 0; k < DICT_COUNTER__COUNT; k++) {
-		char op = t->op[k] == DICT_OP_KEEP ? 0 : (char)t->op[k];
-		if (evbuffer_add_printf(arr[1 + 2 * k], "%s\"%.*s\"", sep, op ? 1 : 0, &op) < 0 ||
-		    evbuffer_add_printf(arr[2 + 2 * k], "%s%lld", sep,
-					(long long)t->value[k]) < 0)
-			return false;
 	}
-	return evbuffer_add_printf(arr[5], "%s%s", sep, cm->peer_uid) >= 0;
-}
-
-/* dict_flush - send the queued commits (up to DICT_BATCH_MAX) as one statement */
-static void dict_flush(struct svc_dict *svc)
-{
-	if (svc->inflight || !svc->queue)
-		return;
-	struct dict_batch *b = calloc(1, sizeof(*b));
-	struct evbuffer *arr[6] = { NULL };
-	bool ok = b != NULL;
-	for (int i = 0; i < 6 && ok; i++)
-		ok = (arr[i] = evbuffer_new()) != NULL && evbuffer_add(arr[i], "{", 1) == 0;
-	if (!b) {
-		log_error("dict: out of memory; commits wait");
-		goto out;
-	}
-	b->svc = svc;
-	/* Take the head of the queue. */
-	struct dict_commit **tail = &b->first;
-	while (svc->queue && b->count < DICT_BATCH_MAX) {
-		struct dict_commit *cm = svc->queue;
-		svc->queue = cm->next;
-		cm->next = NULL;
-		svc->nqueued--;
-		ok = ok && dict_arrays_add(arr, cm, b->count == 0);
-		*tail = cm;
-		tail = &cm->next;
-		b->count++;
-	}
-	if (!svc->queue)
-		svc->queue_tail = &svc->queue;
-	svc->inflight = b;
-	const char *params[6];
-	size_t lens[6];
-	for (int i = 0; i < 6 && ok; i++) {
-		ok = evbuffer_add(arr[i], "}", 1) == 0;
-		lens[i] = evbuffer_get_length(arr[i]);
-		params[i] = (const char *)evbuffer_pullup(arr[i], -1);
-		ok = ok && params[i] != NULL;
-	}
-	struct pg_req *pr = ok ? pg_submit(svc->pool, LOOKUP_DICT_COMMIT, params, lens, 6,
-					   dict_batch_done, b)
-			       : NULL;
-	if (!pr) {
-		log_error("dict: a batch of %zu commits could not be queued", b->count);
-		dict_batch_finish(b, NULL, 0, "commit could not be queued");
-	}
-out:
-	for (int i = 0; i < 6; i++)
-		if (arr[i])
-			evbuffer_free(arr[i]);
-}
-
-static void dict_flush_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	dict_flush(arg);
+	cm->svc = svc;
+	cm->req = r;
+	cm->dc = dc;
+	cm->id = t->id;
+	cm->async = async;
+	cm->txn = t;
+	dc->commits_pending++;
+	conn_req_on_drop(r, dict_commit_drop, cm);
+	return true;
 }
 
 static void dict_commit(struct svc_dict *svc, struct dict_conn *dc, struct conn_req *r,
@@ -738,16 +652,16 @@ static void dict_commit(struct svc_dict *svc, struct dict_conn *dc, struct conn_
 	enum dictproto_commit_result res = DICTPROTO_COMMIT_OK;
 	const char *why = NULL;
 	switch (dc->role) {
-	case DICT_ROLE_AUTH:
-	case DICT_ROLE_NONE:
-	case DICT_ROLE__COUNT:
+	case DICT_TXN_ROLE_AUTH:
+	case DICT_TXN_ROLE_NONE:
+	case DICT_TXN_ROLE__COUNT:
 		res = DICTPROTO_COMMIT_FAILED;
 		why = "this dict is read-only";
 		break;
-	case DICT_ROLE_ACCOUNT:
+	case DICT_TXN_ROLE_ACCOUNT:
 		/* Usage is counted by the mailbox roots; this root only reads the total. */
 		break;
-	case DICT_ROLE_MAILBOX:
+	case DICT_TXN_ROLE_MAILBOX:
 		if (t->error) {
 			res = DICTPROTO_COMMIT_FAILED;
 			why = t->error;
@@ -758,27 +672,11 @@ static void dict_commit(struct svc_dict *svc, struct dict_conn *dc, struct conn_
 		} else if (!lookup_key_valid(t->username, strlen(t->username))) {
 			res = DICTPROTO_COMMIT_FAILED;
 			why = "invalid username";
-		} else {
-			struct dict_commit *cm = calloc(1, sizeof(*cm));
-			if (!cm) {
-				res = DICTPROTO_COMMIT_FAILED;
-				why = "out of memory";
-				break;
-			}
-			cm->req = r;
-			cm->dc = dc;
-			dc->commits_pending++;
-			cm->id = t->id;
-			cm->async = async;
-			cm->txn = t;
-			snprintf(cm->peer_uid, sizeof(cm->peer_uid), "%s", dc->peer_uid);
-			conn_req_on_drop(r, dict_commit_drop, cm);
-			*svc->queue_tail = cm;
-			svc->queue_tail = &cm->next;
-			svc->nqueued++;
-			if (!svc->inflight)
-				event_active(svc->flush_ev, EV_TIMEOUT, 0);
+		} else if (dict_commit_queue(svc, dc, r, t, async)) {
 			return;
+		} else {
+			res = DICTPROTO_COMMIT_FAILED;
+			why = "out of memory";
 		}
 		break;
 	}
@@ -801,22 +699,22 @@ static bool dict_hello(struct svc_dict *svc, struct conn *c, struct dict_conn *d
 		       const struct dict_cmd *cmd)
 {
 	const char *err;
-	if (!dict_hello_check(cmd, &err)) {
+	if (!dict_txn_hello_check(cmd, &err)) {
 		conn_log(c, LOG_LEVEL_NOTICE, "refused: %s", err);
 		conn_close(c, err);
 		return false;
 	}
 	const char *name = cmd->u.hello.name;
-	enum dict_role role = DICT_ROLE_NONE;
+	enum dict_txn_role role = DICT_TXN_ROLE_NONE;
 	if (dc->l->kind == SVC_DICT_AUTH) {
-		if (dict_name_in_list(svc->auth_names, name))
-			role = DICT_ROLE_AUTH;
-	} else if (dict_name_in_list(svc->quota_names, name)) {
-		role = DICT_ROLE_MAILBOX;
-	} else if (dict_name_in_list(svc->account_names, name)) {
-		role = DICT_ROLE_ACCOUNT;
+		if (dict_txn_name_in_list(svc->auth_names, name))
+			role = DICT_TXN_ROLE_AUTH;
+	} else if (dict_txn_name_in_list(svc->quota_names, name)) {
+		role = DICT_TXN_ROLE_MAILBOX;
+	} else if (dict_txn_name_in_list(svc->account_names, name)) {
+		role = DICT_TXN_ROLE_ACCOUNT;
 	}
-	if (role == DICT_ROLE_NONE) {
+	if (role == DICT_TXN_ROLE_NONE) {
 		conn_log(c, LOG_LEVEL_NOTICE, "refused: dict \"%s\" is not served on this listener",
 			 name);
 		conn_close(c, "unknown dict name");
@@ -827,7 +725,7 @@ static bool dict_hello(struct svc_dict *svc, struct conn *c, struct dict_conn *d
 		conn_close(c, "no peer credentials");
 		return false;
 	}
-	if (role == DICT_ROLE_AUTH && !dc->trusted) {
+	if (role == DICT_TXN_ROLE_AUTH && !dc->trusted) {
 		conn_log(c, LOG_LEVEL_NOTICE,
 			 "refused: uid %u gid %u (pid %d) may not use the auth dict \"%s\"",
 			 (unsigned)dc->uid, (unsigned)dc->gid, (int)dc->pid, name);
@@ -845,7 +743,7 @@ static bool dict_hello(struct svc_dict *svc, struct conn *c, struct dict_conn *d
 	dc->major = cmd->u.hello.major;
 	dc->minor = cmd->u.hello.minor;
 	conn_log(c, LOG_LEVEL_DEBUG, "hello: protocol %u.%u, dict \"%s\" (%s), peer uid %u gid %u "
-		 "pid %d%s", dc->major, dc->minor, name, dict_role_name(role), (unsigned)dc->uid,
+		 "pid %d%s", dc->major, dc->minor, name, dict_txn_role_name(role), (unsigned)dc->uid,
 		 (unsigned)dc->gid, (int)dc->pid, dc->trusted ? ", trusted" : "");
 	dict_set_state(c, dc, DICT_CONN_READY);
 	return true;
@@ -879,7 +777,7 @@ static bool dict_command(struct svc_dict *svc, struct conn *c, struct dict_conn 
 	case DICT_CMD_BEGIN:
 		if (dict_find_txn(dc, cmd->u.begin.id))
 			return dict_protocol_error(c, "transaction id already open");
-		if (dc->ntxns >= DICT_MAX_TXNS)
+		if (dc->ntxns >= DICT_TXN_MAX_OPEN)
 			return dict_protocol_error(c, "too many open transactions");
 		t = dict_txn_new(cmd->u.begin.id, cmd->u.begin.username[0]
 							  ? cmd->u.begin.username

@@ -48,7 +48,7 @@ void *svc_dict_listener_arg(struct svc_dict *svc, enum svc_dict_listener kind);
 
 /*
  * svc_dict_free - after the server and the pool are gone (the pool answers an in-flight
- * batch while it is freed, and the batch callback needs the service).
+ * batch while it is freed, and the batch callback needs the commit queue this frees).
  */
 void svc_dict_free(struct svc_dict *svc);
 
@@ -67,7 +67,7 @@ void svc_dict_free(struct svc_dict *svc);
  *   a foreign user's counter (untrusted peer)                      F permission denied
  *   the database cannot answer                                     F (lookups, commits, iterations)
  * Replies leave in request order; lines up to DICT_MAX_LINE; at most max_pipelined
- * unanswered L/I/C, DICT_MAX_TXNS open transactions, DICT_MAX_TXN_OPS operations each.
+ * unanswered L/I/C, DICT_TXN_MAX_OPEN open transactions, DICT_TXN_MAX_OPS operations each.
  */
 extern const struct conn_proto svc_dict_proto;
 

@@ -19,6 +19,7 @@
 #include <event2/buffer.h>
 
 #include "vmail/policy.h"
+#include "vmail/utf8.h"
 
 /* Room for "action=" + the longest action + "\n\n". */
 #define POL_MAX_REPLY (SVC_POLICY_MAX_ACTION + 16)
@@ -41,6 +42,7 @@ enum pol_step {
 struct pol_job {
 	struct conn_req *r;
 	struct svc_policy *svc;
+	struct lookup_req *lr; /* the lookup of the current step, until its callback */
 	enum pol_step step;
 	const char *state; /* protocol_state, for logs */
 	const char *recipient; /* "" when there is nothing to check */
@@ -75,15 +77,15 @@ const struct conn_proto svc_policy_proto = {
  */
 static void echo(char *out, size_t *pos, size_t cap, const char *s, size_t n)
 {
-	bool utf8 = lookup_key_valid(s, n);
+	/* Kept as is: UTF-8 without controls, no longer than a lookup key (the check's old bound). */
+	bool utf8 = n <= LOOKUP_KEY_MAX && utf8_valid_text(s, n);
 	size_t total = n;
 	if (n > POL_MAX_ECHO)
 		n = POL_MAX_ECHO;
 	if (*pos + n + 1 > cap)
 		n = *pos + 1 < cap ? cap - *pos - 1 : 0;
 	if (utf8)
-		while (n > 0 && n < total && ((unsigned char)s[n] & 0xc0) == 0x80)
-			n--;
+		n = utf8_cut(s, total, n);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)s[i];
 		out[(*pos)++] = utf8 || (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
@@ -201,9 +203,13 @@ enum svc_policy_sender_result svc_policy_sender_action(const struct svc_policy_o
 
 /* ---- requests ---- */
 
+/* pol_job_drop - the connection went first: cancel the step's lookup, free the job */
 static void pol_job_drop(void *arg)
 {
-	free(arg);
+	struct pol_job *job = arg;
+	if (job->lr)
+		lookup_cancel(job->lr);
+	free(job);
 }
 
 /*
@@ -251,6 +257,7 @@ static void pol_quota_done(void *arg, enum lookup_status st, const char *value, 
 	struct pol_job *job = arg;
 	char action[SVC_POLICY_MAX_ACTION + 1];
 
+	job->lr = NULL;
 	if (st == LOOKUP_FOUND)
 		conn_log(conn_req_conn(job->r), LOG_LEVEL_INFO, "verdict for <%.*s>: %.*s",
 			 (int)(job->rlen > 200 ? 200 : job->rlen), job->recipient,
@@ -275,14 +282,12 @@ static void pol_check_quota(struct pol_job *job)
 	pol_set_step(job, POL_QUOTA);
 	const char *params[2] = { job->recipient, job->size };
 	size_t lens[2] = { job->rlen, strlen(job->size) };
-	struct lookup_req *lr = lookup_submit_as(job->svc->pool, LOOKUP_PROTO_POLICY, LOOKUP_POLICY,
-						 params, lens, 2, pol_quota_done, job);
-	if (!lr) {
+	job->lr = lookup_submit_as(job->svc->pool, METRICS_PROTO_POLICY, LOOKUP_POLICY, params,
+				   lens, 2, pol_quota_done, job);
+	if (!job->lr) {
 		size_t n = tempfail_action(&job->svc->opts, action);
 		pol_finish(job, action, n, 0);
-		return;
 	}
-	conn_req_set_lookup(job->r, lr);
 }
 
 static void pol_sender_done(void *arg, enum lookup_status st, const char *value, size_t len)
@@ -290,7 +295,7 @@ static void pol_sender_done(void *arg, enum lookup_status st, const char *value,
 	struct pol_job *job = arg;
 	char action[SVC_POLICY_MAX_ACTION + 1];
 
-	conn_req_set_lookup(job->r, NULL);
+	job->lr = NULL;
 	if (st == LOOKUP_TEMPFAIL || st == LOOKUP_PERMFAIL)
 		conn_log(conn_req_conn(job->r), LOG_LEVEL_WARNING, "sender check for <%.*s>: %s",
 			 (int)(job->slen > 200 ? 200 : job->slen), job->sender,
@@ -364,6 +369,7 @@ static struct pol_job *pol_job_new(struct svc_policy *svc, struct conn_req *r,
 		return NULL;
 	job->r = r;
 	job->svc = svc;
+	job->lr = NULL;
 	job->step = want_sender ? POL_SENDER : POL_QUOTA;
 	char *p = job->buf;
 	const struct {
@@ -432,14 +438,12 @@ static void pol_request(struct conn *c, struct conn_req *r, const struct policy_
 		return;
 	}
 	const char *params[1] = { job->sender };
-	struct lookup_req *lr = lookup_submit_as(svc->pool, LOOKUP_PROTO_POLICY, LOOKUP_SENDER,
-						 params, &job->slen, 1, pol_sender_done, job);
-	if (!lr) {
+	job->lr = lookup_submit_as(svc->pool, METRICS_PROTO_POLICY, LOOKUP_SENDER, params,
+				   &job->slen, 1, pol_sender_done, job);
+	if (!job->lr) {
 		size_t n = tempfail_action(&svc->opts, action);
 		pol_finish(job, action, n, 0);
-		return;
 	}
-	conn_req_set_lookup(r, lr);
 }
 
 static void pol_on_read(struct conn *c, struct evbuffer *in, void *arg)

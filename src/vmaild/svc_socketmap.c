@@ -26,10 +26,35 @@ static char sm_out[SM_MAX_FRAME_OUT];
 
 static void sm_on_read(struct conn *c, struct evbuffer *in, void *arg);
 
+/*
+ * The map names Postfix may ask for and the kind each reaches: the service
+ * names its own tables, as OpenSMTPD's table backends do.
+ */
+static const struct {
+	const char *name;
+	enum lookup_kind kind;
+} sm_maps[] = {
+	{ "domain", LOOKUP_DOMAIN },
+	{ "alias", LOOKUP_ALIAS },
+	{ "mailbox", LOOKUP_MAILBOX },
+	{ "sender", LOOKUP_SENDER },
+};
+
 const struct conn_proto svc_socketmap_proto = {
 	.name = "socketmap",
 	.on_read = sm_on_read,
 };
+
+bool svc_socketmap_map_kind(const char *name, size_t len, enum lookup_kind *out)
+{
+	for (size_t i = 0; i < sizeof(sm_maps) / sizeof(sm_maps[0]); i++) {
+		if (strlen(sm_maps[i].name) == len && memcmp(sm_maps[i].name, name, len) == 0) {
+			*out = sm_maps[i].kind;
+			return true;
+		}
+	}
+	return false;
+}
 
 /* sm_reply - format and queue one reply; a reply that cannot be formatted becomes PERM */
 static void sm_reply(struct conn_req *r, enum socketmap_reply_kind kind, const char *text,
@@ -94,7 +119,7 @@ static void sm_request(struct conn *c, struct conn_req *r, const char *payload, 
 	}
 	conn_log(c, LOG_LEVEL_DEBUG, "lookup %.*s %.*s", (int)req.name_len, req.name,
 		 (int)(req.key_len > 200 ? 200 : req.key_len), req.key);
-	if (!lookup_kind_from_socketmap_name(req.name, req.name_len, &kind)) {
+	if (!svc_socketmap_map_kind(req.name, req.name_len, &kind)) {
 		snprintf(msg, sizeof(msg), "unknown map %.*s", (int)req.name_len, req.name);
 		sm_reply_str(r, SOCKETMAP_REPLY_PERM, msg, 0);
 		return;
@@ -107,17 +132,17 @@ static void sm_request(struct conn *c, struct conn_req *r, const char *payload, 
 	enum lookup_status st;
 	const char *value;
 	size_t vlen;
-	if (lookup_cached(LOOKUP_PROTO_SOCKETMAP, kind, req.key, req.key_len, &st, &value, &vlen)) {
+	if (lookup_cached(METRICS_PROTO_SOCKETMAP, kind, req.key, req.key_len, &st, &value, &vlen)) {
 		sm_lookup_done(r, st, value, vlen);
 		return;
 	}
-	struct lookup_req *lr = lookup_submit_as(pool, LOOKUP_PROTO_SOCKETMAP, kind, &req.key,
+	struct lookup_req *lr = lookup_submit_as(pool, METRICS_PROTO_SOCKETMAP, kind, &req.key,
 						 &req.key_len, 1, sm_lookup_done, r);
 	if (!lr) {
 		sm_reply_str(r, SOCKETMAP_REPLY_TEMP, "lookup could not be queued", 0);
 		return;
 	}
-	conn_req_set_lookup(r, lr);
+	conn_req_on_drop(r, lookup_drop, lr);
 }
 
 /*

@@ -2,7 +2,11 @@
 #ifndef VMAIL_SVC_SOCKETMAP_H
 #define VMAIL_SVC_SOCKETMAP_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "conn.h"
+#include "lookup_kinds.h"
 
 /*
  * The protocol for conn_new; its argument is the struct pg_pool * the
@@ -18,5 +22,8 @@
  * Keys are passed as sent; the SQL functions fold case and sub-addresses.
  */
 extern const struct conn_proto svc_socketmap_proto;
+
+/* svc_socketmap_map_kind - the kind a map name reaches: domain alias mailbox sender */
+bool svc_socketmap_map_kind(const char *name, size_t len, enum lookup_kind *out);
 
 #endif

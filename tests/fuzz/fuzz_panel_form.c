@@ -1,5 +1,6 @@
 /* fuzz_panel_form: the panel's form decoder, and Accept-Language on the same bytes. */
 #include "panel_form.h"
+#include "vmail/utf8.h"
 #include "panel_i18n.h"
 
 #include <stdint.h>
@@ -44,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			size_t nlen = strlen(f->name);
 			CHECK(nlen > 0 && nlen <= PANEL_FORM_MAX_NAME);
 			CHECK(strlen(f->value) == f->value_len);
-			CHECK(panel_utf8_valid(f->value, f->value_len));
+			CHECK(utf8_valid(f->value, f->value_len));
 			CHECK(panel_form_get(&form, f->name) == f->value); /* names are unique */
 		}
 		/* re-encoding the first field decodes to the same text */

@@ -6,6 +6,7 @@
 #include <sodium.h>
 
 #include "panel_form.h"
+#include "vmail/utf8.h"
 #include "panel_i18n.h"
 #include "panel_session.h"
 
@@ -152,7 +153,7 @@ START_TEST(messages)
 		for (int l = 0; l < PANEL_LANG__COUNT; l++) {
 			const char *t = panel_msg((enum panel_lang)l, (enum panel_msg)m);
 			ck_assert(t && *t);
-			ck_assert(panel_utf8_valid(t, strlen(t)));
+			ck_assert(utf8_valid(t, strlen(t)));
 		}
 	ck_assert_str_eq(panel_msg(PANEL_LANG_PL, M_PASSWORD), "Hasło");
 	ck_assert_int_eq(panel_rule_msg("VMR01"), M_R01);

@@ -7,6 +7,7 @@
  */
 #include "vmail/log.h"
 #include "lookup.h"
+#include "svc_socketmap.h"
 #include "vmail/pg.h"
 
 #include <check.h>
@@ -201,16 +202,16 @@ START_TEST(test_kind_names)
 		ck_assert_str_ne(lookup_kind_name((enum lookup_kind)k), "?");
 
 	enum lookup_kind k;
-	ck_assert(lookup_kind_from_socketmap_name("alias", 5, &k));
+	ck_assert(svc_socketmap_map_kind("alias", 5, &k));
 	ck_assert_int_eq(k, LOOKUP_ALIAS);
-	ck_assert(lookup_kind_from_socketmap_name("mailboxXX", 7, &k));
+	ck_assert(svc_socketmap_map_kind("mailboxXX", 7, &k));
 	ck_assert_int_eq(k, LOOKUP_MAILBOX);
-	ck_assert(lookup_kind_from_socketmap_name("sender", 6, &k));
-	ck_assert(lookup_kind_from_socketmap_name("domain", 6, &k));
-	ck_assert(!lookup_kind_from_socketmap_name("passdb", 6, &k));
-	ck_assert(!lookup_kind_from_socketmap_name("alia", 4, &k));
-	ck_assert(!lookup_kind_from_socketmap_name("aliases", 7, &k));
-	ck_assert(!lookup_kind_from_socketmap_name("", 0, &k));
+	ck_assert(svc_socketmap_map_kind("sender", 6, &k));
+	ck_assert(svc_socketmap_map_kind("domain", 6, &k));
+	ck_assert(!svc_socketmap_map_kind("passdb", 6, &k));
+	ck_assert(!svc_socketmap_map_kind("alia", 4, &k));
+	ck_assert(!svc_socketmap_map_kind("aliases", 7, &k));
+	ck_assert(!svc_socketmap_map_kind("", 0, &k));
 
 	ck_assert_uint_eq(lookup_kind_nparams(LOOKUP_USERDB_LIST), 0);
 	ck_assert_uint_eq(lookup_kind_nparams(LOOKUP_QUOTA_APPLY), 3);

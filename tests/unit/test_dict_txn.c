@@ -1,4 +1,4 @@
-/* test_svc_dict_txn: the dict service's pure half: hellos (2.3 and 2.4), names, transactions. */
+/* test_dict_txn: the dict service's pure half: hellos (2.3 and 2.4), names, transactions. */
 #include "dict_txn.h"
 
 #include <check.h>
@@ -20,7 +20,7 @@ static void parse(const char *line)
 static bool hello_ok(const char *line, const char **err)
 {
 	parse(line);
-	return dict_hello_check(&cmd, err);
+	return dict_txn_hello_check(&cmd, err);
 }
 
 START_TEST(test_hello_versions)
@@ -62,10 +62,10 @@ START_TEST(test_v4_transaction)
 	ck_assert(dict_txn_apply(t, &cmd));
 	parse("S7\tpriv/quota/messages\t3\n");
 	ck_assert(dict_txn_apply(t, &cmd));
-	ck_assert_int_eq(t->op[DICT_COUNTER_STORAGE], DICT_OP_SET);
-	ck_assert_int_eq(t->value[DICT_COUNTER_STORAGE], 12345);
-	ck_assert_int_eq(t->op[DICT_COUNTER_MESSAGES], DICT_OP_SET);
-	ck_assert_int_eq(t->value[DICT_COUNTER_MESSAGES], 3);
+	ck_assert_int_eq(t->op[DICT_TXN_STORAGE], DICT_TXN_SET);
+	ck_assert_int_eq(t->value[DICT_TXN_STORAGE], 12345);
+	ck_assert_int_eq(t->op[DICT_TXN_MESSAGES], DICT_TXN_SET);
+	ck_assert_int_eq(t->value[DICT_TXN_MESSAGES], 3);
 	ck_assert(dict_txn_writes(t));
 	ck_assert_ptr_null(t->error);
 	dict_txn_free(t);
@@ -83,10 +83,10 @@ START_TEST(test_increments)
 	ck_assert(dict_txn_apply(t, &cmd));
 	parse("T1\t1700000000\t5\n");
 	ck_assert(dict_txn_apply(t, &cmd));
-	ck_assert_int_eq(t->op[DICT_COUNTER_STORAGE], DICT_OP_ADD);
-	ck_assert_int_eq(t->value[DICT_COUNTER_STORAGE], 2000);
-	ck_assert_int_eq(t->op[DICT_COUNTER_MESSAGES], DICT_OP_ADD);
-	ck_assert_int_eq(t->value[DICT_COUNTER_MESSAGES], 1);
+	ck_assert_int_eq(t->op[DICT_TXN_STORAGE], DICT_TXN_ADD);
+	ck_assert_int_eq(t->value[DICT_TXN_STORAGE], 2000);
+	ck_assert_int_eq(t->op[DICT_TXN_MESSAGES], DICT_TXN_ADD);
+	ck_assert_int_eq(t->value[DICT_TXN_MESSAGES], 1);
 	ck_assert(!t->add_to_unset);
 	dict_txn_free(t);
 
@@ -96,9 +96,9 @@ START_TEST(test_increments)
 	ck_assert(dict_txn_apply(t, &cmd));
 	parse("A2\tpriv/quota/storage\t5\n");
 	ck_assert(dict_txn_apply(t, &cmd));
-	ck_assert_int_eq(t->op[DICT_COUNTER_STORAGE], DICT_OP_SET);
-	ck_assert_int_eq(t->value[DICT_COUNTER_STORAGE], 15);
-	ck_assert_int_eq(t->op[DICT_COUNTER_MESSAGES], DICT_OP_KEEP);
+	ck_assert_int_eq(t->op[DICT_TXN_STORAGE], DICT_TXN_SET);
+	ck_assert_int_eq(t->value[DICT_TXN_STORAGE], 15);
+	ck_assert_int_eq(t->op[DICT_TXN_MESSAGES], DICT_TXN_KEEP);
 	dict_txn_free(t);
 
 	/* Add to what the same transaction deleted: never creates it (commit answers N). */
@@ -140,7 +140,7 @@ START_TEST(test_bad_values_and_limits)
 
 	t = dict_txn_new(1, "jan");
 	parse("A1\tpriv/quota/messages\t1\n");
-	for (unsigned i = 0; i < DICT_MAX_TXN_OPS; i++)
+	for (unsigned i = 0; i < DICT_TXN_MAX_OPS; i++)
 		ck_assert(dict_txn_apply(t, &cmd));
 	ck_assert(!dict_txn_apply(t, &cmd));
 	dict_txn_free(t);
@@ -149,42 +149,29 @@ END_TEST
 
 START_TEST(test_names)
 {
-	ck_assert(dict_name_in_list("quota, quotaclone", "quota"));
-	ck_assert(dict_name_in_list("quota, quotaclone", "quotaclone"));
-	ck_assert(dict_name_in_list("quota quotaclone", "quotaclone"));
-	ck_assert(!dict_name_in_list("quota, quotaclone", "quot"));
-	ck_assert(!dict_name_in_list("quota, quotaclone", "Quota"));
-	ck_assert(!dict_name_in_list("quota", ""));
-	ck_assert(!dict_name_in_list("", "quota"));
-	ck_assert_int_eq(dict_counter_of_key("priv/quota/storage"), DICT_COUNTER_STORAGE);
-	ck_assert_int_eq(dict_counter_of_key("priv/quota/messages"), DICT_COUNTER_MESSAGES);
-	ck_assert_int_eq(dict_counter_of_key("priv/quota/storage/"), -1);
-	ck_assert_str_eq(dict_role_name(DICT_ROLE_ACCOUNT), "account quota");
-}
-END_TEST
-
-START_TEST(test_sql_quote)
-{
-	char out[64];
-	size_t n = dict_sql_quote(out, sizeof(out), "a\"b\\c@x,{y}");
-	ck_assert_uint_eq(n, 15);
-	ck_assert(memcmp(out, "\"a\\\"b\\\\c@x,{y}\"", n) == 0);
-	ck_assert_uint_eq(dict_sql_quote(out, 4, "abc"), 0);
-	ck_assert_uint_eq(dict_sql_quote(out, 5, "abc"), 5);
-	ck_assert_uint_eq(dict_sql_quote(out, 2, ""), 2);
+	ck_assert(dict_txn_name_in_list("quota, quotaclone", "quota"));
+	ck_assert(dict_txn_name_in_list("quota, quotaclone", "quotaclone"));
+	ck_assert(dict_txn_name_in_list("quota quotaclone", "quotaclone"));
+	ck_assert(!dict_txn_name_in_list("quota, quotaclone", "quot"));
+	ck_assert(!dict_txn_name_in_list("quota, quotaclone", "Quota"));
+	ck_assert(!dict_txn_name_in_list("quota", ""));
+	ck_assert(!dict_txn_name_in_list("", "quota"));
+	ck_assert_int_eq(dict_txn_counter_of_key("priv/quota/storage"), DICT_TXN_STORAGE);
+	ck_assert_int_eq(dict_txn_counter_of_key("priv/quota/messages"), DICT_TXN_MESSAGES);
+	ck_assert_int_eq(dict_txn_counter_of_key("priv/quota/storage/"), -1);
+	ck_assert_str_eq(dict_txn_role_name(DICT_TXN_ROLE_ACCOUNT), "account quota");
 }
 END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("svc_dict_txn");
+	Suite *s = suite_create("dict_txn");
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, test_hello_versions);
 	tcase_add_test(tc, test_v4_transaction);
 	tcase_add_test(tc, test_increments);
 	tcase_add_test(tc, test_bad_values_and_limits);
 	tcase_add_test(tc, test_names);
-	tcase_add_test(tc, test_sql_quote);
 	suite_add_tcase(s, tc);
 	return s;
 }
