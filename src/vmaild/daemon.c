@@ -27,6 +27,7 @@
 
 #include "vmail/build_config.h"
 #include "vmail/config.h"
+#include "vmail/conftab.h"
 #include "vmail/endpoint.h"
 #include "vmail/log.h"
 #include "vmail/privdrop.h"
@@ -850,6 +851,12 @@ int daemon_run(const char *path)
 	return d.exit_status;
 }
 
+static void print_line(const char *text, void *arg)
+{
+	(void)arg;
+	printf("%s\n", text);
+}
+
 int daemon_check_config(const char *path)
 {
 	struct config cfg;
@@ -864,16 +871,7 @@ int daemon_check_config(const char *path)
 		fprintf(stderr, "vmaild: %s: %s\n", path, err);
 		status = 1;
 	} else {
-		size_t n;
-		const struct config_param *p = config_params(&n);
-		for (size_t i = 0; i < n; i++) {
-			char value[1024];
-			config_format_value(&cfg, &p[i], value, sizeof(value));
-			/* The connection string may hold a password. */
-			if (strncmp(p[i].name, "database", 8) == 0 && strstr(value, "password"))
-				snprintf(value, sizeof(value), "(set; contains a password)");
-			printf("%s = %s\n", p[i].name, value);
-		}
+		conftab_print(config_table(), &cfg, print_line, NULL);
 		fprintf(stderr, "vmaild: %s: configuration is valid\n", path);
 	}
 	config_free(&cfg);
