@@ -30,6 +30,8 @@ struct cfgfile {
 bool cfgfile_parse(const char *buf, size_t len, struct cfgfile *out, char *err, size_t errlen);
 /* cfgfile_load - read path (bounded by CFGFILE_MAX_SIZE) and parse it */
 bool cfgfile_load(const char *path, struct cfgfile *out, char *err, size_t errlen);
+/* cfgfile_find - the entry for key (its value and line) or NULL; marks it used */
+const struct cfgfile_entry *cfgfile_find(struct cfgfile *cf, const char *key);
 /* cfgfile_get - value for key or NULL; marks the entry used */
 const char *cfgfile_get(struct cfgfile *cf, const char *key);
 /* cfgfile_first_unused - first entry never asked for, or NULL */

@@ -1,4 +1,4 @@
-/* config: the vmaild configuration, one declarative table over the cfgfile format. */
+/* config: the vmaild configuration (vmaild.conf), one conftab table shared by vmaild and vmailctl. */
 #ifndef VMAIL_CONFIG_H
 #define VMAIL_CONFIG_H
 
@@ -58,34 +58,10 @@ struct config {
 	char *metrics_listen;
 };
 
-enum config_type {
-	CONFIG_STRING,
-	CONFIG_UINT,
-	CONFIG_DURATION, /* "250ms", "3s", "2m", "1h"; a bare number is seconds */
-	CONFIG_SIZE,     /* bytes with optional K, M, G (powers of 1024) */
-	CONFIG_MODE,     /* octal file mode, 0..0777 */
-	CONFIG_LOG_LEVEL,
-	CONFIG_LOG_TARGET,
-	CONFIG_BOOL,     /* yes or no; stored as an unsigned 0/1 */
-};
+struct conftab;
 
-#define CONFIG_REQUIRED  0x1u /* no default: the file must set it */
-#define CONFIG_RELOAD    0x2u /* SIGHUP may change it */
-#define CONFIG_ENDPOINTS 0x4u /* value is an endpoint list (endpoint.h); "" = off */
-
-struct config_param {
-	const char *name;
-	enum config_type type;
-	size_t offset;     /* into struct config */
-	const char *def;   /* default in file syntax; NULL with CONFIG_REQUIRED */
-	unsigned long min; /* bounds for numeric types, in the stored unit */
-	unsigned long max;
-	unsigned flags;
-	const char *help;  /* one line, for -t output and the docs */
-};
-
-/* config_params - the table itself (docs, tests and the reload diff walk it) */
-const struct config_param *config_params(size_t *count);
+/* config_table - the key table itself (docs, tests, -t output and the reload diff walk it) */
+const struct conftab *config_table(void);
 
 /*
  * config_parse - parse a file image into *out (defaults first, then the file),
@@ -96,21 +72,22 @@ const struct config_param *config_params(size_t *count);
 bool config_parse(const char *buf, size_t len, struct config *out, char *err, size_t errlen);
 /* config_load - the same for a file on disk; err is prefixed with the path */
 bool config_load(const char *path, struct config *out, char *err, size_t errlen);
+/*
+ * config_load_keys - how vmailctl reads the file it shares with vmaild: only
+ * the keys named in the NULL-terminated list, each through its row (vmaild's
+ * syntax and bounds); every other field holds its default ("" for database),
+ * other keys (unknown ones too) are not looked at and no cross-key rule runs.
+ */
+bool config_load_keys(const char *path, const char *const *keys, struct config *out, char *err,
+		      size_t errlen);
 void config_free(struct config *cfg);
 
 /*
- * config_keep_fixed - for a reload: copy every key without CONFIG_RELOAD from
+ * config_keep_fixed - for a reload: copy every key without CONFTAB_RELOAD from
  * old into fresh, calling report(key, arg) for each one whose value differed
  * (the caller logs "cannot change on reload").  Returns how many differed.
  */
 unsigned config_keep_fixed(const struct config *old, struct config *fresh,
 			   void (*report)(const char *key, void *arg), void *arg);
-
-/* config_format_value - the value of one key in file syntax (for -t and logs) */
-void config_format_value(const struct config *cfg, const struct config_param *p, char *out,
-			 size_t outlen);
-
-/* config_parse_duration - "500ms", "3s", "2m", "1h", bare = seconds; false on syntax or overflow */
-bool config_parse_duration(const char *s, unsigned long *ms);
 
 #endif

@@ -144,15 +144,21 @@ bool cfgfile_load(const char *path, struct cfgfile *out, char *err, size_t errle
 	return ok;
 }
 
-const char *cfgfile_get(struct cfgfile *cf, const char *key)
+const struct cfgfile_entry *cfgfile_find(struct cfgfile *cf, const char *key)
 {
 	for (size_t i = 0; i < cf->count; i++) {
 		if (strcmp(cf->entries[i].key, key) == 0) {
 			cf->entries[i].used = true;
-			return cf->entries[i].value;
+			return &cf->entries[i];
 		}
 	}
 	return NULL;
+}
+
+const char *cfgfile_get(struct cfgfile *cf, const char *key)
+{
+	const struct cfgfile_entry *e = cfgfile_find(cf, key);
+	return e ? e->value : NULL;
 }
 
 const struct cfgfile_entry *cfgfile_first_unused(const struct cfgfile *cf)

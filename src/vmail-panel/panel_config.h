@@ -1,4 +1,4 @@
-/* panel_config: vmail-panel's settings, one small table over the cfgfile format. */
+/* panel_config: vmail-panel's settings (vmail-panel.conf), one conftab table. */
 #ifndef VMAIL_PANEL_CONFIG_H
 #define VMAIL_PANEL_CONFIG_H
 
@@ -15,7 +15,7 @@
 struct panel_config {
 	char *listen;              /* panel_listen: endpoint list */
 	char *database;            /* panel_database, else database */
-	bool cookie_secure;
+	unsigned cookie_secure;    /* yes/no */
 	unsigned session_idle;     /* ms */
 	unsigned session_max_age;  /* ms */
 	unsigned max_sessions;
@@ -31,7 +31,7 @@ struct panel_config {
 	char *user;
 	char *group;
 	enum log_level log_level;
-	bool log_syslog;
+	unsigned log_syslog;       /* log_target: 0 stderr, 1 syslog */
 	unsigned ignored_keys;     /* keys of other programs in the same file */
 };
 

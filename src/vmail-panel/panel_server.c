@@ -10,14 +10,10 @@
  * which moves it on until it is answered.  preq_finish is the one place a
  * request ends.  The loop never blocks: hashing and SQL run on threads.
  */
-#define _GNU_SOURCE /* setresuid, setresgid */
 #include "panel_server.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1136,53 +1132,16 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(p->base, NULL);
 }
 
-/* drop_privileges - to panel_user/panel_group; refuse to stay root unless a test says so */
-static bool drop_privileges(const struct panel_config *cfg, char *err, size_t errlen)
+/* drop_privileges - to panel_user/panel_group, resolved and checked before binding */
+static bool drop_privileges(const struct privdrop *pd, const char *user, char *err,
+			    size_t errlen)
 {
-	const char *allow = getenv(PRIVDROP_ALLOW_ROOT_ENV);
-	if (!cfg->user[0]) {
-		if (geteuid() == 0 && !(allow && strcmp(allow, "1") == 0)) {
-			snprintf(err, errlen, "refusing to run as root: set panel_user");
-			return false;
-		}
+	if (!pd->drop || geteuid() != 0)
 		return true;
-	}
-	struct passwd *pw = getpwnam(cfg->user);
-	if (!pw) {
-		snprintf(err, errlen, "panel_user: unknown user \"%s\"", cfg->user);
+	if (!privdrop_switch(pd, err, errlen))
 		return false;
-	}
-	gid_t gid = pw->pw_gid;
-	if (cfg->group[0]) {
-		struct group *gr = getgrnam(cfg->group);
-		if (!gr) {
-			snprintf(err, errlen, "panel_group: unknown group \"%s\"", cfg->group);
-			return false;
-		}
-		gid = gr->gr_gid;
-	}
-	if (geteuid() != 0) {
-		if (pw->pw_uid != geteuid()) {
-			snprintf(err, errlen, "panel_user: not running as root, cannot switch");
-			return false;
-		}
-		return true;
-	}
-	if (pw->pw_uid == 0 && !(allow && strcmp(allow, "1") == 0)) {
-		snprintf(err, errlen, "refusing to run as root: panel_user resolves to uid 0");
-		return false;
-	}
-	if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 ||
-	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0) {
-		snprintf(err, errlen, "dropping privileges: %s", strerror(errno));
-		return false;
-	}
-	if (pw->pw_uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
-		snprintf(err, errlen, "privilege drop did not stick: could regain root");
-		return false;
-	}
-	log_info("panel: running as %s (uid %u, gid %u)", cfg->user, (unsigned)pw->pw_uid,
-		 (unsigned)gid);
+	log_info("panel: running as %s (uid %u, gid %u)", user, (unsigned)pd->uid,
+		 (unsigned)pd->gid);
 	return true;
 }
 
@@ -1260,13 +1219,20 @@ int panel_server_run(const char *path)
 	if (p.cfg.ignored_keys)
 		log_debug("panel: %u keys of other programs in %s ignored", p.cfg.ignored_keys,
 			  path);
+	struct privdrop run_as;
+	if (!privdrop_resolve(&run_as, "panel_user", p.cfg.user, "panel_group", p.cfg.group, err,
+			      sizeof(err)) ||
+	    !privdrop_check(&run_as, err, sizeof(err))) {
+		log_error("%s", err);
+		goto out;
+	}
 	if (listen_all(&p, fds, &nfds) < 0)
 		goto out;
 	if (!pwhash_init(err, sizeof(err))) {
 		log_error("%s", err);
 		goto out;
 	}
-	if (!drop_privileges(&p.cfg, err, sizeof(err))) {
+	if (!drop_privileges(&run_as, p.cfg.user, err, sizeof(err))) {
 		log_error("%s", err);
 		goto out;
 	}

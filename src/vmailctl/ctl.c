@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "vmail/build_config.h"
-#include "vmail/cfgfile.h"
+#include "vmail/config.h"
 #include "migrate.h"
 #include "vmail/pwhash.h"
 #include "vmail/size.h"
@@ -355,23 +355,23 @@ PGconn *ctl_connect(struct ctl *ctx, bool check_schema)
 	if (ctx->db)
 		return ctx->db;
 	const char *path = ctl_config_path(ctx);
-	struct cfgfile cf;
+	static const char *const wanted[] = { "database", NULL };
+	struct config cfg;
 	char err[512];
-	if (!cfgfile_load(path, &cf, err, sizeof(err))) {
+	/* Other keys belong to vmaild, which shares the file. */
+	if (!config_load_keys(path, wanted, &cfg, err, sizeof(err))) {
 		ctl_fail("cannot read configuration: %s", err);
 		return NULL;
 	}
-	/* Other keys belong to vmaild, which shares the file. */
-	const char *dsn = cfgfile_get(&cf, "database");
-	if (!dsn || !*dsn) {
+	if (!cfg.database[0]) {
 		ctl_fail("%s: no \"database = <connection string>\" line", path);
-		cfgfile_free(&cf);
+		config_free(&cfg);
 		return NULL;
 	}
 	const char *keys[] = { "dbname", "fallback_application_name", NULL };
-	const char *vals[] = { dsn, "vmailctl", NULL };
+	const char *vals[] = { cfg.database, "vmailctl", NULL };
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
-	cfgfile_free(&cf);
+	config_free(&cfg);
 	if (!c || PQstatus(c) != CONNECTION_OK) {
 		char msg[512];
 		snprintf(msg, sizeof(msg), "%s", c ? PQerrorMessage(c) : "out of memory");

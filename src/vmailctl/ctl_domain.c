@@ -10,7 +10,6 @@
 
 #include <event2/event.h>
 
-#include "vmail/cfgfile.h"
 #include "vmail/config.h"
 #include "dnscheck.h"
 
@@ -119,26 +118,20 @@ struct dns {
 static bool dns_open(struct ctl *ctx, struct dns *d)
 {
 	const char *path = ctl_config_path(ctx);
-	struct cfgfile cf;
+	static const char *const wanted[] = { "dns_resolv_conf", "dns_nameserver", "dns_timeout",
+					      NULL };
+	struct config cfg;
 	char err[512];
 	memset(d, 0, sizeof(*d));
-	if (!cfgfile_load(path, &cf, err, sizeof(err)))
+	if (!config_load_keys(path, wanted, &cfg, err, sizeof(err)))
 		return (ctl_fail("cannot read configuration: %s", err), false);
-	const char *conf = cfgfile_get(&cf, "dns_resolv_conf");
-	const char *servers = cfgfile_get(&cf, "dns_nameserver");
-	const char *timeout = cfgfile_get(&cf, "dns_timeout");
-	unsigned long ms = 3000;
-	if (timeout && (!config_parse_duration(timeout, &ms) || ms < 100 || ms > 60000)) {
-		ctl_fail("%s: dns_timeout \"%s\": expected a duration from 100ms to 60s", path, timeout);
-		cfgfile_free(&cf);
-		return false;
-	}
 	d->base = event_base_new();
 	if (d->base)
-		d->res = dnscheck_resolver_new(d->base, conf, servers, (unsigned)ms, err, sizeof(err));
+		d->res = dnscheck_resolver_new(d->base, cfg.dns_resolv_conf, cfg.dns_nameserver,
+					       cfg.dns_timeout, err, sizeof(err));
 	else
 		snprintf(err, sizeof(err), "cannot create an event base");
-	cfgfile_free(&cf);
+	config_free(&cfg);
 	if (!d->res) {
 		ctl_fail("%s: DNS: %s", path, err);
 		if (d->base)

@@ -16,7 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "vmail/cfgfile.h"
+#include "vmail/config.h"
 #include "vmail/endpoint.h"
 #include "vmail/size.h"
 
@@ -344,22 +344,22 @@ static void print_json(const struct scrape *sc)
 static int stats_show(struct ctl *ctx, const struct ctl_args *a)
 {
 	const char *path = ctl_config_path(ctx);
-	struct cfgfile cf;
+	static const char *const wanted[] = { "metrics_listen", NULL };
+	struct config cfg;
 	char err[512];
-	if (!cfgfile_load(path, &cf, err, sizeof(err)))
+	if (!config_load_keys(path, wanted, &cfg, err, sizeof(err)))
 		return ctl_fail("%s", err);
-	const char *spec = cfgfile_get(&cf, "metrics_listen");
 	struct endpoint_list eps;
 	bool ok = false;
-	if (!spec || !*spec)
+	if (!cfg.metrics_listen[0])
 		snprintf(err, sizeof(err), "metrics_listen is not set in %s", path);
-	else if (!endpoint_parse_list(spec, &eps, err, sizeof(err)))
-		; /* err says why */
+	else if (!endpoint_parse_list(cfg.metrics_listen, &eps, err, sizeof(err)))
+		; /* cannot happen: the row checked the syntax */
 	else if (eps.count != 1)
 		snprintf(err, sizeof(err), "metrics_listen: one endpoint only");
 	else
 		ok = true;
-	cfgfile_free(&cf);
+	config_free(&cfg);
 	if (!ok)
 		return ctl_fail("%s", err);
 

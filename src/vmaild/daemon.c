@@ -5,12 +5,9 @@
  * the database pool and the signal handlers.  Reload and stop are loop
  * events; systemd hears READY/RELOADING/STOPPING through NOTIFY_SOCKET.
  */
-#define _GNU_SOURCE /* setresuid, setresgid */
 #include "daemon.h"
 
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -27,6 +24,7 @@
 
 #include "vmail/build_config.h"
 #include "vmail/config.h"
+#include "vmail/conftab.h"
 #include "vmail/endpoint.h"
 #include "vmail/log.h"
 #include "vmail/privdrop.h"
@@ -74,10 +72,8 @@ struct daemon_listener {
 
 /* Users and groups resolved once, before privileges are dropped. */
 struct identity {
-	bool drop;           /* user is set: switch to uid/gid */
-	uid_t uid;
-	gid_t gid;
-	uid_t sock_owner;    /* (uid_t)-1: leave as created */
+	struct privdrop run_as; /* user, group */
+	uid_t sock_owner;       /* (uid_t)-1: leave as created */
 	gid_t sock_group;
 };
 
@@ -150,97 +146,33 @@ static void daemon_notify(const char *state)
 		log_warn_errno("NOTIFY_SOCKET: cannot send %s", state);
 }
 
-/* find_user, find_group - a configured name to its ids; false with "key: unknown …" in err */
-static bool find_user(const char *key, const char *name, uid_t *uid, gid_t *gid, char *err,
-		      size_t errlen)
-{
-	struct passwd *pw = getpwnam(name);
-	if (!pw) {
-		snprintf(err, errlen, "%s: unknown user \"%s\"", key, name);
-		return false;
-	}
-	*uid = pw->pw_uid;
-	if (gid)
-		*gid = pw->pw_gid;
-	return true;
-}
-
-static bool find_group(const char *key, const char *name, gid_t *gid, char *err, size_t errlen)
-{
-	struct group *gr = getgrnam(name);
-	if (!gr) {
-		snprintf(err, errlen, "%s: unknown group \"%s\"", key, name);
-		return false;
-	}
-	*gid = gr->gr_gid;
-	return true;
-}
-
 /* resolve_identity - look up user, group and socket owner names; false with err */
 static bool resolve_identity(const struct config *cfg, struct identity *id, char *err,
 			     size_t errlen)
 {
-	memset(id, 0, sizeof(*id));
-	id->sock_owner = (uid_t)-1;
-	id->sock_group = (gid_t)-1;
-	if (cfg->user[0]) {
-		if (!find_user("user", cfg->user, &id->uid, &id->gid, err, errlen))
-			return false;
-		id->drop = true;
-		id->sock_owner = id->uid;
-		id->sock_group = id->gid;
-	}
-	if (cfg->group[0]) {
-		if (!find_group("group", cfg->group, &id->gid, err, errlen))
-			return false;
-		id->sock_group = id->gid;
-	}
-	if (cfg->socket_owner[0] &&
-	    !find_user("socket_owner", cfg->socket_owner, &id->sock_owner, NULL, err, errlen))
+	if (!privdrop_resolve(&id->run_as, "user", cfg->user, "group", cfg->group, err, errlen))
+		return false;
+	id->sock_owner = id->run_as.drop ? id->run_as.uid : (uid_t)-1;
+	id->sock_group = id->run_as.drop || cfg->group[0] ? id->run_as.gid : (gid_t)-1;
+	if (cfg->socket_owner[0] && !privdrop_find_user("socket_owner", cfg->socket_owner,
+							&id->sock_owner, NULL, err, errlen))
 		return false;
 	if (cfg->socket_group[0] &&
-	    !find_group("socket_group", cfg->socket_group, &id->sock_group, err, errlen))
+	    !privdrop_find_group("socket_group", cfg->socket_group, &id->sock_group, err, errlen))
 		return false;
 	return true;
 }
 
-/* check_root_policy - refuse configurations that would leave us as root, before binding */
-static bool check_root_policy(const struct identity *id, char *err, size_t errlen)
-{
-	const char *allow = getenv(PRIVDROP_ALLOW_ROOT_ENV);
-	bool allow_root = allow && strcmp(allow, "1") == 0;
-	if (geteuid() == 0) {
-		if (!id->drop && !allow_root) {
-			snprintf(err, errlen, "refusing to run as root: set user (and group) in the "
-					      "configuration");
-			return false;
-		}
-		if (id->drop && id->uid == 0 && !allow_root) {
-			snprintf(err, errlen, "refusing to run as root: user resolves to uid 0");
-			return false;
-		}
-	} else if (id->drop && (id->uid != geteuid() || id->gid != getegid())) {
-		snprintf(err, errlen, "user/group: not running as root, so cannot switch to uid %u "
-				      "gid %u", (unsigned)id->uid, (unsigned)id->gid);
-		return false;
-	}
-	return true;
-}
-
-/* drop_privileges - setgroups, setresgid, setresuid, each checked, then prove it stuck */
+/* drop_privileges - for good, after binding; fatal when it does not work */
 static void drop_privileges(const struct identity *id, const char *user)
 {
-	if (!id->drop || geteuid() != 0)
+	char err[256];
+	if (!id->run_as.drop || geteuid() != 0)
 		return;
-	if (setgroups(1, &id->gid) < 0)
-		log_fatal_errno("setgroups(%u)", (unsigned)id->gid);
-	if (setresgid(id->gid, id->gid, id->gid) < 0)
-		log_fatal_errno("setresgid(%u)", (unsigned)id->gid);
-	if (setresuid(id->uid, id->uid, id->uid) < 0)
-		log_fatal_errno("setresuid(%u)", (unsigned)id->uid);
-	if (id->uid != 0 && (setuid(0) == 0 || seteuid(0) == 0))
-		log_fatal("privilege drop did not stick: could regain root");
-	log_info("running as %s (uid %u, gid %u)", user, (unsigned)id->uid, (unsigned)id->gid);
+	if (!privdrop_switch(&id->run_as, err, sizeof(err)))
+		log_fatal("%s", err);
+	log_info("running as %s (uid %u, gid %u)", user, (unsigned)id->run_as.uid,
+		 (unsigned)id->run_as.gid);
 }
 
 /*
@@ -756,7 +688,7 @@ int daemon_run(const char *path)
 		log_fatal("%s", err);
 	daemon_apply_logging(&d.cfg);
 	if (!resolve_identity(&d.cfg, &d.id, err, sizeof(err)) ||
-	    !check_root_policy(&d.id, err, sizeof(err)))
+	    !privdrop_check(&d.id.run_as, err, sizeof(err)))
 		log_fatal("%s: %s", path, err);
 
 	/* 2. listeners, while we may still be root; systemd may have bound them already */
@@ -850,6 +782,12 @@ int daemon_run(const char *path)
 	return d.exit_status;
 }
 
+static void print_line(const char *text, void *arg)
+{
+	(void)arg;
+	printf("%s\n", text);
+}
+
 int daemon_check_config(const char *path)
 {
 	struct config cfg;
@@ -864,16 +802,7 @@ int daemon_check_config(const char *path)
 		fprintf(stderr, "vmaild: %s: %s\n", path, err);
 		status = 1;
 	} else {
-		size_t n;
-		const struct config_param *p = config_params(&n);
-		for (size_t i = 0; i < n; i++) {
-			char value[1024];
-			config_format_value(&cfg, &p[i], value, sizeof(value));
-			/* The connection string may hold a password. */
-			if (strncmp(p[i].name, "database", 8) == 0 && strstr(value, "password"))
-				snprintf(value, sizeof(value), "(set; contains a password)");
-			printf("%s = %s\n", p[i].name, value);
-		}
+		conftab_print(config_table(), &cfg, print_line, NULL);
 		fprintf(stderr, "vmaild: %s: configuration is valid\n", path);
 	}
 	config_free(&cfg);

@@ -1,6 +1,7 @@
-/* fuzz_cfgfile: the "key = value" file parser, a format round trip, and vmaild's config table on top. */
+/* fuzz_cfgfile: the "key = value" file parser, a format round trip, and vmaild's conftab table on top. */
 #include "vmail/cfgfile.h"
 #include "vmail/config.h"
+#include "vmail/conftab.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -124,16 +125,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(err, 0, sizeof(err));
 	if (config_parse(buf, size, &cfg, err, sizeof(err))) {
 		CHECK(cfg.database && cfg.database[0]);
-		size_t n;
-		const struct config_param *p = config_params(&n);
-		for (size_t i = 0; i < n; i++) {
+		const struct conftab *t = config_table();
+		for (size_t i = 0; i < t->count; i++) {
 			char value[CFGFILE_MAX_LINE + 64];
-			config_format_value(&cfg, &p[i], value, sizeof(value));
+			conftab_format_value(&t->rows[i], &cfg, value, sizeof(value));
 		}
 		config_free(&cfg);
 	} else {
 		CHECK(err[0] != '\0');
 		config_free(&cfg); /* documented as safe after a failure */
+	}
+
+	/* vmailctl's picked keys of the same table: other keys are never looked at. */
+	static const char *const keys[] = { "database", "metrics_listen", "dns_resolv_conf",
+					    "dns_nameserver", "dns_timeout", NULL };
+	if (cfgfile_parse(buf, size, &cf, err, sizeof(err))) {
+		memset(&cfg, 0, sizeof(cfg));
+		if (conftab_apply_keys(config_table(), &cf, &cfg, keys, err, sizeof(err))) {
+			CHECK(cfg.database && cfg.metrics_listen && cfg.dns_resolv_conf);
+			CHECK(cfg.dns_timeout >= 100 && cfg.dns_timeout <= 60000);
+			CHECK(cfg.pg_pool_size == 4); /* not picked: its default */
+		} else {
+			CHECK(strncmp(err, "line ", 5) == 0);
+		}
+		config_free(&cfg);
+		cfgfile_free(&cf);
 	}
 	return 0;
 }

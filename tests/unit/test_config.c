@@ -1,5 +1,6 @@
 /* test_config: the vmaild configuration table: defaults, every value kind, errors, reload rules. */
 #include "vmail/config.h"
+#include "vmail/conftab.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -185,7 +186,7 @@ START_TEST(test_duration)
 {
 	const struct duration_row *row = &duration_rows[_i];
 	unsigned long ms = 0;
-	ck_assert_msg(config_parse_duration(row->in, &ms) == row->ok, "\"%s\"", row->in);
+	ck_assert_msg(conftab_parse_duration(row->in, &ms) == row->ok, "\"%s\"", row->in);
 	if (row->ok)
 		ck_assert_uint_eq(ms, row->ms);
 }
@@ -219,12 +220,13 @@ END_TEST
 /* Every default in the table must pass its own parser and bounds. */
 START_TEST(test_table_defaults_valid)
 {
-	size_t n;
-	const struct config_param *p = config_params(&n);
+	const struct conftab *t = config_table();
+	const struct conftab_row *p = t->rows;
+	size_t n = t->count;
 	ck_assert_uint_ge(n, 18);
 	for (size_t i = 0; i < n; i++) {
 		ck_assert_msg(p[i].help && p[i].help[0], "%s has no help", p[i].name);
-		ck_assert_msg((p[i].def == NULL) == !!(p[i].flags & CONFIG_REQUIRED), "%s",
+		ck_assert_msg((p[i].def == NULL) == !!(p[i].flags & CONFTAB_REQUIRED), "%s",
 			      p[i].name);
 		for (size_t j = i + 1; j < n; j++)
 			ck_assert_str_ne(p[i].name, p[j].name);
@@ -233,7 +235,7 @@ START_TEST(test_table_defaults_valid)
 	char err[256], value[256];
 	ck_assert(parse(BASE, &cfg, err, sizeof(err)));
 	for (size_t i = 0; i < n; i++) {
-		config_format_value(&cfg, &p[i], value, sizeof(value));
+		conftab_format_value(&p[i], &cfg, value, sizeof(value));
 		if (p[i].def && strcmp(p[i].name, "socketmap_listen") != 0)
 			ck_assert_msg(strcmp(value, p[i].def) == 0, "%s: formatted %s, default %s",
 				      p[i].name, value, p[i].def);
