@@ -11,8 +11,6 @@
 #include "svc_dict.h"
 
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +24,7 @@
 #include "lookup.h"
 #include "vmail/dictproto.h"
 #include "vmail/log.h"
+#include "vmail/privdrop.h"
 
 #define DICT_MAX_TRUSTED 32
 /* The longest reply line: an escaped value may double, plus letter, id and newline. */
@@ -156,21 +155,17 @@ static bool dict_resolve_trusted(struct svc_dict *svc, const char *list, char *e
 			return false;
 		}
 		if (tok[0] == '@') {
-			struct group *gr = getgrnam(tok + 1);
-			if (!gr) {
-				snprintf(err, errlen, "dict_trusted_users: unknown group \"%s\"", tok + 1);
+			if (!privdrop_find_group("dict_trusted_users", tok + 1,
+						 &svc->trusted_gid[svc->ntrusted_gid], err, errlen))
 				return false;
-			}
-			svc->trusted_gid[svc->ntrusted_gid++] = gr->gr_gid;
+			svc->ntrusted_gid++;
 		} else if (strspn(tok, "0123456789") == n) {
 			svc->trusted_uid[svc->ntrusted_uid++] = (uid_t)strtoul(tok, NULL, 10);
 		} else {
-			struct passwd *pw = getpwnam(tok);
-			if (!pw) {
-				snprintf(err, errlen, "dict_trusted_users: unknown user \"%s\"", tok);
+			if (!privdrop_find_user("dict_trusted_users", tok,
+						&svc->trusted_uid[svc->ntrusted_uid], NULL, err, errlen))
 				return false;
-			}
-			svc->trusted_uid[svc->ntrusted_uid++] = pw->pw_uid;
+			svc->ntrusted_uid++;
 		}
 	}
 	return true;

@@ -2,7 +2,7 @@
 tests/fixtures/lookups-world.sql, what each lookup answers for each key today.
 
 Each call is made the way its real caller makes it: vmaild's statement text
-(src/vmaild/lookup.c), Dovecot's sql driver queries (contrib/dovecot/dovecot-sql.conf.ext),
+(src/vmaild/lookup_kinds.c), Dovecot's sql driver queries (contrib/dovecot/dovecot-sql.conf.ext),
 vmailctl's; CallsAsCallersMakeThemTest checks the first two against those files. Rows run in
 file order on one database, so a write (a quota commit) shows in the rows after it. Every
 mismatching row is reported, not only the first. The table may name only the calls below, and
@@ -34,7 +34,7 @@ GOLDEN = os.path.join(FIXTURES, "lookups-golden.tsv")
 
 # call -> (statement with $1.. as its caller sends it, shape, schema functions it covers)
 CALLS = {
-    # vmaild (src/vmaild/lookup.c): socketmap, dict, policy
+    # vmaild (src/vmaild/lookup_kinds.c): socketmap, dict, policy
     "lookup_domain": ("SELECT vmail.lookup_domain($1)", "value", {"lookup_domain"}),
     "lookup_alias": ("SELECT vmail.lookup_alias($1)", "value", {"lookup_alias"}),
     "lookup_mailbox": ("SELECT vmail.lookup_mailbox($1)", "value", {"lookup_mailbox"}),
@@ -266,7 +266,7 @@ class CallsAsCallersMakeThemTest(unittest.TestCase):
         return re.sub(r"\s+", " ", q).strip()
 
     def test_vmaild_statements(self):
-        with open(os.path.join(pgsql.REPO, "src", "vmaild", "lookup.c")) as f:
+        with open(os.path.join(pgsql.REPO, "src", "vmaild", "lookup_kinds.c")) as f:
             sent = re.findall(r'\{ "vmail_\w+", "(SELECT [^"]*)"', f.read())
         self.assertGreater(len(sent), 10)
         ours = {self.norm(c[0]) for c in CALLS.values()}
