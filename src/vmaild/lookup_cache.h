@@ -56,7 +56,7 @@ bool lookup_cache_live(void);
 
 /*
  * lookup_cache_invalidate - apply one payload of the vmail_cache channel
- * (schema/008_notify.sql):
+ * (schema/R_notify.sql):
  *   all               everything
  *   domain <name>     the domain entry and every alias, mailbox and sender
  *                     entry whose key is in that domain

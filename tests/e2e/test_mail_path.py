@@ -47,7 +47,7 @@ if not SKIP:
         if not world.shutil.which(tool):
             SKIP = tool + " is not installed"
     if not SKIP and not hasattr(world, "Dovecot"):
-        SKIP = "tests/e2e/world.py has no Dovecot class"
+        SKIP = "tests/lib/world.py has no Dovecot class"
 
 
 def contrib(*path):

@@ -146,7 +146,7 @@ class Vmaild:
 
     def write_config(self, extra_text=""):
         with open(self.config_path, "w") as f:
-            f.write("# written by tests/e2e/world.py\n")
+            f.write("# written by tests/lib/world.py\n")
             for k, v in self.settings.items():
                 f.write("%s = %s\n" % (k, v))
             f.write(extra_text)
