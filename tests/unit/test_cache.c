@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "cache.h"
+#include "check_main.h"
 
 #define K_ALIAS 1
 #define K_PASSDB 4
@@ -359,11 +360,4 @@ static Suite *cache_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(cache_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(cache_suite)

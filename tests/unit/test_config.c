@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check_main.h"
+
 #define BASE "database = dbname=vmail\nsocketmap_listen = unix:/run/vmaild/socketmap\n"
 
 static bool parse(const char *text, struct config *cfg, char *err, size_t errlen)
@@ -264,7 +266,7 @@ START_TEST(test_load_file)
 }
 END_TEST
 
-int main(void)
+static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
 	TCase *tc = tcase_create("config");
@@ -278,9 +280,7 @@ int main(void)
 	tcase_add_test(tc, test_table_defaults_valid);
 	tcase_add_test(tc, test_load_file);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+CHECK_MAIN(config_suite)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "vmail/log.h"
+#include "check_main.h"
 
 struct demo {
 	char *name;
@@ -281,7 +282,7 @@ START_TEST(test_print)
 }
 END_TEST
 
-int main(void)
+static Suite *conftab_suite(void)
 {
 	Suite *s = suite_create("conftab");
 	TCase *tc = tcase_create("conftab");
@@ -292,9 +293,7 @@ int main(void)
 	tcase_add_test(tc, test_keep_fixed);
 	tcase_add_test(tc, test_print);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+CHECK_MAIN(conftab_suite)

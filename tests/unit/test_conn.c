@@ -19,6 +19,8 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "check_main.h"
+
 #define FAKE_MAX 16
 
 /* The fake protocol: one request per line, answered when the test says so. */
@@ -277,7 +279,7 @@ START_TEST(test_close_from_server)
 }
 END_TEST
 
-static Suite *suite(void)
+static Suite *conn_suite(void)
 {
 	Suite *s = suite_create("conn");
 	TCase *tc = tcase_create("core");
@@ -291,11 +293,4 @@ static Suite *suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(conn_suite)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "check_main.h"
 
 /* Run ctl_main on a NULL-terminated word list, output thrown away. */
 static int run(const char *first, ...)
@@ -79,7 +80,7 @@ START_TEST(config_errors)
 }
 END_TEST
 
-int main(void)
+static Suite *ctl_suite(void)
 {
 	Suite *s = suite_create("ctl");
 	TCase *tc = tcase_create("cli");
@@ -88,9 +89,7 @@ int main(void)
 	tcase_add_test(tc, usage_errors);
 	tcase_add_test(tc, config_errors);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+CHECK_MAIN(ctl_suite)

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
+
 START_TEST(test_sql_quote)
 {
 	char out[64];
@@ -27,7 +29,7 @@ START_TEST(test_result_names)
 }
 END_TEST
 
-static Suite *suite(void)
+static Suite *dict_batch_suite(void)
 {
 	Suite *s = suite_create("dict_batch");
 	TCase *tc = tcase_create("core");
@@ -37,11 +39,4 @@ static Suite *suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(dict_batch_suite)

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check_main.h"
+
 static struct dict_cmd cmd; /* too big for the stack */
 
 static void parse(const char *line)
@@ -163,7 +165,7 @@ START_TEST(test_names)
 }
 END_TEST
 
-static Suite *suite(void)
+static Suite *dict_txn_suite(void)
 {
 	Suite *s = suite_create("dict_txn");
 	TCase *tc = tcase_create("core");
@@ -176,11 +178,4 @@ static Suite *suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
-}
+CHECK_MAIN(dict_txn_suite)

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
+
 #define B(s) s, sizeof(s) - 1 /* literal with its exact length, NULs included */
 
 static struct dict_cmd cmd; /* too big for the stack */
@@ -557,12 +559,4 @@ static Suite *dictproto_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(dictproto_suite());
-
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+CHECK_MAIN(dictproto_suite)

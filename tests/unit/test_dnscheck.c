@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include "dnscheck.h"
+#include "check_main.h"
 
 /* ---- comparisons ---- */
 
@@ -378,7 +379,7 @@ START_TEST(test_resolver_down)
 }
 END_TEST
 
-static Suite *suite(void)
+static Suite *dnscheck_suite(void)
 {
 	Suite *s = suite_create("dnscheck");
 	TCase *tc = tcase_create("core");
@@ -395,11 +396,4 @@ static Suite *suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(dnscheck_suite)

@@ -11,6 +11,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "check_main.h"
+
 /* in -> the canonical texts (joined with '|'), or NULL and a piece of the error. */
 struct list_row {
 	const char *in;
@@ -189,7 +191,7 @@ START_TEST(test_inet_listen)
 }
 END_TEST
 
-int main(void)
+static Suite *endpoint_suite(void)
 {
 	Suite *s = suite_create("endpoint");
 	TCase *tc = tcase_create("endpoint");
@@ -199,9 +201,7 @@ int main(void)
 	tcase_add_test(tc, test_unix_listen_refuses_regular_file);
 	tcase_add_test(tc, test_inet_listen);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+CHECK_MAIN(endpoint_suite)

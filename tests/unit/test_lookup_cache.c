@@ -5,6 +5,7 @@
 
 #include "vmail/log.h"
 #include "lookup_cache.h"
+#include "check_main.h"
 
 static const struct lookup_cache_config cfg = {
 	.size = 1 << 20, .ttl_ms = 300000, .negative_ttl_ms = 10000, .stale_ttl_ms = 3600000,
@@ -139,11 +140,4 @@ static Suite *lookup_cache_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(lookup_cache_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(lookup_cache_suite)

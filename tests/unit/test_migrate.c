@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "migrate.h"
+#include "check_main.h"
 
 static char dir[64];
 
@@ -216,7 +217,7 @@ START_TEST(repo_schema)
 }
 END_TEST
 
-int main(void)
+static Suite *migrate_suite(void)
 {
 	Suite *s = suite_create("migrate");
 	TCase *tc = tcase_create("scan");
@@ -228,9 +229,7 @@ int main(void)
 	tcase_add_test(tc, checksum_of_file);
 	tcase_add_loop_test(tc, plan_table, 0, (int)(sizeof(plan_cases) / sizeof(plan_cases[0])));
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+CHECK_MAIN(migrate_suite)

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
+
 static bool parse(const char *text, struct panel_config *cfg, char *err, size_t errlen)
 {
 	return panel_config_parse(text, strlen(text), cfg, err, errlen);
@@ -114,7 +116,7 @@ START_TEST(test_print)
 }
 END_TEST
 
-int main(void)
+static Suite *panel_config_suite(void)
 {
 	Suite *s = suite_create("panel_config");
 	TCase *tc = tcase_create("panel_config");
@@ -123,9 +125,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_bad, 0, (int)(sizeof(bad_rows) / sizeof(bad_rows[0])));
 	tcase_add_test(tc, test_print);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+CHECK_MAIN(panel_config_suite)

@@ -9,6 +9,7 @@
 #include "vmail/utf8.h"
 #include "panel_i18n.h"
 #include "panel_session.h"
+#include "check_main.h"
 
 static struct panel_form form;
 
@@ -224,10 +225,8 @@ START_TEST(throttle)
 }
 END_TEST
 
-int main(void)
+static Suite *panel_form_suite(void)
 {
-	if (sodium_init() < 0)
-		return EXIT_FAILURE;
 	Suite *s = suite_create("panel_form");
 	TCase *tc = tcase_create("panel_form");
 	tcase_add_loop_test(tc, parse_good, 0, sizeof(good) / sizeof(good[0]));
@@ -238,9 +237,13 @@ int main(void)
 	tcase_add_test(tc, sessions);
 	tcase_add_test(tc, throttle);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
+}
+
+/* main: libsodium is set up once, before the runner forks the cases that use it. */
+int main(void)
+{
+	if (sodium_init() < 0)
+		return EXIT_FAILURE;
+	return check_main_run(panel_form_suite());
 }

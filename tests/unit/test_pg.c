@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check_main.h"
+
 static const char *dsn;
 static const char *pgdir;
 static char private_dir[] = "/tmp/vmail-test-pg.XXXXXX";
@@ -959,15 +961,6 @@ static bool create_schema(void)
 	return ok;
 }
 
-static int run_suite(Suite *s)
-{
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
-
 /* main: "test_pg" runs the pure and shared-server cases, "test_pg restart" the outage case. */
 int main(int argc, char **argv)
 {
@@ -987,7 +980,7 @@ int main(int argc, char **argv)
 		tcase_set_timeout(tc, 60);
 		tcase_add_test(tc, test_restart);
 		suite_add_tcase(s, tc);
-		int rc = run_suite(s);
+		int rc = check_main_run(s);
 		private_server_remove();
 		return rc;
 	}
@@ -1023,5 +1016,5 @@ int main(int argc, char **argv)
 		tcase_add_test(tc, test_lookup);
 	}
 	suite_add_tcase(s, tc);
-	return run_suite(s);
+	return check_main_run(s);
 }

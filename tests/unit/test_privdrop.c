@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check_main.h"
+
 START_TEST(test_unknown_names_name_the_key)
 {
 	struct privdrop pd;
@@ -75,7 +77,7 @@ START_TEST(test_root_policy)
 }
 END_TEST
 
-int main(void)
+static Suite *privdrop_suite(void)
 {
 	Suite *s = suite_create("privdrop");
 	TCase *tc = tcase_create("privdrop");
@@ -83,9 +85,7 @@ int main(void)
 	tcase_add_test(tc, test_resolve);
 	tcase_add_test(tc, test_root_policy);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+CHECK_MAIN(privdrop_suite)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "vmail/pwhash.h"
+#include "check_main.h"
 
 /* Vectors for password "secret" (openssl passwd -6/-5/-1 -salt saltsalt; python crypt for DES, bcrypt). */
 #define SHA512 "{SHA512-CRYPT}$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1"
@@ -136,7 +137,7 @@ START_TEST(too_long)
 }
 END_TEST
 
-int main(void)
+static Suite *pwhash_suite(void)
 {
 	Suite *s = suite_create("pwhash");
 	TCase *tc = tcase_create("pwhash");
@@ -148,9 +149,7 @@ int main(void)
 	tcase_add_test(tc, cost_names);
 	tcase_add_test(tc, too_long);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+CHECK_MAIN(pwhash_suite)

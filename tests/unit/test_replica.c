@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "check_main.h"
+
 static const char *dsn;
 
 struct standby_row {
@@ -198,6 +200,7 @@ START_TEST(test_wait_unreachable)
 }
 END_TEST
 
+/* main: logging first; without VMAIL_TEST_DSN it fails rather than skip the database case. */
 int main(void)
 {
 	log_init("test_replica", false, LOG_LEVEL_ERROR);
@@ -221,9 +224,5 @@ int main(void)
 		fprintf(stderr, "test_replica: VMAIL_TEST_DSN is not set (tests/run-all.sh sets it)\n");
 		return EXIT_FAILURE;
 	}
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_main_run(s);
 }

@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check_main.h"
+
 #define SELF 4242L
 
 /* The environment -> rc, the names joined with '|', or a piece of the error. */
@@ -200,7 +202,7 @@ START_TEST(test_init_closed_descriptor)
 }
 END_TEST
 
-int main(void)
+static Suite *sdlisten_suite(void)
 {
 	Suite *s = suite_create("sdlisten");
 	TCase *tc = tcase_create("core");
@@ -211,9 +213,7 @@ int main(void)
 	tcase_add_test(tc, test_init_not_ours);
 	tcase_add_test(tc, test_init_closed_descriptor);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+CHECK_MAIN(sdlisten_suite)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "vmail/size.h"
+#include "check_main.h"
 
 static const struct {
 	const char *in;
@@ -83,7 +84,7 @@ START_TEST(format)
 }
 END_TEST
 
-int main(void)
+static Suite *size_suite(void)
 {
 	Suite *s = suite_create("size");
 	TCase *tc = tcase_create("size");
@@ -91,9 +92,7 @@ int main(void)
 	tcase_add_loop_test(tc, parse_bad, 0, sizeof(bad) / sizeof(bad[0]));
 	tcase_add_loop_test(tc, format, 0, sizeof(fmt) / sizeof(fmt[0]));
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+CHECK_MAIN(size_suite)

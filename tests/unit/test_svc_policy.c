@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
+
 #define B(s) s, sizeof(s) - 1
 
 static const struct svc_policy_opts DEFAULTS = { 452, false, false };
@@ -158,11 +160,4 @@ static Suite *svc_policy_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(svc_policy_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(svc_policy_suite)

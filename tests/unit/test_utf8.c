@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
+
 /* B: a byte string with its length, NULs included */
 #define B(s) s, sizeof(s) - 1
 
@@ -81,7 +83,7 @@ START_TEST(test_cut)
 }
 END_TEST
 
-static Suite *suite(void)
+static Suite *utf8_suite(void)
 {
 	Suite *s = suite_create("utf8");
 	TCase *tc = tcase_create("core");
@@ -91,11 +93,4 @@ static Suite *suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(utf8_suite)
