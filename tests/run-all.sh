@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # run-all.sh: every test of vmaild, from a fresh Debian 12 machine.
 #
-#   sudo tests/run-all.sh            everything (what CI runs)
-#   sudo tests/run-all.sh quick      build + unit tests + SQL rules only
+#   tests/run-all.sh            everything, as root (what CI runs)
+#   tests/run-all.sh quick      build + unit tests + SQL suites only
 #
 # Installs the packages it needs, builds twice (developer build with -Werror, and ASan+UBSan),
 # runs the Check unit tests under both, starts a private PostgreSQL for the database tests,
