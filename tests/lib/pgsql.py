@@ -11,6 +11,7 @@ the old versioned-only migrations) restored, then "vmailctl db migrate".  The fi
 """
 import atexit
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -29,6 +30,12 @@ _lock = threading.RLock()
 _state = {"dir": None, "template": False}
 
 
+def _remove_own_server(base, d):
+    """At exit: stop the server this process started, and remove its directory."""
+    subprocess.run([PG_SH, "stop", d], capture_output=True)
+    shutil.rmtree(base, ignore_errors=True)
+
+
 def server_up():
     """Start (or reuse) the server; returns its directory."""
     with _lock:
@@ -39,7 +46,7 @@ def server_up():
             base = tempfile.mkdtemp(prefix="vmail-pg-", dir="/tmp")
             os.chmod(base, 0o755)
             d = os.path.join(base, "pg")
-            atexit.register(lambda: subprocess.run([PG_SH, "stop", d], capture_output=True))
+            atexit.register(_remove_own_server, base, d)
         subprocess.run([PG_SH, "start", d], check=True, capture_output=True)
         _state["dir"] = d
         return d

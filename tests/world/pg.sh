@@ -13,8 +13,13 @@ if [ "$cmd" = standby ]; then
 	primary=$dir
 	dir=${3:?usage: pg.sh standby PRIMARY_DIR DIR}
 fi
+abs() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+dir=$(abs "$dir")
+[ "$cmd" = standby ] && primary=$(abs "$primary")
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# The tools run from / : the caller's directory (a checkout in /root, say) may be closed to
+# the postgres user, and psql/pg_ctl would complain that they cannot change into it.
+as_pg() { if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 dsn() { echo "host=$dir/sock dbname=vmail user=postgres"; }
 
 case "$cmd" in
