@@ -108,19 +108,73 @@ LANGUAGE sql STABLE AS $$
 	FROM vmail.mailbox_facts(p_login) f
 $$;
 
--- For setups without a second quota root (Dovecot 2.4, count backend): R6 carried by the
--- mailbox's own limit, recomputed at every userdb lookup (LMTP looks up every delivery):
--- min(own quota, disk limit - (account total - this mailbox)).
-CREATE OR REPLACE FUNCTION vmail.userdb_effective(p_login text)
+-- R6 carried by the mailbox's own limit, for setups without a second quota root (the count
+-- backend): min(own quota, disk limit - (account total - this mailbox)), recomputed at every
+-- userdb lookup (LMTP looks up every delivery).  Shared by the 2.3 and 2.4 answers below.
+CREATE OR REPLACE FUNCTION vmail.mailbox_effective(p_login text)
 RETURNS TABLE (username text, home text, mail text, uid integer, gid integer,
-	quota_rule text, tempfail text)
+	quota_bytes bigint, tempfail text)
 LANGUAGE sql STABLE AS $$
 	SELECT f.username, f.home, f.mail, f.uid, f.gid,
-		'*:bytes=' || greatest(1, least(f.own_quota,
+		greatest(1, least(f.own_quota,
 			f.account_limit - ((vmail.account_usage(f.payer_shell_id, f.account_id)).bytes
 				- coalesce((vmail.mailbox_usage_of(f.shell_id, f.account_id)).bytes, 0)))),
 		CASE WHEN f.suspended THEN 'account suspended' END
 	FROM vmail.mailbox_facts(p_login) f
+$$;
+
+-- Dovecot 2.3's sql userdb with one quota root: quota_rule in 2.3's syntax.
+CREATE OR REPLACE FUNCTION vmail.userdb_effective(p_login text)
+RETURNS TABLE (username text, home text, mail text, uid integer, gid integer,
+	quota_rule text, tempfail text)
+LANGUAGE sql STABLE AS $$
+	SELECT e.username, e.home, e.mail, e.uid, e.gid, '*:bytes=' || e.quota_bytes, e.tempfail
+	FROM vmail.mailbox_effective(p_login) e
+$$;
+
+-- A mail location as the settings keep it (Dovecot 2.3's "driver:path[:KEY=value...]", the
+-- shape vmail.check_mail_location() admits) in Dovecot 2.4's settings, "~" made the home.
+-- 2.4 has no location string, and a field it does not know it ignores without a word, so
+-- every part must land in a named setting.  INBOX: a Maildir's INBOX is its root (Debian
+-- 13's stock 10-mail.conf would otherwise put it in /var/mail); a dbox keeps it inside the
+-- mail path (empty clears the stock value); mbox keeps the configured one.
+CREATE OR REPLACE FUNCTION vmail.mail_location_v24(p_location text, p_home text,
+	OUT mail_driver text, OUT mail_path text, OUT mail_inbox_path text, OUT mail_index_path text,
+	OUT mail_control_path text, OUT mailbox_list_layout text)
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+	parts text[] := string_to_array(p_location, ':');
+	opt text;
+	val text;
+BEGIN
+	mail_driver := lower(parts[1]);
+	mail_path := regexp_replace(parts[2], '^~(?=/|$)', p_home);
+	FOREACH opt IN ARRAY coalesce(parts[3:], '{}') LOOP
+		val := regexp_replace(substr(opt, strpos(opt, '=') + 1), '^~(?=/|$)', p_home);
+		CASE upper(split_part(opt, '=', 1))
+		WHEN 'INBOX' THEN mail_inbox_path := val;
+		WHEN 'INDEX' THEN mail_index_path := val;
+		WHEN 'CONTROL' THEN mail_control_path := val;
+		WHEN 'LAYOUT' THEN mailbox_list_layout := lower(val);
+		ELSE NULL;
+		END CASE;
+	END LOOP;
+	IF mail_inbox_path IS NULL THEN
+		mail_inbox_path := CASE mail_driver WHEN 'maildir' THEN mail_path
+			WHEN 'sdbox' THEN '' WHEN 'mdbox' THEN '' END;
+	END IF;
+END $$;
+
+-- Dovecot 2.4's sql userdb: the same answer in 2.4's names (quota_storage_size in bytes).
+-- NULL columns are left out by Dovecot, so the configuration's own values stand.
+CREATE OR REPLACE FUNCTION vmail.userdb_v24(p_login text)
+RETURNS TABLE (username text, home text, uid integer, gid integer, mail_driver text, mail_path text,
+	mail_inbox_path text, mail_index_path text, mail_control_path text, mailbox_list_layout text,
+	quota_storage_size bigint, tempfail text)
+LANGUAGE sql STABLE AS $$
+	SELECT e.username, e.home, e.uid, e.gid, l.mail_driver, l.mail_path, l.mail_inbox_path,
+		l.mail_index_path, l.mail_control_path, l.mailbox_list_layout, e.quota_bytes, e.tempfail
+	FROM vmail.mailbox_effective(p_login) e, vmail.mail_location_v24(e.mail, e.home) l
 $$;
 
 CREATE OR REPLACE FUNCTION vmail.userdb_json(p_login text) RETURNS text

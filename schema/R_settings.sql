@@ -29,6 +29,34 @@ END $$;
 CREATE OR REPLACE TRIGGER settings_guard BEFORE DELETE ON vmail.settings
 	FOR EACH ROW EXECUTE FUNCTION vmail.settings_guard();
 
+-- A mail location must say the same to Dovecot 2.3 (the userdb's "mail") and 2.4
+-- (vmail.mail_location_v24 splits it into settings), so only what both read is admitted:
+-- "driver:path" and the options INBOX=, INDEX=, CONTROL=, LAYOUT=.  No %-variables: the two
+-- releases spell them differently; "~" is the mailbox's home in both.
+CREATE OR REPLACE FUNCTION vmail.check_mail_location(p_key text, p_value text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+	parts text[] := string_to_array(coalesce(p_value, ''), ':');
+	opt text;
+BEGIN
+	IF length(p_value) > 1024 THEN
+		PERFORM vmail.fail('VM400', format('%s is longer than 1024 characters', p_key));
+	ELSIF coalesce(array_length(parts, 1), 0) < 2 OR lower(parts[1]) NOT IN ('maildir', 'mbox', 'sdbox', 'mdbox') THEN
+		PERFORM vmail.fail('VM400', format('%s must be "driver:path" with driver maildir, mbox, sdbox or mdbox, not "%s"', p_key, p_value));
+	ELSIF strpos(p_value, '%') > 0 THEN
+		PERFORM vmail.fail('VM400', format('%s: write ~ for the mailbox''s home instead of %%-variables (Dovecot 2.3 and 2.4 spell them differently): "%s"', p_key, p_value));
+	ELSIF p_value ~ '[[:space:][:cntrl:]]' THEN
+		PERFORM vmail.fail('VM400', format('%s must not contain spaces or control characters', p_key));
+	ELSIF parts[2] !~ '^(~|/)' THEN
+		PERFORM vmail.fail('VM400', format('%s: the path must start with ~ or /, not "%s"', p_key, parts[2]));
+	END IF;
+	FOREACH opt IN ARRAY coalesce(parts[3:], '{}') LOOP
+		IF opt !~* '^(INBOX|INDEX|CONTROL)=(~|/)' AND opt !~* '^LAYOUT=(fs|maildir\+\+|index)$' THEN
+			PERFORM vmail.fail('VM400', format('%s: option "%s" is not one of INBOX=path, INDEX=path, CONTROL=path, LAYOUT=fs|maildir++|index', p_key, opt));
+		END IF;
+	END LOOP;
+END $$;
+
 -- One key at a time, each checked; mail_hosts and local_suffixes are lists (trailing dots
 -- dropped from host names).
 CREATE OR REPLACE FUNCTION vmail.setting_set(p_key text, p_value text) RETURNS void
@@ -43,9 +71,14 @@ BEGIN
 			PERFORM vmail.fail('VM400', format('%s must be a whole number, not "%s"', p_key, p_value));
 		END IF;
 		EXECUTE format('UPDATE vmail.settings SET %I = $1::integer', p_key) USING p_value;
-	WHEN 'subaddress_delimiter', 'primary_domain', 'shell_mail_location', 'free_home_template',
-	     'free_mail_location', 'paid_home_template', 'paid_mail_location' THEN
+	WHEN 'subaddress_delimiter', 'primary_domain' THEN
 		EXECUTE format('UPDATE vmail.settings SET %I = $1', p_key) USING lower(p_value);
+	WHEN 'shell_mail_location', 'free_mail_location', 'paid_mail_location' THEN
+		PERFORM vmail.check_mail_location(p_key, p_value);
+		EXECUTE format('UPDATE vmail.settings SET %I = $1', p_key) USING p_value;
+	WHEN 'free_home_template', 'paid_home_template' THEN
+		-- Paths keep their case.
+		EXECUTE format('UPDATE vmail.settings SET %I = $1', p_key) USING p_value;
 	WHEN 'postmaster_address' THEN
 		IF coalesce(p_value, '') = '' THEN
 			UPDATE vmail.settings SET postmaster_address = NULL;

@@ -24,6 +24,7 @@ GRANT UPDATE, INSERT, DELETE ON vmail.mailbox_usage TO vmail_lookup;
 GRANT EXECUTE ON FUNCTION
 	vmail.lookup_domain(text), vmail.lookup_alias(text), vmail.lookup_mailbox(text), vmail.lookup_sender(text),
 	vmail.passdb(text), vmail.passdb_json(text), vmail.userdb(text), vmail.userdb_effective(text),
+	vmail.userdb_v24(text),
 	vmail.userdb_json(text), vmail.userdb_list(), vmail.quota_get(text, text, text),
 	vmail.quota_apply(text, bigint, bigint), vmail.quota_set(text, bigint, bigint), vmail.quota_unset(text),
 	vmail.quota_state(text), vmail.policy_check(text, bigint)
@@ -33,7 +34,8 @@ GRANT EXECUTE ON FUNCTION
 	vmail.mailbox_of(text), vmail.split_extension(text, text), vmail.with_ext(text, text),
 	vmail.find_address(text), vmail.canonical_address(bigint, bigint), vmail.canonical_login(bigint, bigint),
 	vmail.entry_destinations(vmail.address, text), vmail.address_mailboxes(text, boolean),
-	vmail.mailbox_facts(text), vmail.account_usage(bigint, bigint), vmail.mailbox_usage_of(bigint, bigint)
+	vmail.mailbox_facts(text), vmail.account_usage(bigint, bigint), vmail.mailbox_usage_of(bigint, bigint),
+	vmail.mailbox_effective(text), vmail.mail_location_v24(text, text)
 	TO vmail_lookup;
 GRANT EXECUTE ON FUNCTION
 	vmail.self_auth(text), vmail.self_rehash(text, text, text), vmail.self_overview(text),

@@ -45,8 +45,12 @@ def main():
             broken += 1
     runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=1, resultclass=Result)
     r = runner.run(suite)
-    failed = len(r.failures) + len(r.errors) + len(r.unexpectedSuccesses) + broken
-    passed = r.testsRun - len(r.failures) - len(r.errors) - len(r.skipped) - len(r.unexpectedSuccesses)
+    # A test with several failing subTests is one failed test (a subTest failure names its
+    # test case in test_case).
+    bad = {getattr(t, "test_case", t).id() for t, _ in r.failures + r.errors}
+    bad |= {t.id() for t in r.unexpectedSuccesses}
+    failed = len(bad) + broken
+    passed = r.testsRun - len(bad) - len(r.skipped)
     print(f"pyrun: passed={passed} failed={failed} skipped={len(r.skipped)}")
     return 1 if failed else 0
 

@@ -261,5 +261,54 @@ class RaceTest(unittest.TestCase):
         self.assertTrue(all("VMR07" in e for e in errors if e is not None), errors)
 
 
+class SettingsTest(unittest.TestCase):
+    """Mail locations are paths: kept as written (case too), and only what Dovecot 2.3's
+    "mail" and 2.4's split settings both read is admitted."""
+
+    ACCEPTED = [
+        "maildir:~/Maildir",
+        "maildir:~/Mail/Maildir:LAYOUT=fs",
+        "mbox:~/mail:INBOX=/var/mail/Jan",
+        "sdbox:/srv/Mail/box:INDEX=/srv/Index:CONTROL=~/Control",
+    ]
+    REFUSED = [
+        ("", 'must be "driver:path"'),
+        ("~/Maildir", 'must be "driver:path"'),
+        ("imapc:~/x", 'must be "driver:path"'),
+        ("maildir:~/Maildir/%u", "%-variables"),
+        ("maildir:Maildir", "must start with ~ or /"),
+        ("maildir:~/Mail dir", "spaces or control characters"),
+        ("maildir:~/Maildir:INBOX=relative", 'option "INBOX=relative"'),
+        ("maildir:~/Maildir:LAYOUT=nested", 'option "LAYOUT=nested"'),
+        ("maildir:~/Maildir:VOLATILEDIR=/tmp", 'option "VOLATILEDIR=/tmp"'),
+        ("maildir:~/" + "x" * 1100, "longer than 1024"),
+    ]
+
+    def setUp(self):
+        self.db = pgsql.fresh_database("settings_" + self._testMethodName[5:])
+
+    def current(self, key):
+        return pgsql.query(self.db, f"SELECT {key} FROM vmail.settings").strip()
+
+    def test_mail_location(self):
+        for key in ("shell_mail_location", "free_mail_location", "paid_mail_location"):
+            for value in self.ACCEPTED:
+                with self.subTest(key=key, value=value):
+                    pgsql.query(self.db, f"SELECT vmail.setting_set('{key}', '{value}')")
+                    self.assertEqual(self.current(key), value)
+            pgsql.query(self.db, f"SELECT vmail.setting_set('{key}', 'maildir:~/Maildir')")
+            for value, text in self.REFUSED:
+                with self.subTest(key=key, value=value):
+                    err = pgsql.error(self.db, f"SELECT vmail.setting_set('{key}', '{value}')")
+                    self.assertIsNotNone(err)
+                    self.assertIn("VM400", err)
+                    self.assertIn(text, err)
+                    self.assertEqual(self.current(key), "maildir:~/Maildir")
+
+    def test_home_template_keeps_case(self):
+        pgsql.query(self.db, "SELECT vmail.setting_set('paid_home_template', '/srv/Mail/%d/%n')")
+        self.assertEqual(self.current("paid_home_template"), "/srv/Mail/%d/%n")
+
+
 if __name__ == "__main__":
     unittest.main()
