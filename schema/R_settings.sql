@@ -47,11 +47,11 @@ BEGIN
 		PERFORM vmail.fail('VM400', format('%s: write ~ for the mailbox''s home instead of %%-variables (Dovecot 2.3 and 2.4 spell them differently): "%s"', p_key, p_value));
 	ELSIF p_value ~ '[[:space:][:cntrl:]]' THEN
 		PERFORM vmail.fail('VM400', format('%s must not contain spaces or control characters', p_key));
-	ELSIF parts[2] !~ '^(~|/)' THEN
-		PERFORM vmail.fail('VM400', format('%s: the path must start with ~ or /, not "%s"', p_key, parts[2]));
+	ELSIF parts[2] !~ '^(~(/|$)|/)' THEN
+		PERFORM vmail.fail('VM400', format('%s: the path must start with ~/ or /, not "%s"', p_key, parts[2]));
 	END IF;
 	FOREACH opt IN ARRAY coalesce(parts[3:], '{}') LOOP
-		IF opt !~* '^(INBOX|INDEX|CONTROL)=(~|/)' AND opt !~* '^LAYOUT=(fs|maildir\+\+|index)$' THEN
+		IF opt !~* '^(INBOX|INDEX|CONTROL)=(~(/|$)|/)' AND opt !~* '^LAYOUT=(fs|maildir\+\+|index)$' THEN
 			PERFORM vmail.fail('VM400', format('%s: option "%s" is not one of INBOX=path, INDEX=path, CONTROL=path, LAYOUT=fs|maildir++|index', p_key, opt));
 		END IF;
 	END LOOP;

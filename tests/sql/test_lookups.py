@@ -2,7 +2,8 @@
 tests/fixtures/lookups-world.sql, what each lookup answers for each key today.
 
 Each call is made the way its real caller makes it: vmaild's statement text
-(src/vmaild/lookup_kinds.c), Dovecot's sql driver queries (contrib/dovecot/dovecot-sql.conf.ext),
+(src/vmaild/lookup_kinds.c), Dovecot's sql driver queries (contrib/dovecot/2.3/dovecot-sql.conf.ext,
+contrib/dovecot/2.4/auth-vmaild-sql.conf.ext),
 vmailctl's; CallsAsCallersMakeThemTest checks the first two against those files. Rows run in
 file order on one database, so a write (a quota commit) shows in the rows after it. Every
 mismatching row is reported, not only the first. The table may name only the calls below, and
@@ -50,11 +51,17 @@ CALLS = {
     "dict_quota_get": ("SELECT vmail.dict_quota_get($1,$2,$3,$4::integer)", "value", {"dict_quota_get"}),
     "dict_commit": ("SELECT vmail.dict_commit($1::text[],$2::text[],$3::bigint[],$4::text[],$5::bigint[],"
                     "$6::integer[])", "value", {"dict_commit"}),
-    # Dovecot's sql driver (contrib/dovecot/dovecot-sql.conf.ext)
+    # Dovecot 2.3's sql driver (contrib/dovecot/2.3/dovecot-sql.conf.ext)
     "password_query": ("SELECT username AS user, password FROM vmail.passdb($1)", "rows", {"passdb"}),
     "user_query": ("SELECT username AS user, home, mail, uid, gid, quota_rule, tempfail"
                    " FROM vmail.userdb_effective($1)", "rows", {"userdb_effective"}),
     "iterate_query": ("SELECT login AS user FROM vmail.userdb_list() AS login", "rows", {"userdb_list"}),
+    # Dovecot 2.4's (contrib/dovecot/2.4/auth-vmaild-sql.conf.ext; passdb and iterate as above)
+    "user_query_v24": ("SELECT username AS user, home, uid, gid, mail_driver, mail_path, mail_inbox_path,"
+                       " mail_index_path, mail_control_path, mailbox_list_layout, quota_storage_size,"
+                       " tempfail FROM vmail.userdb_v24($1)", "rows", {"userdb_v24"}),
+    # under user_query_v24: a settings' mail location (key) for a home (more) in 2.4's names
+    "mail_location_v24": ("SELECT row_to_json(l)::text FROM vmail.mail_location_v24($1, $2) l", "value", set()),
     # the two-quota-root userdb (docs/sql-api.md), under userdb_json
     "userdb": ("SELECT * FROM vmail.userdb($1)", "rows", {"userdb"}),
     # vmailctl usage show (src/vmailctl/ctl_usage.c)
@@ -275,12 +282,22 @@ class CallsAsCallersMakeThemTest(unittest.TestCase):
             self.fail("vmaild sends statements the golden table does not test: " + "; ".join(missing))
 
     def test_dovecot_sql_queries(self):
-        with open(os.path.join(pgsql.REPO, "contrib", "dovecot", "dovecot-sql.conf.ext")) as f:
+        with open(os.path.join(pgsql.REPO, "contrib", "dovecot", "2.3", "dovecot-sql.conf.ext")) as f:
             text = f.read().replace("\\\n", " ")
         for name in ("password_query", "user_query", "iterate_query"):
             m = re.search(rf"(?m)^{name} = (.*)$", text)
             self.assertIsNotNone(m, name)
             self.assertEqual(self.norm(m.group(1).replace("'%u'", "$1")), self.norm(CALLS[name][0]), name)
+
+    def test_dovecot24_sql_queries(self):
+        with open(os.path.join(pgsql.REPO, "contrib", "dovecot", "2.4", "auth-vmaild-sql.conf.ext")) as f:
+            text = f.read().replace("\\\n", " ")
+        for block, name, call in (("passdb", "query", "password_query"), ("userdb", "query", "user_query_v24"),
+                                  ("userdb", "iterate_query", "iterate_query")):
+            m = re.search(rf"(?ms)^{block} sql {{.*?^\s*{name} = (.*?)$", text)
+            self.assertIsNotNone(m, (block, name))
+            self.assertEqual(self.norm(m.group(1).replace("'%{user}'", "$1")), self.norm(CALLS[call][0]),
+                             (block, name))
 
 
 def setUpModule():
