@@ -58,17 +58,32 @@ BEGIN
 	END IF;
 END $$;
 
+-- The login in a query of Dovecot's sql driver is never empty.  Dovecot 2.3 cannot escape %u
+-- while it is not connected and then sends the query with '' (seen in its log during an
+-- outage); such a query must fail, which Dovecot answers as a temporary failure, and never
+-- answer "no such user", which LMTP would turn into a bounce.
+CREATE OR REPLACE FUNCTION vmail.dovecot_login(p_login text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+	IF coalesce(p_login, '') = '' THEN
+		PERFORM vmail.fail('VM400', 'empty login in a passdb or userdb query (Dovecot could not escape the user name)');
+	END IF;
+	RETURN p_login;
+END $$;
+
 -- For Dovecot's sql driver: SELECT username AS user, password FROM vmail.passdb('%u').
 -- Suspended accounts have no row, so IMAP, POP3 and SMTP AUTH all refuse them.
 CREATE OR REPLACE FUNCTION vmail.passdb(p_login text) RETURNS TABLE (username text, password text)
 LANGUAGE sql STABLE AS $$
-	SELECT f.username, f.password FROM vmail.mailbox_facts(p_login) f
+	SELECT f.username, f.password FROM vmail.mailbox_facts(vmail.dovecot_login(p_login)) f
 	 WHERE NOT f.suspended AND f.password IS NOT NULL
 $$;
 
 CREATE OR REPLACE FUNCTION vmail.passdb_json(p_login text) RETURNS text
 LANGUAGE sql STABLE AS $$
-	SELECT json_build_object('user', p.username, 'password', p.password)::text FROM vmail.passdb(p_login) p
+	-- vmaild's dict path: an empty key is unknown there, as always (no %u escaping involved).
+	SELECT CASE WHEN p_login <> '' THEN
+		(SELECT json_build_object('user', p.username, 'password', p.password)::text FROM vmail.passdb(p_login) p) END
 $$;
 
 -- Usage of the account that pays for a mailbox: a shell account's files, its own mailbox and
@@ -120,7 +135,7 @@ LANGUAGE sql STABLE AS $$
 			f.account_limit - ((vmail.account_usage(f.payer_shell_id, f.account_id)).bytes
 				- coalesce((vmail.mailbox_usage_of(f.shell_id, f.account_id)).bytes, 0)))),
 		CASE WHEN f.suspended THEN 'account suspended' END
-	FROM vmail.mailbox_facts(p_login) f
+	FROM vmail.mailbox_facts(vmail.dovecot_login(p_login)) f
 $$;
 
 -- Dovecot 2.3's sql userdb with one quota root: quota_rule in 2.3's syntax.

@@ -35,7 +35,7 @@ GRANT EXECUTE ON FUNCTION
 	vmail.find_address(text), vmail.canonical_address(bigint, bigint), vmail.canonical_login(bigint, bigint),
 	vmail.entry_destinations(vmail.address, text), vmail.address_mailboxes(text, boolean),
 	vmail.mailbox_facts(text), vmail.account_usage(bigint, bigint), vmail.mailbox_usage_of(bigint, bigint),
-	vmail.mailbox_effective(text), vmail.mail_location_v24(text, text)
+	vmail.mailbox_effective(text), vmail.mail_location_v24(text, text), vmail.dovecot_login(text)
 	TO vmail_lookup;
 GRANT EXECUTE ON FUNCTION
 	vmail.self_auth(text), vmail.self_rehash(text, text, text), vmail.self_overview(text),

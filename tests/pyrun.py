@@ -50,7 +50,11 @@ def main():
     bad = {getattr(t, "test_case", t).id() for t, _ in r.failures + r.errors}
     bad |= {t.id() for t in r.unexpectedSuccesses}
     failed = len(bad) + broken
-    passed = r.testsRun - len(bad) - len(r.skipped)
+    # A setUpClass error fails no test that ran (testsRun does not count it).
+    ran_bad = {getattr(t, "test_case", t).id() for t, _ in r.failures + r.errors
+               if isinstance(getattr(t, "test_case", t), unittest.TestCase)}
+    ran_bad |= {t.id() for t in r.unexpectedSuccesses}
+    passed = r.testsRun - len(ran_bad) - len(r.skipped)
     print(f"pyrun: passed={passed} failed={failed} skipped={len(r.skipped)}")
     return 1 if failed else 0
 

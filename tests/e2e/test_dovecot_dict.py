@@ -2,7 +2,7 @@
 
 Run as root after building:  VMAIL_BUILD_DIR=build python3 -m unittest -v tests/e2e/test_dovecot_dict.py
 
-Dovecot runs contrib/dovecot/90-vmaild-dict.conf and dovecot-dict-auth.conf.ext as
+Dovecot runs contrib/dovecot/2.3/90-vmaild-dict.conf and dovecot-dict-auth.conf.ext as
 shipped (only the socket and file paths are replaced).  Shell accounts are throw-away
 Unix users (Dovecot setuid()s to them), their homes in the world's directory.  Accounts:
 
@@ -40,7 +40,7 @@ if not SKIP:
 
 
 def contrib(name):
-    with open(os.path.join(world.REPO, "contrib", "dovecot", name)) as f:
+    with open(os.path.join(world.REPO, "contrib", "dovecot", "2.3", name)) as f:
         return f.read()
 
 

@@ -120,9 +120,9 @@ class MailPathTest(unittest.TestCase):
 
         ext = w.path("dovecot-dict-auth.conf.ext")
         with open(ext, "w") as f:
-            f.write(contrib("dovecot", "dovecot-dict-auth.conf.ext").replace(
+            f.write(contrib("dovecot", "2.3", "dovecot-dict-auth.conf.ext").replace(
                 "/run/vmaild/dict-auth", auth_sock))
-        conf = contrib("dovecot", "90-vmaild-dict.conf")
+        conf = contrib("dovecot", "2.3", "90-vmaild-dict.conf")
         conf = conf.replace("/etc/dovecot/dovecot-dict-auth.conf.ext", ext)
         conf = conf.replace("/run/vmaild/dict-quota", quota_sock)
         cls.dc = w.dovecot(conf)

@@ -455,11 +455,27 @@ class World:
         self.close()
 
 
+def dovecot_version():
+    """The installed Dovecot's version, e.g. (2, 4, 1); None if there is none."""
+    global _dovecot_version
+    if _dovecot_version is None and shutil.which("dovecot"):
+        r = subprocess.run(["dovecot", "--version"], capture_output=True, text=True)
+        m = re.match(r"(\d+)\.(\d+)\.(\d+)", r.stdout)
+        _dovecot_version = tuple(int(x) for x in m.groups()) if m else None
+    return _dovecot_version
+
+
+_dovecot_version = None
+
+
 class Dovecot:
-    """A private Dovecot 2.3 instance: own base_dir, state_dir and log, IMAP on
+    """A private Dovecot 2.3 or 2.4 instance: own base_dir, state_dir and log, IMAP on
     127.0.0.1:self.imap_port, LMTP on the unix socket self.lmtp_path, and an auth-client
     socket (self.auth_client) for Postfix SMTP AUTH.  conf is appended to a minimal base
     configuration (passdb, userdb, quota and plugins come from it, e.g. from contrib).
+    On 2.4 the base starts with the version lines 2.4 requires and includes the
+    distribution's own conf.d/10-mail.conf, as an installed Dovecot has it: on Debian 13 it
+    sets mbox with an INBOX in /var/mail, which the userdb's answer must override.
     """
 
     BASE_CONF = """\
@@ -505,14 +521,27 @@ service auth {{
         self.auth_client = os.path.join(dir, "auth-client")
         self.log_path = os.path.join(dir, "dovecot.log")
         self.name = "vmt%d-%d" % (os.getpid(), self.imap_port)
+        self.version = dovecot_version() or (0, 0, 0)
         self.started = False
+
+    STOCK_MAIL_CONF = "/etc/dovecot/conf.d/10-mail.conf"
+
+    def base_conf(self):
+        base = self.BASE_CONF.format(name=self.name, dir=self.dir, imap_port=self.imap_port)
+        if self.version < (2, 4):
+            return base
+        v = "%d.%d.%d" % self.version
+        base = base.replace("disable_plaintext_auth = no", "auth_allow_cleartext = yes")
+        stock = ("!include %s\n" % self.STOCK_MAIL_CONF
+                 if os.path.exists(self.STOCK_MAIL_CONF) else "")
+        return ("dovecot_config_version = %s\ndovecot_storage_version = %s\n%s%s"
+                % (v, v, stock, base))
 
     def prepare(self):
         os.makedirs(os.path.join(self.dir, "run"), exist_ok=True)
         os.makedirs(os.path.join(self.dir, "state"), exist_ok=True)
         with open(self.path, "w") as f:
-            f.write(self.BASE_CONF.format(name=self.name, dir=self.dir,
-                                          imap_port=self.imap_port))
+            f.write(self.base_conf())
             f.write(self.conf)
         return self
 
@@ -562,7 +591,7 @@ service auth {{
         return imaplib.IMAP4("127.0.0.1", self.imap_port, timeout=30)
 
     def lmtp(self):
-        return smtplib.LMTP(self.lmtp_path, timeout=60)
+        return smtplib.LMTP(self.lmtp_path, timeout=150)
 
     def log(self):
         try:
@@ -627,6 +656,46 @@ def _world_dovecot(self, conf="", start=True):
     return dc.start() if start else dc
 
 
+def _contrib_dovecot(*path):
+    with open(os.path.join(REPO, "contrib", "dovecot", *path)) as f:
+        return f.read()
+
+
+def _replace(text, old, new, what, count=1):
+    if text.count(old) != count:
+        raise AssertionError("contrib %s: expected %d of %r" % (what, count, old))
+    return text.replace(old, new)
+
+
+def _world_dovecot_sql(self, dsn, quota_socket, start=True):
+    """World.dovecot_sql: Dovecot on the SQL path with the contrib files of the installed
+    release as shipped (contrib/dovecot/2.3 or 2.4): passdb and userdb through the sql
+    driver and the schema's functions, the count quota, quota_clone to quota_socket.  Only
+    the database connection, the socket path and file paths are replaced."""
+    if (dovecot_version() or (0, 0)) < (2, 4):
+        ext = self.path("dovecot-sql.conf.ext")
+        text = _contrib_dovecot("2.3", "dovecot-sql.conf.ext")
+        text = _replace(text, "connect = host=/run/postgresql dbname=vmail user=dovecot",
+                             "connect = " + dsn, "2.3/dovecot-sql.conf.ext")
+        with open(ext, "w") as f:
+            f.write(text)
+        conf = _contrib_dovecot("2.3", "90-vmaild-sql.conf")
+        conf = _replace(conf, "/etc/dovecot/dovecot-sql.conf.ext", ext, "2.3/90-vmaild-sql.conf", 2)
+    else:
+        params = dict(kv.split("=", 1) for kv in dsn.split())
+        host = params.pop("host")
+        conf = _contrib_dovecot("2.4", "auth-vmaild-sql.conf.ext")
+        conf = _replace(conf, "pgsql /run/postgresql {", "pgsql %s {" % host,
+                             "2.4/auth-vmaild-sql.conf.ext")
+        conf = _replace(conf, "    dbname = vmail\n    user = dovecot\n",
+                             "".join("    %s = %s\n" % kv for kv in params.items()),
+                             "2.4/auth-vmaild-sql.conf.ext")
+        conf += _contrib_dovecot("2.4", "90-vmaild-quota.conf")
+    # The setting and the comment that tells vmaild.conf the same path.
+    conf = _replace(conf, "/run/vmaild/dict-quota", quota_socket, "dovecot SQL path", 2)
+    return self.dovecot(conf, start=start)
+
+
 def _world_unix_users(self):
     """World.unix_users: a UnixUsers whose homes live in <world>/home, removed at close()."""
     os.makedirs(self.path("home"), exist_ok=True)
@@ -634,4 +703,5 @@ def _world_unix_users(self):
 
 
 World.dovecot = _world_dovecot
+World.dovecot_sql = _world_dovecot_sql
 World.unix_users = _world_unix_users
