@@ -1,12 +1,14 @@
 """End-to-end: the whole mail path, SMTP -> Postfix -> Dovecot LMTP -> Maildir, with vmaild
-answering Postfix (socketmap, policy) and Dovecot (dict passdb/userdb/quota).
+answering Postfix (socketmap, policy) and Dovecot: on Dovecot 2.3 the dict path (vmaild's
+dict passdb/userdb/quota), on 2.4 (Debian 13), which has no dict passdb, userdb or quota, the
+SQL path (contrib/dovecot/2.4 with quota_clone to vmaild).
 
 Run as root after building:
     VMAIL_BUILD_DIR=build python3 -m unittest -v tests/e2e/test_mail_path.py
 
 Everything is configured from contrib/ as shipped: Postfix main.cf.vmaild and the
-submission service of master.cf.vmaild, Dovecot 90-vmaild-dict.conf and
-dovecot-dict-auth.conf.ext.  Only paths and ports are replaced, and smtpd/submission run
+submission service of master.cf.vmaild, Dovecot 2.3/90-vmaild-dict.conf and
+dovecot-dict-auth.conf.ext (or the 2.4 files).  Only paths and ports are replaced, and smtpd/submission run
 unchrooted (chroot column n) so that they reach Dovecot's auth socket in the world's
 directory.  Submission keeps smtpd_tls_security_level = encrypt with a throw-away
 self-signed certificate.
@@ -118,14 +120,17 @@ class MailPathTest(unittest.TestCase):
                           dict_listen="unix:" + auth_sock, dict_quota_listen="unix:" + quota_sock,
                           socket_owner="postfix", socket_mode="0600", request_timeout="2s")
 
-        ext = w.path("dovecot-dict-auth.conf.ext")
-        with open(ext, "w") as f:
-            f.write(contrib("dovecot", "2.3", "dovecot-dict-auth.conf.ext").replace(
-                "/run/vmaild/dict-auth", auth_sock))
-        conf = contrib("dovecot", "2.3", "90-vmaild-dict.conf")
-        conf = conf.replace("/etc/dovecot/dovecot-dict-auth.conf.ext", ext)
-        conf = conf.replace("/run/vmaild/dict-quota", quota_sock)
-        cls.dc = w.dovecot(conf)
+        if (world.dovecot_version() or (0,)) >= (2, 4):
+            cls.dc = w.dovecot_sql(cls.pg.dsn, quota_sock)
+        else:
+            ext = w.path("dovecot-dict-auth.conf.ext")
+            with open(ext, "w") as f:
+                f.write(contrib("dovecot", "2.3", "dovecot-dict-auth.conf.ext").replace(
+                    "/run/vmaild/dict-auth", auth_sock))
+            conf = contrib("dovecot", "2.3", "90-vmaild-dict.conf")
+            conf = conf.replace("/etc/dovecot/dovecot-dict-auth.conf.ext", ext)
+            conf = conf.replace("/run/vmaild/dict-quota", quota_sock)
+            cls.dc = w.dovecot(conf)
 
         cls._configure_postfix()
         cls.pf.start()
