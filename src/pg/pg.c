@@ -180,7 +180,10 @@ static bool ratelimit_pass(struct ratelimit *rl, const char *key, unsigned *supp
 	*suppressed = rl->suppressed;
 	rl->suppressed = 0;
 	rl->last = now.tv_sec;
-	snprintf(rl->key, sizeof(rl->key), "%s", key);
+	/* Keys are compared on their first sizeof(key) - 1 bytes only: keep those. */
+	size_t n = strnlen(key, sizeof(rl->key) - 1);
+	memcpy(rl->key, key, n);
+	rl->key[n] = '\0';
 	return true;
 }
 
