@@ -38,7 +38,7 @@ lock() {
 		exec 9>"$dir.lock"
 		if ! flock -n 9; then
 			echo "debian13.sh: $dir is in use by another run; waiting" >&2
-			flock 9
+			in_bg flock 9 # the lock belongs to fd 9's open file, shared with flock
 		fi
 	fi
 	owned=1
@@ -148,11 +148,21 @@ install_packages() { # called in an `||` list, where errexit is off: every step 
 	teardown
 }
 
+host_cas() { # the root trusts the certificate authorities this machine added locally
+	# (behind a TLS-inspecting proxy, npm in the root reaches its registry only so)
+	local cas=/usr/local/share/ca-certificates
+	[ -d "$cas" ] || return 0
+	diff -rq "$cas" "$dir$cas" >/dev/null 2>&1 && return 0
+	rm -rf "${dir:?}$cas" && cp -a "$cas" "$dir$cas" &&
+		chroot "$dir" update-ca-certificates --fresh >/dev/null
+}
+
 cmd_root() {
 	local t0=$SECONDS
 	lock
 	if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ ! -d "$dir/debootstrap" ]; then
-		echo "root: cached ($dir), 0 s"
+		host_cas
+		echo "root: cached ($dir), $((SECONDS - t0)) s"
 		return
 	fi
 	local kind=cold
@@ -162,6 +172,7 @@ cmd_root() {
 	debootstrap_root
 	local t1=$SECONDS
 	install_packages >"$dir.install.log" 2>&1 || { tail -30 "$dir.install.log" >&2; return 1; }
+	host_cas
 	echo "$want" >"$stamp"
 	echo "root: $kind: debootstrap $((t1 - t0)) s, packages $((SECONDS - t1)) s, total $((SECONDS - t0)) s"
 }
@@ -171,6 +182,8 @@ cmd_run() {
 	[ -f "$stamp" ] || { echo "debian13.sh: $dir is not a finished root (run: debian13.sh root $dir)" >&2; exit 2; }
 	lock
 	teardown # what an earlier run killed with SIGKILL may have left
+	# Nothing runs in the root now: what earlier runs' tests left in its /tmp goes.
+	find "$dir/tmp" -xdev -mindepth 1 -delete
 	mount_root
 	local rc=0
 	in_bg inside "$@" || rc=$?
