@@ -82,9 +82,12 @@ pyrun() { # pyrun NAME FILE...: run Python suites, add up their counts
 		return
 	fi
 	local p f s
-	p=$(echo "$line" | sed -E 's/.*passed=([0-9]+).*/\1/')
+	# pyrun.py prints passed=-1 for a suite whose setUpClass failed (no test ran, one error):
+	# a bare number is expected below, and a negative one counts as none.
+	p=$(echo "$line" | sed -E 's/.*passed=(-?[0-9]+).*/\1/')
 	f=$(echo "$line" | sed -E 's/.*failed=([0-9]+).*/\1/')
 	s=$(echo "$line" | sed -E 's/.*skipped=([0-9]+).*/\1/')
+	[ "$p" -lt 0 ] && p=0
 	passed=$((passed + p))
 	failed=$((failed + f))
 	skipped=$((skipped + s))
