@@ -1,19 +1,31 @@
 #!/usr/bin/env bash
-# run-all.sh: every test of vmaild, from a fresh Debian 12 machine.
+# run-all.sh: every test of vmaild, from a fresh Debian 12 machine, on Debian 12 and Debian 13.
 #
-#   tests/run-all.sh            everything, as root (what CI runs)
-#   tests/run-all.sh quick      build + unit tests + SQL suites only
+#   tests/run-all.sh            everything, as root (what CI runs): Debian 12, then Debian 13
+#   tests/run-all.sh quick      build + unit tests + SQL suites only, on this machine
+#   tests/run-all.sh debian12   everything but the Debian 13 stage
+#   tests/run-all.sh debian13   only the Debian 13 stage
+#   tests/run-all.sh debian13-inside   what the Debian 13 stage runs inside its root
 #
 # Installs the packages it needs, builds twice (developer build with -Werror, and ASan+UBSan),
 # runs the Check unit tests under both, starts a private PostgreSQL for the database tests,
 # runs the SQL rule tests and every end-to-end suite (real PostgreSQL, Postfix, Dovecot,
-# dnsmasq, Chromium, each started by its test), the fuzzers for a bounded time, and prints
-# one closing line "N passed, N failed".  In CI (CI=true) a skipped test counts as failed.
+# dnsmasq, Chromium, each started by its test), the fuzzers for a bounded time.  The Debian 13
+# stage then builds or reuses a Debian 13 root (tests/world/debian13.sh, in $VMAIL_D13_ROOT or
+# /var/cache/vmaild-test/trixie), copies the work tree into it and runs this script there in
+# mode debian13-inside: both builds with gcc 14, unit tests, SQL suites and every end-to-end
+# suite but those on the list d13_cannot_run below.  Prints one closing line
+# "N passed, N failed".  In CI (CI=true) a skipped test counts as failed; in the Debian 13
+# root it always does.
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 mode=${1:-all}
+case $mode in
+all | quick | debian12 | debian13 | debian13-inside) ;;
+*) echo "usage: tests/run-all.sh [all|quick|debian12|debian13]" >&2; exit 2 ;;
+esac
 jobs=$(nproc 2>/dev/null || echo 2)
 fuzz_seconds=${VMAIL_FUZZ_SECONDS:-30}
 passed=0
@@ -32,8 +44,24 @@ if [ "$(id -u)" != 0 ]; then
 	exit 2
 fi
 
-section "dependencies"
-scripts/install-deps.sh || { echo "run-all.sh: installing dependencies failed" >&2; exit 1; }
+# Suites the Debian 13 stage cannot run, as "name: reason".  Each has its line in the section
+# "Cannot run on Debian 13" of tests/README.md and the README names no other, else the stage
+# fails: the list does not grow without a written note.
+d13_cannot_run=(
+	"test_dovecot_dict: Dovecot 2.4 removed dict passdb/userdb and the dict quota backend (the SQL path, test_dovecot_sql, covers 2.4)"
+)
+d13_reason() { # d13_reason NAME: print why NAME cannot run on Debian 13; false if it can
+	local e
+	for e in "${d13_cannot_run[@]}"; do
+		[ "${e%%:*}" = "$1" ] && { echo "${e#*: }"; return 0; }
+	done
+	return 1
+}
+
+if [ "$mode" != debian13-inside ]; then
+	section "dependencies"
+	scripts/install-deps.sh || { echo "run-all.sh: installing dependencies failed" >&2; exit 1; }
+fi
 
 # The private servers live under /tmp, which the postgres, postfix and dovecot users can reach
 # even when the checkout sits in a 0700 home directory.
@@ -82,9 +110,12 @@ pyrun() { # pyrun NAME FILE...: run Python suites, add up their counts
 		return
 	fi
 	local p f s
-	p=$(echo "$line" | sed -E 's/.*passed=([0-9]+).*/\1/')
+	# pyrun.py prints passed=-1 for a suite whose setUpClass failed (no test ran, one error):
+	# a bare number is expected below, and a negative one counts as none.
+	p=$(echo "$line" | sed -E 's/.*passed=(-?[0-9]+).*/\1/')
 	f=$(echo "$line" | sed -E 's/.*failed=([0-9]+).*/\1/')
 	s=$(echo "$line" | sed -E 's/.*skipped=([0-9]+).*/\1/')
+	[ "$p" -lt 0 ] && p=0
 	passed=$((passed + p))
 	failed=$((failed + f))
 	skipped=$((skipped + s))
@@ -92,36 +123,42 @@ pyrun() { # pyrun NAME FILE...: run Python suites, add up their counts
 	if [ "$s" != 0 ]; then failures+=("$name: $s skipped"); fi
 }
 
-section "build (developer, -Werror)"
-build build
-record "build" $? || true
-if [ ! -x build/vmaild ]; then
-	tail -50 build.log
-	echo "0 passed, 1 failed"
-	exit 1
-fi
+this_machine() { # the build, unit, SQL and end-to-end tests on this machine (or in the root)
+	local suite name reason
+	section "build (developer, -Werror)"
+	build build
+	record "build" $? || true
+	if [ ! -x build/vmaild ]; then
+		tail -50 build.log
+		return
+	fi
 
-section "private PostgreSQL for the database tests"
-export VMAIL_TEST_PGDIR="$work/pg"
-VMAIL_TEST_DSN=$(tests/world/pg.sh start "$VMAIL_TEST_PGDIR" | tail -1)
-export VMAIL_TEST_DSN
-export VMAIL_BUILD_DIR="$repo/build"
-export VMAIL_PWHASH_COST=test
-echo "  $VMAIL_TEST_DSN"
+	section "private PostgreSQL for the database tests"
+	export VMAIL_TEST_PGDIR="$work/pg"
+	VMAIL_TEST_DSN=$(tests/world/pg.sh start "$VMAIL_TEST_PGDIR" | tail -1)
+	export VMAIL_TEST_DSN
+	export VMAIL_BUILD_DIR="$repo/build"
+	export VMAIL_PWHASH_COST=test
+	echo "  $VMAIL_TEST_DSN"
 
-section "unit tests (Check)"
-ctest_count "unit tests" build
+	section "unit tests (Check)"
+	ctest_count "unit tests" build
 
-section "SQL: rules R1-R10, lookups, upgrade"
-pyrun "sql" tests/sql/test_*.py
+	section "SQL: rules R1-R10, lookups, upgrade"
+	pyrun "sql" tests/sql/test_*.py
 
-section "SQL again, on version-11 databases upgraded by vmailctl db migrate"
-VMAIL_TEST_SCHEMA=upgrade pyrun "sql (upgraded v11)" tests/sql/test_rules.py tests/sql/test_lookups.py
+	section "SQL again, on version-11 databases upgraded by vmailctl db migrate"
+	VMAIL_TEST_SCHEMA=upgrade pyrun "sql (upgraded v11)" tests/sql/test_rules.py tests/sql/test_lookups.py
 
-if [ "$mode" != quick ]; then
+	[ "$mode" = quick ] && return
 	for suite in tests/e2e/test_*.py; do
-		section "end to end: $(basename "$suite" .py)"
-		pyrun "$(basename "$suite" .py)" "$suite"
+		name=$(basename "$suite" .py)
+		if [ "$mode" = debian13-inside ] && reason=$(d13_reason "$name"); then
+			printf '\n  not run on Debian 13: %s: %s\n' "$name" "$reason"
+			continue
+		fi
+		section "end to end: $name"
+		pyrun "$name" "$suite"
 	done
 
 	section "build (ASan + UBSan)"
@@ -133,6 +170,8 @@ if [ "$mode" != quick ]; then
 		# Every end-to-end suite again with the sanitizer build: the daemons' own checks
 		# (world.py fails a test whose vmaild log holds an ASan, LeakSanitizer or UBSan
 		# report; the panel's tests require exit status 0, which a leak would change).
+		# Once is enough: not again in the Debian 13 root.
+		[ "$mode" = debian13-inside ] && return
 		for suite in tests/e2e/test_*.py; do
 			[ "$(basename "$suite")" = test_systemd_units.py ] && continue
 			section "end to end under ASan + UBSan: $(basename "$suite" .py)"
@@ -141,7 +180,10 @@ if [ "$mode" != quick ]; then
 				pyrun "$(basename "$suite" .py) (sanitizers)" "$suite"
 		done
 	fi
+}
 
+fuzzers() {
+	local fz name corpus dict
 	section "fuzzers (libFuzzer, ${fuzz_seconds}s each)"
 	if CC=clang build build-fuzz -DVMAIL_FUZZ=ON -DBUILD_TESTING=OFF; then
 		for fz in build-fuzz/fuzz_*; do
@@ -165,11 +207,151 @@ if [ "$mode" != quick ]; then
 		tail -30 build-fuzz.log
 		record "build-fuzz" 1
 	fi
-fi
+}
+
+# The Debian 13 stage.  tests/world/debian13.sh runs in the background and is waited for, so a
+# SIGINT or SIGTERM to this script reaches it at once (as SIGTERM: a background job ignores
+# SIGINT) and it kills what runs in the root and unmounts before this script exits.
+d13_pid=
+on_signal() {
+	if [ -n "$d13_pid" ]; then
+		kill -TERM "$d13_pid" 2>/dev/null
+		wait "$d13_pid"
+	fi
+	exit 130
+}
+trap on_signal INT TERM
+
+d13() { # d13 LOG ARGS...: tests/world/debian13.sh ARGS, its output shown indented and kept in LOG
+	local log=$1 rc=0 tail_pid
+	shift
+	: >"$log"
+	tests/world/debian13.sh "$@" >"$log" 2>&1 &
+	d13_pid=$!
+	tail -n +1 -f --pid="$d13_pid" "$log" | sed -u 's/^/  /' &
+	tail_pid=$!
+	wait "$d13_pid" || rc=$?
+	d13_pid=
+	wait "$tail_pid"
+	return "$rc"
+}
+
+d13_readme_check() { # the cannot-run list and tests/README.md's section name the same suites
+	local listed noted e rc=0
+	listed=$(for e in "${d13_cannot_run[@]}"; do echo "${e%%:*}"; done | sort)
+	noted=$(awk '/^## /{on = ($0 ~ /^## Cannot run on Debian 13/); next}
+		on && match($0, /^- `test_[a-z0-9_]+`/) { print substr($0, 4, RLENGTH - 4) }' tests/README.md | sort)
+	for e in $(comm -23 <(echo "$listed") <(echo "$noted")); do
+		echo "  $e is on run-all.sh's d13_cannot_run but has no line in tests/README.md (Cannot run on Debian 13)"
+		rc=1
+	done
+	for e in $(comm -13 <(echo "$listed") <(echo "$noted")); do
+		echo "  tests/README.md (Cannot run on Debian 13) names $e, which is not on run-all.sh's d13_cannot_run"
+		rc=1
+	done
+	for e in $listed; do
+		[ -f "tests/e2e/$e.py" ] || { echo "  d13_cannot_run names $e, which is no suite in tests/e2e"; rc=1; }
+	done
+	[ "$rc" = 0 ] && echo "  ${#d13_cannot_run[@]} suite(s) cannot run on Debian 13, each with its note"
+	return "$rc"
+}
+
+d13_source() { # d13_source DEST: the work tree as it is (tracked and untracked files, nothing ignored)
+	local dest=$1
+	rm -rf --one-file-system "$dest" && mkdir -p "$dest" || return 1
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		# --ignore-failed-read: a tracked file deleted in the work tree is left out
+		git ls-files -z -co --exclude-standard |
+			tar --null -T - --ignore-failed-read --warning=no-failed-read -cf - | tar -xf - -C "$dest"
+	else
+		tar --exclude='./build*' --exclude=node_modules --exclude=./tests/artifacts -cf - . | tar -xf - -C "$dest"
+	fi
+}
+
+d13_results() { # d13_results LOG: add the inner run's counts and failures to this run's
+	local log=$1 line name
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
+	if [ -z "$line" ]; then
+		failed=$((failed + 1))
+		failures+=("debian13: no result line from run-all.sh debian13-inside")
+	else
+		passed=$((passed + ${line%% passed*}))
+		line=${line#*, }
+		failed=$((failed + ${line%% failed}))
+	fi
+	while IFS= read -r line; do
+		failures+=("debian13: ${line#  failed: }")
+	done < <(sed -n '/^=== summary/,$p' "$log" | grep '^  failed: ')
+	# Every suite not on the list ran (a suite that did not would otherwise go unnoticed).
+	for suite in tests/e2e/test_*.py; do
+		name=$(basename "$suite" .py)
+		d13_reason "$name" >/dev/null && continue
+		if ! grep -qE "^=== end to end: $name \(" "$log"; then
+			failed=$((failed + 1))
+			failures+=("debian13: $name did not run")
+		fi
+	done
+}
+
+debian13_stage() {
+	local root t rc log="$work/debian13.log" d13_lock
+	root=$(realpath -m "${VMAIL_D13_ROOT:-/var/cache/vmaild-test/trixie}")
+	section "Debian 13: cannot-run list against tests/README.md"
+	d13_readme_check
+	record "debian13: cannot-run list and tests/README.md" $?
+
+	section "Debian 13 root ($root)"
+	# One lock for the whole stage: another run waits until this one has left the root.
+	mkdir -p "$(dirname "$root")"
+	exec {d13_lock}>"$root.lock"
+	if ! flock -n "$d13_lock"; then
+		echo "  $root is in use by another run; waiting"
+		flock "$d13_lock" & # in the background: a signal must not wait for the lock
+		wait $!
+	fi
+	export VMAIL_D13_LOCKED=1
+	t=$SECONDS
+	d13 "$work/debian13-root.log" root "$root"
+	rc=$?
+	echo "  $((SECONDS - t)) s"
+	record "debian13: root" "$rc"
+	if [ "$rc" = 0 ]; then
+		section "Debian 13: source"
+		t=$SECONDS
+		d13_source "$root/src/vmaild"
+		rc=$?
+		echo "  $(du -sh "$root/src/vmaild" | cut -f1) copied to $root/src/vmaild, $((SECONDS - t)) s"
+		record "debian13: source" "$rc"
+	fi
+	if [ "$rc" = 0 ]; then
+		section "Debian 13: tests/run-all.sh debian13-inside in the root"
+		t=$SECONDS
+		d13 "$log" run "$root" /src/vmaild/tests/run-all.sh debian13-inside
+		rc=$?
+		echo "  inside the root: $((SECONDS - t)) s, status $rc"
+		d13_results "$log"
+		if [ "$rc" != 0 ] && ! printf '%s\n' "${failures[@]}" | grep -q '^debian13: '; then
+			failed=$((failed + 1))
+			failures+=("debian13: run-all.sh debian13-inside ended with status $rc")
+		fi
+	fi
+	unset VMAIL_D13_LOCKED
+	exec {d13_lock}>&-
+}
+
+case $mode in
+all | debian12)
+	this_machine
+	fuzzers
+	[ "$mode" = all ] && debian13_stage
+	;;
+quick | debian13-inside) this_machine ;;
+debian13) debian13_stage ;;
+esac
 
 section "summary"
-if [ "${CI:-}" = true ] && [ "$skipped" != 0 ]; then
-	echo "  $skipped skipped tests count as failed in CI"
+if { [ "${CI:-}" = true ] || [ "$mode" = debian13-inside ]; } && [ "$skipped" != 0 ]; then
+	echo "  $skipped skipped tests count as failed (CI, or the Debian 13 stage)"
 	failed=$((failed + skipped))
 fi
 for f in "${failures[@]}"; do echo "  failed: $f"; done
