@@ -125,6 +125,10 @@ pyrun() { # pyrun NAME FILE...: run Python suites, add up their counts
 
 this_machine() { # the build, unit, SQL and end-to-end tests on this machine (or in the root)
 	local suite name reason
+	section "releases under test"
+	echo "  $(. /etc/os-release && echo "$PRETTY_NAME"), gcc $(gcc -dumpfullversion)," \
+		"PostgreSQL $(ls /usr/lib/postgresql | sort -V | tail -1)," \
+		"Postfix $(postconf -d -h mail_version 2>/dev/null), Dovecot $(dovecot --version 2>/dev/null)"
 	section "build (developer, -Werror)"
 	build build
 	record "build" $? || true
