@@ -62,8 +62,10 @@ END $$;
 -- while it is not connected and then sends the query with '' (seen in its log during an
 -- outage); such a query must fail, which Dovecot answers as a temporary failure, and never
 -- answer "no such user", which LMTP would turn into a bounce.
+-- STABLE, not IMMUTABLE: a constant argument must not raise while a query is planned, before
+-- a CASE that guards the call could skip it.
 CREATE OR REPLACE FUNCTION vmail.dovecot_login(p_login text) RETURNS text
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
 BEGIN
 	IF coalesce(p_login, '') = '' THEN
 		PERFORM vmail.fail('VM400', 'empty login in a passdb or userdb query (Dovecot could not escape the user name)');

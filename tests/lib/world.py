@@ -676,7 +676,7 @@ def _world_dovecot_sql(self, dsn, quota_socket, start=True):
         ext = self.path("dovecot-sql.conf.ext")
         text = _contrib_dovecot("2.3", "dovecot-sql.conf.ext")
         text = _replace(text, "connect = host=/run/postgresql dbname=vmail user=dovecot",
-                             "connect = " + dsn, "2.3/dovecot-sql.conf.ext")
+                        "connect = " + dsn, "2.3/dovecot-sql.conf.ext")
         with open(ext, "w") as f:
             f.write(text)
         conf = _contrib_dovecot("2.3", "90-vmaild-sql.conf")
@@ -686,10 +686,10 @@ def _world_dovecot_sql(self, dsn, quota_socket, start=True):
         host = params.pop("host")
         conf = _contrib_dovecot("2.4", "auth-vmaild-sql.conf.ext")
         conf = _replace(conf, "pgsql /run/postgresql {", "pgsql %s {" % host,
-                             "2.4/auth-vmaild-sql.conf.ext")
+                        "2.4/auth-vmaild-sql.conf.ext")
         conf = _replace(conf, "    dbname = vmail\n    user = dovecot\n",
-                             "".join("    %s = %s\n" % kv for kv in params.items()),
-                             "2.4/auth-vmaild-sql.conf.ext")
+                        "".join("    %s = %s\n" % kv for kv in params.items()),
+                        "2.4/auth-vmaild-sql.conf.ext")
         conf += _contrib_dovecot("2.4", "90-vmaild-quota.conf")
     # The setting and the comment that tells vmaild.conf the same path.
     conf = _replace(conf, "/run/vmaild/dict-quota", quota_socket, "dovecot SQL path", 2)
