@@ -51,12 +51,22 @@ struct endpoint_perms {
  * endpoint_listen - open a non-blocking, close-on-exec listening socket.  A
  * stale unix socket file is removed only if it is a socket nobody accepts on;
  * any other file at the path, or a live listener, is an error.  unix sockets
- * then get perms.  inet sockets get SO_REUSEADDR.  systemd endpoints take
+ * are bound with perms.mode (umask, so call it while single-threaded) and
+ * then get the owner and group by endpoint_unix_set_perms.  inet sockets get SO_REUSEADDR.  systemd endpoints take
  * the descriptor sdlisten_init found (owner and mode are the socket unit's
  * business; perms and backlog are not applied).  Returns the fd or -1 with
  * the reason in err.
  */
 int endpoint_listen(const struct endpoint *ep, const struct endpoint_perms *perms, int backlog,
 		    char *err, size_t errlen);
+
+/*
+ * endpoint_unix_set_perms - give the socket just bound at path its owner and
+ * group, without following a symlink and only if path is still a socket (the
+ * mode was set at bind() through the umask).  endpoint_listen calls it;
+ * public for tests.
+ */
+bool endpoint_unix_set_perms(const char *path, const struct endpoint_perms *perms, char *err,
+			     size_t errlen);
 
 #endif

@@ -1,4 +1,5 @@
 /* endpoint: listener address lists (pure parser) and the listening sockets they name. */
+#define _GNU_SOURCE /* O_PATH, AT_EMPTY_PATH */
 #include "vmail/endpoint.h"
 
 #include <errno.h>
@@ -216,6 +217,41 @@ static bool unix_clear_stale(const struct endpoint *ep, char *err, size_t errlen
 	return true;
 }
 
+bool endpoint_unix_set_perms(const char *path, const struct endpoint_perms *perms, char *err,
+			     size_t errlen)
+{
+	if (perms->owner == (uid_t)-1 && perms->group == (gid_t)-1)
+		return true;
+	/*
+	 * Whoever can write the directory may have swapped the socket for a
+	 * symlink or a hard link since bind().  O_PATH|O_NOFOLLOW pins the inode
+	 * the name has now; only if that is a socket is it chowned, through the
+	 * descriptor, so no later swap redirects the chown either.
+	 */
+	int pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (pfd < 0) {
+		sock_fail(-1, err, errlen, "cannot open", path);
+		return false;
+	}
+	struct stat st;
+	if (fstat(pfd, &st) < 0) {
+		sock_fail(pfd, err, errlen, "cannot stat", path);
+		return false;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		close(pfd);
+		snprintf(err, errlen, "%s: replaced by something that is not a socket after bind; "
+				      "not changing its owner", path);
+		return false;
+	}
+	if (fchownat(pfd, "", perms->owner, perms->group, AT_EMPTY_PATH) < 0) {
+		sock_fail(pfd, err, errlen, "chown", path);
+		return false;
+	}
+	close(pfd);
+	return true;
+}
+
 static int listen_unix(const struct endpoint *ep, const struct endpoint_perms *perms, int backlog,
 		       char *err, size_t errlen)
 {
@@ -227,23 +263,19 @@ static int listen_unix(const struct endpoint *ep, const struct endpoint_perms *p
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	memcpy(sun.sun_path, ep->path, strlen(ep->path) + 1);
 	/*
-	 * Bind under a tight umask so no client can connect in the window before
-	 * the chmod below; the final mode is whatever the configuration says.
+	 * The socket is born with its final mode: a chmod by path afterwards
+	 * would follow a symlink planted in its place, and fchmod on a socket
+	 * descriptor does not reach the file.  umask is process-wide; this runs
+	 * while the daemon is still single-threaded (startup, before any worker
+	 * thread exists).  Nobody connects before listen() below.
 	 */
-	mode_t old_umask = umask(0177);
+	mode_t mode = perms ? (mode_t)(perms->mode & 0777) : 0600;
+	mode_t old_umask = umask(~mode & 0777);
 	int rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
 	umask(old_umask);
 	if (rc < 0)
 		return sock_fail(fd, err, errlen, "bind", ep->text);
-	if (perms && (perms->owner != (uid_t)-1 || perms->group != (gid_t)-1) &&
-	    chown(ep->path, perms->owner, perms->group) < 0) {
-		sock_fail(-1, err, errlen, "chown", ep->path);
-		unlink(ep->path);
-		close(fd);
-		return -1;
-	}
-	if (perms && chmod(ep->path, (mode_t)perms->mode) < 0) {
-		sock_fail(-1, err, errlen, "chmod", ep->path);
+	if (perms && !endpoint_unix_set_perms(ep->path, perms, err, errlen)) {
 		unlink(ep->path);
 		close(fd);
 		return -1;

@@ -169,6 +169,81 @@ START_TEST(test_unix_listen_refuses_regular_file)
 }
 END_TEST
 
+/* make_victim - a root-only file standing for /etc/shadow */
+static void make_victim(const char *path)
+{
+	int f = open(path, O_CREAT | O_WRONLY | O_EXCL, 0600);
+	ck_assert_int_ge(f, 0);
+	close(f);
+	ck_assert_int_eq(chmod(path, 0600), 0);
+}
+
+static void assert_victim_untouched(const char *path, uid_t uid, gid_t gid)
+{
+	struct stat st;
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_msg((st.st_mode & 07777) == 0600, "victim mode is now %04o",
+		      (unsigned)(st.st_mode & 07777));
+	ck_assert_msg(st.st_uid == uid && st.st_gid == gid, "victim owner is now %u:%u",
+		      (unsigned)st.st_uid, (unsigned)st.st_gid);
+}
+
+/*
+ * Whoever can write the socket directory swaps the fresh socket for a
+ * symlink to a root-only file between bind() and the owner/mode step: that
+ * step must neither chown nor chmod the file the link points to.
+ */
+START_TEST(test_unix_perms_ignore_planted_symlink)
+{
+	make_tmpdir();
+	char victim[128], lnk[128], err[256] = "";
+	snprintf(victim, sizeof(victim), "%s/victim", tmpdir);
+	snprintf(lnk, sizeof(lnk), "%s/sock", tmpdir);
+	make_victim(victim);
+	struct stat before;
+	ck_assert_int_eq(stat(victim, &before), 0);
+	ck_assert_int_eq(symlink(victim, lnk), 0);
+	/* nobody:nogroup where we may chown (root); else only the mode is at stake */
+	bool root = geteuid() == 0;
+	struct endpoint_perms perms = { root ? 65534 : (uid_t)-1, root ? 65534 : (gid_t)-1, 0666 };
+	ck_assert(!endpoint_unix_set_perms(lnk, &perms, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "not a socket"), "%s", err);
+	assert_victim_untouched(victim, before.st_uid, before.st_gid);
+	/* Nor a hard link (where fs.protected_hardlinks does not stop one). */
+	unlink(lnk);
+	ck_assert_int_eq(link(victim, lnk), 0);
+	ck_assert(!endpoint_unix_set_perms(lnk, &perms, err, sizeof(err)));
+	assert_victim_untouched(victim, before.st_uid, before.st_gid);
+	unlink(lnk);
+	unlink(victim);
+	rmdir(tmpdir);
+}
+END_TEST
+
+/* The socket is born with its final mode and owner (root only: chown). */
+START_TEST(test_unix_listen_owner)
+{
+	if (geteuid() != 0)
+		return;
+	make_tmpdir();
+	struct endpoint ep;
+	unix_endpoint(&ep, "owned");
+	struct endpoint_perms perms = { 65534, 65534, 0660 };
+	char err[256] = "";
+	int fd = endpoint_listen(&ep, &perms, 16, err, sizeof(err));
+	ck_assert_msg(fd >= 0, "%s", err);
+	struct stat st;
+	ck_assert_int_eq(lstat(ep.path, &st), 0);
+	ck_assert(S_ISSOCK(st.st_mode));
+	ck_assert_uint_eq(st.st_mode & 07777, 0660);
+	ck_assert_uint_eq(st.st_uid, 65534);
+	ck_assert_uint_eq(st.st_gid, 65534);
+	close(fd);
+	unlink(ep.path);
+	rmdir(tmpdir);
+}
+END_TEST
+
 START_TEST(test_inet_listen)
 {
 	struct endpoint_list l;
@@ -199,6 +274,8 @@ static Suite *endpoint_suite(void)
 	tcase_add_test(tc, test_parsed_fields);
 	tcase_add_test(tc, test_unix_listen_mode_and_stale);
 	tcase_add_test(tc, test_unix_listen_refuses_regular_file);
+	tcase_add_test(tc, test_unix_perms_ignore_planted_symlink);
+	tcase_add_test(tc, test_unix_listen_owner);
 	tcase_add_test(tc, test_inet_listen);
 	suite_add_tcase(s, tc);
 	return s;
