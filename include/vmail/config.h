@@ -45,6 +45,13 @@ struct config {
 	unsigned pg_connect_timeout; /* ms */
 	unsigned request_timeout;    /* ms */
 	unsigned max_connections;
+	/* per service, within max_connections */
+	unsigned socketmap_max_connections;
+	unsigned policy_max_connections;
+	unsigned dict_max_connections;
+	unsigned dict_quota_max_connections;
+	unsigned dict_quota_max_connections_per_uid; /* 0: no per-uid cap */
+	unsigned metrics_max_connections;
 	unsigned idle_timeout;       /* ms */
 	unsigned max_pipelined;
 	unsigned max_output_buffer;  /* bytes */

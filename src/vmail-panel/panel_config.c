@@ -44,6 +44,8 @@ static const struct conftab_row rows[] = {
 	  "worker threads for password hashing" },
 	{ "panel_db_timeout", CONFTAB_DURATION, OFF(db_timeout), "5s", 1000, 600000, 0,
 	  "connect and statement timeout of each database call" },
+	{ "panel_max_connections", CONFTAB_UINT, OFF(max_connections), "256", 1, 100000, 0,
+	  "HTTP connections open at a time; more are closed at accept" },
 	{ "panel_request_timeout", CONFTAB_DURATION, OFF(request_timeout), "30s", 1000, 600000, 0,
 	  "reading a request and writing an answer" },
 	{ "panel_user", CONFTAB_STRING, OFF(user), "", 0, 0, 0,

@@ -28,6 +28,7 @@ struct panel_config {
 	unsigned hash_workers;
 	unsigned db_timeout;       /* ms: connect and statement deadline */
 	unsigned request_timeout;  /* ms: HTTP read/write */
+	unsigned max_connections;  /* panel_max_connections: HTTP connections at a time */
 	char *user;
 	char *group;
 	enum log_level log_level;

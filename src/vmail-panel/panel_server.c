@@ -33,6 +33,7 @@
 
 #include "vmail/privdrop.h"
 #include "vmail/endpoint.h"
+#include "vmail/httpcap.h"
 #include "vmail/log.h"
 #include "panel_config.h"
 #include "panel_db.h"
@@ -153,6 +154,7 @@ struct panel {
 	struct panel_config cfg;
 	struct event_base *base;
 	struct evhttp *http;
+	struct httpcap *cap; /* panel_max_connections */
 	struct panel_pool *hash_pool, *db_pool;
 	struct panel_db_settings db_settings;
 	struct panel_sessions *sessions;
@@ -1163,6 +1165,7 @@ static void teardown(struct panel *p)
 	}
 	if (p->http)
 		evhttp_free(p->http);
+	httpcap_free(p->cap); /* after evhttp_free: closing connections counts them out */
 	if (p->sweep)
 		event_free(p->sweep);
 	if (p->sig_term)
@@ -1271,7 +1274,9 @@ int panel_server_run(const char *path)
 				     p.cfg.hash_workers * PANEL_HASH_QUEUE_PER_THREAD, NULL);
 	p.db_pool = panel_db_pool_new(p.base, &p.db_settings, p.cfg.db_workers, PANEL_DB_QUEUE);
 	p.http = evhttp_new(p.base);
-	if (!p.hash_pool || !p.db_pool || !p.http) {
+	if (p.http)
+		p.cap = httpcap_new(p.http, p.base, "panel_listen", p.cfg.max_connections);
+	if (!p.hash_pool || !p.db_pool || !p.http || !p.cap) {
 		log_error("panel: cannot start the workers or the HTTP server");
 		goto out;
 	}

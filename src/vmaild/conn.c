@@ -45,6 +45,7 @@ struct conn {
 	void *data;     /* the protocol's, see conn_set_data */
 	unsigned depth; /* our callbacks on the stack; free is deferred until 0 */
 	bool over_limit;
+	long peer_uid;  /* conn_set_peer_uid; -1: not counted per uid */
 	char peer[160];
 };
 
@@ -142,6 +143,7 @@ struct conn *conn_new(struct conn_set *set, struct event_base *base, int fd, con
 	c->limits = limits;
 	c->tailp = &c->head;
 	c->over_limit = over_limit;
+	c->peer_uid = -1;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 
 	c->set = set;
@@ -204,10 +206,11 @@ void conn_close(struct conn *c, const char *reason)
 		set->over_limit--;
 	c->set = NULL;
 
+	long peer_uid = c->peer_uid;
 	if (c->depth == 0)
 		free(c);
 	if (set->on_close)
-		set->on_close(set->arg);
+		set->on_close(set->arg, peer_uid);
 }
 
 /* conn_maybe_finish - a closing or draining conn goes once all it owes is written */
@@ -283,6 +286,16 @@ void *conn_data(const struct conn *c)
 int conn_fd(const struct conn *c)
 {
 	return c->bev ? (int)bufferevent_getfd(c->bev) : -1;
+}
+
+void conn_set_peer_uid(struct conn *c, long uid)
+{
+	c->peer_uid = uid;
+}
+
+long conn_peer_uid(const struct conn *c)
+{
+	return c->peer_uid;
 }
 
 struct conn_req *conn_req_new(struct conn *c)

@@ -49,7 +49,8 @@ struct conn_set {
 	struct conn *first;
 	unsigned count;      /* all connections in the set */
 	unsigned over_limit; /* of which admitted beyond max_connections */
-	void (*on_close)(void *arg);
+	/* after a conn left the set; peer_uid is what conn_set_peer_uid stored, or -1 */
+	void (*on_close)(void *arg, long peer_uid);
 	void *arg;
 };
 
@@ -129,6 +130,9 @@ void conn_set_data(struct conn *c, void *data);
 void *conn_data(const struct conn *c);
 /* conn_fd - the socket, e.g. for peer credentials */
 int conn_fd(const struct conn *c);
+/* conn_set_peer_uid, conn_peer_uid - the uid the server counted the conn under; -1: none */
+void conn_set_peer_uid(struct conn *c, long uid);
+long conn_peer_uid(const struct conn *c);
 
 /* conn_log - log with the connection's id and peer as prefix */
 void conn_log(const struct conn *c, enum log_level level, const char *fmt, ...) VMAIL_PRINTF(3, 4);

@@ -90,6 +90,7 @@ struct daemon {
 	struct event_base *base;
 	struct pg_pool *pool;
 	struct server *srv;
+	struct server_group *groups[DAEMON_SVC__COUNT]; /* one per service, with its caps */
 	struct pg_listen *listen;       /* cache invalidations; NULL without a cache */
 	/* Reads from a standby (database), writes and LISTEN on the primary (database_primary). */
 	char *primary_conninfo;         /* NULL: one pool for everything */
@@ -262,6 +263,54 @@ static const char *daemon_svc_key(const struct config *cfg, enum daemon_svc svc,
 	}
 	*value = cfg->dict_listen;
 	return "dict_listen";
+}
+
+/* daemon_svc_group - a service's group name (its *_max_connections prefix) and caps */
+static const char *daemon_svc_group(const struct config *cfg, enum daemon_svc svc,
+				    struct server_group_limits *lim)
+{
+	lim->max_per_uid = 0;
+	switch (svc) {
+	case DAEMON_SVC_SOCKETMAP:
+		lim->max_connections = cfg->socketmap_max_connections;
+		return "socketmap";
+	case DAEMON_SVC_POLICY:
+		lim->max_connections = cfg->policy_max_connections;
+		return "policy";
+	case DAEMON_SVC_DICT_QUOTA:
+		/* 0666: any local user connects; one uid must not take all of them */
+		lim->max_connections = cfg->dict_quota_max_connections;
+		lim->max_per_uid = cfg->dict_quota_max_connections_per_uid;
+		return "dict_quota";
+	case DAEMON_SVC_DICT:
+	case DAEMON_SVC__COUNT:
+		break;
+	}
+	lim->max_connections = cfg->dict_max_connections;
+	return "dict";
+}
+
+/* daemon_uid_exempt - the per-uid cap spares root and dict_trusted_users */
+static bool daemon_uid_exempt(void *arg, uid_t uid, gid_t gid)
+{
+	struct daemon *d = arg;
+	return uid == 0 || (d->dict && svc_dict_is_trusted(d->dict, uid, gid));
+}
+
+/* daemon_groups - create (first call) or update (reload) each service's caps */
+static void daemon_groups(struct daemon *d)
+{
+	for (unsigned svc = 0; svc < DAEMON_SVC__COUNT; svc++) {
+		struct server_group_limits lim;
+		const char *name = daemon_svc_group(&d->cfg, svc, &lim);
+		if (d->groups[svc]) {
+			server_group_set_limits(d->groups[svc], &lim);
+			continue;
+		}
+		d->groups[svc] = server_add_group(d->srv, name, &lim, daemon_uid_exempt, d);
+		if (!d->groups[svc])
+			log_fatal("out of memory");
+	}
 }
 
 /* daemon_svc_proto - the protocol serving svc and its argument; NULL if not in this version */
@@ -554,6 +603,20 @@ static void daemon_metrics_state(void *arg, struct metrics_state *out)
 		out->listen_reconnects = ls.connects;
 	}
 	out->connections = server_connections(d->srv);
+	static struct server_group_stats gs[SERVER_MAX_GROUPS];
+	static struct metrics_listener ml[SERVER_MAX_GROUPS];
+	_Static_assert(SERVER_REFUSED__COUNT <= METRICS_REFUSAL_REASONS, "refusal labels");
+	size_t n = server_group_stats(d->srv, gs, SERVER_MAX_GROUPS);
+	for (size_t i = 0; i < n; i++) {
+		ml[i].name = gs[i].name;
+		ml[i].connections = gs[i].connections;
+		for (unsigned r = 0; r < SERVER_REFUSED__COUNT; r++) {
+			ml[i].refused[r] = gs[i].refused[r];
+			ml[i].reason[r] = server_refusal_name(r);
+		}
+	}
+	out->listeners = ml;
+	out->nlisteners = n;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	out->uptime_s = (double)(now.tv_sec - d->started.tv_sec) +
 			(double)(now.tv_nsec - d->started.tv_nsec) / 1e9;
@@ -601,6 +664,9 @@ static void daemon_reload(struct daemon *d)
 	struct conn_limits limits;
 	daemon_limits(&d->cfg, &limits);
 	server_set_limits(d->srv, &limits, effective_max_connections(d));
+	daemon_groups(d);
+	if (d->metrics)
+		metrics_http_set_max_connections(d->metrics, d->cfg.metrics_max_connections);
 	log_notice("reloaded %s", d->path);
 done:
 	daemon_set_state(d, DAEMON_RUNNING);
@@ -745,11 +811,12 @@ int daemon_run(const char *path)
 		if (!d.dict)
 			log_fatal("%s", err);
 	}
+	daemon_groups(&d);
 	for (unsigned i = 0; i < d.nlisteners; i++) {
 		struct daemon_listener *l = &d.listeners[i];
 		void *arg;
 		const struct conn_proto *proto = daemon_svc_proto(&d, l->svc, &arg);
-		if (!server_add_listener(d.srv, l->fd, l->name, proto, arg))
+		if (!server_add_listener(d.srv, d.groups[l->svc], l->fd, l->name, proto, arg))
 			log_fatal("%s: cannot listen (out of memory)", l->name);
 	}
 
@@ -763,7 +830,8 @@ int daemon_run(const char *path)
 		log_fatal("cannot set up signal handling");
 
 	if (d.metrics_fd >= 0) {
-		d.metrics = metrics_http_new(d.base, d.metrics_fd, daemon_metrics_state, &d);
+		d.metrics = metrics_http_new(d.base, d.metrics_fd, d.cfg.metrics_max_connections,
+					     daemon_metrics_state, &d);
 		d.metrics_fd = -1; /* taken over, closed on failure */
 		if (!d.metrics)
 			log_fatal("metrics_listen: cannot serve (out of memory)");

@@ -185,6 +185,36 @@ static void render_cache(struct evbuffer *out, const struct lookup_cache_stats *
 		cs->flushes);
 }
 
+/* Rows of the listener families: the service groups and metrics_listen. */
+#define METRICS_MAX_LISTENERS 16
+
+static void render_listeners(struct evbuffer *out, const struct metrics_state *st)
+{
+	const struct metrics_listener *rows[METRICS_MAX_LISTENERS];
+	size_t n = 0;
+	for (size_t i = 0; i < st->nlisteners && n < METRICS_MAX_LISTENERS - 1; i++)
+		rows[n++] = &st->listeners[i];
+	if (st->metrics.name)
+		rows[n++] = &st->metrics;
+	if (!n)
+		return;
+	help(out, "vmaild_listener_connections", "gauge", "Client connections open per listener.");
+	for (size_t i = 0; i < n; i++)
+		evbuffer_add_printf(out, "vmaild_listener_connections{listener=\"%s\"} %u\n",
+				    rows[i]->name, rows[i]->connections);
+	help(out, "vmaild_connections_refused_total", "counter",
+	     "Connections refused: listener_limit and uid_limit are closed at accept, "
+	     "max_connections are answered a temporary failure.");
+	for (size_t i = 0; i < n; i++)
+		for (size_t r = 0; r < METRICS_REFUSAL_REASONS; r++)
+			if (rows[i]->reason[r])
+				evbuffer_add_printf(out,
+						    "vmaild_connections_refused_total{listener=\"%s\","
+						    "reason=\"%s\"} %llu\n",
+						    rows[i]->name, rows[i]->reason[r],
+						    (unsigned long long)rows[i]->refused[r]);
+}
+
 void metrics_render(struct evbuffer *out, const struct metrics_state *st)
 {
 	render_lookups(out);
@@ -198,5 +228,6 @@ void metrics_render(struct evbuffer *out, const struct metrics_state *st)
 	counter(out, "vmaild_listen_connects_total", "LISTEN connections established.",
 		st->listen_reconnects);
 	gauge(out, "vmaild_connections", "Client connections open.", st->connections);
+	render_listeners(out, st);
 	gauge(out, "vmaild_uptime_seconds", "Seconds since start.", st->uptime_s);
 }

@@ -59,6 +59,17 @@ const struct metrics_lookup *metrics_lookup_get(enum metrics_proto proto, enum l
 /* metrics_reset - zero every counter (tests) */
 void metrics_reset(void);
 
+/* Reasons a listener refuses connections, at most (labels come with the row). */
+#define METRICS_REFUSAL_REASONS 4
+
+/* One listener group (service) of the daemon, or the metrics listener itself. */
+struct metrics_listener {
+	const char *name;                               /* "socketmap", "dict_quota", "metrics" */
+	unsigned connections;                           /* open */
+	const char *reason[METRICS_REFUSAL_REASONS];    /* NULL: unused slot */
+	uint64_t refused[METRICS_REFUSAL_REASONS];
+};
+
 /* What the daemon adds to the lookup counters when rendering. */
 struct metrics_state {
 	const struct pg_stats *pool;       /* NULL: no pool */
@@ -67,6 +78,9 @@ struct metrics_state {
 	uint64_t listen_notifications;
 	uint64_t listen_reconnects;
 	unsigned connections;              /* client connections open */
+	const struct metrics_listener *listeners; /* the service groups */
+	size_t nlisteners;
+	struct metrics_listener metrics;   /* metrics_listen's own (metrics_http fills it) */
 	double uptime_s;
 };
 

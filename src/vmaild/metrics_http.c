@@ -14,6 +14,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "vmail/httpcap.h"
 #include "vmail/log.h"
 
 /* A scrape that does not arrive within this many seconds is dropped. */
@@ -21,6 +22,7 @@
 
 struct metrics_http {
 	struct evhttp *http;
+	struct httpcap *cap; /* metrics_max_connections */
 	metrics_state_fn *state;
 	void *arg;
 };
@@ -41,6 +43,10 @@ static void metrics_http_cb(struct evhttp_request *req, void *arg)
 	struct metrics_state st;
 	memset(&st, 0, sizeof(st));
 	m->state(m->arg, &st);
+	st.metrics.name = "metrics";
+	st.metrics.connections = httpcap_connections(m->cap);
+	st.metrics.reason[0] = "listener_limit";
+	st.metrics.refused[0] = httpcap_refused(m->cap);
 	struct evbuffer *body = evbuffer_new();
 	if (!body) {
 		evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
@@ -53,11 +59,18 @@ static void metrics_http_cb(struct evhttp_request *req, void *arg)
 	evbuffer_free(body);
 }
 
-struct metrics_http *metrics_http_new(struct event_base *base, int fd, metrics_state_fn *state,
-				      void *arg)
+struct metrics_http *metrics_http_new(struct event_base *base, int fd, unsigned max_connections,
+				      metrics_state_fn *state, void *arg)
 {
 	struct metrics_http *m = calloc(1, sizeof(*m));
 	if (!m || !(m->http = evhttp_new(base))) {
+		free(m);
+		close(fd);
+		return NULL;
+	}
+	m->cap = httpcap_new(m->http, base, "metrics_listen", max_connections);
+	if (!m->cap) {
+		evhttp_free(m->http);
 		free(m);
 		close(fd);
 		return NULL;
@@ -72,6 +85,7 @@ struct metrics_http *metrics_http_new(struct event_base *base, int fd, metrics_s
 	if (!evhttp_accept_socket_with_handle(m->http, fd)) {
 		log_error("metrics_listen: cannot accept connections");
 		evhttp_free(m->http);
+		httpcap_free(m->cap);
 		free(m);
 		close(fd);
 		return NULL;
@@ -84,5 +98,11 @@ void metrics_http_free(struct metrics_http *m)
 	if (!m)
 		return;
 	evhttp_free(m->http);
+	httpcap_free(m->cap); /* after: closing connections counts them out */
 	free(m);
+}
+
+void metrics_http_set_max_connections(struct metrics_http *m, unsigned max_connections)
+{
+	httpcap_set_max(m->cap, max_connections);
 }

@@ -1,10 +1,15 @@
 /*
- * server: the listening sockets and who gets in.  Up to max_connections are
+ * server: the listening sockets and who gets in.  Listeners belong to groups
+ * (one per service); a group past its own cap, or a peer uid past the
+ * group's per-uid cap, is refused at accept (closed at once, counted, logged
+ * at most every SERVER_REFUSE_LOG_S), so one service's clients cannot take
+ * the connections another needs.  Over all groups, up to max_connections are
  * served; a few more are accepted only to be told "temporary failure" by
  * their protocol (better than leaving Postfix waiting 100 s in the backlog);
  * beyond that, and when the process runs out of file descriptors, accepting
  * pauses instead of spinning on the ready listener.
  */
+#define _GNU_SOURCE /* struct ucred */
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -14,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -21,6 +27,10 @@
 #include "vmail/log.h"
 
 #define SERVER_FD_PAUSE_MS 1000
+/* At most one "refusing" warning per group and this many seconds. */
+#define SERVER_REFUSE_LOG_S 10
+/* Buckets of a group's per-uid counts (chained; entries exist while a uid is connected). */
+#define SERVER_UID_BUCKETS 256
 
 enum server_state {
 	SERVER_ACCEPTING = 0,
@@ -30,8 +40,30 @@ enum server_state {
 	SERVER_STATE__COUNT,
 };
 
+/* How many connections one peer uid holds in a group. */
+struct uid_count {
+	struct uid_count *next;
+	uid_t uid;
+	unsigned count;
+};
+
+/* The listeners of one service, their connections and caps. */
+struct server_group {
+	struct server *srv;
+	char name[32];
+	struct server_group_limits lim;
+	server_uid_exempt_fn *exempt;
+	void *exempt_arg;
+	struct conn_set conns;
+	struct uid_count *uids[SERVER_UID_BUCKETS];
+	uint64_t refused[SERVER_REFUSED__COUNT];
+	time_t refuse_logged;   /* when the last "refusing" warning went out */
+	uint64_t refuse_quiet;  /* refusals since, not logged one by one */
+};
+
 struct listener {
 	struct server *srv;
+	struct server_group *group;
 	struct evconnlistener *lev;
 	const struct conn_proto *proto;
 	void *proto_arg;
@@ -43,7 +75,8 @@ struct server {
 	enum server_state state;
 	struct conn_limits limits;
 	unsigned max_connections;
-	struct conn_set conns;
+	struct server_group *groups[SERVER_MAX_GROUPS];
+	size_t ngroups;
 	struct listener **listeners;
 	size_t nlisteners;
 	struct event *resume_ev;
@@ -58,7 +91,18 @@ static const char *const state_names[SERVER_STATE__COUNT] = {
 	[SERVER_STOPPING] = "stopping",
 };
 
-static void server_conn_closed(void *arg);
+static const char *const refusal_names[SERVER_REFUSED__COUNT] = {
+	[SERVER_REFUSED_LISTENER] = "listener_limit",
+	[SERVER_REFUSED_UID] = "uid_limit",
+	[SERVER_REFUSED_MAX_CONNECTIONS] = "max_connections",
+};
+
+const char *server_refusal_name(enum server_refusal r)
+{
+	return r < SERVER_REFUSED__COUNT ? refusal_names[r] : "?";
+}
+
+static void server_conn_closed(void *arg, long peer_uid);
 static void server_resume_cb(evutil_socket_t fd, short what, void *arg);
 
 /* server_set_state - the one transition function: listeners follow the state */
@@ -69,7 +113,7 @@ static void server_set_state(struct server *srv, enum server_state st)
 	enum log_level lvl = st == SERVER_ACCEPTING || st == SERVER_STOPPING ? LOG_LEVEL_INFO
 									   : LOG_LEVEL_WARNING;
 	log_msg(lvl, "listeners: %s -> %s (%u connections)", state_names[srv->state],
-		state_names[st], srv->conns.count);
+		state_names[st], server_connections(srv));
 	srv->state = st;
 	for (size_t i = 0; i < srv->nlisteners; i++) {
 		if (st == SERVER_ACCEPTING)
@@ -81,7 +125,7 @@ static void server_set_state(struct server *srv, enum server_state st)
 
 static void server_update_admission(struct server *srv)
 {
-	bool full = srv->conns.count >= srv->max_connections + SERVER_OVER_LIMIT_SLACK;
+	bool full = server_connections(srv) >= srv->max_connections + SERVER_OVER_LIMIT_SLACK;
 	if (full && srv->state == SERVER_ACCEPTING)
 		server_set_state(srv, SERVER_PAUSED_FULL);
 	else if (!full && srv->state == SERVER_PAUSED_FULL)
@@ -97,8 +141,6 @@ struct server *server_new(struct event_base *base, const struct conn_limits *lim
 	srv->base = base;
 	srv->limits = *limits;
 	srv->max_connections = max_connections;
-	srv->conns.on_close = server_conn_closed;
-	srv->conns.arg = srv;
 	srv->resume_ev = evtimer_new(base, server_resume_cb, srv);
 	if (!srv->resume_ev) {
 		free(srv);
@@ -124,21 +166,124 @@ static void peer_name(const struct listener *l, const struct sockaddr *sa, int s
 	}
 }
 
+static struct uid_count **uid_slot(struct server_group *g, uid_t uid)
+{
+	struct uid_count **pp = &g->uids[((uint32_t)uid * 2654435761u) >> 24];
+	while (*pp && (*pp)->uid != uid)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+/* uid_take - count one more connection of uid; false when out of memory */
+static bool uid_take(struct server_group *g, uid_t uid)
+{
+	struct uid_count **pp = uid_slot(g, uid);
+	if (!*pp) {
+		*pp = calloc(1, sizeof(**pp));
+		if (!*pp)
+			return false;
+		(*pp)->uid = uid;
+	}
+	(*pp)->count++;
+	return true;
+}
+
+static void uid_release(struct server_group *g, uid_t uid)
+{
+	struct uid_count **pp = uid_slot(g, uid);
+	struct uid_count *u = *pp;
+	if (!u)
+		return;
+	if (--u->count == 0) {
+		*pp = u->next;
+		free(u);
+	}
+}
+
+static unsigned uid_connections(struct server_group *g, uid_t uid)
+{
+	struct uid_count *u = *uid_slot(g, uid);
+	return u ? u->count : 0;
+}
+
+/*
+ * peer_uid_counted - the peer's uid if the group counts it (a per-uid cap, a
+ * unix peer with credentials, not exempt), else -1.
+ */
+static long peer_uid_counted(const struct server_group *g, int fd)
+{
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+	if (!g->lim.max_per_uid ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0 || len != sizeof(uc))
+		return -1;
+	if (g->exempt && g->exempt(g->exempt_arg, uc.uid, uc.gid))
+		return -1;
+	return (long)uc.uid;
+}
+
+/* group_refuse - close fd at once; count it; warn, but not more than every few seconds */
+static void group_refuse(struct server_group *g, const struct listener *l, int fd,
+			 enum server_refusal why, const char *peer, long uid)
+{
+	evutil_closesocket(fd);
+	g->refused[why]++;
+	time_t now = time(NULL);
+	if (g->refuse_logged && now - g->refuse_logged < SERVER_REFUSE_LOG_S) {
+		g->refuse_quiet++;
+		return;
+	}
+	char who[64] = "";
+	if (uid >= 0)
+		snprintf(who, sizeof(who), " (uid %ld)", uid);
+	log_warning("%s: refusing %s%s: %s_max_connections%s is %u (%llu more refused since the "
+		    "last warning)", l->name, peer, who, g->name,
+		    why == SERVER_REFUSED_UID ? "_per_uid" : "",
+		    why == SERVER_REFUSED_UID ? g->lim.max_per_uid : g->lim.max_connections,
+		    (unsigned long long)g->refuse_quiet);
+	g->refuse_logged = now;
+	g->refuse_quiet = 0;
+}
+
 static void server_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
 			     int salen, void *arg)
 {
 	struct listener *l = arg;
 	struct server *srv = l->srv;
+	struct server_group *g = l->group;
 	char peer[320];
 	(void)lev;
 	peer_name(l, sa, salen, peer, sizeof(peer));
-	bool over = srv->conns.count >= srv->max_connections;
-	if (over)
+	if (g->lim.max_connections && g->conns.count >= g->lim.max_connections) {
+		group_refuse(g, l, fd, SERVER_REFUSED_LISTENER, peer, -1);
+		return;
+	}
+	long uid = peer_uid_counted(g, fd);
+	if (uid >= 0 && uid_connections(g, (uid_t)uid) >= g->lim.max_per_uid) {
+		group_refuse(g, l, fd, SERVER_REFUSED_UID, peer, uid);
+		return;
+	}
+	unsigned total = server_connections(srv);
+	bool over = total >= srv->max_connections;
+	if (over) {
+		g->refused[SERVER_REFUSED_MAX_CONNECTIONS]++;
 		log_warning("%s: %u connections, max_connections is %u: refusing %s",
-			    l->name, srv->conns.count, srv->max_connections, peer);
-	if (!conn_new(&srv->conns, srv->base, fd, peer, l->proto, l->proto_arg, &srv->limits,
-		      over))
+			    l->name, total, srv->max_connections, peer);
+	}
+	if (uid >= 0 && !uid_take(g, (uid_t)uid)) {
+		evutil_closesocket(fd);
 		log_error("%s: cannot set up connection from %s (out of memory)", l->name, peer);
+		return;
+	}
+	struct conn *c = conn_new(&g->conns, srv->base, fd, peer, l->proto, l->proto_arg,
+				  &srv->limits, over);
+	if (!c) {
+		if (uid >= 0)
+			uid_release(g, (uid_t)uid);
+		log_error("%s: cannot set up connection from %s (out of memory)", l->name, peer);
+	} else {
+		conn_set_peer_uid(c, uid);
+	}
 	server_update_admission(srv);
 }
 
@@ -171,8 +316,62 @@ static void server_resume_cb(evutil_socket_t fd, short what, void *arg)
 	server_update_admission(srv);
 }
 
-bool server_add_listener(struct server *srv, int fd, const char *name,
-			 const struct conn_proto *proto, void *proto_arg)
+struct server_group *server_add_group(struct server *srv, const char *name,
+				      const struct server_group_limits *lim,
+				      server_uid_exempt_fn *exempt, void *exempt_arg)
+{
+	if (srv->ngroups == SERVER_MAX_GROUPS)
+		return NULL;
+	struct server_group *g = calloc(1, sizeof(*g));
+	if (!g)
+		return NULL;
+	g->srv = srv;
+	snprintf(g->name, sizeof(g->name), "%s", name);
+	g->lim = *lim;
+	g->exempt = exempt;
+	g->exempt_arg = exempt_arg;
+	g->conns.on_close = server_conn_closed;
+	g->conns.arg = g;
+	srv->groups[srv->ngroups++] = g;
+	return g;
+}
+
+void server_group_set_limits(struct server_group *g, const struct server_group_limits *lim)
+{
+	/* A uid counted before keeps its count; one no longer counted is released at close. */
+	g->lim = *lim;
+}
+
+size_t server_group_stats(const struct server *srv, struct server_group_stats *out, size_t max)
+{
+	size_t n = 0;
+	for (; n < srv->ngroups && n < max; n++) {
+		const struct server_group *g = srv->groups[n];
+		out[n].name = g->name;
+		out[n].connections = g->conns.count;
+		memcpy(out[n].refused, g->refused, sizeof(out[n].refused));
+	}
+	return n;
+}
+
+static void server_free_groups(struct server *srv)
+{
+	for (size_t i = 0; i < srv->ngroups; i++) {
+		struct server_group *g = srv->groups[i];
+		for (size_t b = 0; b < SERVER_UID_BUCKETS; b++) {
+			while (g->uids[b]) {
+				struct uid_count *u = g->uids[b];
+				g->uids[b] = u->next;
+				free(u);
+			}
+		}
+		free(g);
+	}
+	srv->ngroups = 0;
+}
+
+bool server_add_listener(struct server *srv, struct server_group *group, int fd,
+			 const char *name, const struct conn_proto *proto, void *proto_arg)
 {
 	struct listener *l = calloc(1, sizeof(*l));
 	struct listener **grown = realloc(srv->listeners,
@@ -186,6 +385,7 @@ bool server_add_listener(struct server *srv, int fd, const char *name,
 	}
 	srv->listeners = grown;
 	l->srv = srv;
+	l->group = group;
 	l->proto = proto;
 	l->proto_arg = proto_arg;
 	snprintf(l->name, sizeof(l->name), "%s", name);
@@ -226,16 +426,19 @@ static void server_close_listeners(struct server *srv)
 
 static void server_maybe_done(struct server *srv)
 {
-	if (srv->state != SERVER_STOPPING || srv->conns.count || !srv->done)
+	if (srv->state != SERVER_STOPPING || server_connections(srv) || !srv->done)
 		return;
 	void (*done)(void *) = srv->done;
 	srv->done = NULL;
 	done(srv->done_arg);
 }
 
-static void server_conn_closed(void *arg)
+static void server_conn_closed(void *arg, long peer_uid)
 {
-	struct server *srv = arg;
+	struct server_group *g = arg;
+	struct server *srv = g->srv;
+	if (peer_uid >= 0)
+		uid_release(g, (uid_t)peer_uid);
 	if (srv->state == SERVER_STOPPING)
 		server_maybe_done(srv);
 	else
@@ -249,13 +452,17 @@ void server_shutdown(struct server *srv, void (*done)(void *arg), void *arg)
 	server_close_listeners(srv);
 	srv->done = done;
 	srv->done_arg = arg;
-	conn_set_drain(&srv->conns);
+	for (size_t i = 0; i < srv->ngroups; i++)
+		conn_set_drain(&srv->groups[i]->conns);
 	server_maybe_done(srv);
 }
 
 unsigned server_connections(const struct server *srv)
 {
-	return srv->conns.count;
+	unsigned n = 0;
+	for (size_t i = 0; i < srv->ngroups; i++)
+		n += srv->groups[i]->conns.count;
+	return n;
 }
 
 void server_free(struct server *srv)
@@ -264,8 +471,10 @@ void server_free(struct server *srv)
 		return;
 	srv->done = NULL;
 	srv->state = SERVER_STOPPING;
-	conn_set_close(&srv->conns, "server stopped");
+	for (size_t i = 0; i < srv->ngroups; i++)
+		conn_set_close(&srv->groups[i]->conns, "server stopped");
 	server_close_listeners(srv);
+	server_free_groups(srv);
 	event_free(srv->resume_ev);
 	free(srv);
 }

@@ -231,7 +231,7 @@ static void dict_set_state(struct conn *c, struct dict_conn *dc, enum dict_conn_
 	dc->state = st;
 }
 
-static bool dict_is_trusted(const struct svc_dict *svc, uid_t uid, gid_t gid)
+bool svc_dict_is_trusted(const struct svc_dict *svc, uid_t uid, gid_t gid)
 {
 	if (uid == 0)
 		return true;
@@ -262,7 +262,7 @@ static struct dict_conn *dict_conn_new(struct conn *c, struct dict_listener *l)
 		dc->uid = uc.uid;
 		dc->gid = uc.gid;
 		dc->pid = uc.pid;
-		dc->trusted = dict_is_trusted(l->svc, uc.uid, uc.gid);
+		dc->trusted = svc_dict_is_trusted(l->svc, uc.uid, uc.gid);
 	}
 	snprintf(dc->peer_uid, sizeof(dc->peer_uid), "%ld",
 		 dc->trusted ? -1L : (long)dc->uid);

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "conn.h"
 
@@ -50,6 +51,9 @@ void *svc_dict_listener_arg(struct svc_dict *svc, enum svc_dict_listener kind);
  * svc_dict_free - after the server and the pool are gone (the pool answers an in-flight
  * batch while it is freed, and the batch callback needs the commit queue this frees).
  */
+/* svc_dict_is_trusted - root or a dict_trusted_users peer (served everything, on every listener) */
+bool svc_dict_is_trusted(const struct svc_dict *svc, uid_t uid, gid_t gid);
+
 void svc_dict_free(struct svc_dict *svc);
 
 /*

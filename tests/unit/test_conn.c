@@ -69,9 +69,10 @@ static const struct conn_proto fake_proto = {
 	.on_close = fake_close,
 };
 
-static void set_closed(void *arg)
+static void set_closed(void *arg, long peer_uid)
 {
 	(void)arg;
+	(void)peer_uid;
 	fk.set_closes++;
 }
 
