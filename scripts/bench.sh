@@ -128,6 +128,9 @@ socket_mode = 0666
 pg_pool_size = $pool
 max_pipelined = 64
 max_connections = 12000
+socketmap_max_connections = 12000
+policy_max_connections = 12000
+dict_max_connections = 12000
 log_level = warning
 $user_lines
 $2

@@ -386,7 +386,8 @@ class HostileClientsTest(WorldTest):
                 self.fail("RLIMIT_NOFILE hard limit %d < %d: raise it for the CI user" % (hard, need))
             resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
             self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
-        vd = self.start(max_connections=CONNECTIONS + 500, idle_timeout="60s")
+        vd = self.start(max_connections=CONNECTIONS + 500,
+                        socketmap_max_connections=CONNECTIONS + 500, idle_timeout="60s")
         rss0 = rss_kib(vd.pid)
         socks = []
         lock = threading.Lock()
