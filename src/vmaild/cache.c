@@ -526,6 +526,7 @@ size_t cache_drop_if_kinds(struct cache *c, unsigned kinds,
 			   bool (*match)(const char *key, size_t klen, void *arg), void *arg)
 {
 	size_t n = 0;
+	c->st.walks++;
 	for (unsigned s = 0; s < c->nalloc && c->st.entries; s++) {
 		uint32_t slab_off = (uint32_t)s << c->slab_shift;
 		for (uint32_t pos = 0; pos < c->fill[s];) {
@@ -543,19 +544,23 @@ size_t cache_drop_if_kinds(struct cache *c, unsigned kinds,
 	return n;
 }
 
-void cache_drop_all(struct cache *c)
+size_t cache_drop_all(struct cache *c)
 {
+	size_t n = c->st.entries;
 	for (unsigned i = 0; i < c->nalloc; i++)
 		free(c->slabs[i]);
 	memset(c->slabs, 0, c->nslabs_max * sizeof(*c->slabs));
 	c->nalloc = 0;
 	c->head = 0;
 	c->frozen = false;
-	memset(c->index, 0xff, (size_t)c->nslots * sizeof(uint32_t));
-	c->st.dropped += c->st.entries;
+	/* An index without entries is all empty already: repeated flushes cost nothing. */
+	if (n)
+		memset(c->index, 0xff, (size_t)c->nslots * sizeof(uint32_t));
+	c->st.dropped += n;
 	c->st.entries = 0;
 	c->st.live_bytes = 0;
 	c->st.probe_total = 0;
+	return n;
 }
 
 /* longest_run - the longest run of occupied slots, wrapping around the end */

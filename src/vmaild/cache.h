@@ -51,6 +51,7 @@ struct cache_stats {
 	uint64_t evictions;     /* removed to make room */
 	uint64_t expired;       /* removed because past expiry (and stale window) */
 	uint64_t dropped;       /* removed by cache_drop, cache_drop_if, cache_drop_all */
+	uint64_t walks;         /* cache_drop_if(_kinds) calls: each visits every entry */
 	/*
 	 * The index's shape, which hostile keys would distort: longest_probe is
 	 * the longest run of occupied slots (the most slots one lookup can
@@ -114,8 +115,8 @@ size_t cache_drop_if(struct cache *c, unsigned kind,
 size_t cache_drop_if_kinds(struct cache *c, unsigned kinds,
 			   bool (*match)(const char *key, size_t klen, void *arg), void *arg);
 
-/* cache_drop_all - empty the cache and give its slabs back */
-void cache_drop_all(struct cache *c);
+/* cache_drop_all - empty the cache and give its slabs back; how many entries were removed */
+size_t cache_drop_all(struct cache *c);
 
 /*
  * cache_stats - counters and sizes.  Walks the index for longest_probe: about

@@ -409,6 +409,16 @@ static void daemon_replica_apply_cb(void *arg, const char *payload, size_t len)
 	lookup_cache_invalidate(payload, len);
 }
 
+/* daemon_cache_burst - notifications (or replayed notes) that came together cost one walk */
+static void daemon_cache_burst(void *arg, bool begin)
+{
+	(void)arg;
+	if (begin)
+		lookup_cache_burst_begin();
+	else
+		lookup_cache_burst_end();
+}
+
 /* daemon_write_conninfo - where writes and LISTEN go */
 static const char *daemon_write_conninfo(const struct daemon *d)
 {
@@ -526,6 +536,7 @@ static void daemon_cache_apply(struct daemon *d)
 	static struct pg_listen_handler h = {
 		.notify = daemon_cache_notify,
 		.overflow = daemon_cache_overflow,
+		.burst = daemon_cache_burst,
 		.state = daemon_cache_live,
 	};
 	h.arg = d;
