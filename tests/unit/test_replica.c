@@ -309,14 +309,14 @@ START_TEST(test_wait_conn_lost)
 	struct replica_wait *rw = replica_wait_new(base, lagging, dsn, 2000, &h);
 	ck_assert_ptr_nonnull(rw);
 	replica_wait_notify(rw, "domain a.example", 16);
-	ck_assert_msg(run_while(base, polled_lagging, rw, 5000), "the lagging read side never answered");
+	ck_assert_msg(run_while(base, polled_lagging, rw, 10000), "the lagging read side never answered");
 	ck_assert_int_eq(napplied, 0);
 	ck_assert_int_eq(nlost, 0);
 	ck_assert(alias_cached("info@b.example")); /* another domain: kept so far */
 
 	sql(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
 		   "WHERE application_name = '" LAG_APP "'");
-	bool lost = run_while(base, told_lost, rw, 5000);
+	bool lost = run_while(base, told_lost, rw, 10000);
 	struct replica_wait_stats st;
 	replica_wait_stats(rw, &st);
 	printf("replay wait, read connection killed: lost told %d times, cache %s, %zu notes pending\n",
