@@ -33,6 +33,12 @@ struct pg_listen_handler {
 	 * they were discarded, act as if everything changed
 	 */
 	void (*overflow)(void *arg);
+	/*
+	 * optional: called with true before the first notification of one read
+	 * of the connection and with false after its last, so the handler can
+	 * apply a burst at the cost of one (anyone who can connect can NOTIFY)
+	 */
+	void (*burst)(void *arg, bool begin);
 	/* LISTEN took effect (true), or the connection was lost (false) */
 	void (*state)(void *arg, bool listening);
 	void *arg;

@@ -56,6 +56,21 @@ bool replica_lsn_parse(const char *s, size_t len, uint64_t *out);
  */
 typedef void replica_apply_cb(void *arg, const char *payload, size_t len);
 
+struct replica_wait_handler {
+	replica_apply_cb *apply; /* one note, again */
+	/* optional: true before the first and false after the last note applied together */
+	void (*burst)(void *arg, bool begin);
+	/*
+	 * optional: a connection of the wait was lost while notes waited; its
+	 * replacement may reach another server, so the pending notes became one
+	 * "all" that waits for replay again.  Empty the cache now: what was
+	 * refilled meanwhile may be older than the changes that waited.  Told
+	 * once per loss, until a wait query succeeds again.
+	 */
+	void (*lost)(void *arg);
+	void *arg;
+};
+
 struct replica_wait_stats {
 	size_t pending;          /* notes not yet applied */
 	uint64_t applied;        /* notes applied after their position was replayed */
@@ -65,9 +80,10 @@ struct replica_wait_stats {
 	uint64_t replayed_lsn;   /* latest position the read side reported */
 };
 
+/* replica_wait_new - the wait, with h copied; NULL when out of memory or on invalid settings */
 struct replica_wait *replica_wait_new(struct event_base *base, const char *read_conninfo,
 				      const char *primary_conninfo, unsigned connect_timeout_ms,
-				      replica_apply_cb *apply, void *arg);
+				      const struct replica_wait_handler *h);
 /* replica_wait_notify - one notification payload (copied) */
 void replica_wait_notify(struct replica_wait *rw, const char *payload, size_t len);
 /* replica_wait_reload - new conninfos; false (nothing changed) on invalid settings */

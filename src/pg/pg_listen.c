@@ -156,6 +156,8 @@ static void listen_read(void *arg)
 		PGnotify *n;
 		unsigned batch = 0;
 		while ((n = PQnotifies(l->pc.pq))) {
+			if (batch == 0 && l->h.burst)
+				l->h.burst(l->h.arg, true);
 			l->stats.notifications++;
 			if (++batch <= BATCH_MAX) {
 				if (l->h.notify)
@@ -165,6 +167,8 @@ static void listen_read(void *arg)
 			}
 			PQfreemem(n);
 		}
+		if (batch && l->h.burst)
+			l->h.burst(l->h.arg, false);
 	}
 	if (PQstatus(l->pc.pq) == CONNECTION_BAD)
 		listen_fail(l, "connection lost", PQerrorMessage(l->pc.pq));

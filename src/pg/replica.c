@@ -49,8 +49,9 @@ struct replica_wait {
 	struct event *timer;     /* next poll or retry */
 	struct note_list notes;
 	size_t nnotes;
-	replica_apply_cb *apply;
-	void *arg;
+	struct replica_wait_handler h;
+	uint64_t failures_seen;  /* both pools' connection failures, when last looked at */
+	bool lost_told;          /* lost was called; not again until a wait query succeeds */
 	bool closing;
 	struct replica_wait_stats stats;
 };
@@ -214,8 +215,15 @@ static void rw_apply(struct replica_wait *rw, struct note *n, bool forced)
 		rw->stats.max_wait_ms = waited;
 	log_debug("replica: \"%s\" applied again after %u ms%s", n->payload, waited,
 		  forced ? " (replay not confirmed)" : "");
-	rw->apply(rw->arg, n->payload, n->len);
+	rw->h.apply(rw->h.arg, n->payload, n->len);
 	free(n);
+}
+
+/* rw_burst - bracket notes applied together, so the handler pays for them once */
+static void rw_burst(struct replica_wait *rw, bool begin)
+{
+	if (rw->h.burst)
+		rw->h.burst(rw->h.arg, begin);
 }
 
 /* rw_expire - notes that waited too long: apply them now rather than never */
@@ -234,6 +242,73 @@ static void rw_expire(struct replica_wait *rw)
 		log_warning("replica: %u cache invalidations applied without confirmed replay "
 			    "after %d s (standby lagging or unreachable?)", forced,
 			    REPLICA_WAIT_MAX_MS / 1000);
+}
+
+/* rw_failures - connections of the wait lost or failed so far, both sides */
+static uint64_t rw_failures(const struct replica_wait *rw)
+{
+	struct pg_stats a, b;
+	pg_pool_stats(rw->primary, &a);
+	pg_pool_stats(rw->reads, &b);
+	return a.conn_failures + b.conn_failures;
+}
+
+/* rw_drop_notes - forget every note */
+static void rw_drop_notes(struct replica_wait *rw)
+{
+	struct note *n;
+	while ((n = TAILQ_FIRST(&rw->notes))) {
+		TAILQ_REMOVE(&rw->notes, n, link);
+		free(n);
+	}
+	rw->nnotes = 0;
+}
+
+/* rw_add_note - queue a note that needs a position; false (logged) when out of memory */
+static bool rw_add_note(struct replica_wait *rw, const char *payload, size_t len)
+{
+	if (rw->nnotes == 0)
+		rw->failures_seen = rw_failures(rw); /* failures while nothing waited lost nothing */
+	struct note *n = malloc(sizeof(*n) + len + 1);
+	if (!n) {
+		log_error("replica: out of memory; \"%.*s\" applied without waiting for replay",
+			  (int)(len > 80 ? 80 : len), payload);
+		return false;
+	}
+	n->phase = NOTE_NEW;
+	n->lsn = 0;
+	clock_gettime(CLOCK_MONOTONIC, &n->since);
+	n->len = len;
+	memcpy(n->payload, payload, len);
+	n->payload[len] = '\0';
+	TAILQ_INSERT_TAIL(&rw->notes, n, link);
+	rw->nnotes++;
+	return true;
+}
+
+/*
+ * rw_check_lost - a connection failed while notes waited.  Its replacement
+ * may reach another server (the next host of the list, a promoted standby)
+ * whose positions say nothing of the one the lookups read from, and the
+ * query in flight may have been answered there: the notes become one "all"
+ * that needs a new position, and the handler empties the cache now.  Told
+ * once, until a wait query succeeds again.
+ */
+static void rw_check_lost(struct replica_wait *rw)
+{
+	uint64_t failures = rw_failures(rw);
+	if (failures == rw->failures_seen || rw->nnotes == 0)
+		return;
+	rw->failures_seen = failures;
+	rw_drop_notes(rw);
+	rw_add_note(rw, "all", 3);
+	if (rw->lost_told)
+		return;
+	rw->lost_told = true;
+	/* pg.c logged the failure; the handler logs what it does about it */
+	log_debug("replica: a connection was lost while notes waited; \"all\" now and after replay");
+	if (rw->h.lost)
+		rw->h.lost(rw->h.arg);
 }
 
 static bool rw_has(const struct replica_wait *rw, enum note_phase phase)
@@ -260,7 +335,10 @@ static void rw_poll_done(void *arg, enum pg_status st, const PGresult *res)
 	if (rw->closing)
 		return;
 	uint64_t replayed;
+	rw_check_lost(rw);
+	rw_burst(rw, true);
 	if (result_lsn(st, res, &replayed)) {
+		rw->lost_told = false;
 		rw->stats.replayed_lsn = replayed;
 		struct note *n, *next;
 		for (n = TAILQ_FIRST(&rw->notes); n; n = next) {
@@ -270,6 +348,9 @@ static void rw_poll_done(void *arg, enum pg_status st, const PGresult *res)
 		}
 	}
 	rw_expire(rw);
+	rw_burst(rw, false);
+	if (rw_has(rw, NOTE_NEW))
+		rw_fetch_start(rw);
 	if (rw_has(rw, NOTE_REPLAY))
 		rw_schedule(rw, st == PG_TEMPFAIL || st == PG_PERMFAIL ? RETRY_MS : POLL_MS);
 }
@@ -280,8 +361,11 @@ static void rw_fetch_done(void *arg, enum pg_status st, const PGresult *res)
 	rw->fetch = NULL;
 	if (rw->closing)
 		return;
+	rw_check_lost(rw); /* then no note is FETCHING: the answer is not used */
 	uint64_t lsn = 0;
 	bool ok = result_lsn(st, res, &lsn);
+	if (ok)
+		rw->lost_told = false;
 	struct note *n;
 	TAILQ_FOREACH(n, &rw->notes, link) {
 		if (n->phase != NOTE_FETCHING)
@@ -292,7 +376,9 @@ static void rw_fetch_done(void *arg, enum pg_status st, const PGresult *res)
 	if (!ok) {
 		log_debug("replica: cannot read the primary's WAL position (%s); retrying",
 			  pg_status_name(st));
+		rw_burst(rw, true);
 		rw_expire(rw);
+		rw_burst(rw, false);
 		rw_schedule(rw, RETRY_MS);
 		return;
 	}
@@ -362,14 +448,13 @@ static struct pg_pool *rw_pool(struct event_base *base, const char *conninfo,
 
 struct replica_wait *replica_wait_new(struct event_base *base, const char *read_conninfo,
 				      const char *primary_conninfo, unsigned connect_timeout_ms,
-				      replica_apply_cb *apply, void *arg)
+				      const struct replica_wait_handler *h)
 {
 	struct replica_wait *rw = calloc(1, sizeof(*rw));
 	if (!rw)
 		return NULL;
 	rw->base = base;
-	rw->apply = apply;
-	rw->arg = arg;
+	rw->h = *h;
 	TAILQ_INIT(&rw->notes);
 	rw->timer = evtimer_new(base, rw_timer_cb, rw);
 	rw->primary = rw_pool(base, primary_conninfo, connect_timeout_ms, primary_stmts);
@@ -393,30 +478,12 @@ void replica_wait_notify(struct replica_wait *rw, const char *payload, size_t le
 {
 	if (rw->nnotes >= REPLICA_WAIT_MAX_NOTES) {
 		/* A burst: one "all" once everything so far is replayed covers every note. */
-		struct note *n;
-		while ((n = TAILQ_FIRST(&rw->notes))) {
-			TAILQ_REMOVE(&rw->notes, n, link);
-			free(n);
-		}
-		rw->nnotes = 0;
+		rw_drop_notes(rw);
 		payload = "all";
 		len = 3;
 	}
-	struct note *n = malloc(sizeof(*n) + len + 1);
-	if (!n) {
-		log_error("replica: out of memory; \"%.*s\" applied without waiting for replay",
-			  (int)(len > 80 ? 80 : len), payload);
-		return;
-	}
-	n->phase = NOTE_NEW;
-	n->lsn = 0;
-	clock_gettime(CLOCK_MONOTONIC, &n->since);
-	n->len = len;
-	memcpy(n->payload, payload, len);
-	n->payload[len] = '\0';
-	TAILQ_INSERT_TAIL(&rw->notes, n, link);
-	rw->nnotes++;
-	rw_fetch_start(rw);
+	if (rw_add_note(rw, payload, len))
+		rw_fetch_start(rw);
 }
 
 void replica_wait_stats(const struct replica_wait *rw, struct replica_wait_stats *out)
@@ -435,11 +502,7 @@ void replica_wait_free(struct replica_wait *rw)
 		pg_pool_free(rw->primary);
 	if (rw->reads)
 		pg_pool_free(rw->reads);
-	struct note *n;
-	while ((n = TAILQ_FIRST(&rw->notes))) {
-		TAILQ_REMOVE(&rw->notes, n, link);
-		free(n);
-	}
+	rw_drop_notes(rw);
 	if (rw->timer)
 		event_free(rw->timer);
 	free(rw);

@@ -18,7 +18,10 @@
  * Index: linear probing over those offsets, at most INDEX_LOAD_PCT full;
  * removal shifts the cluster back, so there are no tombstones.  Only the
  * offset is stored: probes compare against the entry itself, which keeps the
- * index at 4 bytes a slot.
+ * index at 4 bytes a slot.  Keys come from SMTP clients (RCPT TO addresses),
+ * so the index hash is SipHash-2-4 under a secret key drawn per cache: with
+ * a known hash, addresses chosen offline would share one run of slots that
+ * every lookup landing in it walks (hash flooding).
  *
  * Slabs form a ring in allocation order; the one after head is the oldest.
  * When head is full and no more slabs may be allocated, the oldest is
@@ -28,8 +31,11 @@
  */
 #include "cache.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+
+_Static_assert(CACHE_HASH_KEY_BYTES == crypto_shorthash_KEYBYTES, "SipHash-2-4 takes a 16-byte key");
 
 #define SLOT_EMPTY UINT32_MAX
 #define INDEX_LOAD_PCT 85
@@ -66,6 +72,7 @@ struct cache {
 	char value[CACHE_VALUE_MAX]; /* a value with a shared suffix, put together for cache_get */
 	bool epoch_set;
 	uint64_t epoch_ms;
+	unsigned char hash_key[CACHE_HASH_KEY_BYTES];
 	struct cache_stats st;
 };
 
@@ -141,31 +148,19 @@ static unsigned word_kind(uint32_t w)
 
 /* ---------------------------------------------------------------- index */
 
-static uint64_t load_le(const uint8_t *p, size_t n)
+/*
+ * key_hash - SipHash-2-4 of the key under the cache's secret; the kind is
+ * mixed in afterwards (it needs no secrecy: the same key in two kinds just
+ * lands elsewhere, as unpredictably).
+ */
+static uint64_t key_hash(const struct cache *c, unsigned kind, const uint8_t *key, size_t len)
 {
-	uint64_t v = 0;
-	memcpy(&v, p, n);
-	return v;
-}
-
-/* key_hash - multiply-rotate over 8-byte words, murmur3's finalizer at the end */
-static uint64_t key_hash(unsigned kind, const uint8_t *key, size_t len)
-{
-	uint64_t h = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)kind << 56) ^ len;
-	while (len >= 8) {
-		h = (h ^ load_le(key, 8)) * 0xbf58476d1ce4e5b9ULL;
-		h = (h << 31) | (h >> 33);
-		key += 8;
-		len -= 8;
-	}
-	if (len)
-		h = (h ^ load_le(key, len)) * 0x94d049bb133111ebULL;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
+	unsigned char out[crypto_shorthash_BYTES];
+	uint64_t h = 0;
+	crypto_shorthash(out, key, len, c->hash_key);
+	for (size_t i = 0; i < sizeof(out); i++)
+		h |= (uint64_t)out[i] << (8 * i);
+	return h ^ (uint64_t)kind * 0x9e3779b97f4a7c15ULL;
 }
 
 /* home_slot - maps the hash onto 0..nslots-1 without a division */
@@ -178,7 +173,7 @@ static uint32_t entry_home(const struct cache *c, uint32_t off)
 {
 	struct entry e;
 	decode(at(c, off), &e);
-	return home_slot(c, key_hash(word_kind(e.word), e.key, e.klen));
+	return home_slot(c, key_hash(c, word_kind(e.word), e.key, e.klen));
 }
 
 static uint32_t next_slot(const struct cache *c, uint32_t i)
@@ -186,10 +181,16 @@ static uint32_t next_slot(const struct cache *c, uint32_t i)
 	return i + 1 == c->nslots ? 0 : i + 1;
 }
 
+/* distance - slots from a to b going forward (cyclically) */
+static uint32_t distance(const struct cache *c, uint32_t a, uint32_t b)
+{
+	return b >= a ? b - a : c->nslots - a + b;
+}
+
 /* find - the slot holding (kind, key), or SLOT_EMPTY */
 static uint32_t find(const struct cache *c, unsigned kind, const char *key, size_t klen)
 {
-	uint32_t i = home_slot(c, key_hash(kind, (const uint8_t *)key, klen));
+	uint32_t i = home_slot(c, key_hash(c, kind, (const uint8_t *)key, klen));
 	for (; c->index[i] != SLOT_EMPTY; i = next_slot(c, i)) {
 		struct entry e;
 		decode(at(c, c->index[i]), &e);
@@ -220,6 +221,7 @@ static void slot_clear(struct cache *c, uint32_t hole)
 		/* the entry at j may fill the hole unless its home lies cyclically in (hole, j] */
 		bool stays = hole <= j ? (k > hole && k <= j) : (k > hole || k <= j);
 		if (!stays) {
+			c->st.probe_total -= distance(c, hole, j);
 			c->index[hole] = c->index[j];
 			hole = j;
 		}
@@ -229,10 +231,11 @@ static void slot_clear(struct cache *c, uint32_t hole)
 
 static void slot_insert(struct cache *c, uint64_t h, uint32_t off)
 {
-	uint32_t i = home_slot(c, h);
+	uint32_t home = home_slot(c, h), i = home;
 	while (c->index[i] != SLOT_EMPTY)
 		i = next_slot(c, i);
 	c->index[i] = off;
+	c->st.probe_total += distance(c, home, i) + 1;
 }
 
 /* ---------------------------------------------------------------- entries */
@@ -246,6 +249,7 @@ static void unlink_entry(struct cache *c, uint32_t slot)
 	set_word(p, e.word | W_DEAD);
 	c->st.entries--;
 	c->st.live_bytes -= e.size;
+	c->st.probe_total -= distance(c, entry_home(c, c->index[slot]), slot) + 1;
 	slot_clear(c, slot);
 }
 
@@ -339,6 +343,18 @@ static uint64_t ticks(struct cache *c, uint64_t now_ms)
 
 struct cache *cache_new(size_t max_bytes, size_t slab_bytes)
 {
+	unsigned char key[CACHE_HASH_KEY_BYTES];
+	if (sodium_init() < 0)
+		return NULL;
+	crypto_shorthash_keygen(key);
+	struct cache *c = cache_new_keyed(max_bytes, slab_bytes, key);
+	sodium_memzero(key, sizeof(key));
+	return c;
+}
+
+struct cache *cache_new_keyed(size_t max_bytes, size_t slab_bytes,
+			      const unsigned char key[CACHE_HASH_KEY_BYTES])
+{
 	if (max_bytes > UINT32_MAX)
 		max_bytes = UINT32_MAX; /* offsets are 32 bits */
 	size_t index_bytes = max_bytes / INDEX_SHARE;
@@ -375,6 +391,7 @@ struct cache *cache_new(size_t max_bytes, size_t slab_bytes)
 		return NULL;
 	}
 	memset(c->index, 0xff, index_bytes);
+	memcpy(c->hash_key, key, CACHE_HASH_KEY_BYTES);
 	c->st.max_bytes = max_bytes;
 	return c;
 }
@@ -388,7 +405,13 @@ void cache_free(struct cache *c)
 	free(c->slabs);
 	free(c->fill);
 	free(c->index);
+	sodium_memzero(c->hash_key, sizeof(c->hash_key));
 	free(c);
+}
+
+void cache_hash_key(const struct cache *c, unsigned char out[CACHE_HASH_KEY_BYTES])
+{
+	memcpy(out, c->hash_key, CACHE_HASH_KEY_BYTES);
 }
 
 enum cache_state cache_get(struct cache *c, unsigned kind, const char *key, size_t klen,
@@ -474,7 +497,7 @@ bool cache_put(struct cache *c, unsigned kind, const char *key, size_t klen, boo
 	if (vlen > shared)
 		memcpy(p + n + klen, value, vlen - shared);
 	c->fill[c->head] += (uint32_t)size;
-	slot_insert(c, key_hash(kind, (const uint8_t *)key, klen), off);
+	slot_insert(c, key_hash(c, kind, (const uint8_t *)key, klen), off);
 	c->st.entries++;
 	c->st.live_bytes += size;
 	c->st.inserts++;
@@ -503,6 +526,7 @@ size_t cache_drop_if_kinds(struct cache *c, unsigned kinds,
 			   bool (*match)(const char *key, size_t klen, void *arg), void *arg)
 {
 	size_t n = 0;
+	c->st.walks++;
 	for (unsigned s = 0; s < c->nalloc && c->st.entries; s++) {
 		uint32_t slab_off = (uint32_t)s << c->slab_shift;
 		for (uint32_t pos = 0; pos < c->fill[s];) {
@@ -520,22 +544,47 @@ size_t cache_drop_if_kinds(struct cache *c, unsigned kinds,
 	return n;
 }
 
-void cache_drop_all(struct cache *c)
+size_t cache_drop_all(struct cache *c)
 {
+	size_t n = c->st.entries;
 	for (unsigned i = 0; i < c->nalloc; i++)
 		free(c->slabs[i]);
 	memset(c->slabs, 0, c->nslabs_max * sizeof(*c->slabs));
 	c->nalloc = 0;
 	c->head = 0;
 	c->frozen = false;
-	memset(c->index, 0xff, (size_t)c->nslots * sizeof(uint32_t));
-	c->st.dropped += c->st.entries;
+	/* An index without entries is all empty already: repeated flushes cost nothing. */
+	if (n)
+		memset(c->index, 0xff, (size_t)c->nslots * sizeof(uint32_t));
+	c->st.dropped += n;
 	c->st.entries = 0;
 	c->st.live_bytes = 0;
+	c->st.probe_total = 0;
+	return n;
+}
+
+/* longest_run - the longest run of occupied slots, wrapping around the end */
+static size_t longest_run(const struct cache *c)
+{
+	uint32_t start = 0;
+	while (start < c->nslots && c->index[start] != SLOT_EMPTY)
+		start++;
+	if (start == c->nslots)
+		return c->nslots; /* cannot happen below INDEX_LOAD_PCT */
+	size_t longest = 0, run = 0;
+	for (uint32_t n = 0, i = start; n < c->nslots; n++, i = next_slot(c, i)) {
+		if (c->index[i] == SLOT_EMPTY) {
+			run = 0;
+		} else if (++run > longest) {
+			longest = run;
+		}
+	}
+	return longest;
 }
 
 void cache_stats(const struct cache *c, struct cache_stats *out)
 {
 	*out = c->st;
 	out->allocated_bytes = (size_t)c->nalloc * c->slab_bytes + (size_t)c->nslots * sizeof(uint32_t);
+	out->longest_probe = longest_run(c);
 }

@@ -26,6 +26,7 @@
 #define CACHE_TICK_MS 100       /* expiry resolution */
 #define CACHE_VALUE_MAX 65535   /* longer values are not cached */
 #define CACHE_KEY_MAX 4096      /* longer keys are not cached */
+#define CACHE_HASH_KEY_BYTES 16 /* the index hash's secret (SipHash-2-4) */
 
 struct cache;
 
@@ -50,16 +51,37 @@ struct cache_stats {
 	uint64_t evictions;     /* removed to make room */
 	uint64_t expired;       /* removed because past expiry (and stale window) */
 	uint64_t dropped;       /* removed by cache_drop, cache_drop_if, cache_drop_all */
+	uint64_t walks;         /* cache_drop_if(_kinds) calls: each visits every entry */
+	/*
+	 * The index's shape, which hostile keys would distort: longest_probe is
+	 * the longest run of occupied slots (the most slots one lookup can
+	 * visit: a miss whose home is the run's first slot); probe_total is the
+	 * slots visited by finding every live entry once (mean: / entries).
+	 */
+	size_t longest_probe;
+	uint64_t probe_total;
 };
 
 /*
  * cache_new - a cache of at most max_bytes.  slab_bytes (a power of two, at
  * least 256) is the allocation unit and the largest entry; 0 picks 1 MiB, or
- * less for small caches.  NULL when max_bytes is too small for two slabs and
- * the index, or out of memory.
+ * less for small caches.  The index hash gets a random key of its own
+ * (libsodium, initialised here).  NULL when max_bytes is too small for two
+ * slabs and the index, out of memory, or libsodium cannot initialise.
  */
 struct cache *cache_new(size_t max_bytes, size_t slab_bytes);
+
+/*
+ * cache_new_keyed - the same with the index hash's key given: for tests,
+ * which need a known key to show what colliding keys do.  A cache that
+ * takes keys from outside must use cache_new.
+ */
+struct cache *cache_new_keyed(size_t max_bytes, size_t slab_bytes,
+			      const unsigned char key[CACHE_HASH_KEY_BYTES]);
 void cache_free(struct cache *c);
+
+/* cache_hash_key - the index hash's key, for tests (two caches must not share one) */
+void cache_hash_key(const struct cache *c, unsigned char out[CACHE_HASH_KEY_BYTES]);
 
 /*
  * cache_get - look up (kind, key).  stale_ms: how long past its expiry a
@@ -93,9 +115,13 @@ size_t cache_drop_if(struct cache *c, unsigned kind,
 size_t cache_drop_if_kinds(struct cache *c, unsigned kinds,
 			   bool (*match)(const char *key, size_t klen, void *arg), void *arg);
 
-/* cache_drop_all - empty the cache and give its slabs back */
-void cache_drop_all(struct cache *c);
+/* cache_drop_all - empty the cache and give its slabs back; how many entries were removed */
+size_t cache_drop_all(struct cache *c);
 
+/*
+ * cache_stats - counters and sizes.  Walks the index for longest_probe: about
+ * a millisecond per 64 MiB of max_bytes.
+ */
 void cache_stats(const struct cache *c, struct cache_stats *out);
 
 #endif

@@ -458,6 +458,22 @@ static void daemon_replica_apply_cb(void *arg, const char *payload, size_t len)
 	lookup_cache_invalidate(payload, len);
 }
 
+/* daemon_cache_burst - notifications (or replayed notes) that came together cost one walk */
+static void daemon_cache_burst(void *arg, bool begin)
+{
+	(void)arg;
+	if (begin)
+		lookup_cache_burst_begin();
+	else
+		lookup_cache_burst_end();
+}
+
+static void daemon_replica_lost(void *arg)
+{
+	(void)arg;
+	lookup_cache_drop_all("the replay wait lost a connection while invalidations waited");
+}
+
 /* daemon_write_conninfo - where writes and LISTEN go */
 static const char *daemon_write_conninfo(const struct daemon *d)
 {
@@ -563,8 +579,14 @@ static void daemon_cache_apply(struct daemon *d)
 		return;
 	}
 	if (d->primary_conninfo && !d->replica) {
+		const struct replica_wait_handler rh = {
+			.apply = daemon_replica_apply_cb,
+			.burst = daemon_cache_burst,
+			.lost = daemon_replica_lost,
+			.arg = d,
+		};
 		d->replica = replica_wait_new(d->base, d->cfg.database, d->primary_conninfo,
-					      d->cfg.pg_connect_timeout, daemon_replica_apply_cb, d);
+					      d->cfg.pg_connect_timeout, &rh);
 		if (!d->replica)
 			log_fatal("out of memory");
 	}
@@ -575,6 +597,7 @@ static void daemon_cache_apply(struct daemon *d)
 	static struct pg_listen_handler h = {
 		.notify = daemon_cache_notify,
 		.overflow = daemon_cache_overflow,
+		.burst = daemon_cache_burst,
 		.state = daemon_cache_live,
 	};
 	h.arg = d;

@@ -62,10 +62,30 @@ bool lookup_cache_live(void);
  *                     entry whose key is in that domain
  *   login <login>     the passdb and userdb entries of that login
  *   kind <kind>       every entry of one kind ("alias", ...)
- * Anything else empties the cache (and is logged).
+ * Anything else empties the cache (and is logged).  Any role that can
+ * connect to the database can send these (PostgreSQL has no privilege on
+ * NOTIFY), so the cost is bounded per burst, see below.
  */
 void lookup_cache_invalidate(const char *payload, size_t len);
-/* lookup_cache_drop_all - empty the cache; why is logged at info level */
+
+/*
+ * lookup_cache_burst_begin, lookup_cache_burst_end - bracket the payloads
+ * that arrived together (one read of the feed; the notes the replay wait
+ * applies at once); brackets nest.  A payload outside a bracket is a burst of
+ * its own.  Within a burst, "login" and the "domain" entries are dropped at
+ * once (cheap); at its end, "kind" payloads cost one walk of the cache and up
+ * to 16 distinct domains another, while more domains, "all", an unknown
+ * payload or lookup_cache_drop_all empty the cache once instead.  A burst
+ * logs at most one line; flushes and unknown payloads are logged once a
+ * minute, with a count of the bursts not logged.
+ */
+void lookup_cache_burst_begin(void);
+void lookup_cache_burst_end(void);
+
+/*
+ * lookup_cache_drop_all - empty the cache; why is logged at info level.
+ * Inside a burst, once at its end.
+ */
 void lookup_cache_drop_all(const char *why);
 
 /*

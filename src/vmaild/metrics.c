@@ -173,6 +173,11 @@ static void render_cache(struct evbuffer *out, const struct lookup_cache_stats *
 	gauge(out, "vmaild_cache_live_bytes", "Bytes of live entries.",
 	      (double)cs->cache.live_bytes);
 	gauge(out, "vmaild_cache_max_bytes", "The cache_size bound.", (double)cs->cache.max_bytes);
+	gauge(out, "vmaild_cache_longest_probe",
+	      "Longest run of occupied index slots: the most one lookup visits (hash flooding shows here).",
+	      (double)cs->cache.longest_probe);
+	gauge(out, "vmaild_cache_mean_probe", "Index slots visited to find an entry, on average.",
+	      cs->cache.entries ? (double)cs->cache.probe_total / (double)cs->cache.entries : 0);
 	counter(out, "vmaild_cache_inserts_total", "Answers stored.", cs->cache.inserts);
 	counter(out, "vmaild_cache_evictions_total", "Entries evicted to make room.",
 		cs->cache.evictions);

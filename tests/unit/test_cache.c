@@ -1,5 +1,6 @@
 /* test_cache: the answer cache's storage: expiry, stale window, eviction order, memory bound, drops. */
 #include <check.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,7 +276,173 @@ START_TEST(random_bound)
 	cache_stats(c, &st);
 	ck_assert_uint_gt(st.evictions, 1000);
 	ck_assert_uint_gt(st.entries, 100);
+	ck_assert_uint_ge(st.probe_total, st.entries);
+	/* the probe sum is kept through moves and evictions: it ends at 0 with the last entry */
+	for (unsigned k = 0; k < NKEYS; k++) {
+		snprintf(key, sizeof(key), "key%u@d%u.pl", k, k % 7);
+		cache_drop(c, K_ALIAS, key, strlen(key));
+	}
+	cache_stats(c, &st);
+	ck_assert_uint_eq(st.entries, 0);
+	ck_assert_uint_eq(st.probe_total, 0);
+	ck_assert_uint_eq(st.longest_probe, 0);
 	cache_free(c);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- hash flooding */
+
+/*
+ * An attacker sends RCPT TO addresses chosen offline so that their cache
+ * entries (negative answers of the alias map) share one run of index slots.
+ * The cache under attack has the default cache_size; the attacker knows the
+ * code, so its slot count too.
+ */
+#define FLOOD_SIZE ((size_t)64 << 20)           /* cache_size's default */
+#define FLOOD_SLOTS ((uint32_t)(FLOOD_SIZE / 10 / 4)) /* the index's share, 4 bytes a slot */
+#define FLOOD_KEYS 8000
+#define FLOOD_WINDOW 2048                        /* home slots the attacker aims at */
+#define FLOOD_LONGEST_MAX 64
+#define FLOOD_MEAN_MAX 4.0
+
+typedef uint64_t flood_hash_fn(const char *key, size_t len);
+
+static uint64_t load_le(const char *p, size_t n)
+{
+	uint64_t v = 0;
+	memcpy(&v, p, n);
+	return v;
+}
+
+/* old_hash - the unkeyed index hash cache.c had before SipHash, copied: the attacker's model */
+static uint64_t old_hash(const char *key, size_t len)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)K_ALIAS << 56) ^ len;
+	while (len >= 8) {
+		h = (h ^ load_le(key, 8)) * 0xbf58476d1ce4e5b9ULL;
+		h = (h << 31) | (h >> 33);
+		key += 8;
+		len -= 8;
+	}
+	if (len)
+		h = (h ^ load_le(key, len)) * 0x94d049bb133111ebULL;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
+/* flood_keys - FLOOD_KEYS addresses whose home slot under hash is below FLOOD_WINDOW */
+static void flood_keys(flood_hash_fn *hash, const char *prefix, char keys[][32])
+{
+	unsigned found = 0;
+	for (uint64_t n = 0; found < FLOOD_KEYS; n++) {
+		char *k = keys[found];
+		int len = snprintf(k, 32, "%s%llx@victim.example", prefix, (unsigned long long)n);
+		uint64_t h = hash(k, (size_t)len);
+		if ((((h >> 32) * FLOOD_SLOTS) >> 32) < FLOOD_WINDOW)
+			found++;
+	}
+}
+
+/* flood - put the keys as negative alias answers; the index's shape afterwards */
+static void flood(struct cache *c, char keys[][32], struct cache_stats *st)
+{
+	for (unsigned i = 0; i < FLOOD_KEYS; i++)
+		ck_assert(cache_put(c, K_ALIAS, keys[i], strlen(keys[i]), false, NULL, 0, 0, 60000));
+	cache_stats(c, st);
+}
+
+static double mean_probe(const struct cache_stats *st)
+{
+	return st->entries ? (double)st->probe_total / (double)st->entries : 0;
+}
+
+static void assert_flat(const char *what, const struct cache_stats *st)
+{
+	printf("%s: %zu entries, longest probe %zu, mean %.2f\n", what, st->entries,
+	       st->longest_probe, mean_probe(st));
+	fflush(stdout);
+	ck_assert_msg(st->longest_probe <= FLOOD_LONGEST_MAX, "%s: longest probe %zu", what,
+		      st->longest_probe);
+	ck_assert_msg(mean_probe(st) <= FLOOD_MEAN_MAX, "%s: mean probe %.2f", what,
+		      mean_probe(st));
+}
+
+/* A key the attacker somehow learnt, for the keys that collide under SipHash itself. */
+static const unsigned char known_key[CACHE_HASH_KEY_BYTES] = "fixed test key!";
+
+/* known_key_hash - cache.c's index hash under known_key, for kind K_ALIAS: the model */
+static uint64_t known_key_hash(const char *key, size_t len)
+{
+	unsigned char out[crypto_shorthash_BYTES];
+	crypto_shorthash(out, (const unsigned char *)key, len, known_key);
+	uint64_t h = 0;
+	for (size_t i = 0; i < sizeof(out); i++)
+		h |= (uint64_t)out[i] << (8 * i);
+	return h ^ (uint64_t)K_ALIAS * 0x9e3779b97f4a7c15ULL;
+}
+
+static char old_flood[FLOOD_KEYS][32], sip_flood[FLOOD_KEYS][32];
+
+/*
+ * Keys that share one window of home slots under the old hash, and keys that
+ * do under SipHash with a known key, spread out in a cache keyed at random.
+ */
+START_TEST(flood_random_key)
+{
+	ck_assert_int_ge(sodium_init(), 0);
+	flood_keys(old_hash, "x", old_flood);
+	flood_keys(known_key_hash, "y", sip_flood);
+	struct cache *c = cache_new(FLOOD_SIZE, 0);
+	ck_assert_ptr_nonnull(c);
+	struct cache_stats st;
+	flood(c, old_flood, &st);
+	ck_assert_uint_eq(st.entries, FLOOD_KEYS);
+	assert_flat("keys clustered under the old hash", &st);
+	flood(c, sip_flood, &st);
+	ck_assert_uint_eq(st.entries, 2 * FLOOD_KEYS);
+	assert_flat("and keys clustered under SipHash with a known key", &st);
+	cache_free(c);
+}
+END_TEST
+
+/* The model is right: under the known key the same keys do pile up (so the case above can fail). */
+START_TEST(flood_known_key)
+{
+	ck_assert_int_ge(sodium_init(), 0);
+	flood_keys(known_key_hash, "y", sip_flood);
+	struct cache *c = cache_new_keyed(FLOOD_SIZE, 0, known_key);
+	ck_assert_ptr_nonnull(c);
+	struct cache_stats st;
+	flood(c, sip_flood, &st);
+	printf("keys clustered under SipHash, in a cache with that key: longest probe %zu, "
+	       "mean %.2f\n", st.longest_probe, mean_probe(&st));
+	fflush(stdout);
+	ck_assert_uint_ge(st.longest_probe, FLOOD_KEYS);
+	ck_assert(mean_probe(&st) > 100 * FLOOD_MEAN_MAX);
+	cache_free(c);
+}
+END_TEST
+
+/* Each cache draws its own key. */
+START_TEST(keys_differ)
+{
+	unsigned char a[CACHE_HASH_KEY_BYTES], b[CACHE_HASH_KEY_BYTES];
+	struct cache *c1 = cache_new(1 << 20, 0), *c2 = cache_new(1 << 20, 0);
+	ck_assert_ptr_nonnull(c1);
+	ck_assert_ptr_nonnull(c2);
+	cache_hash_key(c1, a);
+	cache_hash_key(c2, b);
+	ck_assert(memcmp(a, b, sizeof(a)) != 0);
+	cache_free(c1);
+	cache_free(c2);
+	struct cache *k = cache_new_keyed(1 << 20, 0, known_key);
+	cache_hash_key(k, a);
+	ck_assert(memcmp(a, known_key, sizeof(a)) == 0);
+	cache_free(k);
 }
 END_TEST
 
@@ -356,6 +523,9 @@ static Suite *cache_suite(void)
 	tcase_add_test(tc, random_bound);
 	tcase_add_test(tc, million);
 	tcase_add_test(tc, too_small);
+	tcase_add_test(tc, flood_random_key);
+	tcase_add_test(tc, flood_known_key);
+	tcase_add_test(tc, keys_differ);
 	suite_add_tcase(s, tc);
 	return s;
 }

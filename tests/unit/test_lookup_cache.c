@@ -1,7 +1,9 @@
 /* test_lookup_cache: the per-kind policy, key folding and what each invalidation payload drops. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vmail/log.h"
 #include "lookup_cache.h"
@@ -129,6 +131,151 @@ START_TEST(policy)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- floods */
+
+/*
+ * Any database role can NOTIFY vmail_cache.  A burst (the notifications of
+ * one read of the feed) costs at most one walk of the cache or one flush, and
+ * logs at most one line; bursts of one are rate-limited in the log.
+ */
+#define FLOOD 10000
+
+static int saved_stderr = -1;
+static FILE *captured;
+
+/* capture_begin - stderr (where the log goes) into a temporary file, at info level */
+static void capture_begin(void)
+{
+	fflush(stderr);
+	captured = tmpfile();
+	ck_assert_ptr_nonnull(captured);
+	saved_stderr = dup(2);
+	ck_assert_int_ge(saved_stderr, 0);
+	ck_assert_int_ge(dup2(fileno(captured), 2), 0);
+	log_set_level(LOG_LEVEL_INFO);
+}
+
+/* capture_end - stderr back; the number of lines logged meanwhile */
+static unsigned capture_end(void)
+{
+	fflush(stderr);
+	log_set_level(LOG_LEVEL_ERROR);
+	dup2(saved_stderr, 2);
+	close(saved_stderr);
+	rewind(captured);
+	unsigned lines = 0;
+	char buf[4096];
+	while (fgets(buf, sizeof(buf), captured)) {
+		lines++;
+		if (lines <= 3)
+			fprintf(stderr, "  logged: %s", buf);
+	}
+	fclose(captured);
+	return lines;
+}
+
+struct flood_cost {
+	uint64_t walks, flushes;
+	unsigned lines;
+};
+
+static void cost_begin(struct flood_cost *c)
+{
+	struct lookup_cache_stats st;
+	lookup_cache_stats(&st);
+	c->walks = st.cache.walks;
+	c->flushes = st.flushes;
+	capture_begin();
+}
+
+static void cost_end(struct flood_cost *c, const char *what)
+{
+	c->lines = capture_end();
+	struct lookup_cache_stats st;
+	lookup_cache_stats(&st);
+	c->walks = st.cache.walks - c->walks;
+	c->flushes = st.flushes - c->flushes;
+	printf("%s: %llu walks, %llu flushes, %u log lines\n", what, (unsigned long long)c->walks,
+	       (unsigned long long)c->flushes, c->lines);
+	fflush(stdout);
+}
+
+/* flood_payloads - FLOOD payloads: prefix, then a counter when numbered ("d7.example" and so on) */
+static void flood_payloads(const char *prefix, bool numbered, bool bracket)
+{
+	char p[64];
+	if (bracket)
+		lookup_cache_burst_begin();
+	for (unsigned i = 0; i < FLOOD; i++) {
+		int n = numbered ? snprintf(p, sizeof(p), "%s%u.example", prefix, i)
+				 : snprintf(p, sizeof(p), "%s", prefix);
+		lookup_cache_invalidate(p, (size_t)n);
+	}
+	if (bracket)
+		lookup_cache_burst_end();
+}
+
+/* Many domains at once: the cache is emptied once, instead of one walk per payload. */
+START_TEST(flood_domains)
+{
+	struct flood_cost c;
+	cost_begin(&c);
+	flood_payloads("domain d", true, true);
+	cost_end(&c, "burst of 10000 domain payloads");
+	ck_assert_uint_le(c.walks + c.flushes, 1);
+	ck_assert_uint_le(c.lines, 1);
+	ck_assert(!cached(LOOKUP_ALIAS, "info@acme.pl"));
+}
+END_TEST
+
+/* The same domain many times, with a few others: one walk, and only those domains go. */
+START_TEST(flood_one_domain)
+{
+	struct flood_cost c;
+	cost_begin(&c);
+	lookup_cache_burst_begin();
+	flood_payloads("domain acme.pl", false, false);
+	lookup_cache_invalidate("domain x.example", 16);
+	lookup_cache_invalidate("login jan", 9);
+	lookup_cache_burst_end();
+	cost_end(&c, "burst of 10000 times one domain");
+	ck_assert_uint_le(c.walks, 1);
+	ck_assert_uint_eq(c.flushes, 0);
+	ck_assert_uint_le(c.lines, 1);
+	ck_assert(!cached(LOOKUP_ALIAS, "info@acme.pl"));
+	ck_assert(!cached(LOOKUP_DOMAIN, "acme.pl"));
+	ck_assert(!cached(LOOKUP_PASSDB, "jan"));
+	ck_assert(cached(LOOKUP_ALIAS, "info@other.pl"));
+	ck_assert(cached(LOOKUP_PASSDB, "biuro@acme.pl"));
+}
+END_TEST
+
+/* Unknown payloads at once: one flush, one line. */
+START_TEST(flood_unknown)
+{
+	struct flood_cost c;
+	cost_begin(&c);
+	flood_payloads("frobnicate ", true, true);
+	cost_end(&c, "burst of 10000 unknown payloads");
+	ck_assert_uint_eq(c.flushes, 1);
+	ck_assert_uint_eq(c.walks, 0);
+	ck_assert_uint_le(c.lines, 1);
+	ck_assert(!cached(LOOKUP_PASSDB, "jan"));
+}
+END_TEST
+
+/* Unknown payloads one per burst: each empties the cache, but the log is rate-limited. */
+START_TEST(flood_unknown_apart)
+{
+	struct flood_cost c;
+	cost_begin(&c);
+	flood_payloads("frobnicate ", true, false);
+	cost_end(&c, "10000 bursts of one unknown payload");
+	ck_assert_uint_eq(c.walks, 0);
+	ck_assert_uint_le(c.lines, 2); /* one per minute, and this takes well under one */
+}
+END_TEST
+
 static Suite *lookup_cache_suite(void)
 {
 	Suite *s = suite_create("lookup_cache");
@@ -136,6 +283,10 @@ static Suite *lookup_cache_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, payloads, 0, sizeof(rows) / sizeof(rows[0]));
 	tcase_add_test(tc, policy);
+	tcase_add_test(tc, flood_domains);
+	tcase_add_test(tc, flood_one_domain);
+	tcase_add_test(tc, flood_unknown);
+	tcase_add_test(tc, flood_unknown_apart);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,6 +1,7 @@
 /* test_replica: the two connection strings, pg_lsn parsing, and the replay wait against one server. */
 #include "vmail/log.h"
 #include "vmail/replica.h"
+#include "lookup_cache.h"
 
 #include <check.h>
 #include <event2/event.h>
@@ -120,6 +121,8 @@ static void on_apply(void *arg, const char *payload, size_t len)
 	napplied++;
 }
 
+static const struct replica_wait_handler apply_only = { .apply = on_apply };
+
 static double now_ms(void)
 {
 	struct timespec ts;
@@ -151,7 +154,7 @@ START_TEST(test_wait_on_primary)
 {
 	struct event_base *base = event_base_new();
 	napplied = 0;
-	struct replica_wait *rw = replica_wait_new(base, dsn, dsn, 2000, on_apply, NULL);
+	struct replica_wait *rw = replica_wait_new(base, dsn, dsn, 2000, &apply_only);
 	ck_assert_ptr_nonnull(rw);
 	replica_wait_notify(rw, "domain a.example", 16);
 	replica_wait_notify(rw, "login jan", 9);
@@ -188,7 +191,7 @@ START_TEST(test_wait_unreachable)
 	struct event_base *base = event_base_new();
 	napplied = 0;
 	const char *nowhere = "host=/nonexistent dbname=x connect_timeout=1";
-	struct replica_wait *rw = replica_wait_new(base, nowhere, nowhere, 500, on_apply, NULL);
+	struct replica_wait *rw = replica_wait_new(base, nowhere, nowhere, 500, &apply_only);
 	ck_assert_ptr_nonnull(rw);
 	replica_wait_notify(rw, "all", 3);
 	ck_assert(!run_until(base, 1, 800));
@@ -197,6 +200,141 @@ START_TEST(test_wait_unreachable)
 	ck_assert_uint_eq(st.pending, 1);
 	replica_wait_free(rw);
 	event_base_free(base);
+}
+END_TEST
+
+/*
+ * The wait's read connection dies while a note waits: the cache is emptied,
+ * once.  The read side goes to the same server, but a schema earlier on its
+ * search_path makes it look like a standby that never replays (0/1), so the
+ * note keeps waiting.
+ */
+#define LAG_SCHEMA "test_replica_lag"
+#define LAG_APP "test_replica_lagging"
+
+static int nlost;
+
+static void on_lost(void *arg)
+{
+	(void)arg;
+	nlost++;
+	lookup_cache_drop_all("test: the replay wait lost its connection");
+}
+
+static void on_burst(void *arg, bool begin)
+{
+	(void)arg;
+	if (begin)
+		lookup_cache_burst_begin();
+	else
+		lookup_cache_burst_end();
+}
+
+static void sql(PGconn *pq, const char *q)
+{
+	PGresult *r = PQexec(pq, q);
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
+		      "%s: %s", q, PQerrorMessage(pq));
+	PQclear(r);
+}
+
+/* run_while - the loop until done() or ms pass; done()'s last value */
+static bool run_while(struct event_base *base, bool (*done)(struct replica_wait *),
+		      struct replica_wait *rw, double ms)
+{
+	struct event *tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
+	struct timeval tv = { 0, 20000 };
+	event_add(tick, &tv);
+	double end = now_ms() + ms;
+	while (!done(rw) && now_ms() < end)
+		event_base_loop(base, EVLOOP_ONCE);
+	event_free(tick);
+	return done(rw);
+}
+
+static bool polled_lagging(struct replica_wait *rw)
+{
+	struct replica_wait_stats st;
+	replica_wait_stats(rw, &st);
+	return st.replayed_lsn == 1;
+}
+
+static bool told_lost(struct replica_wait *rw)
+{
+	(void)rw;
+	return nlost > 0;
+}
+
+static bool never(struct replica_wait *rw)
+{
+	(void)rw;
+	return false;
+}
+
+static bool alias_cached(const char *key)
+{
+	struct cache_answer a;
+	return lookup_cache_get(LOOKUP_ALIAS, key, strlen(key), 2000, false, &a) == CACHE_FRESH;
+}
+
+START_TEST(test_wait_conn_lost)
+{
+	PGconn *admin = PQconnectdb(dsn);
+	ck_assert_msg(PQstatus(admin) == CONNECTION_OK, "%s", PQerrorMessage(admin));
+	sql(admin, "SET client_min_messages = warning");
+	sql(admin, "DROP SCHEMA IF EXISTS " LAG_SCHEMA " CASCADE");
+	sql(admin, "CREATE SCHEMA " LAG_SCHEMA);
+	sql(admin, "CREATE FUNCTION " LAG_SCHEMA ".pg_is_in_recovery() RETURNS boolean "
+		   "LANGUAGE sql AS 'SELECT true'");
+	sql(admin, "CREATE FUNCTION " LAG_SCHEMA ".pg_last_wal_replay_lsn() RETURNS pg_lsn "
+		   "LANGUAGE sql AS 'SELECT ''0/1''::pg_lsn'");
+	char lagging[1024];
+	snprintf(lagging, sizeof(lagging),
+		 "%s application_name=" LAG_APP " options='-c search_path=" LAG_SCHEMA ",pg_catalog'",
+		 dsn);
+
+	const struct lookup_cache_config cc = { .size = 1 << 20, .ttl_ms = 300000,
+						.negative_ttl_ms = 10000 };
+	ck_assert(lookup_cache_configure(&cc));
+	lookup_cache_set_live(true);
+	lookup_cache_put(LOOKUP_ALIAS, "info@b.example", 14, LOOKUP_FOUND, "jan@b.example", 13, 1000);
+	ck_assert(alias_cached("info@b.example"));
+
+	struct event_base *base = event_base_new();
+	napplied = 0;
+	nlost = 0;
+	const struct replica_wait_handler h = {
+		.apply = on_apply, .burst = on_burst, .lost = on_lost,
+	};
+	struct replica_wait *rw = replica_wait_new(base, lagging, dsn, 2000, &h);
+	ck_assert_ptr_nonnull(rw);
+	replica_wait_notify(rw, "domain a.example", 16);
+	ck_assert_msg(run_while(base, polled_lagging, rw, 10000), "the lagging read side never answered");
+	ck_assert_int_eq(napplied, 0);
+	ck_assert_int_eq(nlost, 0);
+	ck_assert(alias_cached("info@b.example")); /* another domain: kept so far */
+
+	sql(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+		   "WHERE application_name = '" LAG_APP "'");
+	bool lost = run_while(base, told_lost, rw, 10000);
+	struct replica_wait_stats st;
+	replica_wait_stats(rw, &st);
+	printf("replay wait, read connection killed: lost told %d times, cache %s, %zu notes pending\n",
+	       nlost, alias_cached("info@b.example") ? "kept" : "emptied", st.pending);
+	fflush(stdout);
+	ck_assert_msg(lost, "the lost connection went unnoticed");
+	ck_assert(!alias_cached("info@b.example"));
+	ck_assert_uint_eq(st.pending, 1); /* one "all", waiting for replay again */
+	/* once: the reconnected side polls on without telling again */
+	run_while(base, never, rw, 500);
+	ck_assert_int_eq(nlost, 1);
+	ck_assert_int_eq(napplied, 0);
+
+	replica_wait_free(rw);
+	event_base_free(base);
+	lookup_cache_close();
+	sql(admin, "DROP SCHEMA " LAG_SCHEMA " CASCADE");
+	PQfinish(admin);
 }
 END_TEST
 
@@ -219,6 +357,7 @@ int main(void)
 		tc = tcase_create("database");
 		tcase_set_timeout(tc, 30);
 		tcase_add_test(tc, test_wait_on_primary);
+		tcase_add_test(tc, test_wait_conn_lost);
 		suite_add_tcase(s, tc);
 	} else {
 		fprintf(stderr, "test_replica: VMAIL_TEST_DSN is not set (tests/run-all.sh sets it)\n");
