@@ -106,6 +106,17 @@ struct dict_cmd {
 };
 
 /*
+ * Where the search for the '\n' of the line at the start of the buffer stopped, so that a
+ * line arriving in pieces is searched once, not once per piece.  Zero it (or use
+ * DICTPROTO_SCAN_INIT) before the first piece of a connection; dictproto_parse_line keeps it.
+ */
+struct dictproto_scan {
+	size_t scanned; /* bytes at the start of buf known to hold no '\n' and no NUL */
+};
+
+#define DICTPROTO_SCAN_INIT { 0 }
+
+/*
  * dictproto_parse_line - parse one '\n'-terminated command at the start of
  * buf[0..len) into cmd.  DICT_OK: *consumed covers the line and its '\n'.
  * DICT_NEED_MORE: no '\n' yet and the partial line is within DICT_MAX_LINE.
@@ -114,9 +125,14 @@ struct dict_cmd {
  * empty line, unknown letter, NUL (raw or escaped), missing fields, numbers
  * that are not strict decimal (no sign unless signed, no overflow, no junk),
  * V not "yes"/"no".  Extra trailing fields are ignored (forward compatible).
+ *
+ * scan (NULL for a one-shot parse) resumes the search where the previous call
+ * on the same line stopped: between calls the caller may only append to buf
+ * (it may move).  It is reset on DICT_OK, when the caller drains *consumed
+ * bytes.  The result is the one a one-shot parse of buf[0..len) gives.
  */
-enum dict_status dictproto_parse_line(const char *buf, size_t len, struct dict_cmd *cmd,
-				      size_t *consumed, const char **err);
+enum dict_status dictproto_parse_line(const char *buf, size_t len, struct dictproto_scan *scan,
+				      struct dict_cmd *cmd, size_t *consumed, const char **err);
 
 /*
  * dictproto_escape - tab-escape in[0..len) into out (\001 -> \001 1, \t -> \001 t,

@@ -3,6 +3,7 @@
 #define VMAIL_POLICY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define POLICY_MAX_LINE    4096  /* bytes of one line, without its '\n' */
 #define POLICY_MAX_ATTRS   64    /* Postfix 3.7 sends 29 */
@@ -28,6 +29,23 @@ struct policy_request {
 };
 
 /*
+ * What earlier calls learnt about the request at the start of the buffer, so that a request
+ * arriving in pieces is searched once, not once per piece: the complete lines (checked, with
+ * where their parts are) and how far the incomplete one was searched for its '\n'.  Zero it
+ * (or use POLICY_SCAN_INIT) before the first piece of a connection; policy_parse keeps it.
+ */
+struct policy_scan {
+	size_t line;    /* start of the first line without its '\n' yet */
+	size_t scanned; /* buf[line..scanned) holds no '\n' and no NUL */
+	size_t count;   /* complete attribute lines before line */
+	struct {
+		uint16_t name, eq, end; /* offsets: line start, its '=', value end */
+	} attr[POLICY_MAX_ATTRS];
+};
+
+#define POLICY_SCAN_INIT { 0 }
+
+/*
  * policy_parse - parse one request "name=value\n"... "\n" at the start of
  * buf[0..len).  POLICY_OK: req holds views into buf (valid while buf is) and
  * *consumed covers the request including its empty line.  POLICY_NEED_MORE:
@@ -36,9 +54,14 @@ struct policy_request {
  * exceeded, before the rest of the request arrives.  One '\r' before '\n' is
  * tolerated and stripped.  A value may contain '='; the name ends at the first.
  * An empty line alone is a valid request with no attributes.
+ *
+ * scan (NULL for a one-shot parse) resumes where the previous call on the same
+ * request stopped: between calls the caller may only append to buf (it may
+ * move).  It is reset on POLICY_OK, when the caller drains *consumed bytes.
+ * The result is the one a one-shot parse of buf[0..len) gives.
  */
-enum policy_status policy_parse(const char *buf, size_t len, struct policy_request *req,
-				size_t *consumed, const char **err);
+enum policy_status policy_parse(const char *buf, size_t len, struct policy_scan *scan,
+				struct policy_request *req, size_t *consumed, const char **err);
 
 /*
  * policy_request_get - value of attribute name (exact, case-sensitive match)

@@ -26,6 +26,9 @@
  * that a newer client adding fields still works, but missing ones are errors.
  * NUL is rejected, raw or escaped: keys and values are C strings everywhere
  * downstream (libpq text parameters included).
+ *
+ * A line that arrives in pieces is searched once: struct dictproto_scan carries
+ * how far the previous call searched, so one byte per read costs O(1) per read.
  */
 #include "vmail/dictproto.h"
 
@@ -269,28 +272,33 @@ static enum dict_status fill_view(struct dict_cmd *cmd, const char **err)
 	return DICT_OK;
 }
 
-enum dict_status dictproto_parse_line(const char *buf, size_t len, struct dict_cmd *cmd,
-				      size_t *consumed, const char **err)
+enum dict_status dictproto_parse_line(const char *buf, size_t len, struct dictproto_scan *scan,
+				      struct dict_cmd *cmd, size_t *consumed, const char **err)
 {
-	size_t scan = len < DICT_MAX_LINE + 1 ? len : DICT_MAX_LINE + 1;
-	const char *nl = memchr(buf, '\n', scan);
+	size_t limit = len < DICT_MAX_LINE + 1 ? len : DICT_MAX_LINE + 1;
+	size_t from = scan && scan->scanned <= limit ? scan->scanned : 0;
+	const char *nl = memchr(buf + from, '\n', limit - from);
+	size_t end = nl ? (size_t)(nl - buf) : limit;
 
 	*consumed = 0;
 	cmd->nfields = 0;
+	/* buf[0..from) was searched by earlier calls: no NUL there. */
+	if (memchr(buf + from, '\0', end - from))
+		return fail(err, "NUL byte in dict line");
 	if (!nl) {
-		if (memchr(buf, '\0', scan))
-			return fail(err, "NUL byte in dict line");
 		if (len > DICT_MAX_LINE)
 			return fail(err, "dict line too long");
+		if (scan)
+			scan->scanned = limit;
 		return DICT_NEED_MORE;
 	}
+	if (scan)
+		scan->scanned = 0;
 
 	size_t raw_len = (size_t)(nl - buf);
 	size_t l = raw_len;
 	if (l > 0 && buf[l - 1] == '\r')
 		l--;
-	if (memchr(buf, '\0', raw_len))
-		return fail(err, "NUL byte in dict line");
 	if (l == 0)
 		return fail(err, "empty dict line");
 

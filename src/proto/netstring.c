@@ -3,11 +3,11 @@
  *
  * <len> is ASCII decimal without sign, spaces or leading zeros ("0" alone is
  * the empty payload); after exactly <len> payload bytes the next byte must be
- * ','.  Nothing separates consecutive netstrings.  The parser is stateless:
- * callers hand it everything buffered so far and it either finds a complete
- * netstring, asks for more, or reports a broken stream.  Rescanning a partial
- * netstring costs at most NETSTRING_MAX_DIGITS + 1 bytes, because the payload
- * itself is never scanned.
+ * ','.  Nothing separates consecutive netstrings.  Callers hand the parser
+ * everything buffered so far and it either finds a complete netstring, asks
+ * for more, or reports a broken stream.  The payload itself is never scanned,
+ * and struct netstring_scan keeps the length prefix once read, so a netstring
+ * arriving one byte per read costs O(1) per read.
  */
 #include "vmail/netstring.h"
 
@@ -21,18 +21,14 @@ static enum netstring_status fail(const char **err, const char *why)
 	return NETSTRING_ERROR;
 }
 
-enum netstring_status netstring_parse(const char *buf, size_t len, size_t max_payload,
-				      const char **payload, size_t *payload_len,
-				      size_t *consumed, const char **err)
+/* read_len - read the "<len>:" prefix on from s->scanned; NEED_MORE until the ':' */
+static enum netstring_status read_len(const char *buf, size_t len, size_t max_payload,
+				      struct netstring_scan *s, const char **err)
 {
-	*payload = NULL;
-	*payload_len = 0;
-	*consumed = 0;
-
 	/* At most 10 digits, so the value cannot overflow 64 bits. */
-	uint64_t n = 0;
+	uint64_t n = s->len;
 	size_t i;
-	for (i = 0; i < len; i++) {
+	for (i = s->scanned; i < len; i++) {
 		char c = buf[i];
 		if (c == ':')
 			break;
@@ -47,21 +43,47 @@ enum netstring_status netstring_parse(const char *buf, size_t len, size_t max_pa
 		if (n > max_payload)
 			return fail(err, "netstring length exceeds the limit");
 	}
+	s->scanned = i;
+	s->len = n;
 	if (i == len)
 		return NETSTRING_NEED_MORE;
 	if (i == 0)
 		return fail(err, "empty netstring length");
+	s->scanned = i + 1;
+	s->have_len = true;
+	return NETSTRING_OK;
+}
 
-	/* i digits, ':' , n bytes, ','; n <= max_payload bounds the sum only on 64-bit. */
+enum netstring_status netstring_parse(const char *buf, size_t len, size_t max_payload,
+				      struct netstring_scan *scan, const char **payload, size_t *payload_len,
+				      size_t *consumed, const char **err)
+{
+	struct netstring_scan one_shot = NETSTRING_SCAN_INIT;
+	struct netstring_scan *s = scan ? scan : &one_shot;
+
+	*payload = NULL;
+	*payload_len = 0;
+	*consumed = 0;
+	if (s->scanned > len)
+		*s = one_shot; /* not a continuation of buf: start over */
+	if (!s->have_len) {
+		enum netstring_status st = read_len(buf, len, max_payload, s, err);
+		if (st != NETSTRING_OK)
+			return st;
+	}
+
+	/* "<len>:", n bytes, ','; n <= max_payload bounds the sum only on 64-bit. */
+	uint64_t n = s->len;
 	if (n > SIZE_MAX - NETSTRING_MAX_DIGITS - 2)
 		return fail(err, "netstring length exceeds the limit");
-	size_t start = i + 1;
+	size_t start = s->scanned;
 	size_t total = start + (size_t)n + 1;
 	if (len < total)
 		return NETSTRING_NEED_MORE;
 	if (buf[total - 1] != ',')
 		return fail(err, "missing ',' after netstring payload");
 
+	*s = one_shot;
 	*payload = buf + start;
 	*payload_len = (size_t)n;
 	*consumed = total;

@@ -6,8 +6,9 @@
  * unknown ones must be ignored, and the order is not guaranteed.  Reply:
  * "action=<action>\n\n".  Limits (policy.h) are enforced while the request is
  * still arriving so that a peer cannot make us buffer more than
- * POLICY_MAX_REQUEST bytes.  The parser is stateless: callers pass everything
- * buffered so far, which rescans at most POLICY_MAX_REQUEST bytes per call.
+ * POLICY_MAX_REQUEST bytes.  Callers pass everything buffered so far with a
+ * struct policy_scan that remembers the lines already checked, so each byte is
+ * searched once however the request is split across reads.
  */
 #include "vmail/policy.h"
 
@@ -20,41 +21,62 @@ static enum policy_status fail(const char **err, const char *why)
 	return POLICY_ERROR;
 }
 
-enum policy_status policy_parse(const char *buf, size_t len, struct policy_request *req,
-				size_t *consumed, const char **err)
+/* The offsets in struct policy_scan are 16 bits wide. */
+_Static_assert(POLICY_MAX_REQUEST <= UINT16_MAX, "policy_scan offsets overflow");
+
+/* fill_request - req's views into buf from the checked lines recorded in s */
+static void fill_request(const char *buf, const struct policy_scan *s, struct policy_request *req)
 {
-	size_t pos = 0;
+	for (size_t i = 0; i < s->count; i++) {
+		struct policy_attr *a = &req->attrs[i];
+		a->name = buf + s->attr[i].name;
+		a->name_len = (size_t)(s->attr[i].eq - s->attr[i].name);
+		a->value = buf + s->attr[i].eq + 1;
+		a->value_len = (size_t)(s->attr[i].end - s->attr[i].eq - 1);
+	}
+	req->count = s->count;
+}
+
+enum policy_status policy_parse(const char *buf, size_t len, struct policy_scan *scan,
+				struct policy_request *req, size_t *consumed, const char **err)
+{
+	struct policy_scan one_shot = POLICY_SCAN_INIT;
+	struct policy_scan *s = scan ? scan : &one_shot;
 
 	req->count = 0;
 	*consumed = 0;
+	if (s->scanned > len || s->line > s->scanned)
+		*s = one_shot; /* not a continuation of buf: start over */
 	for (;;) {
-		const char *line = buf + pos;
-		size_t avail = len - pos;
-		size_t scan = avail < POLICY_MAX_LINE + 1 ? avail : POLICY_MAX_LINE + 1;
-		const char *nl = memchr(line, '\n', scan);
+		size_t pos = s->line;
+		size_t limit = len - pos < POLICY_MAX_LINE + 1 ? len : pos + POLICY_MAX_LINE + 1;
+		size_t from = s->scanned;
+		const char *nl = memchr(buf + from, '\n', limit - from);
+		size_t end = nl ? (size_t)(nl - buf) : limit;
 
+		/* buf[pos..from) was searched by earlier calls: no NUL there. */
+		if (memchr(buf + from, '\0', end - from))
+			return fail(err, "NUL byte in policy request");
 		if (!nl) {
 			/* Incomplete line: fail now if it can no longer turn out valid. */
-			if (memchr(line, '\0', scan))
-				return fail(err, "NUL byte in policy request");
-			if (avail > POLICY_MAX_LINE)
+			if (len - pos > POLICY_MAX_LINE)
 				return fail(err, "policy request line too long");
 			if (len >= POLICY_MAX_REQUEST)
 				return fail(err, "policy request too large");
+			s->scanned = limit;
 			return POLICY_NEED_MORE;
 		}
-
-		size_t raw_len = (size_t)(nl - line);
-		size_t end = pos + raw_len + 1;
-		if (end > POLICY_MAX_REQUEST)
+		if (end + 1 > POLICY_MAX_REQUEST)
 			return fail(err, "policy request too large");
-		if (memchr(line, '\0', raw_len))
-			return fail(err, "NUL byte in policy request");
-		size_t l = raw_len;
+
+		const char *line = buf + pos;
+		size_t l = end - pos;
 		if (l > 0 && line[l - 1] == '\r')
 			l--;
 		if (l == 0) {
-			*consumed = end;
+			fill_request(buf, s, req);
+			*consumed = end + 1;
+			*s = one_shot;
 			return POLICY_OK;
 		}
 
@@ -63,15 +85,14 @@ enum policy_status policy_parse(const char *buf, size_t len, struct policy_reque
 			return fail(err, "policy request line without '='");
 		if (eq == line)
 			return fail(err, "empty attribute name in policy request");
-		if (req->count == POLICY_MAX_ATTRS)
+		if (s->count == POLICY_MAX_ATTRS)
 			return fail(err, "too many attributes in policy request");
 
-		struct policy_attr *a = &req->attrs[req->count++];
-		a->name = line;
-		a->name_len = (size_t)(eq - line);
-		a->value = eq + 1;
-		a->value_len = l - a->name_len - 1;
-		pos = end;
+		s->attr[s->count].name = (uint16_t)pos;
+		s->attr[s->count].eq = (uint16_t)(eq - buf);
+		s->attr[s->count].end = (uint16_t)(pos + l);
+		s->count++;
+		s->line = s->scanned = end + 1;
 	}
 }
 

@@ -238,8 +238,8 @@ static size_t next_reply(struct bench *b, struct evbuffer *in, enum reply_class 
 		const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
 		const char *payload;
 		size_t plen, used;
-		enum netstring_status st = netstring_parse(buf, look, SOCKETMAP_MAX_REPLY, &payload,
-							   &plen, &used, err);
+		enum netstring_status st =
+			netstring_parse(buf, look, SOCKETMAP_MAX_REPLY, NULL, &payload, &plen, &used, err);
 		if (st == NETSTRING_NEED_MORE)
 			return 0;
 		if (st == NETSTRING_ERROR)
@@ -500,8 +500,8 @@ static void echo_read_cb(struct bufferevent *bev, void *arg)
 		const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
 		const char *payload, *err;
 		size_t plen, used;
-		enum netstring_status st = netstring_parse(buf, look, SOCKETMAP_MAX_REQUEST, &payload,
-							   &plen, &used, &err);
+		enum netstring_status st =
+			netstring_parse(buf, look, SOCKETMAP_MAX_REQUEST, NULL, &payload, &plen, &used, &err);
 		if (st == NETSTRING_NEED_MORE)
 			return;
 		if (st == NETSTRING_ERROR) {

@@ -112,18 +112,20 @@ size_t dnscheck_build_query(uint16_t id, const char *name, uint16_t qtype, unsig
 /*
  * read_name - the (possibly compressed) name at *off into out as "a.b.c" (root = ""); *off
  * moves past it in the message.  Pointers are followed a bounded number of times, so a
- * pointer loop is an error rather than a hang.
+ * pointer loop is an error rather than a hang; labels are bounded by the name's length
+ * (a name may have 127 of them: only pointers count as hops).
  */
 static bool read_name(const unsigned char *msg, size_t len, size_t *off, char *out, size_t outlen)
 {
 	size_t p = *off, o = 0;
 	bool jumped = false;
-	for (int hops = 0; hops < 64; hops++) {
+	int hops = 0;
+	for (;;) {
 		if (p >= len)
 			return false;
 		unsigned c = msg[p];
 		if ((c & 0xc0) == 0xc0) {
-			if (p + 1 >= len)
+			if (p + 1 >= len || ++hops > 64)
 				return false;
 			if (!jumped)
 				*off = p + 2;
@@ -152,7 +154,6 @@ static bool read_name(const unsigned char *msg, size_t len, size_t *off, char *o
 		}
 		p += 1 + c;
 	}
-	return false;
 }
 
 /* Names in messages and configuration may end in a dot; DNS ignores case. */

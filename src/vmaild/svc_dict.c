@@ -102,6 +102,7 @@ struct dict_conn {
 	 */
 	unsigned commits_pending;
 	struct dict_parked *parked, **parked_tail;
+	struct dictproto_scan scan; /* how far the partial line in the input was searched */
 };
 
 /* A counter lookup waiting for its connection's commits. */
@@ -879,7 +880,7 @@ static void dict_on_read(struct conn *c, struct evbuffer *in, void *arg)
 		const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
 		const char *err = NULL;
 		size_t used = 0;
-		switch (dictproto_parse_line(buf, look, &svc->cmd, &used, &err)) {
+		switch (dictproto_parse_line(buf, look, &dc->scan, &svc->cmd, &used, &err)) {
 		case DICT_NEED_MORE:
 			return;
 		case DICT_ERROR:

@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -25,6 +26,7 @@
 static char sm_out[SM_MAX_FRAME_OUT];
 
 static void sm_on_read(struct conn *c, struct evbuffer *in, void *arg);
+static void sm_on_close(struct conn *c, void *data, void *arg);
 
 /*
  * The map names Postfix may ask for and the kind each reaches: the service
@@ -43,6 +45,7 @@ static const struct {
 const struct conn_proto svc_socketmap_proto = {
 	.name = "socketmap",
 	.on_read = sm_on_read,
+	.on_close = sm_on_close,
 };
 
 bool svc_socketmap_map_kind(const char *name, size_t len, enum lookup_kind *out)
@@ -155,7 +158,7 @@ static void sm_frame_error(struct conn *c, const char *buf, size_t len, const ch
 {
 	const char *p;
 	size_t plen, used;
-	enum netstring_status st = netstring_parse(buf, len, SIZE_MAX / 2, &p, &plen, &used, NULL);
+	enum netstring_status st = netstring_parse(buf, len, SIZE_MAX / 2, NULL, &p, &plen, &used, NULL);
 	if (st != NETSTRING_ERROR) {
 		conn_log(c, LOG_LEVEL_NOTICE, "request too large (limit %d bytes)",
 			 SOCKETMAP_MAX_REQUEST);
@@ -168,8 +171,26 @@ static void sm_frame_error(struct conn *c, const char *buf, size_t len, const ch
 	conn_close(c, "malformed netstring");
 }
 
+/* The connection's data is the scan state of its partial netstring: its length is read once. */
+static void sm_on_close(struct conn *c, void *data, void *arg)
+{
+	(void)c;
+	(void)arg;
+	free(data);
+}
+
 static void sm_on_read(struct conn *c, struct evbuffer *in, void *arg)
 {
+	struct netstring_scan *scan = conn_data(c);
+
+	if (!scan) {
+		scan = calloc(1, sizeof(*scan));
+		if (!scan) {
+			conn_close(c, "out of memory");
+			return;
+		}
+		conn_set_data(c, scan);
+	}
 	while (conn_want_requests(c)) {
 		size_t avail = evbuffer_get_length(in);
 		if (avail == 0)
@@ -178,7 +199,7 @@ static void sm_on_read(struct conn *c, struct evbuffer *in, void *arg)
 		const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
 		const char *payload, *err = NULL;
 		size_t plen, used;
-		switch (netstring_parse(buf, look, SOCKETMAP_MAX_REQUEST, &payload, &plen, &used,
+		switch (netstring_parse(buf, look, SOCKETMAP_MAX_REQUEST, scan, &payload, &plen, &used,
 					&err)) {
 		case NETSTRING_NEED_MORE:
 			return;

@@ -1,15 +1,18 @@
-/* fuzz_dictproto: Dovecot dict command parsing, escaping round trips and reply lines. */
+/* fuzz_dictproto: Dovecot dict command parsing (whole and in pieces), escaping round trips and reply lines.
+ */
 #include "vmail/dictproto.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_chunks.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define CHECK(x) do { if (!(x)) abort(); } while (0)
 
-static struct dict_cmd cmd, cmd2;
+static struct dict_cmd cmd, cmd2, cmd3;
 static char line[2 * DICT_MAX_LINE + 64];
 
 static void check_cmd(const char *buf, size_t used)
@@ -42,7 +45,7 @@ static void rebuild(void)
 		return;
 	line[pos++] = '\n';
 	size_t used;
-	CHECK(dictproto_parse_line(line, pos, &cmd2, &used, NULL) == DICT_OK && used == pos);
+	CHECK(dictproto_parse_line(line, pos, NULL, &cmd2, &used, NULL) == DICT_OK && used == pos);
 	CHECK(cmd2.type == cmd.type && cmd2.nfields == cmd.nfields);
 	for (size_t i = 0; i < cmd.nfields; i++)
 		CHECK(cmd2.field_len[i] == cmd.field_len[i] &&
@@ -64,7 +67,7 @@ static void escape_round_trip(const char *buf, size_t size)
 	pos += 2 * n + 1;
 	line[pos++] = '\n';
 	size_t used;
-	enum dict_status st = dictproto_parse_line(line, pos, &cmd2, &used, NULL);
+	enum dict_status st = dictproto_parse_line(line, pos, NULL, &cmd2, &used, NULL);
 	if (memchr(buf, '\0', size)) {
 		CHECK(st == DICT_ERROR);
 		return;
@@ -101,6 +104,45 @@ static void replies(const char *buf, size_t size)
 		check_reply_line(n, 1);
 }
 
+/*
+ * chunked - the input as a stream arriving in reads of random sizes, parsed as vmaild does:
+ * with a scan state, everything buffered since the last whole line.  After every read each
+ * result must equal a one-shot parse of the same bytes.
+ */
+static void chunked(const uint8_t *data, size_t size)
+{
+	const char *buf = (const char *)data;
+	struct dictproto_scan scan = DICTPROTO_SCAN_INIT;
+	struct fuzz_chunks fc;
+	size_t off = 0;
+
+	fuzz_chunks_init(&fc, data, size);
+	while (fuzz_chunks_read(&fc)) {
+		size_t fed = fc.fed;
+		for (;;) {
+			const char *err = NULL, *err1 = NULL;
+			size_t used = 0, used1 = 0;
+			enum dict_status one =
+				dictproto_parse_line(buf + off, fed - off, NULL, &cmd3, &used1, &err1);
+			enum dict_status st =
+				dictproto_parse_line(buf + off, fed - off, &scan, &cmd2, &used, &err);
+			CHECK(st == one && used == used1 && err == err1);
+			if (st == DICT_ERROR)
+				return;
+			if (st == DICT_NEED_MORE) {
+				CHECK(scan.scanned <= fed - off);
+				break;
+			}
+			CHECK(scan.scanned == 0);
+			CHECK(cmd2.type == cmd3.type && cmd2.nfields == cmd3.nfields);
+			for (size_t i = 0; i < cmd2.nfields; i++)
+				CHECK(cmd2.field_len[i] == cmd3.field_len[i] &&
+				      memcmp(cmd2.field[i], cmd3.field[i], cmd2.field_len[i]) == 0);
+			off += used;
+		}
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *buf = (const char *)data;
@@ -109,7 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (off < size) {
 		const char *err = NULL;
 		size_t used;
-		enum dict_status st = dictproto_parse_line(buf + off, size - off, &cmd, &used, &err);
+		enum dict_status st = dictproto_parse_line(buf + off, size - off, NULL, &cmd, &used, &err);
 		if (st == DICT_ERROR) {
 			CHECK(err != NULL);
 			break;
@@ -120,12 +162,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		check_cmd(buf + off, used);
-		CHECK(dictproto_parse_line(buf + off, used - 1, &cmd2, &(size_t){ 0 }, NULL) ==
+		CHECK(dictproto_parse_line(buf + off, used - 1, NULL, &cmd2, &(size_t){0}, NULL) ==
 		      DICT_NEED_MORE);
 		rebuild();
 		off += used;
 	}
 
+	chunked(data, size);
 	escape_round_trip(buf, size);
 	replies(buf, size);
 	return 0;

@@ -1,4 +1,4 @@
-/* fuzz_policy: policy delegation request stream parsing and reply round trips. */
+/* fuzz_policy: policy delegation request stream parsing (whole and in pieces) and reply round trips. */
 #include "vmail/policy.h"
 
 #include <stdbool.h>
@@ -6,11 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_chunks.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define CHECK(x) do { if (!(x)) abort(); } while (0)
 
-static struct policy_request req, req2;
+static struct policy_request req, req2, req3;
+static struct policy_scan scan;
 
 static bool inside(const char *p, size_t len, const char *base, size_t base_len)
 {
@@ -60,7 +63,7 @@ static void reply_round_trip(const char *action, size_t len)
 	}
 	CHECK(n == len + 9);
 	size_t used;
-	enum policy_status st = policy_parse(out, n, &req2, &used, NULL);
+	enum policy_status st = policy_parse(out, n, NULL, &req2, &used, NULL);
 	/* A trailing '\r' is the one thing the parser strips from a value. */
 	if (action[len - 1] == '\r' || len + 7 > POLICY_MAX_LINE) {
 		CHECK(st != POLICY_NEED_MORE);
@@ -72,6 +75,47 @@ static void reply_round_trip(const char *action, size_t len)
 	CHECK(v && vlen == len && memcmp(v, action, len) == 0);
 }
 
+/*
+ * chunked - the input as a stream arriving in reads of random sizes, parsed as vmaild does:
+ * with a scan state, everything buffered since the last whole request.  After every read
+ * each result must equal a one-shot parse of the same bytes.
+ */
+static void chunked(const uint8_t *data, size_t size)
+{
+	const char *buf = (const char *)data;
+	struct fuzz_chunks fc;
+	size_t off = 0;
+
+	memset(&scan, 0, sizeof(scan));
+	fuzz_chunks_init(&fc, data, size);
+	while (fuzz_chunks_read(&fc)) {
+		size_t fed = fc.fed;
+		for (;;) {
+			const char *err = NULL, *err1 = NULL;
+			size_t used = 0, used1 = 0;
+			enum policy_status one =
+				policy_parse(buf + off, fed - off, NULL, &req3, &used1, &err1);
+			enum policy_status st = policy_parse(buf + off, fed - off, &scan, &req2, &used, &err);
+			CHECK(st == one && used == used1 && err == err1);
+			if (st == POLICY_ERROR)
+				return;
+			if (st == POLICY_NEED_MORE) {
+				CHECK(scan.line <= scan.scanned && scan.scanned <= fed - off);
+				break;
+			}
+			CHECK(scan.scanned == 0 && scan.count == 0);
+			/* Views into the same bytes: the very same pointers. */
+			CHECK(req2.count == req3.count);
+			for (size_t i = 0; i < req2.count; i++)
+				CHECK(req2.attrs[i].name == req3.attrs[i].name &&
+				      req2.attrs[i].name_len == req3.attrs[i].name_len &&
+				      req2.attrs[i].value == req3.attrs[i].value &&
+				      req2.attrs[i].value_len == req3.attrs[i].value_len);
+			off += used;
+		}
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *buf = (const char *)data;
@@ -80,7 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (off < size) {
 		const char *err = NULL;
 		size_t used;
-		enum policy_status st = policy_parse(buf + off, size - off, &req, &used, &err);
+		enum policy_status st = policy_parse(buf + off, size - off, NULL, &req, &used, &err);
 		if (st == POLICY_ERROR) {
 			CHECK(err != NULL);
 			break;
@@ -91,10 +135,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		check_request(buf + off, used);
 		/* a proper prefix of a complete request is incomplete, never broken */
-		CHECK(policy_parse(buf + off, used - 1, &req2, &(size_t){ 0 }, NULL) ==
-		      POLICY_NEED_MORE);
-		CHECK(policy_parse(buf + off, used / 2, &req2, &(size_t){ 0 }, NULL) ==
-		      POLICY_NEED_MORE);
+		CHECK(policy_parse(buf + off, used - 1, NULL, &req2, &(size_t){0}, NULL) == POLICY_NEED_MORE);
+		CHECK(policy_parse(buf + off, used / 2, NULL, &req2, &(size_t){0}, NULL) == POLICY_NEED_MORE);
 		size_t vlen;
 		const char *v = policy_request_get(&req, "recipient", &vlen);
 		if (v)
@@ -102,6 +144,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		off += used;
 	}
 
+	chunked(data, size);
 	reply_round_trip(buf, size);
 	return 0;
 }

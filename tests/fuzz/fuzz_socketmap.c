@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_chunks.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define CHECK(x) do { if (!(x)) abort(); } while (0)
@@ -21,7 +23,7 @@ static void check_reply(size_t n, const char *word, const char *text, size_t tex
 	size_t plen, used;
 	size_t wlen = strlen(word);
 
-	CHECK(netstring_parse(out, n, SOCKETMAP_MAX_REPLY, &p, &plen, &used, &err) == NETSTRING_OK);
+	CHECK(netstring_parse(out, n, SOCKETMAP_MAX_REPLY, NULL, &p, &plen, &used, &err) == NETSTRING_OK);
 	CHECK(used == n);
 	CHECK(plen >= wlen && memcmp(p, word, wlen) == 0);
 	if (!sanitised) {
@@ -59,6 +61,42 @@ static void round_trip(const char *text, size_t len)
 	CHECK(n == 12 && memcmp(out, "9:NOTFOUND ,", 12) == 0);
 }
 
+/*
+ * chunked - the input as a stream arriving in reads of random sizes, framed as vmaild does:
+ * with a scan state, everything buffered since the last whole netstring.  After every read
+ * each result must equal a one-shot parse of the same bytes.
+ */
+static void chunked(const uint8_t *data, size_t size)
+{
+	const char *buf = (const char *)data;
+	struct netstring_scan scan = NETSTRING_SCAN_INIT;
+	struct fuzz_chunks fc;
+	size_t off = 0;
+
+	fuzz_chunks_init(&fc, data, size);
+	while (fuzz_chunks_read(&fc)) {
+		size_t fed = fc.fed;
+		for (;;) {
+			const char *p, *p1, *err = NULL, *err1 = NULL;
+			size_t plen, plen1, used, used1;
+			enum netstring_status one =
+				netstring_parse(buf + off, fed - off, SOCKETMAP_MAX_REQUEST, NULL, &p1,
+						&plen1, &used1, &err1);
+			enum netstring_status st = netstring_parse(
+				buf + off, fed - off, SOCKETMAP_MAX_REQUEST, &scan, &p, &plen, &used, &err);
+			CHECK(st == one && p == p1 && plen == plen1 && used == used1 && err == err1);
+			if (st == NETSTRING_ERROR)
+				return;
+			if (st == NETSTRING_NEED_MORE) {
+				CHECK(scan.scanned <= fed - off);
+				break;
+			}
+			CHECK(scan.scanned == 0 && !scan.have_len);
+			off += used;
+		}
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *buf = (const char *)data;
@@ -67,7 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (off < size) {
 		const char *p, *err = NULL;
 		size_t plen, used;
-		enum netstring_status st = netstring_parse(buf + off, size - off, SOCKETMAP_MAX_REQUEST,
+		enum netstring_status st = netstring_parse(buf + off, size - off, SOCKETMAP_MAX_REQUEST, NULL,
 							   &p, &plen, &used, &err);
 		if (st == NETSTRING_ERROR) {
 			CHECK(err != NULL);
@@ -80,12 +118,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(used > plen + 2 && used <= size - off);
 		CHECK(p == buf + off + used - 1 - plen && buf[off + used - 1] == ',');
 		/* every proper prefix of a netstring is incomplete, never broken */
-		CHECK(netstring_parse(buf + off, used - 1, SOCKETMAP_MAX_REQUEST, &p, &plen,
-				      &(size_t){ 0 }, NULL) == NETSTRING_NEED_MORE);
-		CHECK(netstring_parse(buf + off, used / 2, SOCKETMAP_MAX_REQUEST, &p, &plen,
-				      &(size_t){ 0 }, NULL) == NETSTRING_NEED_MORE);
-		CHECK(netstring_parse(buf + off, used, SOCKETMAP_MAX_REQUEST, &p, &plen, &used,
-				      NULL) == NETSTRING_OK);
+		CHECK(netstring_parse(buf + off, used - 1, SOCKETMAP_MAX_REQUEST, NULL, &p, &plen,
+				      &(size_t){0}, NULL) == NETSTRING_NEED_MORE);
+		CHECK(netstring_parse(buf + off, used / 2, SOCKETMAP_MAX_REQUEST, NULL, &p, &plen,
+				      &(size_t){0}, NULL) == NETSTRING_NEED_MORE);
+		CHECK(netstring_parse(buf + off, used, SOCKETMAP_MAX_REQUEST, NULL, &p, &plen, &used, NULL) ==
+		      NETSTRING_OK);
 		/* the accepted syntax is canonical: re-encoding gives the same bytes */
 		size_t n = netstring_encode(enc, sizeof(enc), p, plen);
 		CHECK(n == used && memcmp(enc, buf + off, used) == 0);
@@ -106,6 +144,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		off += used;
 	}
 
+	chunked(data, size);
 	round_trip(buf, size);
 	return 0;
 }

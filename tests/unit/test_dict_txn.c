@@ -14,7 +14,7 @@ static void parse(const char *line)
 {
 	size_t used;
 	const char *err = NULL;
-	enum dict_status st = dictproto_parse_line(line, strlen(line), &cmd, &used, &err);
+	enum dict_status st = dictproto_parse_line(line, strlen(line), NULL, &cmd, &used, &err);
 	ck_assert_msg(st == DICT_OK, "parse %s: %s", line, err ? err : "?");
 	ck_assert_uint_eq(used, strlen(line));
 }

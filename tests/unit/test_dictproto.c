@@ -229,18 +229,43 @@ static void check_view(int row, const struct parse_row *r)
 	}
 }
 
+/*
+ * parse_resumed - in[0..len) arriving one byte per read: parsed with a scan
+ * after each byte until it is not "need more".  Every prefix must give what a
+ * one-shot parse of that prefix gives: same status, consumed count and error.
+ */
+static enum dict_status parse_resumed(const char *in, size_t len, size_t *consumed, const char **err)
+{
+	struct dictproto_scan scan = DICTPROTO_SCAN_INIT;
+	enum dict_status st = DICT_NEED_MORE;
+
+	for (size_t k = 0; k <= len && st == DICT_NEED_MORE; k++) {
+		const char *one_err = NULL;
+		size_t one_used = 99;
+		enum dict_status one = dictproto_parse_line(in, k, NULL, &cmd, &one_used, &one_err);
+		*err = NULL;
+		st = dictproto_parse_line(in, k, &scan, &cmd, consumed, err);
+		ck_assert_msg(st == one && *consumed == one_used && *err == one_err,
+			      "prefix %zu: resumed %d/%zu/%s, one-shot %d/%zu/%s", k, st, *consumed,
+			      *err ? *err : "-", one, one_used, one_err ? one_err : "-");
+	}
+	return st;
+}
+
+/* Each row parsed in one call (even _i) and one byte per call with a scan (odd _i). */
 START_TEST(test_parse_table)
 {
-	const struct parse_row *r = &parse_rows[_i];
+	const struct parse_row *r = &parse_rows[_i / 2];
 	const char *err = NULL;
 	size_t consumed = 99;
 
-	enum dict_status st = dictproto_parse_line(r->in, r->len, &cmd, &consumed, &err);
-	ck_assert_msg(st == r->status, "row %d: status %d, want %d (err %s)", _i, st, r->status,
+	enum dict_status st = _i % 2 ? parse_resumed(r->in, r->len, &consumed, &err)
+				     : dictproto_parse_line(r->in, r->len, NULL, &cmd, &consumed, &err);
+	ck_assert_msg(st == r->status, "row %d: status %d, want %d (err %s)", _i / 2, st, r->status,
 		      err ? err : "-");
 	if (st == DICT_ERROR) {
 		ck_assert_ptr_nonnull(err);
-		ck_assert_msg(strstr(err, r->err), "row %d: err \"%s\" lacks \"%s\"", _i, err, r->err);
+		ck_assert_msg(strstr(err, r->err), "row %d: err \"%s\" lacks \"%s\"", _i / 2, err, r->err);
 	}
 	if (st != DICT_OK) {
 		ck_assert_uint_eq(consumed, 0);
@@ -251,7 +276,7 @@ START_TEST(test_parse_table)
 	ck_assert_uint_le(cmd.nfields, DICT_MAX_FIELDS);
 	for (size_t i = 0; i < cmd.nfields; i++)
 		ck_assert_uint_eq(strlen(cmd.field[i]), cmd.field_len[i]);
-	check_view(_i, r);
+	check_view(_i / 2, r);
 }
 END_TEST
 
@@ -278,6 +303,7 @@ START_TEST(test_split_reads)
 	size_t chunk = (size_t)_i + 1, total = sizeof(session) - 1;
 	char buf[sizeof(session)];
 	size_t have = 0, fed = 0, n = 0;
+	struct dictproto_scan scan = DICTPROTO_SCAN_INIT;
 
 	while (fed < total) {
 		size_t take = total - fed < chunk ? total - fed : chunk;
@@ -287,7 +313,7 @@ START_TEST(test_split_reads)
 		for (;;) {
 			const char *err = NULL;
 			size_t used;
-			enum dict_status st = dictproto_parse_line(buf, have, &cmd, &used, &err);
+			enum dict_status st = dictproto_parse_line(buf, have, &scan, &cmd, &used, &err);
 			ck_assert_msg(st != DICT_ERROR, "%s", err);
 			if (st == DICT_NEED_MORE)
 				break;
@@ -309,10 +335,10 @@ START_TEST(test_every_prefix_needs_more)
 {
 	size_t first;
 
-	ck_assert_int_eq(dictproto_parse_line(session, sizeof(session) - 1, &cmd, &first, NULL),
+	ck_assert_int_eq(dictproto_parse_line(session, sizeof(session) - 1, NULL, &cmd, &first, NULL),
 			 DICT_OK);
 	for (size_t k = 0; k < first; k++)
-		ck_assert_msg(dictproto_parse_line(session, k, &cmd, &(size_t){ 0 }, NULL) ==
+		ck_assert_msg(dictproto_parse_line(session, k, NULL, &cmd, &(size_t){0}, NULL) ==
 				      DICT_NEED_MORE,
 			      "prefix %zu", k);
 }
@@ -350,7 +376,7 @@ START_TEST(test_long_lines)
 	memcpy(buf + len - (r->cr ? 3 : 2), r->cr ? "\tu\r" : "\tu", r->cr ? 3 : 2);
 	if (r->newline)
 		buf[len++] = '\n';
-	enum dict_status st = dictproto_parse_line(buf, len, &cmd, &used, &err);
+	enum dict_status st = dictproto_parse_line(buf, len, NULL, &cmd, &used, &err);
 	ck_assert_msg(st == r->status, "row %d: status %d (err %s)", _i, st, err ? err : "-");
 	if (st == DICT_ERROR)
 		ck_assert_ptr_nonnull(strstr(err, "too long"));
@@ -373,7 +399,7 @@ START_TEST(test_max_line_all_escapes)
 	for (size_t i = 8; i < DICT_MAX_LINE; i += 2)
 		memcpy(buf + i, "\001n", 2);
 	buf[DICT_MAX_LINE] = '\n';
-	ck_assert_int_eq(dictproto_parse_line(buf, sizeof(buf), &cmd, &used, NULL), DICT_OK);
+	ck_assert_int_eq(dictproto_parse_line(buf, sizeof(buf), NULL, &cmd, &used, NULL), DICT_OK);
 	ck_assert_uint_eq(used, sizeof(buf));
 	ck_assert_uint_eq(cmd.u.set.id, 7);
 	ck_assert_uint_eq(cmd.nfields, 7);
@@ -447,8 +473,7 @@ START_TEST(test_escape_roundtrip)
 
 	size_t used;
 	const char *err = NULL;
-	ck_assert_msg(dictproto_parse_line(line, (size_t)n, &cmd, &used, &err) == DICT_OK, "%s",
-		      err);
+	ck_assert_msg(dictproto_parse_line(line, (size_t)n, NULL, &cmd, &used, &err) == DICT_OK, "%s", err);
 	ck_assert_uint_eq(used, (size_t)n);
 	ck_assert_uint_eq((unsigned)cmd.u.set.id, (unsigned)_i);
 	ck_assert_uint_eq(cmd.field_len[1], klen);
@@ -546,7 +571,7 @@ static Suite *dictproto_suite(void)
 	Suite *s = suite_create("dictproto");
 	TCase *tc = tcase_create("core");
 
-	tcase_add_loop_test(tc, test_parse_table, 0, NPARSE);
+	tcase_add_loop_test(tc, test_parse_table, 0, 2 * NPARSE);
 	tcase_add_loop_test(tc, test_split_reads, 0, 8);
 	tcase_add_test(tc, test_every_prefix_needs_more);
 	tcase_add_loop_test(tc, test_long_lines, 0, NLONG);

@@ -284,6 +284,38 @@ START_TEST(test_parse_mx)
 }
 END_TEST
 
+/*
+ * Names of many short labels (found by fuzz_dnscheck): a name the encoder accepts, up to 127
+ * labels in 255 bytes, is read back, in the question and in an MX host, however many labels.
+ */
+START_TEST(test_parse_many_labels)
+{
+	char name[256], host[256];
+	struct msg m;
+	struct dnscheck_answer a;
+	unsigned char q[512];
+
+	/* "a.a.…" 125 labels + "pl": 254 wire bytes; "b.b.…" 100 labels + "net" */
+	name[0] = '\0';
+	for (int i = 0; i < 125; i++)
+		strcat(name, "a.");
+	strcat(name, "pl");
+	host[0] = '\0';
+	for (int i = 0; i < 100; i++)
+		strcat(host, "b.");
+	strcat(host, "net");
+	ck_assert_uint_gt(dnscheck_build_query(5, name, DNSCHECK_TYPE_MX, q, sizeof(q)), 0);
+
+	header(&m, 5, OK_FLAGS, 1);
+	question(&m, name, 15);
+	rr_mx(&m, NULL, 10, host);
+	ck_assert_msg(dnscheck_parse_reply(m.b, m.len, 5, name, 15, &a), "%s", a.error);
+	ck_assert_int_eq(a.status, DNSCHECK_FOUND);
+	ck_assert_uint_eq(a.count, 1);
+	ck_assert_str_eq(a.rec[0].text, host);
+}
+END_TEST
+
 /* Replies that are no answer: each is TEMPFAIL (or not ours), never "no record". */
 START_TEST(test_parse_failures)
 {
@@ -390,6 +422,7 @@ static Suite *dnscheck_suite(void)
 	tcase_add_test(tc, test_build_query);
 	tcase_add_test(tc, test_parse_txt);
 	tcase_add_test(tc, test_parse_mx);
+	tcase_add_test(tc, test_parse_many_labels);
 	tcase_add_test(tc, test_parse_failures);
 	tcase_add_test(tc, test_resolver_down);
 	suite_add_tcase(s, tc);

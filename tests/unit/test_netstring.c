@@ -73,15 +73,43 @@ static const struct parse_row parse_rows[] = {
 
 #define NPARSE (sizeof(parse_rows) / sizeof(parse_rows[0]))
 
+/*
+ * parse_resumed - r->in arriving one byte per read: parsed with a scan after
+ * each byte until it is not "need more".  Every prefix must give what a
+ * one-shot parse of that prefix gives: same status, payload, consumed count and error.
+ */
+static enum netstring_status parse_resumed(const struct parse_row *r, const char **payload, size_t *plen,
+					   size_t *consumed, const char **err)
+{
+	struct netstring_scan scan = NETSTRING_SCAN_INIT;
+	enum netstring_status st = NETSTRING_NEED_MORE;
+
+	for (size_t k = 0; k <= r->len && st == NETSTRING_NEED_MORE; k++) {
+		const char *one_p, *one_err = NULL;
+		size_t one_plen, one_used;
+		enum netstring_status one =
+			netstring_parse(r->in, k, r->max, NULL, &one_p, &one_plen, &one_used, &one_err);
+		*err = NULL;
+		st = netstring_parse(r->in, k, r->max, &scan, payload, plen, consumed, err);
+		ck_assert_msg(st == one && *payload == one_p && *plen == one_plen && *consumed == one_used &&
+				      *err == one_err,
+			      "prefix %zu: resumed %d/%zu/%s, one-shot %d/%zu/%s", k, st, *consumed,
+			      *err ? *err : "-", one, one_used, one_err ? one_err : "-");
+	}
+	return st;
+}
+
+/* Each row parsed in one call (even _i) and one byte per call with a scan (odd _i). */
 START_TEST(test_parse_table)
 {
-	const struct parse_row *r = &parse_rows[_i];
+	const struct parse_row *r = &parse_rows[_i / 2];
 	const char *payload = (const char *)1, *err = NULL;
 	size_t plen = 99, consumed = 99;
 
-	enum netstring_status st = netstring_parse(r->in, r->len, r->max, &payload, &plen,
-						   &consumed, &err);
-	ck_assert_msg(st == r->status, "row %d: status %d, want %d (err %s)", _i, st, r->status,
+	enum netstring_status st =
+		_i % 2 ? parse_resumed(r, &payload, &plen, &consumed, &err)
+		       : netstring_parse(r->in, r->len, r->max, NULL, &payload, &plen, &consumed, &err);
+	ck_assert_msg(st == r->status, "row %d: status %d, want %d (err %s)", _i / 2, st, r->status,
 		      err ? err : "-");
 	if (st == NETSTRING_OK) {
 		ck_assert_uint_eq(plen, r->payload_len);
@@ -95,16 +123,16 @@ START_TEST(test_parse_table)
 	}
 	if (st == NETSTRING_ERROR) {
 		ck_assert_ptr_nonnull(err);
-		ck_assert_msg(strstr(err, r->err), "row %d: err \"%s\" lacks \"%s\"", _i, err, r->err);
+		ck_assert_msg(strstr(err, r->err), "row %d: err \"%s\" lacks \"%s\"", _i / 2, err, r->err);
 
 		/* An error is final: more bytes cannot repair it. */
 		char more[64];
 		ck_assert_uint_le(r->len + 4, sizeof(more));
 		memcpy(more, r->in, r->len);
 		memcpy(more + r->len, "1:,,", 4);
-		ck_assert_int_eq(netstring_parse(more, r->len + 4, r->max, &payload, &plen,
-						 &consumed, NULL),
-				 NETSTRING_ERROR);
+		ck_assert_int_eq(
+			netstring_parse(more, r->len + 4, r->max, NULL, &payload, &plen, &consumed, NULL),
+			NETSTRING_ERROR);
 	}
 }
 END_TEST
@@ -130,15 +158,16 @@ static const struct stream_row stream_rows[] = {
  * drain - parse netstrings from buf until NEED_MORE; checks each against the
  * expected payloads starting at *next and returns the bytes consumed.
  */
-static size_t drain(const struct stream_row *r, const char *buf, size_t len, size_t *next)
+static size_t drain(const struct stream_row *r, const char *buf, size_t len, size_t *next,
+		    struct netstring_scan *scan)
 {
 	size_t off = 0;
 
 	for (;;) {
 		const char *p, *err = NULL;
 		size_t plen, used;
-		enum netstring_status st = netstring_parse(buf + off, len - off, 1000, &p, &plen,
-							   &used, &err);
+		enum netstring_status st =
+			netstring_parse(buf + off, len - off, 1000, scan, &p, &plen, &used, &err);
 		ck_assert_msg(st != NETSTRING_ERROR, "error on a valid stream: %s", err);
 		if (st == NETSTRING_NEED_MORE)
 			return off;
@@ -165,7 +194,7 @@ START_TEST(test_stream_one_read)
 	const struct stream_row *r = &stream_rows[_i];
 	size_t next = 0;
 
-	ck_assert_uint_eq(drain(r, r->in, r->len, &next), r->len);
+	ck_assert_uint_eq(drain(r, r->in, r->len, &next, NULL), r->len);
 	ck_assert_uint_eq(next, count_payloads(r));
 }
 END_TEST
@@ -175,12 +204,13 @@ START_TEST(test_stream_byte_by_byte)
 	const struct stream_row *r = &stream_rows[_i];
 	char buf[128];
 	size_t have = 0, next = 0;
+	struct netstring_scan scan = NETSTRING_SCAN_INIT;
 
 	/* Deliver one byte at a time, as a slow peer would. */
 	for (size_t i = 0; i < r->len; i++) {
 		buf[have++] = r->in[i];
 		size_t before = next;
-		size_t used = drain(r, buf, have, &next);
+		size_t used = drain(r, buf, have, &next, &scan);
 		memmove(buf, buf + used, have - used);
 		have -= used;
 		/* A netstring completes exactly on its ',' and not earlier. */
@@ -198,10 +228,9 @@ START_TEST(test_every_prefix_needs_more)
 	const char *p;
 	size_t plen, first;
 
-	ck_assert_int_eq(netstring_parse(r->in, r->len, 1000, &p, &plen, &first, NULL),
-			 NETSTRING_OK);
+	ck_assert_int_eq(netstring_parse(r->in, r->len, 1000, NULL, &p, &plen, &first, NULL), NETSTRING_OK);
 	for (size_t k = 0; k < first; k++)
-		ck_assert_msg(netstring_parse(r->in, k, 1000, &p, &plen, &(size_t){ 0 }, NULL) ==
+		ck_assert_msg(netstring_parse(r->in, k, 1000, NULL, &p, &plen, &(size_t){0}, NULL) ==
 				      NETSTRING_NEED_MORE,
 			      "prefix %zu of row %d", k, _i);
 }
@@ -257,14 +286,14 @@ START_TEST(test_encode_parse_roundtrip)
 
 	const char *p;
 	size_t plen, used;
-	ck_assert_int_eq(netstring_parse(out, n, sizeof(payload), &p, &plen, &used, NULL),
+	ck_assert_int_eq(netstring_parse(out, n, sizeof(payload), NULL, &p, &plen, &used, NULL),
 			 NETSTRING_OK);
 	ck_assert_uint_eq(used, n);
 	ck_assert_uint_eq(plen, len);
 	ck_assert_mem_eq(p, payload, len);
 	/* One byte short of the limit is refused from the header alone. */
 	if (len > 0)
-		ck_assert_int_eq(netstring_parse(out, n - len - 1, len - 1, &p, &plen, &used, NULL),
+		ck_assert_int_eq(netstring_parse(out, n - len - 1, len - 1, NULL, &p, &plen, &used, NULL),
 				 NETSTRING_ERROR);
 }
 END_TEST
@@ -285,7 +314,7 @@ static Suite *netstring_suite(void)
 	Suite *s = suite_create("netstring");
 	TCase *tc = tcase_create("core");
 
-	tcase_add_loop_test(tc, test_parse_table, 0, NPARSE);
+	tcase_add_loop_test(tc, test_parse_table, 0, 2 * NPARSE);
 	tcase_add_loop_test(tc, test_stream_one_read, 0, NSTREAM);
 	tcase_add_loop_test(tc, test_stream_byte_by_byte, 0, NSTREAM);
 	tcase_add_loop_test(tc, test_every_prefix_needs_more, 0, NSTREAM);

@@ -79,21 +79,48 @@ static const struct parse_row parse_rows[] = {
 
 #define NPARSE (sizeof(parse_rows) / sizeof(parse_rows[0]))
 
+/*
+ * parse_resumed - in[0..len) arriving one byte per read: parsed with a scan
+ * after each byte until it is not "need more".  Every prefix must give what a
+ * one-shot parse of that prefix gives: same status, consumed count and error.
+ */
+static enum policy_status parse_resumed(const char *in, size_t len, struct policy_request *req,
+					size_t *consumed, const char **err)
+{
+	static struct policy_scan scan;
+	enum policy_status st = POLICY_NEED_MORE;
+
+	memset(&scan, 0, sizeof(scan));
+	for (size_t k = 0; k <= len && st == POLICY_NEED_MORE; k++) {
+		const char *one_err = NULL;
+		size_t one_used = 99;
+		enum policy_status one = policy_parse(in, k, NULL, req, &one_used, &one_err);
+		*err = NULL;
+		st = policy_parse(in, k, &scan, req, consumed, err);
+		ck_assert_msg(st == one && *consumed == one_used && *err == one_err,
+			      "prefix %zu: resumed %d/%zu/%s, one-shot %d/%zu/%s", k, st, *consumed,
+			      *err ? *err : "-", one, one_used, one_err ? one_err : "-");
+	}
+	return st;
+}
+
+/* Each row parsed in one call (even _i) and one byte per call with a scan (odd _i). */
 START_TEST(test_parse_table)
 {
-	const struct parse_row *r = &parse_rows[_i];
+	const struct parse_row *r = &parse_rows[_i / 2];
 	struct policy_request req;
 	const char *err = NULL;
 	size_t consumed = 99;
 
-	enum policy_status st = policy_parse(r->in, r->len, &req, &consumed, &err);
-	ck_assert_msg(st == r->status, "row %d: status %d, want %d (err %s)", _i, st, r->status,
+	enum policy_status st = _i % 2 ? parse_resumed(r->in, r->len, &req, &consumed, &err)
+				       : policy_parse(r->in, r->len, NULL, &req, &consumed, &err);
+	ck_assert_msg(st == r->status, "row %d: status %d, want %d (err %s)", _i / 2, st, r->status,
 		      err ? err : "-");
 	if (st != POLICY_OK)
 		ck_assert_uint_eq(consumed, 0);
 	if (st == POLICY_ERROR) {
 		ck_assert_ptr_nonnull(err);
-		ck_assert_msg(strstr(err, r->err), "row %d: err \"%s\" lacks \"%s\"", _i, err, r->err);
+		ck_assert_msg(strstr(err, r->err), "row %d: err \"%s\" lacks \"%s\"", _i / 2, err, r->err);
 		return;
 	}
 	if (st != POLICY_OK)
@@ -104,10 +131,10 @@ START_TEST(test_parse_table)
 		size_t vlen = 99;
 		const char *v = policy_request_get(&req, r->get[i].name, &vlen);
 		if (!r->get[i].value) {
-			ck_assert_msg(v == NULL, "row %d: %s present", _i, r->get[i].name);
+			ck_assert_msg(v == NULL, "row %d: %s present", _i / 2, r->get[i].name);
 			continue;
 		}
-		ck_assert_msg(v != NULL, "row %d: %s absent", _i, r->get[i].name);
+		ck_assert_msg(v != NULL, "row %d: %s absent", _i / 2, r->get[i].name);
 		ck_assert_uint_eq(vlen, r->get[i].value_len);
 		ck_assert_mem_eq(v, r->get[i].value, vlen);
 		ck_assert(v >= r->in && v + vlen <= r->in + r->len);
@@ -125,7 +152,9 @@ START_TEST(test_split_reads)
 	size_t chunk = (size_t)_i + 1, total = sizeof(stream) - 1;
 	char buf[sizeof(stream)];
 	size_t have = 0, fed = 0, n = 0;
+	static struct policy_scan scan;
 
+	memset(&scan, 0, sizeof(scan));
 	while (fed < total) {
 		size_t take = total - fed < chunk ? total - fed : chunk;
 		memcpy(buf + have, stream + fed, take);
@@ -135,7 +164,7 @@ START_TEST(test_split_reads)
 			struct policy_request req;
 			const char *err = NULL;
 			size_t used;
-			enum policy_status st = policy_parse(buf, have, &req, &used, &err);
+			enum policy_status st = policy_parse(buf, have, &scan, &req, &used, &err);
 			ck_assert_msg(st != POLICY_ERROR, "%s", err);
 			if (st == POLICY_NEED_MORE)
 				break;
@@ -167,7 +196,7 @@ START_TEST(test_every_prefix_needs_more)
 	size_t used;
 
 	for (size_t k = 0; k < sizeof(req_text) - 1; k++)
-		ck_assert_msg(policy_parse(req_text, k, &req, &used, NULL) == POLICY_NEED_MORE,
+		ck_assert_msg(policy_parse(req_text, k, NULL, &req, &used, NULL) == POLICY_NEED_MORE,
 			      "prefix %zu", k);
 }
 END_TEST
@@ -252,13 +281,13 @@ START_TEST(test_limits)
 	size_t len = gen(r, buf, sizeof(buf));
 	if (r->kind == GEN_TOTAL)
 		ck_assert_uint_eq(len, r->n - (r->terminate ? 0 : 1));
-	enum policy_status st = policy_parse(buf, len, &req, &used, &err);
-	ck_assert_msg(st == r->status, "row %d: status %d, want %d (err %s)", _i, st, r->status,
+	enum policy_status st = policy_parse(buf, len, NULL, &req, &used, &err);
+	ck_assert_msg(st == r->status, "row %d: status %d, want %d (err %s)", _i / 2, st, r->status,
 		      err ? err : "-");
 	if (st == POLICY_OK)
 		ck_assert_uint_eq(used, len);
 	if (st == POLICY_ERROR)
-		ck_assert_msg(strstr(err, r->err), "row %d: err \"%s\" lacks \"%s\"", _i, err, r->err);
+		ck_assert_msg(strstr(err, r->err), "row %d: err \"%s\" lacks \"%s\"", _i / 2, err, r->err);
 }
 END_TEST
 
@@ -309,7 +338,7 @@ START_TEST(test_reply_parses_back)
 	size_t used, vlen;
 
 	size_t n = policy_format_reply(out, sizeof(out), "REJECT no=way", 13);
-	ck_assert_int_eq(policy_parse(out, n, &req, &used, NULL), POLICY_OK);
+	ck_assert_int_eq(policy_parse(out, n, NULL, &req, &used, NULL), POLICY_OK);
 	ck_assert_uint_eq(used, n);
 	const char *v = policy_request_get(&req, "action", &vlen);
 	ck_assert_ptr_nonnull(v);
@@ -323,7 +352,7 @@ static Suite *policy_suite(void)
 	Suite *s = suite_create("policy");
 	TCase *tc = tcase_create("core");
 
-	tcase_add_loop_test(tc, test_parse_table, 0, NPARSE);
+	tcase_add_loop_test(tc, test_parse_table, 0, 2 * NPARSE);
 	tcase_add_loop_test(tc, test_split_reads, 0, 8);
 	tcase_add_test(tc, test_every_prefix_needs_more);
 	tcase_add_loop_test(tc, test_limits, 0, NLIMIT);

@@ -107,8 +107,8 @@ START_TEST(test_stream_split_reads)
 		for (;;) {
 			const char *p, *err = NULL;
 			size_t plen, used;
-			enum netstring_status st = netstring_parse(buf, have, SOCKETMAP_MAX_REQUEST,
-								   &p, &plen, &used, &err);
+			enum netstring_status st = netstring_parse(buf, have, SOCKETMAP_MAX_REQUEST, NULL, &p,
+								   &plen, &used, &err);
 			ck_assert_msg(st != NETSTRING_ERROR, "%s", err);
 			if (st == NETSTRING_NEED_MORE)
 				break;
@@ -135,11 +135,11 @@ START_TEST(test_stream_oversize_early)
 	const char *p, *err = NULL;
 	size_t plen, used;
 
-	ck_assert_int_eq(netstring_parse("10000:", 6, SOCKETMAP_MAX_REQUEST, &p, &plen, &used, &err),
+	ck_assert_int_eq(netstring_parse("10000:", 6, SOCKETMAP_MAX_REQUEST, NULL, &p, &plen, &used, &err),
 			 NETSTRING_NEED_MORE);
-	ck_assert_int_eq(netstring_parse("10001", 5, SOCKETMAP_MAX_REQUEST, &p, &plen, &used, &err),
+	ck_assert_int_eq(netstring_parse("10001", 5, SOCKETMAP_MAX_REQUEST, NULL, &p, &plen, &used, &err),
 			 NETSTRING_ERROR);
-	ck_assert_int_eq(netstring_parse("99999999", 8, SOCKETMAP_MAX_REQUEST, &p, &plen, &used, &err),
+	ck_assert_int_eq(netstring_parse("99999999", 8, SOCKETMAP_MAX_REQUEST, NULL, &p, &plen, &used, &err),
 			 NETSTRING_ERROR);
 }
 END_TEST
@@ -232,7 +232,7 @@ START_TEST(test_reason_truncation)
 
 	const char *p;
 	size_t plen, used;
-	ck_assert_int_eq(netstring_parse(out, n, SOCKETMAP_MAX_REPLY, &p, &plen, &used, NULL),
+	ck_assert_int_eq(netstring_parse(out, n, SOCKETMAP_MAX_REPLY, NULL, &p, &plen, &used, NULL),
 			 NETSTRING_OK);
 	ck_assert_uint_eq(used, n);
 	ck_assert_uint_eq(plen, 5 + r->want_text);
