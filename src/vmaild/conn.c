@@ -283,6 +283,23 @@ void *conn_data(const struct conn *c)
 	return c->data;
 }
 
+void *conn_data_zalloc(struct conn *c, size_t size)
+{
+	if (!c->data) {
+		c->data = calloc(1, size);
+		if (!c->data)
+			conn_close(c, "out of memory");
+	}
+	return c->data;
+}
+
+void conn_data_free(struct conn *c, void *data, void *arg)
+{
+	(void)c;
+	(void)arg;
+	free(data);
+}
+
 int conn_fd(const struct conn *c)
 {
 	return c->bev ? (int)bufferevent_getfd(c->bev) : -1;

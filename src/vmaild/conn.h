@@ -128,6 +128,13 @@ void conn_req_reply(struct conn_req *r, const void *data, size_t len, unsigned f
 /* conn_set_data, conn_data - the protocol's per-connection state (see on_close) */
 void conn_set_data(struct conn *c, void *data);
 void *conn_data(const struct conn *c);
+/*
+ * conn_data_zalloc - the protocol's state, allocated zeroed on first use;
+ * NULL (and the conn is closed) when memory runs out.
+ */
+void *conn_data_zalloc(struct conn *c, size_t size);
+/* conn_data_free - an on_close for protocols whose state is one conn_data_zalloc block */
+void conn_data_free(struct conn *c, void *data, void *arg);
 /* conn_fd - the socket, e.g. for peer credentials */
 int conn_fd(const struct conn *c);
 /* conn_set_peer_uid, conn_peer_uid - the uid the server counted the conn under; -1: none */

@@ -62,12 +62,11 @@ static const char *const step_names[POL_STEP__COUNT] = {
 static char pol_out[POL_MAX_REPLY];
 
 static void pol_on_read(struct conn *c, struct evbuffer *in, void *arg);
-static void pol_on_close(struct conn *c, void *data, void *arg);
 
 const struct conn_proto svc_policy_proto = {
 	.name = "policy",
 	.on_read = pol_on_read,
-	.on_close = pol_on_close,
+	.on_close = conn_data_free, /* the scan state of the partial request */
 };
 
 /* ---- pure mapping: verdicts to actions ---- */
@@ -449,26 +448,13 @@ static void pol_request(struct conn *c, struct conn_req *r, const struct policy_
 }
 
 /* The connection's data is the scan state of its partial request, so no byte is searched twice. */
-static void pol_on_close(struct conn *c, void *data, void *arg)
-{
-	(void)c;
-	(void)arg;
-	free(data);
-}
-
 static void pol_on_read(struct conn *c, struct evbuffer *in, void *arg)
 {
 	struct policy_request req;
-	struct policy_scan *scan = conn_data(c);
+	struct policy_scan *scan = conn_data_zalloc(c, sizeof(*scan));
 
-	if (!scan) {
-		scan = calloc(1, sizeof(*scan));
-		if (!scan) {
-			conn_close(c, "out of memory");
-			return;
-		}
-		conn_set_data(c, scan);
-	}
+	if (!scan)
+		return;
 	while (conn_want_requests(c)) {
 		size_t avail = evbuffer_get_length(in);
 		if (avail == 0)

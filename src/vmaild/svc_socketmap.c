@@ -26,7 +26,6 @@
 static char sm_out[SM_MAX_FRAME_OUT];
 
 static void sm_on_read(struct conn *c, struct evbuffer *in, void *arg);
-static void sm_on_close(struct conn *c, void *data, void *arg);
 
 /*
  * The map names Postfix may ask for and the kind each reaches: the service
@@ -45,7 +44,7 @@ static const struct {
 const struct conn_proto svc_socketmap_proto = {
 	.name = "socketmap",
 	.on_read = sm_on_read,
-	.on_close = sm_on_close,
+	.on_close = conn_data_free, /* the scan state of the partial request */
 };
 
 bool svc_socketmap_map_kind(const char *name, size_t len, enum lookup_kind *out)
@@ -172,25 +171,12 @@ static void sm_frame_error(struct conn *c, const char *buf, size_t len, const ch
 }
 
 /* The connection's data is the scan state of its partial netstring: its length is read once. */
-static void sm_on_close(struct conn *c, void *data, void *arg)
-{
-	(void)c;
-	(void)arg;
-	free(data);
-}
-
 static void sm_on_read(struct conn *c, struct evbuffer *in, void *arg)
 {
-	struct netstring_scan *scan = conn_data(c);
+	struct netstring_scan *scan = conn_data_zalloc(c, sizeof(*scan));
 
-	if (!scan) {
-		scan = calloc(1, sizeof(*scan));
-		if (!scan) {
-			conn_close(c, "out of memory");
-			return;
-		}
-		conn_set_data(c, scan);
-	}
+	if (!scan)
+		return;
 	while (conn_want_requests(c)) {
 		size_t avail = evbuffer_get_length(in);
 		if (avail == 0)
