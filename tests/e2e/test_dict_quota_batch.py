@@ -53,24 +53,9 @@ def connect_as(uid, path):
     _, fds, _, _ = socket.recv_fds(parent, 1, 1)
     parent.close()
     os.waitpid(pid, 0)
-    c = dictclient.Client.__new__(dictclient.Client)
-    c.sock = socket.socket(fileno=fds[0])
-    c.sock.settimeout(30)
-    c.buf = b""
-    c.txn = 0
-    c.send("H3\t2\t0\t\tquota")
-    return c
-
-
-def begin(c, user, *ops):
-    """Send one transaction of c without reading its reply; its id."""
-    c.txn += 1
-    t = c.txn
-    c.send("B%d\t%s" % (t, user))
-    for op in ops:
-        c.send(op.replace("{t}", str(t)))
-    c.send("C%d" % t)
-    return t
+    if not fds:
+        raise RuntimeError("the child running as uid %d could not connect to %s" % (uid, path))
+    return dictclient.Client(None, "quota", timeout=30, sock=socket.socket(fileno=fds[0]))
 
 
 @unittest.skipIf(SKIP, SKIP)
@@ -101,9 +86,9 @@ class QuotaBatchTest(unittest.TestCase):
         return tuple(int(x) for x in out.split()) if out else None
 
     def send(self, c, login, *ops):
-        """begin(), then wait until vmaild has read the commit (queued or answered by then)."""
+        """c.begin(), then wait until vmaild has read the commit (queued or answered by then)."""
         start = len(self.vd.log())
-        t = begin(c, login, *ops)
+        t = c.begin(login, *ops)
         mark = "commit %d of %s:" % (t, login)
         world.wait_for(mark, lambda: mark in self.vd.log()[start:], timeout=20)
         return t
@@ -132,7 +117,7 @@ class QuotaBatchTest(unittest.TestCase):
                                "WHERE s.login = 'qlock' FOR UPDATE OF u;\n")
             holder.stdin.flush()
             self.assertEqual(holder.stdout.readline().strip(), "locked")
-            begin(root, "qlock", "A{t}\tpriv/quota/storage\t1")
+            root.begin("qlock", "A{t}\tpriv/quota/storage\t1")
             world.wait_for("the first batch waiting for the row lock", lambda: self.pg.psql(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                 "AND query LIKE '%dict_commit%'").strip() == "1", timeout=20)
