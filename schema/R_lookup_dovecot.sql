@@ -331,7 +331,13 @@ $$;
 -- (p_mop[i], p_mval[i]) — '' leave alone, '+' add (only to an existing counter), '=' set
 -- (creates the counter), 'x' unset — and the peer's uid (-1 = trusted).  The answer has one
 -- letter per transaction: O applied; N an increment found no counter, so nothing of that
--- transaction changed and Dovecot recounts (an increment never creates a counter); D denied.
+-- transaction changed and Dovecot recounts (an increment never creates a counter); D denied;
+-- B or M: the storage (B) or messages (M) counter it sets or adds to would end outside
+-- ±2^53 bytes or ±2^31 messages (the bounds of src/vmaild/dict_txn.h), so nothing of that
+-- transaction changed.  Negative results within the bounds are kept: Dovecot recounts on them.
+-- Nothing here raises on a transaction's values: one client's commit must not fail the
+-- others of its batch, and an EXCEPTION block per transaction would cost a subtransaction
+-- each (the results are computed in numeric, which cannot overflow on two bigints).
 CREATE OR REPLACE FUNCTION vmail.dict_commit(p_login text[], p_bop text[], p_bval bigint[], p_mop text[],
 	p_mval bigint[], p_peer integer[]) RETURNS text
 LANGUAGE plpgsql AS $$
@@ -340,8 +346,8 @@ DECLARE
 	m record;
 	u vmail.mailbox_usage;
 	have boolean;
-	b bigint;
-	n bigint;
+	b numeric;
+	n numeric;
 BEGIN
 	FOR i IN 1 .. coalesce(array_length(p_login, 1), 0) LOOP
 		IF NOT vmail.dict_peer_may(p_login[i], p_peer[i]) THEN
@@ -369,10 +375,19 @@ BEGIN
 			answer := answer || 'N';
 			CONTINUE;
 		END IF;
-		b := CASE p_bop[i] WHEN '=' THEN p_bval[i] WHEN '+' THEN u.bytes + p_bval[i]
+		b := CASE p_bop[i] WHEN '=' THEN p_bval[i] WHEN '+' THEN u.bytes::numeric + p_bval[i]
 			WHEN 'x' THEN 0 ELSE coalesce(u.bytes, 0) END;
-		n := CASE p_mop[i] WHEN '=' THEN p_mval[i] WHEN '+' THEN u.messages + p_mval[i]
+		n := CASE p_mop[i] WHEN '=' THEN p_mval[i] WHEN '+' THEN u.messages::numeric + p_mval[i]
 			WHEN 'x' THEN 0 ELSE coalesce(u.messages, 0) END;
+		-- Only the counters this transaction writes: one left alone is not its business.
+		IF p_bop[i] IN ('=', '+') AND abs(b) > 9007199254740992 THEN
+			answer := answer || 'B';
+			CONTINUE;
+		END IF;
+		IF p_mop[i] IN ('=', '+') AND abs(n) > 2147483648 THEN
+			answer := answer || 'M';
+			CONTINUE;
+		END IF;
 		IF have THEN
 			UPDATE vmail.mailbox_usage x SET bytes = b, messages = n, updated_at = now()
 			 WHERE (m.shell_id IS NOT NULL AND x.shell_account_id = m.shell_id)

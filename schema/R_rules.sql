@@ -309,7 +309,49 @@ END $$;
 CREATE OR REPLACE TRIGGER mail_account_delete BEFORE DELETE ON vmail.mail_account
 	FOR EACH ROW EXECUTE FUNCTION vmail.mail_account_delete();
 
--- Shell accounts: R7 for the primary address, R3 and R5 when the account changes.
+-- Paid mailboxes run under settings.vmail_uid: a shell account with that uid would own their
+-- files and quota counters (the dict lets a uid write the counters of the logins it runs as).
+-- Refused both ways: here for a shell account's uid, in settings_vmail_uid for the setting.
+-- The settings row is locked FOR SHARE, so that a concurrent change of vmail_uid waits for
+-- this transaction and then sees its row, or this one waits for that change and reads it.
+CREATE OR REPLACE FUNCTION vmail.vmail_uid_check(p_login text, p_uid integer) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	IF p_uid = (SELECT vmail_uid FROM vmail.settings FOR SHARE) THEN
+		PERFORM vmail.fail('VM409', format('uid %s is vmail_uid, the uid of paid mailboxes: shell account %s would own their files and quota counters',
+			p_uid, p_login));
+	END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION vmail.settings_vmail_uid() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+	holder text;
+BEGIN
+	SELECT login INTO holder FROM vmail.shell_account WHERE uid = NEW.vmail_uid;
+	IF holder IS NOT NULL THEN
+		PERFORM vmail.fail('VM409', format('vmail_uid %s: uid %s belongs to shell account %s, which would own the paid mailboxes'' files and quota counters',
+			NEW.vmail_uid, NEW.vmail_uid, holder));
+	END IF;
+	RETURN NEW;
+END $$;
+CREATE OR REPLACE TRIGGER settings_vmail_uid BEFORE INSERT OR UPDATE OF vmail_uid ON vmail.settings
+	FOR EACH ROW EXECUTE FUNCTION vmail.settings_vmail_uid();
+
+-- The triggers guard changes only; a clash already in the database is reported when this
+-- file is applied (vmailctl db migrate prints warnings), for the administrator to resolve.
+DO $$
+DECLARE
+	clash text;
+BEGIN
+	SELECT string_agg(s.login || ' (uid ' || s.uid || ')', ', ' ORDER BY s.login) INTO clash
+	  FROM vmail.shell_account s JOIN vmail.settings v ON v.vmail_uid = s.uid;
+	IF clash IS NOT NULL THEN
+		RAISE WARNING 'shell account % has the uid of paid mailboxes (vmail_uid): change its uid or vmail_uid', clash;
+	END IF;
+END $$;
+
+-- Shell accounts: not vmail_uid, R7 for the primary address, R3 and R5 when the account changes.
 CREATE OR REPLACE FUNCTION vmail.shell_account_before() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -317,6 +359,9 @@ DECLARE
 	allocated bigint;
 	md vmail.domain;
 BEGIN
+	IF TG_OP = 'INSERT' OR NEW.uid <> OLD.uid THEN
+		PERFORM vmail.vmail_uid_check(NEW.login, NEW.uid);
+	END IF;
 	IF TG_OP = 'INSERT' THEN
 		PERFORM vmail.r7_check(vmail.primary_domain_id(), NEW.login);
 		IF NEW.mail_domain_id IS NOT NULL THEN

@@ -52,6 +52,8 @@ static const char *const result_names[DICT_BATCH_RESULT__COUNT] = {
 	[DICT_BATCH_APPLIED] = "applied",
 	[DICT_BATCH_NO_COUNTER] = "no counter",
 	[DICT_BATCH_DENIED] = "denied",
+	[DICT_BATCH_STORAGE_RANGE] = "storage out of range",
+	[DICT_BATCH_MESSAGES_RANGE] = "messages out of range",
 	[DICT_BATCH_TEMPFAIL] = "tempfail",
 	[DICT_BATCH_PERMFAIL] = "permfail",
 	[DICT_BATCH_UNQUEUED] = "not queued",
@@ -62,6 +64,24 @@ static void batch_flush_cb(evutil_socket_t fd, short what, void *arg);
 const char *dict_batch_result_name(enum dict_batch_result res)
 {
 	return (unsigned)res < DICT_BATCH_RESULT__COUNT ? result_names[res] : "?";
+}
+
+enum dict_batch_result dict_batch_result_of_letter(char letter)
+{
+	switch (letter) {
+	case 'O':
+		return DICT_BATCH_APPLIED;
+	case 'N':
+		return DICT_BATCH_NO_COUNTER;
+	case 'D':
+		return DICT_BATCH_DENIED;
+	case 'B':
+		return DICT_BATCH_STORAGE_RANGE;
+	case 'M':
+		return DICT_BATCH_MESSAGES_RANGE;
+	default:
+		return DICT_BATCH_TEMPFAIL;
+	}
 }
 
 struct dict_batch *dict_batch_new(struct event_base *base, struct pg_pool *pool)
@@ -148,12 +168,7 @@ static void batch_finish(struct batch *b, const char *letters, enum dict_batch_r
 	while (b->first) {
 		struct dict_batch_req *r = b->first;
 		b->first = r->next;
-		enum dict_batch_result rr = res;
-		if (letters)
-			rr = letters[i] == 'O'   ? DICT_BATCH_APPLIED
-			     : letters[i] == 'N' ? DICT_BATCH_NO_COUNTER
-			     : letters[i] == 'D' ? DICT_BATCH_DENIED
-						 : DICT_BATCH_TEMPFAIL;
+		enum dict_batch_result rr = letters ? dict_batch_result_of_letter(letters[i]) : res;
 		/* A callback may close a connection and so cancel a later commit of b. */
 		if (r->cb)
 			r->cb(r->arg, rr);

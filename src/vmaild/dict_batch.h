@@ -27,7 +27,11 @@ enum dict_batch_counter {
 	DICT_BATCH_COUNTER__COUNT,
 };
 
-/* One transaction, reduced to one operation per counter. */
+/*
+ * One transaction, reduced to one operation per counter.  The caller keeps the values
+ * within the dict's bounds (dict_txn.h); a result beyond them is answered B or M by the
+ * statement, for that commit alone.
+ */
 struct dict_batch_write {
 	const char *login;                        /* a valid lookup key (lookup_key_valid) */
 	char op[DICT_BATCH_COUNTER__COUNT];       /* '+' add, '=' set, 'x' unset, 0 leave alone */
@@ -40,6 +44,8 @@ enum dict_batch_result {
 	DICT_BATCH_APPLIED = 0, /* 'O' */
 	DICT_BATCH_NO_COUNTER,  /* 'N': an add found no counter; nothing of it was applied */
 	DICT_BATCH_DENIED,      /* 'D': the login does not run under the peer's uid */
+	DICT_BATCH_STORAGE_RANGE,  /* 'B': storage would leave ±2^53; nothing of it was applied */
+	DICT_BATCH_MESSAGES_RANGE, /* 'M': messages would leave ±2^31; nothing of it was applied */
 	DICT_BATCH_TEMPFAIL,    /* the database could not answer, or answered out of shape */
 	DICT_BATCH_PERMFAIL,    /* the statement failed (schema, configuration) */
 	DICT_BATCH_UNQUEUED,    /* the batch could not be queued (memory, pool full or closing) */
@@ -48,6 +54,9 @@ enum dict_batch_result {
 
 /* dict_batch_result_name - "applied", "no counter", "denied", "tempfail", ... */
 const char *dict_batch_result_name(enum dict_batch_result res);
+
+/* dict_batch_result_of_letter - the result vmail.dict_commit's letter means; TEMPFAIL if unknown */
+enum dict_batch_result dict_batch_result_of_letter(char letter);
 
 /* dict_batch_new - the commit queue over pool; NULL when out of memory */
 struct dict_batch *dict_batch_new(struct event_base *base, struct pg_pool *pool);

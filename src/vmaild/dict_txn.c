@@ -183,6 +183,36 @@ bool dict_txn_apply(struct dict_txn *t, const struct dict_cmd *cmd)
 	return true;
 }
 
+/* The reasons name the key and the bound, which is all a mail process's log can show. */
+static const int64_t counter_bound[DICT_TXN_COUNTER__COUNT] = {
+	[DICT_TXN_STORAGE] = DICT_TXN_STORAGE_BOUND,
+	[DICT_TXN_MESSAGES] = DICT_TXN_MESSAGES_BOUND,
+};
+static const char *const value_errors[DICT_TXN_COUNTER__COUNT] = {
+	[DICT_TXN_STORAGE] = QUOTA_KEY_STORAGE ": value outside -2^53..2^53",
+	[DICT_TXN_MESSAGES] = QUOTA_KEY_MESSAGES ": value outside -2^31..2^31",
+};
+static const char *const result_errors[DICT_TXN_COUNTER__COUNT] = {
+	[DICT_TXN_STORAGE] = QUOTA_KEY_STORAGE ": result would be outside -2^53..2^53",
+	[DICT_TXN_MESSAGES] = QUOTA_KEY_MESSAGES ": result would be outside -2^31..2^31",
+};
+
+const char *dict_txn_value_error(const struct dict_txn *t)
+{
+	for (int k = 0; k < DICT_TXN_COUNTER__COUNT; k++) {
+		if (t->op[k] != DICT_TXN_SET && t->op[k] != DICT_TXN_ADD)
+			continue;
+		if (t->value[k] > counter_bound[k] || t->value[k] < -counter_bound[k])
+			return value_errors[k];
+	}
+	return NULL;
+}
+
+const char *dict_txn_result_error(enum dict_txn_counter k)
+{
+	return (unsigned)k < DICT_TXN_COUNTER__COUNT ? result_errors[k] : "?";
+}
+
 bool dict_txn_writes(const struct dict_txn *t)
 {
 	for (int k = 0; k < DICT_TXN_COUNTER__COUNT; k++)

@@ -50,6 +50,16 @@ enum dict_txn_counter {
 };
 
 /*
+ * The range a counter may reach through the dict, both ways: ±2^53 bytes (every count is
+ * exact in a double, as Dovecot's and the panel's readers may hold it) and ±2^31 messages.
+ * vmail.dict_commit (schema/R_lookup_dovecot.sql) checks the results against the same
+ * numbers.  A commit outside them fails alone; negative counts inside are kept (Dovecot
+ * recounts on them).
+ */
+#define DICT_TXN_STORAGE_BOUND  ((int64_t)1 << 53)
+#define DICT_TXN_MESSAGES_BOUND ((int64_t)1 << 31)
+
+/*
  * One open transaction, reduced as its operations arrive, so that a commit is one
  * (op, value) pair per counter whatever the client sent: "U storage, S storage 10"
  * is SET 10; "A storage 5, A storage -2" is ADD 3; "S storage 10, A storage 5" is SET 15.
@@ -79,6 +89,20 @@ int dict_txn_counter_of_key(const char *key);
  * bad value or an overflow marks t->error instead, so the commit answers F.
  */
 bool dict_txn_apply(struct dict_txn *t, const struct dict_cmd *cmd);
+
+/*
+ * dict_txn_value_error - the reason t's commit must fail before it reaches the database
+ * because a value it sets or adds lies outside its counter's bound ("priv/quota/storage:
+ * value outside -2^53..2^53"); NULL when every value is inside.
+ */
+const char *dict_txn_value_error(const struct dict_txn *t);
+
+/*
+ * dict_txn_result_error - the reason for a commit that the database refused because counter
+ * k would have ended outside its bound ("priv/quota/messages: result would be outside
+ * -2^31..2^31"); "?" for no such counter.
+ */
+const char *dict_txn_result_error(enum dict_txn_counter k);
 
 /* dict_txn_writes - true if committing t changes a counter */
 bool dict_txn_writes(const struct dict_txn *t);

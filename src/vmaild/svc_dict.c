@@ -569,6 +569,12 @@ static void dict_commit_drop(void *arg)
 	dict_commit_free(cm);
 }
 
+/* dict_range_counter - the counter a *_RANGE result is about */
+static enum dict_txn_counter dict_range_counter(enum dict_batch_result res)
+{
+	return res == DICT_BATCH_STORAGE_RANGE ? DICT_TXN_STORAGE : DICT_TXN_MESSAGES;
+}
+
 /* dict_commit_done - the batch of cm returned: its reply */
 static void dict_commit_done(void *arg, enum dict_batch_result res)
 {
@@ -593,6 +599,13 @@ static void dict_commit_done(void *arg, enum dict_batch_result res)
 			 cm->txn->username);
 		dict_reply_commit(svc, r, cm->async, DICTPROTO_COMMIT_FAILED, cm->id,
 				  "permission denied");
+		break;
+	case DICT_BATCH_STORAGE_RANGE:
+	case DICT_BATCH_MESSAGES_RANGE:
+		conn_log(conn_req_conn(r), LOG_LEVEL_NOTICE, "refused: a commit for %s: %s",
+			 cm->txn->username, dict_txn_result_error(dict_range_counter(res)));
+		dict_reply_commit(svc, r, cm->async, DICTPROTO_COMMIT_FAILED, cm->id,
+				  dict_txn_result_error(dict_range_counter(res)));
 		break;
 	case DICT_BATCH_PERMFAIL:
 		dict_reply_commit(svc, r, cm->async, DICTPROTO_COMMIT_FAILED, cm->id,
@@ -661,6 +674,9 @@ static void dict_commit(struct svc_dict *svc, struct dict_conn *dc, struct conn_
 		if (t->error) {
 			res = DICTPROTO_COMMIT_FAILED;
 			why = t->error;
+		} else if ((why = dict_txn_value_error(t)) != NULL) {
+			/* Here, not in the batch: it must not reach other users' commits. */
+			res = DICTPROTO_COMMIT_FAILED;
 		} else if (t->add_to_unset) {
 			res = DICTPROTO_COMMIT_NOTFOUND;
 		} else if (!dict_txn_writes(t)) {

@@ -299,6 +299,23 @@ class TestPasswords(Base):
         self.refused(["alias", "list"], "sus", stdin="pw\n", as_login="sus")
 
 
+class TestVmailUid(Base):
+    def test_vmail_uid_is_no_shell_accounts(self):
+        """The uid of paid mailboxes (vmail_uid, 5000 by default) is refused to a shell account,
+        and vmail_uid is refused a shell account's uid: one clear line, nothing changed."""
+        self.ok(["customer", "add", "vu"])
+        line = self.refused(["shell", "add", "vu", "paid", "--uid", "5000", "--gid", "5000",
+                             "--disk-limit", "1M"], stdin="pw\n")
+        self.assertEqual(line, "vmailctl: uid 5000 is vmail_uid, the uid of paid mailboxes: shell "
+                               "account paid would own their files and quota counters")
+        self.ok(["shell", "add", "vu", "vu1", "--uid", "7401", "--gid", "7401", "--disk-limit", "1M"],
+                stdin="pw\n")
+        line = self.refused(["settings", "set", "vmail_uid", "7401"])
+        self.assertEqual(line, "vmailctl: vmail_uid 7401: uid 7401 belongs to shell account vu1, which "
+                               "would own the paid mailboxes' files and quota counters")
+        print("\n  " + line)
+
+
 class TestRace(Base):
     def test_last_r1_slot(self):
         """20 self-service requests for the last alias slot: exactly one wins."""

@@ -8,10 +8,16 @@ import socket
 
 
 class Client:
-    def __init__(self, path, name, timeout=10.0):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
+    def __init__(self, path, name, timeout=10.0, sock=None):
+        """Connect to path, or (sock given) speak over an already connected socket, e.g.
+        one connected by a process of another uid, which is the peer vmaild sees."""
+        if sock is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            sock.connect(path)
+        else:
+            sock.settimeout(timeout)
+        self.sock = sock
         self.buf = b""
         self.txn = 0
         self.send("H3\t2\t0\t\t%s" % name)
@@ -36,14 +42,20 @@ class Client:
     def storage(self, user):
         return self.lookup("priv/quota/storage", user)
 
-    def commit(self, user, *ops):
-        """One transaction: ops may say {t} for its id; the commit's reply line."""
+    def begin(self, user, *ops):
+        """Send one transaction, commit included, without reading the reply: ops may say
+        {t} for its id; the id."""
         self.txn += 1
         t = self.txn
         self.send("B%d\t%s" % (t, user))
         for op in ops:
             self.send(op.replace("{t}", str(t)))
         self.send("C%d" % t)
+        return t
+
+    def commit(self, user, *ops):
+        """One transaction (see begin); the commit's reply line."""
+        self.begin(user, *ops)
         return self.reply()
 
     def close(self):

@@ -261,6 +261,88 @@ class RaceTest(unittest.TestCase):
         self.assertTrue(all("VMR07" in e for e in errors if e is not None), errors)
 
 
+class VmailUidTest(unittest.TestCase):
+    """No shell account has the uid of paid mailboxes (setting vmail_uid): it would own
+    their files and quota counters.  Refused both ways, for every writer, changing nothing."""
+
+    SHELL_UID = "VM409: uid 5000 is vmail_uid, the uid of paid mailboxes"
+    SETTING = "VM409: vmail_uid 2001: uid 2001 belongs to shell account jan"
+
+    REFUSED = [
+        ("SELECT vmail.shell_add('acme', 'ola', 5000, 5000, '/home/ola', NULL, 1048576)", SHELL_UID),
+        ("INSERT INTO vmail.shell_account (customer_id, login, uid, gid, home, disk_limit)"
+         " SELECT id, 'ola', 5000, 2003, '/home/ola', 1048576 FROM vmail.customer WHERE name = 'acme'",
+         SHELL_UID),
+        ("UPDATE vmail.shell_account SET uid = 5000 WHERE login = 'jan'", SHELL_UID),
+        ("SELECT vmail.setting_set('vmail_uid', '2001')", SETTING),
+        ("UPDATE vmail.settings SET vmail_uid = 2001", SETTING),
+    ]
+
+    def setUp(self):
+        self.db = pgsql.fresh_database("vmailuid_" + self._testMethodName[5:])
+        self.sql("SELECT vmail.customer_add('acme', 'Acme')")
+        self.sql("SELECT vmail.shell_add('acme', 'jan', 2001, 2001, '/home/jan', NULL, 1048576)")
+
+    def sql(self, q):
+        return pgsql.query(self.db, q)
+
+    def snapshot(self):
+        return self.sql("SELECT (SELECT string_agg(login || ':' || uid, ',' ORDER BY login) FROM vmail.shell_account),"
+                        " (SELECT vmail_uid FROM vmail.settings), (SELECT count(*) FROM vmail.audit_log),"
+                        " (SELECT count(*) FROM vmail.address)")
+
+    def test_refused_both_ways(self):
+        for q, text in self.REFUSED:
+            with self.subTest(q=q):
+                before = self.snapshot()
+                err = pgsql.error(self.db, q)
+                self.assertIsNotNone(err, q)
+                self.assertIn(text, err.replace("\n", " "))
+                self.assertEqual(before, self.snapshot(), "a refused change left traces")
+
+    def test_other_uids_pass(self):
+        # The same uid for gid is not refused here (only the uid owns the counters).
+        self.sql("SELECT vmail.shell_add('acme', 'ola', 5001, 5000, '/home/ola', NULL, 1048576)")
+        self.sql("UPDATE vmail.shell_account SET uid = 2002 WHERE login = 'jan'")
+        self.sql("SELECT vmail.setting_set('vmail_uid', '2001')")
+        self.assertEqual(self.sql("SELECT vmail_uid FROM vmail.settings"), "2001")
+        # Once vmail_uid moved, 5000 is free for a shell account, and 2001 is not.
+        self.sql("SELECT vmail.shell_add('acme', 'ewa', 5000, 5000, '/home/ewa', NULL, 1048576)")
+        err = pgsql.error(self.db, "UPDATE vmail.shell_account SET uid = 2001 WHERE login = 'jan'")
+        self.assertIn("VM409: uid 2001 is vmail_uid", err or "")
+        # Other settings and other columns of a shell account are not held up.
+        self.sql("SELECT vmail.setting_set('alias_limit', '7')")
+        self.sql("SELECT vmail.shell_set('ewa', 'disk_limit', '2097152')")
+
+    def test_old_clash_is_reported(self):
+        """A clash from before the guard stays (the triggers guard changes), but applying the
+        rules file (vmailctl db migrate does) warns about it, naming the account."""
+        self.sql("ALTER TABLE vmail.shell_account DISABLE TRIGGER shell_account_before;"
+                 " UPDATE vmail.shell_account SET uid = 5000 WHERE login = 'jan';"
+                 " ALTER TABLE vmail.shell_account ENABLE TRIGGER shell_account_before")
+        with open(os.path.join(pgsql.SCHEMA, "R_rules.sql")) as f:
+            r = pgsql._psql(self.db, f.read())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("WARNING:  01000: shell account jan (uid 5000) has the uid of paid mailboxes",
+                      r.stderr)
+
+    def test_race(self):
+        """A shell account and vmail_uid racing for the same uid: exactly one gets it."""
+        for i in range(5):
+            uid = 3000 + i
+            start = pgsql.query(self.db, "SELECT clock_timestamp() + interval '1 second'")
+            barrier = f"SELECT pg_sleep_until('{start}'); "
+            statements = [f"SELECT vmail.shell_add('acme', 'r{i}', {uid}, {uid}, '/home/r', NULL, 1048576)",
+                          f"SELECT vmail.setting_set('vmail_uid', '{uid}')"]
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                errors = list(pool.map(lambda s: pgsql.error(self.db, barrier + s), statements))
+            self.assertEqual(sum(e is None for e in errors), 1, errors)
+            self.assertTrue(all("VM409" in e for e in errors if e is not None), errors)
+            clash = self.sql("SELECT count(*) FROM vmail.shell_account s JOIN vmail.settings v"
+                             " ON v.vmail_uid = s.uid")
+            self.assertEqual(clash, "0")
+
+
 class SettingsTest(unittest.TestCase):
     """Mail locations are paths: kept as written (case too), and only what Dovecot 2.3's
     "mail" and 2.4's split settings both read is admitted."""

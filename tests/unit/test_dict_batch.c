@@ -29,12 +29,31 @@ START_TEST(test_result_names)
 }
 END_TEST
 
+/* The letters of vmail.dict_commit's answer (schema/R_lookup_dovecot.sql). */
+START_TEST(test_result_letters)
+{
+	static const struct {
+		char letter;
+		enum dict_batch_result res;
+	} cases[] = {
+		{ 'O', DICT_BATCH_APPLIED },        { 'N', DICT_BATCH_NO_COUNTER },
+		{ 'D', DICT_BATCH_DENIED },         { 'B', DICT_BATCH_STORAGE_RANGE },
+		{ 'M', DICT_BATCH_MESSAGES_RANGE }, { 'o', DICT_BATCH_TEMPFAIL },
+		{ '?', DICT_BATCH_TEMPFAIL },       { '\0', DICT_BATCH_TEMPFAIL },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ck_assert_msg(dict_batch_result_of_letter(cases[i].letter) == cases[i].res,
+			      "letter %c", cases[i].letter);
+}
+END_TEST
+
 static Suite *dict_batch_suite(void)
 {
 	Suite *s = suite_create("dict_batch");
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, test_sql_quote);
 	tcase_add_test(tc, test_result_names);
+	tcase_add_test(tc, test_result_letters);
 	suite_add_tcase(s, tc);
 	return s;
 }

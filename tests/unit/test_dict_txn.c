@@ -149,6 +149,64 @@ START_TEST(test_bad_values_and_limits)
 }
 END_TEST
 
+/* txn_of - a transaction made of the lines (one per string, NULL-terminated) */
+static struct dict_txn *txn_of(const char *const *lines)
+{
+	struct dict_txn *t = dict_txn_new(1, "jan");
+	for (; *lines; lines++) {
+		parse(*lines);
+		ck_assert(dict_txn_apply(t, &cmd));
+	}
+	return t;
+}
+
+/* A value a commit sets or adds must lie within ±2^53 bytes, ±2^31 messages. */
+START_TEST(test_value_bounds)
+{
+	static const struct {
+		const char *lines[3];
+		const char *error; /* NULL: within the bounds */
+	} cases[] = {
+		{ { "S1\tpriv/quota/storage\t9007199254740992\n" }, NULL },
+		{ { "S1\tpriv/quota/storage\t-9007199254740992\n" }, NULL },
+		{ { "S1\tpriv/quota/storage\t9007199254740993\n" },
+		  "priv/quota/storage: value outside -2^53..2^53" },
+		{ { "A1\tpriv/quota/storage\t-9007199254740993\n" },
+		  "priv/quota/storage: value outside -2^53..2^53" },
+		{ { "A1\tpriv/quota/storage\t9223372036854775807\n" },
+		  "priv/quota/storage: value outside -2^53..2^53" },
+		{ { "S1\tpriv/quota/messages\t2147483648\n" }, NULL },
+		{ { "A1\tpriv/quota/messages\t-2147483648\n" }, NULL },
+		{ { "S1\tpriv/quota/messages\t2147483649\n" },
+		  "priv/quota/messages: value outside -2^31..2^31" },
+		{ { "A1\tpriv/quota/messages\t-2147483649\n" },
+		  "priv/quota/messages: value outside -2^31..2^31" },
+		/* The reduced value counts: two adds within, their sum beyond; or back within. */
+		{ { "A1\tpriv/quota/messages\t2147483648\n", "A1\tpriv/quota/messages\t1\n" },
+		  "priv/quota/messages: value outside -2^31..2^31" },
+		{ { "A1\tpriv/quota/storage\t9007199254740993\n", "A1\tpriv/quota/storage\t-2\n" },
+		  NULL },
+		/* An unset has no value to check. */
+		{ { "S1\tpriv/quota/storage\t9007199254740993\n", "U1\tpriv/quota/storage\n" }, NULL },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct dict_txn *t = txn_of(cases[i].lines);
+		const char *err = dict_txn_value_error(t);
+		if (cases[i].error)
+			ck_assert_msg(err && strcmp(err, cases[i].error) == 0, "case %zu: %s", i,
+				      err ? err : "(none)");
+		else
+			ck_assert_msg(err == NULL, "case %zu: %s", i, err);
+		dict_txn_free(t);
+	}
+	ck_assert_str_eq(dict_txn_result_error(DICT_TXN_STORAGE),
+			 "priv/quota/storage: result would be outside -2^53..2^53");
+	ck_assert_str_eq(dict_txn_result_error(DICT_TXN_MESSAGES),
+			 "priv/quota/messages: result would be outside -2^31..2^31");
+	ck_assert_str_eq(dict_txn_result_error(DICT_TXN_COUNTER__COUNT), "?");
+}
+END_TEST
+
 START_TEST(test_names)
 {
 	ck_assert(dict_txn_name_in_list("quota, quotaclone", "quota"));
@@ -173,6 +231,7 @@ static Suite *dict_txn_suite(void)
 	tcase_add_test(tc, test_v4_transaction);
 	tcase_add_test(tc, test_increments);
 	tcase_add_test(tc, test_bad_values_and_limits);
+	tcase_add_test(tc, test_value_bounds);
 	tcase_add_test(tc, test_names);
 	suite_add_tcase(s, tc);
 	return s;
