@@ -3,6 +3,7 @@
 #define VMAIL_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum log_level {
 	LOG_LEVEL_ERROR = 0,
@@ -20,6 +21,15 @@ void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 /* log_parse_level - "error".."debug" to a level; false if unknown */
 bool log_parse_level(const char *name, enum log_level *out);
+
+/*
+ * log_escape - copy in[0..len) to out as one safe log line: control
+ * characters (C0, DEL, C1), NUL and bytes that are not well-formed UTF-8
+ * become \xNN; well-formed UTF-8 text is kept.  out always ends in NUL and is
+ * cut at a whole character or escape.  Returns the length written.  Every
+ * message passes through it, so client input cannot start a line of its own.
+ */
+size_t log_escape(const char *in, size_t len, char *out, size_t outlen);
 
 void log_msg(enum log_level level, const char *fmt, ...) VMAIL_PRINTF(2, 3);
 /* log_*_errno variants append strerror(errno); all preserve errno */

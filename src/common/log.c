@@ -1,4 +1,9 @@
-/* log: leveled logging to stderr or syslog; every program shares one instance. */
+/*
+ * log: leveled logging to stderr or syslog; every program shares one instance.
+ * Every message is escaped here, once, after formatting (log_escape): client
+ * input reaches many call sites (logins, dict names, keys), and a newline in
+ * any of them would otherwise start a forged line of its own.
+ */
 #include "vmail/log.h"
 
 #include <errno.h>
@@ -8,6 +13,8 @@
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+
+#include "vmail/utf8.h"
 
 static const char *log_ident = "vmail";
 static bool log_syslog;
@@ -61,13 +68,64 @@ bool log_parse_level(const char *name, enum log_level *out)
 	return false;
 }
 
+/* utf8_seq_len - the length a UTF-8 lead byte announces; 0 for a byte that cannot lead */
+static size_t utf8_seq_len(unsigned char c)
+{
+	if (c >= 0xc2 && c <= 0xdf)
+		return 2;
+	if (c >= 0xe0 && c <= 0xef)
+		return 3;
+	if (c >= 0xf0 && c <= 0xf4)
+		return 4;
+	return 0;
+}
+
+/* is_c1 - a two-byte sequence that encodes U+0080..U+009F, the C1 controls */
+static bool is_c1(const unsigned char *s, size_t n)
+{
+	return n == 2 && s[0] == 0xc2 && s[1] <= 0x9f;
+}
+
+size_t log_escape(const char *in, size_t len, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = (const unsigned char *)in;
+	size_t o = 0, i = 0;
+	if (!outlen)
+		return 0;
+	while (i < len) {
+		size_t n = s[i] < 0x80 ? 1 : utf8_seq_len(s[i]);
+		bool plain = n == 1 && s[i] >= 0x20 && s[i] != 0x7f;
+		if (n > 1)
+			plain = n <= len - i && utf8_valid(in + i, n) && !is_c1(s + i, n);
+		if (!plain)
+			n = 1;
+		if (o + (plain ? n : 4) >= outlen)
+			break; /* cut at a whole character or escape */
+		if (plain) {
+			memcpy(out + o, in + i, n);
+			o += n;
+		} else {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[s[i] >> 4];
+			out[o++] = hex[s[i] & 15];
+		}
+		i += n;
+	}
+	out[o] = '\0';
+	return o;
+}
+
 __attribute__((format(printf, 3, 0)))
 static void log_emit(enum log_level level, const char *suffix, const char *fmt, va_list ap)
 {
-	char buf[2048];
-	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	char raw[2048];
+	char buf[4 * sizeof(raw)]; /* every byte may become \xNN */
+	int n = vsnprintf(raw, sizeof(raw), fmt, ap);
 	if (n < 0)
 		return;
+	log_escape(raw, (size_t)n < sizeof(raw) ? (size_t)n : sizeof(raw) - 1, buf, sizeof(buf));
 	if (log_syslog) {
 		syslog(syslog_prio[level], "%s%s%s", buf, suffix ? ": " : "", suffix ? suffix : "");
 		return;

@@ -93,6 +93,17 @@ class QuotaBatchTest(unittest.TestCase):
         world.wait_for(mark, lambda: mark in self.vd.log()[start:], timeout=20)
         return t
 
+    def test_hello_name_cannot_forge_log_lines(self):
+        # the dict protocol's \001n and \001r escapes decode to LF and CR inside the name
+        marker = "forged-d1c7"
+        c = dictclient.Client(self.sock, "x\001nvmaild[notice]: %s\001rz" % marker)
+        with self.assertRaises(EOFError):  # an unknown dict name: refused and closed
+            c.reply()
+        world.wait_for(marker, lambda: marker in self.vd.log(), timeout=20)
+        lines = [l for l in self.vd.log().splitlines() if marker in l]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn('dict "x\\x0avmaild[notice]: %s\\x0dz" is not served' % marker, lines[0])
+
     def test_poisoned_commits_fail_alone(self):
         # Counters before the batch: qp's at the edge of both bounds (allowed), qb's small.
         for login, storage, messages in (("qa", 1000, 1), ("qb", 100, 1),

@@ -107,6 +107,21 @@ class TestLogin(World):
         Browser(self.w, real_ip="203.0.113.10").login("jan")
 
 
+class TestLogInjection(World):
+    def test_newline_in_login_makes_one_line(self):
+        # a login that would forge a failed-login line of its own (CR and LF, %0D%0A on the wire)
+        marker = "forged-7c1e"
+        login = 'x\npanel: failed login for "%s" from 198.51.100.7\r\nz' % marker
+        self.assertEqual(Browser(self.w).login(login, "bad").status, 401)
+        lines = [l for l in self.w.log_text().splitlines() if marker in l]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertRegex(lines[0], r"^\S+Z vmail-panel\[notice\]: panel: failed login for "
+                         r'"x\\x0apanel: failed login for "forged')
+        self.assertIn("\\x0d\\x0az", lines[0])
+        with open(self.w.log_path, "rb") as f:
+            self.assertNotIn(b"\r", f.read())
+
+
 class TestCSRF(World):
     def test_refused_with_403_and_nothing_changes(self):
         b = self.logged_in()
