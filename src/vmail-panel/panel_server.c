@@ -1151,7 +1151,15 @@ static bool drop_privileges(const struct privdrop *pd, const char *user, char *e
 static void teardown(struct panel *p)
 {
 	p->stopping = true;
-	panel_pool_free(p->hash_pool); /* cancelled jobs answer 503 and finish */
+	/*
+	 * Both pools stop before either is freed: a finishing job's done may
+	 * submit to the other pool (a looked-up hash goes to be verified, a
+	 * verified one to be stored), and that must be refused, not land in
+	 * freed memory.  Cancelled jobs answer 503 and finish.
+	 */
+	panel_pool_stop(p->hash_pool);
+	panel_pool_stop(p->db_pool);
+	panel_pool_free(p->hash_pool);
 	panel_pool_free(p->db_pool);
 	p->hash_pool = p->db_pool = NULL;
 	bool answered = !TAILQ_EMPTY(&p->preqs);

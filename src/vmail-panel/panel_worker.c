@@ -134,17 +134,24 @@ bool panel_pool_submit(struct panel_pool *pool, struct panel_job *job)
 		pool->queued++;
 		pthread_cond_signal(&pool->cond);
 	}
+	bool stopping = pool->stopping;
 	pthread_mutex_unlock(&pool->lock);
-	if (!ok)
+	if (stopping)
+		log_debug("%s pool: stopping, request refused", pool->name);
+	else if (!ok)
 		log_warning("%s pool: queue full (%u), request refused", pool->name, pool->max_queue);
 	return ok;
 }
 
-void panel_pool_free(struct panel_pool *pool)
+void panel_pool_stop(struct panel_pool *pool)
 {
 	if (!pool)
 		return;
 	pthread_mutex_lock(&pool->lock);
+	if (pool->stopping && !pool->threads) {
+		pthread_mutex_unlock(&pool->lock);
+		return; /* stopped before */
+	}
 	pool->stopping = true;
 	pthread_cond_broadcast(&pool->cond);
 	struct panel_job *cancelled = pool->queue_head;
@@ -153,6 +160,10 @@ void panel_pool_free(struct panel_pool *pool)
 	pthread_mutex_unlock(&pool->lock);
 	for (unsigned i = 0; i < pool->nthreads; i++)
 		pthread_join(pool->threads[i], NULL);
+	free(pool->threads);
+	pool->threads = NULL;
+	pool->nthreads = 0;
+	/* done callbacks may submit again, to this pool or another: stopping refuses it */
 	if (pool->wake)
 		deliver(-1, 0, pool); /* what finished while we waited */
 	while (cancelled) {
@@ -161,10 +172,16 @@ void panel_pool_free(struct panel_pool *pool)
 		cancelled->done(cancelled);
 		cancelled = next;
 	}
+}
+
+void panel_pool_free(struct panel_pool *pool)
+{
+	if (!pool)
+		return;
+	panel_pool_stop(pool);
 	if (pool->wake)
 		event_free(pool->wake);
 	pthread_cond_destroy(&pool->cond);
 	pthread_mutex_destroy(&pool->lock);
-	free(pool->threads);
 	free(pool);
 }

@@ -36,14 +36,19 @@ struct panel_pool_ops {
 struct panel_pool *panel_pool_new(struct event_base *base, const char *name, unsigned nthreads,
 				  unsigned max_queue, const struct panel_pool_ops *ops);
 
-/* panel_pool_submit - queue job; false (and done never runs) when the queue is full */
+/* panel_pool_submit - queue job; false (and done never runs) when the queue is full or stopped */
 bool panel_pool_submit(struct panel_pool *pool, struct panel_job *job);
 
 /*
- * panel_pool_free - stop: jobs not yet started get done with cancelled set,
- * jobs running are waited for and get their done, then the threads end.
- * Call from the loop thread, outside any done callback.
+ * panel_pool_stop - refuse new jobs from now on; jobs not yet started get done
+ * with cancelled set, jobs running are waited for and get their done, then
+ * the threads end.  The pool stays valid, so a done callback (of this pool or
+ * another) that submits is refused cleanly.  Idempotent.  Call from the loop
+ * thread, outside any done callback.
  */
+void panel_pool_stop(struct panel_pool *pool);
+
+/* panel_pool_free - panel_pool_stop, then free; stop every pool that can submit here first */
 void panel_pool_free(struct panel_pool *pool);
 
 #endif

@@ -9,14 +9,16 @@ Environment: VMAIL_BUILD_DIR (default <repo>/build) holds vmail-panel.
 Run: python3 -m unittest tests/e2e/test_panel_http.py -v
 """
 import os
+import http.client
 import re
 import sys
+import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from panelworld import MiB, PASSWORD, Browser, PanelWorld  # noqa: E402
+from panelworld import LOGINS, MiB, PASSWORD, Browser, PanelWorld  # noqa: E402
 
 JAN = "jan@platon.man.lublin.pl"
 
@@ -394,6 +396,53 @@ class TestThrottling(unittest.TestCase):
         # the window passes
         time.sleep(3.1)
         self.assertEqual(Browser(self.w, real_ip="192.0.2.7").login("ola").status, 303)
+
+
+class TestShutdownUnderLoad(unittest.TestCase):
+    """SIGTERM while logins are in flight in both worker pools.  The panel must answer or
+    drop them and exit 0; under an ASan build (VMAIL_BUILD_DIR) a use-after-free of a pool
+    would print an AddressSanitizer report into the log."""
+
+    def test_sigterm_with_logins_in_flight(self):
+        # the window is a database job finishing during teardown: a few rounds make it likely
+        for round in range(3):
+            with self.subTest(round=round):
+                self.stop_under_load("panel_shutdown%d" % round)
+
+    def stop_under_load(self, name):
+        w = PanelWorld(name, login_failure_delay="0ms", panel_hash_workers="2",
+                       panel_db_workers="8", throttle_login_failures="100000",
+                       throttle_address_failures="100000")
+        w.start()
+        stop = threading.Event()
+        started = threading.Semaphore(0)
+
+        def client(n):
+            while not stop.is_set():
+                try:
+                    b = Browser(w)
+                    page = b.get("/login")
+                    started.release()
+                    b.post("/login", {"csrf": page.csrf(), "login": LOGINS[n % 3],
+                                      "password": PASSWORD if n % 2 else "bad"})
+                except (OSError, http.client.HTTPException):
+                    return  # the panel went away under us: expected
+
+        threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(32)]
+        try:
+            for t in threads:
+                t.start()
+            for _ in range(150):  # enough logins under way that both pools are busy
+                started.acquire(timeout=30)
+        finally:
+            rc = w.stop()
+            stop.set()
+            for t in threads:
+                t.join(30)
+        log = w.log_text()
+        for report in ("AddressSanitizer", "LeakSanitizer", "runtime error"):
+            self.assertFalse(report in log, log[log.find(report) - 200:][:4000])
+        self.assertEqual(rc, 0, log[-4000:])
 
 
 class TestDatabaseDown(unittest.TestCase):
