@@ -34,6 +34,27 @@ bool privdrop_find_user(const char *key, const char *name, uid_t *uid, gid_t *gi
 /* privdrop_find_group - a name to its gid; false with "key: unknown group \"name\"" */
 bool privdrop_find_group(const char *key, const char *name, gid_t *gid, char *err, size_t errlen);
 
+#define PRIVDROP_MAX_IDS 32
+
+/* A list of trusted peers: uids, and gids any of whose members is trusted. */
+struct privdrop_ids {
+	uid_t uid[PRIVDROP_MAX_IDS];
+	size_t nuid;
+	gid_t gid[PRIVDROP_MAX_IDS];
+	size_t ngid;
+};
+
+/*
+ * privdrop_ids_parse - "dovecot, 117 @mail": user names, numeric uids and
+ * @group names (comma or blank separated) into ids, names resolved now;
+ * false with "key: why" in err for an unknown name or more than
+ * PRIVDROP_MAX_IDS of a kind.
+ */
+bool privdrop_ids_parse(struct privdrop_ids *ids, const char *key, const char *list, char *err,
+			size_t errlen);
+/* privdrop_ids_match - is uid listed, or gid one of the listed groups? */
+bool privdrop_ids_match(const struct privdrop_ids *ids, uid_t uid, gid_t gid);
+
 /*
  * privdrop_resolve - fill pd from the configured user and group (either may
  * be ""; the key names must outlive pd); false with err naming the key of an

@@ -39,6 +39,55 @@ bool privdrop_find_group(const char *key, const char *name, gid_t *gid, char *er
 	return true;
 }
 
+bool privdrop_ids_parse(struct privdrop_ids *ids, const char *key, const char *list, char *err,
+			size_t errlen)
+{
+	char tok[256];
+	memset(ids, 0, sizeof(*ids));
+	for (const char *p = list; *p;) {
+		while (*p == ',' || *p == ' ' || *p == '\t')
+			p++;
+		size_t n = 0;
+		while (*p && *p != ',' && *p != ' ' && *p != '\t') {
+			if (n + 1 < sizeof(tok))
+				tok[n++] = *p;
+			p++;
+		}
+		tok[n] = '\0';
+		if (n == 0)
+			continue;
+		if (ids->nuid == PRIVDROP_MAX_IDS || ids->ngid == PRIVDROP_MAX_IDS) {
+			snprintf(err, errlen, "%s: more than %d entries", key, PRIVDROP_MAX_IDS);
+			return false;
+		}
+		if (tok[0] == '@') {
+			if (!privdrop_find_group(key, tok + 1,
+						 &ids->gid[ids->ngid], err, errlen))
+				return false;
+			ids->ngid++;
+		} else if (strspn(tok, "0123456789") == n) {
+			ids->uid[ids->nuid++] = (uid_t)strtoul(tok, NULL, 10);
+		} else {
+			if (!privdrop_find_user(key, tok,
+						&ids->uid[ids->nuid], NULL, err, errlen))
+				return false;
+			ids->nuid++;
+		}
+	}
+	return true;
+}
+
+bool privdrop_ids_match(const struct privdrop_ids *ids, uid_t uid, gid_t gid)
+{
+	for (size_t i = 0; i < ids->nuid; i++)
+		if (ids->uid[i] == uid)
+			return true;
+	for (size_t i = 0; i < ids->ngid; i++)
+		if (ids->gid[i] == gid)
+			return true;
+	return false;
+}
+
 bool privdrop_resolve(struct privdrop *pd, const char *user_key, const char *user,
 		      const char *group_key, const char *group, char *err, size_t errlen)
 {

@@ -26,7 +26,6 @@
 #include "vmail/log.h"
 #include "vmail/privdrop.h"
 
-#define DICT_MAX_TRUSTED 32
 /* The longest reply line: an escaped value may double, plus letter, id and newline. */
 #define DICT_REPLY_MAX   (2 * DICT_MAX_LINE + 64)
 
@@ -72,10 +71,7 @@ struct svc_dict {
 	struct pg_pool *pool;
 	struct dict_listener listeners[SVC_DICT__COUNT];
 	char *auth_names, *quota_names, *account_names;
-	uid_t trusted_uid[DICT_MAX_TRUSTED];
-	size_t ntrusted_uid;
-	gid_t trusted_gid[DICT_MAX_TRUSTED];
-	size_t ntrusted_gid;
+	struct privdrop_ids trusted;     /* dict_trusted_users */
 	struct dict_batch *batch;        /* the commits of every connection */
 	struct dict_cmd cmd;             /* the line being handled (large: not per conn) */
 	char out[DICT_REPLY_MAX];        /* one reply being formatted */
@@ -133,45 +129,6 @@ const struct conn_proto svc_dict_proto = {
 
 /* ---- settings --------------------------------------------------------------------- */
 
-/* dict_resolve_trusted - "dovecot, 117 @mail": user names, numeric uids, @group names */
-static bool dict_resolve_trusted(struct svc_dict *svc, const char *list, char *err,
-				 size_t errlen)
-{
-	char tok[256];
-	for (const char *p = list; *p;) {
-		while (*p == ',' || *p == ' ' || *p == '\t')
-			p++;
-		size_t n = 0;
-		while (*p && *p != ',' && *p != ' ' && *p != '\t') {
-			if (n + 1 < sizeof(tok))
-				tok[n++] = *p;
-			p++;
-		}
-		tok[n] = '\0';
-		if (n == 0)
-			continue;
-		if (svc->ntrusted_uid == DICT_MAX_TRUSTED || svc->ntrusted_gid == DICT_MAX_TRUSTED) {
-			snprintf(err, errlen, "dict_trusted_users: more than %d entries",
-				 DICT_MAX_TRUSTED);
-			return false;
-		}
-		if (tok[0] == '@') {
-			if (!privdrop_find_group("dict_trusted_users", tok + 1,
-						 &svc->trusted_gid[svc->ntrusted_gid], err, errlen))
-				return false;
-			svc->ntrusted_gid++;
-		} else if (strspn(tok, "0123456789") == n) {
-			svc->trusted_uid[svc->ntrusted_uid++] = (uid_t)strtoul(tok, NULL, 10);
-		} else {
-			if (!privdrop_find_user("dict_trusted_users", tok,
-						&svc->trusted_uid[svc->ntrusted_uid], NULL, err, errlen))
-				return false;
-			svc->ntrusted_uid++;
-		}
-	}
-	return true;
-}
-
 struct svc_dict *svc_dict_new(struct event_base *base, struct pg_pool *pool,
 			      const struct svc_dict_settings *set, char *err, size_t errlen)
 {
@@ -194,7 +151,8 @@ struct svc_dict *svc_dict_new(struct event_base *base, struct pg_pool *pool,
 		svc_dict_free(svc);
 		return NULL;
 	}
-	if (!dict_resolve_trusted(svc, set->trusted_users, err, errlen)) {
+	if (!privdrop_ids_parse(&svc->trusted, "dict_trusted_users", set->trusted_users, err,
+				errlen)) {
 		svc_dict_free(svc);
 		return NULL;
 	}
@@ -234,15 +192,7 @@ static void dict_set_state(struct conn *c, struct dict_conn *dc, enum dict_conn_
 
 bool svc_dict_is_trusted(const struct svc_dict *svc, uid_t uid, gid_t gid)
 {
-	if (uid == 0)
-		return true;
-	for (size_t i = 0; i < svc->ntrusted_uid; i++)
-		if (svc->trusted_uid[i] == uid)
-			return true;
-	for (size_t i = 0; i < svc->ntrusted_gid; i++)
-		if (svc->trusted_gid[i] == gid)
-			return true;
-	return false;
+	return uid == 0 || privdrop_ids_match(&svc->trusted, uid, gid);
 }
 
 static struct dict_conn *dict_conn_new(struct conn *c, struct dict_listener *l)
