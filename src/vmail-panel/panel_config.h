@@ -23,7 +23,10 @@ struct panel_config {
 	unsigned throttle_login;   /* failures per login per window */
 	unsigned throttle_address; /* failures per client address per window */
 	unsigned throttle_window;  /* ms */
-	char *trusted_proxies;     /* peers whose X-Real-IP is believed */
+	char *socket_group;        /* panel_socket_group: of unix listeners */
+	unsigned socket_mode;      /* panel_socket_mode: of unix listeners */
+	char *trusted_proxies;     /* TCP peers whose X-Real-IP is believed */
+	char *trusted_proxy_users; /* unix peers (users, @groups) whose X-Real-IP is believed */
 	unsigned db_workers;
 	unsigned hash_workers;
 	unsigned db_timeout;       /* ms: connect and statement deadline */

@@ -41,6 +41,7 @@
 #include "panel_html.h"
 #include "panel_i18n.h"
 #include "panel_pages.h"
+#include "panel_proxy.h"
 #include "panel_session.h"
 #include "panel_worker.h"
 #include "vmail/pwhash.h"
@@ -159,6 +160,7 @@ struct panel {
 	struct panel_db_settings db_settings;
 	struct panel_sessions *sessions;
 	struct panel_throttle *throttle_login, *throttle_addr;
+	struct panel_proxy *proxy; /* whose X-Real-IP is believed */
 	struct preq_list preqs;
 	struct event *sig_term, *sig_int, *sweep;
 	char dummy_hash[PWHASH_MAX];
@@ -296,45 +298,6 @@ static enum panel_lang request_lang(struct evhttp_request *req)
 		evhttp_find_header(evhttp_request_get_input_headers(req), "Accept-Language"));
 }
 
-/* trusted_proxy - is addr one of the configured proxies (exact text match of numeric forms)? */
-static bool trusted_proxy(const struct panel *p, const char *addr)
-{
-	const char *s = p->cfg.trusted_proxies;
-	size_t alen = strlen(addr);
-	while (*s) {
-		while (*s == ' ' || *s == ',' || *s == '\t')
-			s++;
-		size_t len = strcspn(s, " ,\t");
-		if (len && len == alen && strncmp(s, addr, len) == 0)
-			return true;
-		s += len;
-	}
-	return false;
-}
-
-/*
- * client_address - who is asking: the peer, or the X-Real-IP a trusted proxy
- * (the nginx in contrib/) put there.  Only a literal IP address is believed,
- * so the value is safe in logs and the audit log.
- */
-static void client_address(const struct panel *p, struct evhttp_request *req, char *out,
-			   size_t outlen)
-{
-	char *peer = NULL;
-	ev_uint16_t port = 0;
-	evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
-	/* a unix-socket peer has no address: its file mode decides who may connect */
-	bool trusted = !peer || !*peer || trusted_proxy(p, peer);
-	snprintf(out, outlen, "%s", peer && *peer ? peer : "local");
-	if (!trusted)
-		return;
-	const char *real = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Real-IP");
-	unsigned char bin[sizeof(struct in6_addr)];
-	if (real && strlen(real) < outlen &&
-	    (inet_pton(AF_INET, real, bin) == 1 || inet_pton(AF_INET6, real, bin) == 1))
-		snprintf(out, outlen, "%s", real);
-}
-
 /* ---- login CSRF: a signed timestamp, in a cookie and in the form (double submit) ---- */
 
 static void login_token_new(const struct panel *p, char *out, size_t outlen)
@@ -386,7 +349,7 @@ static struct preq *preq_new(struct panel *p, struct evhttp_request *req, enum p
 	r->started_ms = now_ms();
 	r->local_refusal = PANEL_MSG__COUNT;
 	r->done_msg = PANEL_MSG__COUNT;
-	client_address(p, req, r->client, sizeof(r->client));
+	panel_proxy_client(p->proxy, req, r->client, sizeof(r->client));
 	snprintf(r->db.client, sizeof(r->db.client), "%s", r->client);
 	TAILQ_INSERT_TAIL(&p->preqs, r, link);
 	return r;
@@ -1183,6 +1146,7 @@ static void teardown(struct panel *p)
 	panel_sessions_free(p->sessions);
 	panel_throttle_free(p->throttle_login);
 	panel_throttle_free(p->throttle_addr);
+	panel_proxy_free(p->proxy);
 	if (p->base)
 		event_base_free(p->base);
 	sodium_memzero(p->login_key, sizeof(p->login_key));
@@ -1198,8 +1162,15 @@ static int listen_all(struct panel *p, int *fds, size_t *nfds)
 		log_error("panel_listen: %s", err);
 		return -1;
 	}
+	/* a unix listener is how nginx reaches the panel: its group, not every local user */
+	struct endpoint_perms perms = { (uid_t)-1, (gid_t)-1, p->cfg.socket_mode };
+	if (p->cfg.socket_group[0] &&
+	    !privdrop_find_group("panel_socket_group", p->cfg.socket_group, &perms.group, err,
+				 sizeof(err))) {
+		log_error("%s", err);
+		return -1;
+	}
 	for (size_t i = 0; i < eps.count; i++) {
-		struct endpoint_perms perms = { (uid_t)-1, (gid_t)-1, 0660 };
 		int fd = endpoint_listen(&eps.items[i], &perms, PANEL_BACKLOG, err, sizeof(err));
 		if (fd < 0) {
 			log_error("panel_listen %s: %s", eps.items[i].text, err);
@@ -1234,6 +1205,13 @@ int panel_server_run(const char *path)
 	if (!privdrop_resolve(&run_as, "panel_user", p.cfg.user, "panel_group", p.cfg.group, err,
 			      sizeof(err)) ||
 	    !privdrop_check(&run_as, err, sizeof(err))) {
+		log_error("%s", err);
+		goto out;
+	}
+	/* names resolve now: the run-as user may not read what root can */
+	p.proxy = panel_proxy_new(p.cfg.trusted_proxies, p.cfg.trusted_proxy_users, err,
+				  sizeof(err));
+	if (!p.proxy) {
 		log_error("%s", err);
 		goto out;
 	}

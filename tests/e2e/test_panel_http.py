@@ -28,7 +28,8 @@ class World(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.w = PanelWorld("panel_http").start()
+        # nginx's way in too: a unix socket whose trusted peer (root, the tests) names the client
+        cls.w = PanelWorld("panel_http", unix_socket=True, trusted_proxy_users="root").start()
 
     @classmethod
     def tearDownClass(cls):
@@ -331,9 +332,10 @@ class TestPanelRole(World):
             self.assertIn("permission denied", out)
         ok, out = self.w.sql_as_panel("SELECT vmail.self_auth('jan') IS NOT NULL")
         self.assertTrue(ok, out)
-        # the audit log has the login and the client address of panel changes
+        # the audit log has the login and the client address (from the trusted proxy) of changes
         b = self.logged_in("ola")
         b.real_ip = "198.51.100.23"
+        b.unix = True
         r = b.post("/alias/add", {"csrf": b.overview().csrf(), "address": "audit@acme.lublin.pl", "target": "ola"})
         self.assertEqual(r.status, 303)
         self.assertEqual(self.w.sql("SELECT actor || ' ' || client FROM vmail.audit_log "
@@ -373,29 +375,61 @@ class TestSessionExpiry(unittest.TestCase):
         self.assertEqual(self.w.sql("SELECT count(*) FROM vmail.alias WHERE address = 'late@acme.lublin.pl'"), "0")
 
 
+NOBODY = 65534
+
+
 class TestThrottling(unittest.TestCase):
+    """The panel listens on loopback and on a unix socket (mode 0666 here, so that another
+    uid can connect too); only root, the test's uid, is a trusted proxy on the socket."""
+
     def setUp(self):
-        self.w = PanelWorld("panel_throttle", login_failure_delay="20ms", throttle_window="3s").start()
+        self.w = PanelWorld("panel_throttle", unix_socket=True, login_failure_delay="20ms",
+                            throttle_window="3s", panel_socket_mode="0666",
+                            trusted_proxy_users="root").start()
+        os.chmod(self.w.dir, 0o711)  # let nobody reach the socket
 
     def tearDown(self):
         self.assertEqual(self.w.stop(), 0)
 
+    def proxied(self, ip):
+        return Browser(self.w, real_ip=ip, unix=True)
+
     def test_per_login_and_per_address(self):
         # per login: 5 failures, then even the right password is refused with the same words
         for i in range(5):
-            self.assertEqual(Browser(self.w, real_ip="203.0.113.%d" % (i + 1)).login("ola", "bad").status, 401)
-        r = Browser(self.w, real_ip="203.0.113.99").login("ola")
+            self.assertEqual(self.proxied("203.0.113.%d" % (i + 1)).login("ola", "bad").status, 401)
+        r = self.proxied("203.0.113.99").login("ola")
         self.assertEqual(r.status, 429)
         self.assertEqual(r.errors(), ["Wrong login or password, or too many attempts. Try again later."])
-        self.assertEqual(Browser(self.w, real_ip="203.0.113.99").login("jan").status, 303)
-        # per client address: 20 failures over many logins, then that address is refused
+        self.assertEqual(self.proxied("203.0.113.99").login("jan").status, 303)
+        # per forwarded client address: 20 failures over many logins, then that address is refused
         for i in range(20):
-            self.assertEqual(Browser(self.w, real_ip="192.0.2.7").login("user%d" % i, "bad").status, 401)
-        self.assertEqual(Browser(self.w, real_ip="192.0.2.7").login("ewa").status, 429)
-        self.assertEqual(Browser(self.w, real_ip="192.0.2.8").login("ewa").status, 303)
+            self.assertEqual(self.proxied("192.0.2.7").login("user%d" % i, "bad").status, 401)
+        self.assertEqual(self.proxied("192.0.2.7").login("ewa").status, 429)
+        self.assertEqual(self.proxied("192.0.2.8").login("ewa").status, 303)
+        self.assertIn('failed login for "user0" from 192.0.2.7', self.w.log_text())
         # the window passes
         time.sleep(3.1)
-        self.assertEqual(Browser(self.w, real_ip="192.0.2.7").login("ola").status, 303)
+        self.assertEqual(self.proxied("192.0.2.7").login("ola").status, 303)
+
+    def assert_header_ignored(self, make_browser, peer):
+        # 30 failures, each naming another client: all count against the real peer
+        statuses = [make_browser("198.51.100.%d" % (i + 1)).login("user%d" % i, "bad").status
+                    for i in range(30)]
+        self.assertEqual(statuses, [401] * 20 + [429] * 10)
+        self.assertEqual(make_browser("198.51.100.200").login("jan").status, 429)
+        log = self.w.log_text()
+        self.assertIn('failed login for "user0" from %s' % peer, log)
+        self.assertNotIn("from 198.51.100.", log)
+        # the forwarded addresses of the trusted proxy are not touched
+        self.assertEqual(self.proxied("198.51.100.1").login("jan").status, 303)
+
+    def test_loopback_is_no_proxy_by_default(self):
+        self.assert_header_ignored(lambda ip: Browser(self.w, real_ip=ip), "127.0.0.1")
+
+    def test_untrusted_uid_on_the_socket(self):
+        self.assert_header_ignored(lambda ip: Browser(self.w, real_ip=ip, unix=True, euid=NOBODY),
+                                   "local")
 
 
 class TestShutdownUnderLoad(unittest.TestCase):

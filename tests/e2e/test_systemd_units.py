@@ -183,6 +183,8 @@ class UnitFilesTest(unittest.TestCase):
         os.makedirs(os.path.join(root, "etc"))
         for f in ("passwd", "group"):
             open(os.path.join(root, "etc", f), "w").close()
+        with open(os.path.join(root, "etc", "group"), "w") as f:
+            f.write("www-data:x:33:\n")  # nginx's group, from Debian's base-passwd
         r = subprocess.run(["systemd-sysusers", "--root=" + root,
                             os.path.join(UNIT_DIR, "vmaild.sysusers.conf")],
                            capture_output=True, text=True)
@@ -200,9 +202,16 @@ class UnitFilesTest(unittest.TestCase):
             f.write("database = password=secret\n")
         os.chmod(conf, 0o644)
         r = subprocess.run(["systemd-tmpfiles", "--root=" + root, "--create",
-                            os.path.join(UNIT_DIR, "vmaild.tmpfiles.conf")],
+                            os.path.join(UNIT_DIR, "vmaild.tmpfiles.conf"),
+                            os.path.join(UNIT_DIR, "vmail-panel.tmpfiles.conf")],
                            capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
+        # the panel's socket directory: nginx's group (inherited by the socket), nobody else
+        st = os.stat(os.path.join(root, "run", "vmail-panel"))
+        self.assertEqual(st.st_mode & 0o7777, 0o2750)
+        self.assertEqual(st.st_gid, 33)
+        panel_uid = int(re.search(r"(?m)^vmail-panel:x:(\d+):", passwd).group(1))
+        self.assertEqual(st.st_uid, panel_uid)
         st = os.stat(os.path.join(root, "run", "vmaild"))
         self.assertEqual(st.st_mode & 0o7777, 0o755)
         vmail_uid = int(re.search(r"(?m)^vmail:x:(\d+):", passwd).group(1))

@@ -45,7 +45,7 @@ def panel_dsn(db):
 
 
 class PanelWorld:
-    def __init__(self, name, panel_database=None, **settings):
+    def __init__(self, name, panel_database=None, unix_socket=False, **settings):
         self.name = name
         self.panel_database = panel_database
         self.settings = {"cookie_secure": "no", "login_failure_delay": "300ms",
@@ -54,6 +54,8 @@ class PanelWorld:
         self.proc = None
         self.dir = tempfile.mkdtemp(prefix="vmail-panel-", dir="/tmp")
         self.log_path = os.path.join(self.dir, "panel.log")
+        # a second listener on a unix socket, as the shipped nginx setup uses
+        self.unix_path = os.path.join(self.dir, "http.sock") if unix_socket else None
 
     # -- database --
     def sql(self, text):
@@ -100,7 +102,10 @@ class PanelWorld:
             # vmaild's keys may share the file: the panel ignores them
             f.write(f"database = {pgsql.dsn(self.db)}\n")
             f.write(f"panel_database = {self.panel_database or panel_dsn(self.db)}\n")
-            f.write(f"panel_listen = inet:127.0.0.1:{self.port}\n")
+            listen = f"inet:127.0.0.1:{self.port}"
+            if self.unix_path:
+                listen += f", unix:{self.unix_path}"
+            f.write(f"panel_listen = {listen}\n")
             f.write("socketmap_listen = unix:/nonexistent/socketmap\n")
             for k, v in self.settings.items():
                 f.write(f"{k} = {v}\n")
@@ -167,17 +172,49 @@ def html_text(s):
     return s
 
 
-class Browser:
-    """A minimal cookie-keeping HTTP client (one per simulated user)."""
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over the panel's unix socket, connected as euid (SO_PEERCRED records the
+    credentials at connect(); the tests run as root and may take any uid for a moment)."""
 
-    def __init__(self, world, lang=None, real_ip=None):
+    def __init__(self, path, euid=None, timeout=30):
+        super().__init__("localhost", timeout=timeout)
+        self.path, self.euid = path, euid
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        if self.euid is None:
+            s.connect(self.path)
+        else:
+            os.setegid(self.euid)
+            os.seteuid(self.euid)
+            try:
+                s.connect(self.path)
+            finally:
+                os.seteuid(0)
+                os.setegid(0)
+        self.sock = s
+
+
+class Browser:
+    """A minimal cookie-keeping HTTP client (one per simulated user).  With unix=True it
+    talks over the world's unix socket, as uid euid if given (else as the test's uid)."""
+
+    def __init__(self, world, lang=None, real_ip=None, unix=False, euid=None):
         self.world = world
         self.jar = {}
         self.lang = lang
         self.real_ip = real_ip
+        self.unix = unix
+        self.euid = euid
+
+    def connection(self):
+        if self.unix:
+            return UnixHTTPConnection(self.world.unix_path, self.euid)
+        return http.client.HTTPConnection("127.0.0.1", self.world.port, timeout=30)
 
     def request(self, method, path, form=None, headers=None, raw_body=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.world.port, timeout=30)
+        conn = self.connection()
         h = dict(headers or {})
         if self.jar:
             h["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.jar.items())

@@ -27,7 +27,11 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(cfg.failure_delay, 1000);
 	ck_assert_uint_eq(cfg.db_workers, 4);
 	ck_assert_uint_eq(cfg.hash_workers, 2);
-	ck_assert_str_eq(cfg.trusted_proxies, "127.0.0.1, ::1");
+	/* nobody's X-Real-IP is believed until the operator names the proxy */
+	ck_assert_str_eq(cfg.trusted_proxies, "");
+	ck_assert_str_eq(cfg.trusted_proxy_users, "");
+	ck_assert_str_eq(cfg.socket_group, "");
+	ck_assert_uint_eq(cfg.socket_mode, 0660);
 	ck_assert_int_eq(cfg.log_level, LOG_LEVEL_INFO);
 	ck_assert_uint_eq(cfg.log_syslog, 0);
 	ck_assert_uint_eq(cfg.ignored_keys, 0);
