@@ -19,6 +19,12 @@ bool utf8_valid(const char *s, size_t len);
 bool utf8_valid_text(const char *s, size_t len);
 
 /*
+ * utf8_text_char - the length of the character at s[i] (i < len) when it is
+ * well-formed UTF-8 and no control character (as utf8_valid_text), else 0.
+ */
+size_t utf8_text_char(const char *s, size_t len, size_t i);
+
+/*
  * utf8_cut - how many bytes of s (len bytes) to keep under a limit of max:
  * len when it fits, else max backed off so that a UTF-8 sequence crossing
  * the cut is dropped whole.  Bytes that are not UTF-8 are cut anywhere.

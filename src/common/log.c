@@ -68,24 +68,6 @@ bool log_parse_level(const char *name, enum log_level *out)
 	return false;
 }
 
-/* utf8_seq_len - the length a UTF-8 lead byte announces; 0 for a byte that cannot lead */
-static size_t utf8_seq_len(unsigned char c)
-{
-	if (c >= 0xc2 && c <= 0xdf)
-		return 2;
-	if (c >= 0xe0 && c <= 0xef)
-		return 3;
-	if (c >= 0xf0 && c <= 0xf4)
-		return 4;
-	return 0;
-}
-
-/* is_c1 - a two-byte sequence that encodes U+0080..U+009F, the C1 controls */
-static bool is_c1(const unsigned char *s, size_t n)
-{
-	return n == 2 && s[0] == 0xc2 && s[1] <= 0x9f;
-}
-
 size_t log_escape(const char *in, size_t len, char *out, size_t outlen)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -94,10 +76,8 @@ size_t log_escape(const char *in, size_t len, char *out, size_t outlen)
 	if (!outlen)
 		return 0;
 	while (i < len) {
-		size_t n = s[i] < 0x80 ? 1 : utf8_seq_len(s[i]);
-		bool plain = n == 1 && s[i] >= 0x20 && s[i] != 0x7f;
-		if (n > 1)
-			plain = n <= len - i && utf8_valid(in + i, n) && !is_c1(s + i, n);
+		size_t n = utf8_text_char(in, len, i);
+		bool plain = n > 0;
 		if (!plain)
 			n = 1;
 		if (o + (plain ? n : 4) >= outlen)

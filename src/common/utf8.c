@@ -45,15 +45,20 @@ static unsigned utf8_next(const unsigned char *s, size_t len, size_t i, unsigned
 	return n;
 }
 
+size_t utf8_text_char(const char *s, size_t len, size_t i)
+{
+	unsigned cp;
+	unsigned n = utf8_next((const unsigned char *)s, len, i, &cp);
+	return n && !(cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) ? n : 0;
+}
+
 static bool utf8_scan(const char *s, size_t len, bool text)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	for (size_t i = 0; i < len;) {
 		unsigned cp;
-		unsigned n = utf8_next(p, len, i, &cp);
+		unsigned n = text ? (unsigned)utf8_text_char(s, len, i) : utf8_next(p, len, i, &cp);
 		if (n == 0)
-			return false;
-		if (text && (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)))
 			return false;
 		i += n;
 	}
