@@ -4,6 +4,8 @@ upgraded, unknown login and wrong password alike in words and timing), CSRF refu
 session expiry (idle and absolute), throttling per login and per client address (429),
 escaping of hostile names, the 6th alias refused with R1's words, free mail accounts and the
 usage bar, own password, Polish, security headers, size limits, and the panel role's rights.
+Also: the client address believed only from configured proxies (and contrib/nginx itself in
+front of the panel), log lines that client input cannot forge, and SIGTERM under login load.
 
 Environment: VMAIL_BUILD_DIR (default <repo>/build) holds vmail-panel.
 Run: python3 -m unittest tests/e2e/test_panel_http.py -v
@@ -11,6 +13,8 @@ Run: python3 -m unittest tests/e2e/test_panel_http.py -v
 import os
 import http.client
 import re
+import socket
+import subprocess
 import sys
 import threading
 import time
@@ -18,7 +22,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from panelworld import LOGINS, MiB, PASSWORD, Browser, PanelWorld  # noqa: E402
+from panelworld import LOGINS, MiB, PASSWORD, Browser, PanelWorld, free_port  # noqa: E402
 
 JAN = "jan@platon.man.lublin.pl"
 
@@ -477,6 +481,70 @@ class TestShutdownUnderLoad(unittest.TestCase):
         for report in ("AddressSanitizer", "LeakSanitizer", "runtime error"):
             self.assertFalse(report in log, log[log.find(report) - 200:][:4000])
         self.assertEqual(rc, 0, log[-4000:])
+
+
+NGINX_CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "contrib", "nginx",
+                          "vmail-panel.conf")
+
+
+class TestBehindNginx(unittest.TestCase):
+    """contrib/nginx/vmail-panel.conf itself in front of the panel, over the unix socket, with
+    only what a test cannot have changed: plain HTTP on a free loopback port instead of TLS,
+    and the socket in the world's directory.  nginx's workers run as www-data, the user the
+    panel is told to trust, as on a Debian host."""
+
+    def setUp(self):
+        self.w = PanelWorld("panel_nginx", unix_socket=True, panel_socket_group="www-data",
+                            trusted_proxy_users="www-data").start()
+        os.chmod(self.w.dir, 0o711)  # www-data may reach the socket (mode 0660, group www-data)
+        self.port = free_port()
+        with open(NGINX_CONF) as f:
+            site = f.read()
+        site = re.sub(r"server \{[^{}]*return 301[^{}]*\}", "", site)  # the port-80 redirect
+        site = site.replace("listen 443 ssl http2;", "listen 127.0.0.1:%d;" % self.port)
+        site = re.sub(r"(?m)^\s*(listen \[::\]:443.*|ssl_.*)$", "", site)
+        self.assertIn("/run/vmail-panel/http.sock", site)
+        site = site.replace("/run/vmail-panel/http.sock", self.w.unix_path)
+        d = self.w.dir
+        with open(os.path.join(d, "site.conf"), "w") as f:
+            f.write(site)
+        conf = os.path.join(d, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("daemon off;\nuser www-data;\nworker_processes 1;\npid %s/nginx.pid;\n"
+                    "error_log %s/nginx-error.log;\nevents {}\nhttp {\naccess_log off;\n" % (d, d)
+                    + "".join("%s_temp_path %s/%s;\n" % (t, d, t)
+                              for t in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+                    + "include %s/site.conf;\n}\n" % d)
+        self.nginx = subprocess.Popen(["nginx", "-c", conf, "-p", d, "-e", d + "/nginx-error.log"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 15
+        while True:
+            self.assertIsNone(self.nginx.poll(), "nginx exited")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                break
+            except OSError:
+                self.assertLess(time.monotonic(), deadline, "nginx did not listen")
+                time.sleep(0.05)
+
+    def tearDown(self):
+        self.nginx.terminate()
+        self.nginx.wait(10)
+        self.nginx.stderr.close()
+        self.assertEqual(self.w.stop(), 0)
+
+    def test_nginx_names_the_client(self):
+        front = type("Front", (), {"port": self.port})
+        # a browser's own X-Real-IP is replaced by nginx; the panel believes nginx's
+        self.assertEqual(Browser(front, real_ip="203.0.113.77").login("ola", "bad").status, 401)
+        b = Browser(front, real_ip="203.0.113.77")
+        self.assertEqual(b.login("jan").status, 303)
+        self.assertEqual(b.overview().status, 200)
+        log = self.w.log_text()
+        self.assertIn('failed login for "ola" from 127.0.0.1', log)
+        self.assertIn('login "jan" from 127.0.0.1', log)
+        self.assertNotIn("203.0.113.77", log)
+        self.assertNotIn(" from local", log)  # nginx is not an unknown local peer
 
 
 class TestDatabaseDown(unittest.TestCase):
