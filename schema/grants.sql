@@ -20,6 +20,8 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA vmail FROM PUBLIC;
 ALTER DEFAULT PRIVILEGES IN SCHEMA vmail REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 GRANT USAGE ON SCHEMA vmail TO vmail_lookup, vmail_panel;
 GRANT SELECT ON ALL TABLES IN SCHEMA vmail TO vmail_lookup;
+-- Sessions and their secret are for the self-service functions alone (012_self_sessions.sql).
+REVOKE ALL ON vmail.self_secret, vmail.self_session FROM vmail_lookup, vmail_panel;
 GRANT UPDATE, INSERT, DELETE ON vmail.mailbox_usage TO vmail_lookup;
 GRANT EXECUTE ON FUNCTION
 	vmail.lookup_domain(text), vmail.lookup_alias(text), vmail.lookup_mailbox(text), vmail.lookup_sender(text),
@@ -37,11 +39,15 @@ GRANT EXECUTE ON FUNCTION
 	vmail.mailbox_facts(text), vmail.account_usage(bigint, bigint), vmail.mailbox_usage_of(bigint, bigint),
 	vmail.mailbox_effective(text), vmail.mail_location_v24(text, text), vmail.dovecot_login(text)
 	TO vmail_lookup;
+-- The self-service functions take a session token that vmail.self_login issued; no
+-- function the panel may call returns a password hash.
 GRANT EXECUTE ON FUNCTION
-	vmail.self_auth(text), vmail.self_rehash(text, text, text), vmail.self_overview(text),
+	vmail.self_login_params(text), vmail.self_login(text, text, text, integer), vmail.self_logout(text, text),
+	vmail.self_rehash(text, text, text), vmail.self_overview(text),
 	vmail.self_alias_add(text, text, text), vmail.self_alias_set(text, text, text), vmail.self_alias_del(text, text),
 	vmail.self_account_add(text, text, text, bigint), vmail.self_account_passwd(text, text, text),
-	vmail.self_account_resize(text, text, bigint), vmail.self_account_del(text, text), vmail.self_passwd(text, text)
+	vmail.self_account_resize(text, text, bigint), vmail.self_account_del(text, text),
+	vmail.self_passwd(text, text, text)
 	TO vmail_panel;
 -- The panel shows customers the record to publish; the token is public once published anyway.
 GRANT EXECUTE ON FUNCTION vmail.domain_proof_name(text), vmail.domain_proof_record(text) TO vmail_panel;

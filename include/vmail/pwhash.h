@@ -45,6 +45,18 @@ bool pwhash_needs_rehash(const char *stored);
  */
 bool pwhash_validate(const char *stored, char *err, size_t errlen);
 
+/*
+ * pwhash_derive - the hash string that password gives under setting: a stored hash without
+ * its last part, as vmail.self_login_params hands it out ("{ARGON2ID}$argon2id$v=19$m=..,
+ * t=..,p=1$<salt>$", "{SHA512-CRYPT}$6$<salt>$", "{BLF-CRYPT}$2b$NN$<22 salt chars>",
+ * "{CRYPT}ab").  The result in out[PWHASH_MAX] equals the stored hash exactly when the
+ * password is right, so the database can compare it without computing Argon2.  Argon2 needs
+ * p=1, a 16-byte salt and a 32-byte hash (libsodium's), at most 1 GiB and t=16.  False
+ * (err says why) for a setting outside these or a scheme crypt(3) does not know.
+ */
+bool pwhash_derive(const char *setting, const char *password, char *out, size_t outlen, char *err,
+		   size_t errlen);
+
 /* pwhash_wipe - sodium_memzero a password buffer (callers own the buffers) */
 void pwhash_wipe(void *buf, size_t len);
 

@@ -260,6 +260,89 @@ enum pwhash_verdict pwhash_verify(const char *stored, const char *password)
 	}
 }
 
+/* The bounds a setting from the database may ask of us (libsodium's "sensitive" cost). */
+#define DERIVE_MAX_MEM_KIB (1024u * 1024u)
+#define DERIVE_MAX_OPS 16u
+#define DERIVE_HASH_BYTES 32
+
+static bool derive_argon2(const char *setting, const char *h, enum scheme_kind kind,
+			  const char *password, char *out, size_t outlen, char *err, size_t errlen)
+{
+	const char *tag = kind == KIND_ARGON2ID ? "$argon2id$" : "$argon2i$";
+	unsigned v = 0, m = 0, t = 0, par = 0;
+	int used = 0;
+	size_t taglen = strlen(tag);
+	if (strncmp(h, tag, taglen) != 0 ||
+	    sscanf(h + taglen, "v=%u$m=%u,t=%u,p=%u$%n", &v, &m, &t, &par, &used) != 4 || used == 0) {
+		snprintf(err, errlen, "malformed Argon2 setting");
+		return false;
+	}
+	/* Argon2's own base64 ('+', '/', no padding), not crypt's: up to the closing '$' */
+	const char *salt64 = h + taglen + used;
+	size_t slen = strspn(salt64, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+	unsigned char salt[crypto_pwhash_SALTBYTES], hash[DERIVE_HASH_BYTES];
+	size_t saltlen = 0;
+	if (v != 19 || par != 1 || m < 8 || m > DERIVE_MAX_MEM_KIB || t < 1 || t > DERIVE_MAX_OPS ||
+	    strcmp(salt64 + slen, "$") != 0 ||
+	    sodium_base642bin(salt, sizeof(salt), salt64, slen, NULL, &saltlen, NULL,
+			      sodium_base64_VARIANT_ORIGINAL_NO_PADDING) != 0 ||
+	    saltlen != sizeof(salt)) {
+		snprintf(err, errlen, "unsupported Argon2 setting (need v=19, p=1, 16-byte salt)");
+		return false;
+	}
+	int alg = kind == KIND_ARGON2ID ? crypto_pwhash_ALG_ARGON2ID13 : crypto_pwhash_ALG_ARGON2I13;
+	if (crypto_pwhash(hash, sizeof(hash), password, strlen(password), salt, t,
+			  (size_t)m * 1024u, alg) != 0) {
+		snprintf(err, errlen, "Argon2 failed (out of memory or cost too low)");
+		return false;
+	}
+	char hash64[sodium_base64_ENCODED_LEN(DERIVE_HASH_BYTES,
+					      sodium_base64_VARIANT_ORIGINAL_NO_PADDING)];
+	sodium_bin2base64(hash64, sizeof(hash64), hash, sizeof(hash),
+			  sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+	sodium_memzero(hash, sizeof(hash));
+	if ((size_t)snprintf(out, outlen, "%s%s", setting, hash64) >= outlen) {
+		snprintf(err, errlen, "setting too long");
+		return false;
+	}
+	return true;
+}
+
+static bool derive_crypt(const char *setting, const char *h, const char *password, char *out,
+			 size_t outlen, char *err, size_t errlen)
+{
+	struct crypt_data *cd = calloc(1, sizeof(*cd));
+	if (!cd) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	const char *r = crypt_r(password, h, cd);
+	bool ok = r && r[0] != '*' && r[0] != '\0';
+	if (!ok)
+		snprintf(err, errlen, "crypt(3) does not know this setting");
+	else if ((size_t)snprintf(out, outlen, "%.*s%s", (int)(h - setting), setting, r) >= outlen) {
+		snprintf(err, errlen, "setting too long");
+		ok = false;
+	}
+	sodium_memzero(cd, sizeof(*cd));
+	free(cd);
+	return ok;
+}
+
+bool pwhash_derive(const char *setting, const char *password, char *out, size_t outlen, char *err,
+		   size_t errlen)
+{
+	const char *h;
+	const struct scheme *s = split(setting, &h);
+	if (!s || strlen(setting) >= PWHASH_MAX) {
+		snprintf(err, errlen, "not a {SCHEME} setting");
+		return false;
+	}
+	if (s->kind == KIND_ARGON2ID || s->kind == KIND_ARGON2I)
+		return derive_argon2(setting, h, s->kind, password, out, outlen, err, errlen);
+	return derive_crypt(setting, h, password, out, outlen, err, errlen);
+}
+
 bool pwhash_needs_rehash(const char *stored)
 {
 	const char *h;

@@ -7,7 +7,8 @@
  * never waits on a socket to PostgreSQL: it only queues jobs.  Every wait is
  * bounded by connect_timeout and statement_timeout.  The connection's role
  * should be one that may only execute the self-service functions
- * (vmail_panel); nothing here needs more.
+ * (vmail_panel); nothing here needs more, and that role reads no password
+ * hash: the login sends a derived hash and gets a session token back.
  */
 #include "panel_db.h"
 
@@ -28,7 +29,9 @@ static const struct {
 	unsigned nparams; /* not counting the client */
 	bool client;
 } stmts[PANEL_DB_OP__COUNT] = {
-	[PANEL_DB_AUTH] = { "SELECT vmail.self_auth($1)", 1, false },
+	[PANEL_DB_LOGIN_PARAMS] = { "SELECT vmail.self_login_params($1)", 1, false },
+	[PANEL_DB_LOGIN] = { "SELECT vmail.self_login($2, $3, $1, $4::integer)", 3, true },
+	[PANEL_DB_LOGOUT] = { "SELECT vmail.self_logout($2, $1)::text", 1, true },
 	[PANEL_DB_REHASH] = { WITH_CLIENT("vmail.self_rehash($2, $3, $4)"), 3, true },
 	[PANEL_DB_OVERVIEW] = {
 		/* self_overview's JSON taken apart here, so C needs no JSON parser: one row of
@@ -57,7 +60,7 @@ static const struct {
 	[PANEL_DB_ACCOUNT_RESIZE] = { WITH_CLIENT("vmail.self_account_resize($2, $3, $4::bigint)"), 3,
 				      true },
 	[PANEL_DB_ACCOUNT_DEL] = { WITH_CLIENT("vmail.self_account_del($2, $3)"), 2, true },
-	[PANEL_DB_PASSWD] = { WITH_CLIENT("vmail.self_passwd($2, $3)"), 2, true },
+	[PANEL_DB_PASSWD] = { WITH_CLIENT("vmail.self_passwd($2, $3, $4)"), 3, true },
 };
 
 #define OVERVIEW_COLS 14
@@ -262,7 +265,8 @@ static void db_work(struct panel_job *job, void *ctx)
 	PGresult *res = run(t, call, call->op);
 	if (res) {
 		switch (call->op) {
-		case PANEL_DB_AUTH:
+		case PANEL_DB_LOGIN_PARAMS:
+		case PANEL_DB_LOGIN:
 			if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
 				call->value = strdup(PQgetvalue(res, 0, 0));
 			break;
@@ -282,7 +286,9 @@ static void db_work(struct panel_job *job, void *ctx)
 		PQclear(res);
 		return;
 	}
-	if (call->status == PANEL_DB_REFUSED && call->want_overview) {
+	/* no overview for a session that is gone: it would be refused the same way */
+	if (call->status == PANEL_DB_REFUSED && call->want_overview &&
+	    strcmp(call->sqlstate, PANEL_DB_SESSION_GONE) != 0) {
 		struct panel_db_call ov = *call;
 		if ((res = run(t, &ov, PANEL_DB_OVERVIEW)) && !(call->overview = parse_overview(res)))
 			PQclear(res);

@@ -16,21 +16,27 @@ enum panel_db_status {
 
 /* The statements; each maps to one self-service function. */
 enum panel_db_op {
-	PANEL_DB_AUTH = 0,       /* (login) -> stored hash or NULL */
-	PANEL_DB_REHASH,         /* (login, old hash, new hash) */
-	PANEL_DB_OVERVIEW,       /* (login) -> struct panel_overview */
-	PANEL_DB_ALIAS_ADD,      /* (login, address, target) */
-	PANEL_DB_ALIAS_SET,      /* (login, address, target) */
-	PANEL_DB_ALIAS_DEL,      /* (login, address) */
-	PANEL_DB_ACCOUNT_ADD,    /* (login, address, hash, quota) */
-	PANEL_DB_ACCOUNT_PASSWD, /* (login, address, hash) */
-	PANEL_DB_ACCOUNT_RESIZE, /* (login, address, quota) */
-	PANEL_DB_ACCOUNT_DEL,    /* (login, address) */
-	PANEL_DB_PASSWD,         /* (login, hash) */
+	PANEL_DB_LOGIN_PARAMS = 0, /* (login) -> the setting to derive the hash with (value) */
+	PANEL_DB_LOGIN,          /* (login, derived hash, lifetime s) -> session token or NULL (value) */
+	PANEL_DB_LOGOUT,         /* (token) */
+	PANEL_DB_REHASH,         /* (token, derived hash, new hash) */
+	PANEL_DB_OVERVIEW,       /* (token) -> struct panel_overview */
+	PANEL_DB_ALIAS_ADD,      /* (token, address, target) */
+	PANEL_DB_ALIAS_SET,      /* (token, address, target) */
+	PANEL_DB_ALIAS_DEL,      /* (token, address) */
+	PANEL_DB_ACCOUNT_ADD,    /* (token, address, hash, quota) */
+	PANEL_DB_ACCOUNT_PASSWD, /* (token, address, hash) */
+	PANEL_DB_ACCOUNT_RESIZE, /* (token, address, quota) */
+	PANEL_DB_ACCOUNT_DEL,    /* (token, address) */
+	PANEL_DB_PASSWD,         /* (token, current password's derived hash, new hash) */
 	PANEL_DB_OP__COUNT,
 };
 
 #define PANEL_DB_MAX_PARAMS 4
+
+/* SQLSTATEs the flow acts on: the session is unknown or expired; the current password is wrong */
+#define PANEL_DB_SESSION_GONE "VM401"
+#define PANEL_DB_WRONG_PASSWORD "VM412"
 
 struct panel_domain {
 	const char *name, *kind, *state, *verify_token; /* verify_token may be NULL */
@@ -77,7 +83,7 @@ struct panel_db_call {
 	enum panel_db_status status;
 	char sqlstate[6];
 	char message[512];        /* the database's sentence for REFUSED */
-	char *value;              /* AUTH: the stored hash (malloc'd, NULL = no active account) */
+	char *value;              /* LOGIN_PARAMS: the setting; LOGIN: the token (malloc'd, may be NULL) */
 	bool rehashed;            /* REHASH: the row was still at the old hash */
 	struct panel_overview *overview;
 };

@@ -9,6 +9,12 @@
  * state; each worker result comes back to preq_step on the loop thread,
  * which moves it on until it is answered.  preq_finish is the one place a
  * request ends.  The loop never blocks: hashing and SQL run on threads.
+ *
+ * Login: the database gives the scheme, cost and salt of the account's hash
+ * (self_login_params), a hash worker derives the typed password's hash with
+ * them, and self_login compares it and returns a session token, which the
+ * in-memory session keeps (the cookie stays our own random value) and every
+ * later self_* call sends.  The panel never sees a stored hash.
  */
 #include "panel_server.h"
 
@@ -72,28 +78,32 @@ static const char csp[] = "default-src 'none'; style-src 'self'; img-src 'self';
 
 enum preq_state {
 	PREQ_NEW = 0,
-	PREQ_AUTH_LOOKUP,    /* db: the stored hash of the login */
-	PREQ_VERIFY,         /* hash: the password against it (or the dummy) */
+	PREQ_PARAMS,         /* db: the setting (scheme, cost, salt) of the login's hash */
+	PREQ_DERIVE,         /* hash: the typed password's hash under that setting */
+	PREQ_LOGIN,          /* db: self_login compares it; a session token or nothing */
 	PREQ_REHASH_HASH,    /* hash: a legacy hash's replacement */
 	PREQ_REHASH_STORE,   /* db: self_rehash */
 	PREQ_FAIL_DELAY,     /* a failed login waits out login_failure_delay */
 	PREQ_OVERVIEW,       /* db: the overview, to draw a page */
 	PREQ_HASH_NEW,       /* hash: a new password for a change */
 	PREQ_ACTION,         /* db: the change (with the overview if refused) */
+	PREQ_LOGOUT,         /* db: self_logout */
 	PREQ_DONE,
 	PREQ_STATE__COUNT,
 };
 
 static const char *const preq_state_names[PREQ_STATE__COUNT] = {
 	[PREQ_NEW] = "new",
-	[PREQ_AUTH_LOOKUP] = "auth-lookup",
-	[PREQ_VERIFY] = "verify",
+	[PREQ_PARAMS] = "params",
+	[PREQ_DERIVE] = "derive",
+	[PREQ_LOGIN] = "login",
 	[PREQ_REHASH_HASH] = "rehash-hash",
 	[PREQ_REHASH_STORE] = "rehash-store",
 	[PREQ_FAIL_DELAY] = "fail-delay",
 	[PREQ_OVERVIEW] = "overview",
 	[PREQ_HASH_NEW] = "hash-new",
 	[PREQ_ACTION] = "action",
+	[PREQ_LOGOUT] = "logout",
 	[PREQ_DONE] = "done",
 };
 
@@ -105,7 +115,7 @@ enum preq_kind {
 };
 
 enum hash_op {
-	HASH_VERIFY,
+	HASH_DERIVE,
 	HASH_NEW,
 };
 
@@ -121,6 +131,8 @@ struct preq {
 	char client[64];
 	char login[PANEL_LOGIN_MAX + 1];
 	char token[PANEL_TOKEN_LEN + 1]; /* the session's, for a logged-in request */
+	char dbtoken[PANEL_TOKEN_LEN + 1]; /* the database's session token */
+	bool nobody;                     /* a login no account can have: derive, then fail */
 	struct panel_form *form;         /* POST body; wiped when the request ends */
 
 	/* a change */
@@ -137,12 +149,13 @@ struct preq {
 	struct panel_job hjob;
 	enum hash_op hop;
 	const char *hpassword;
-	const char *hstored;
-	enum pwhash_verdict verdict;
+	const char *hsetting;
 	bool needs_rehash;
 	bool hash_ok;
-	char stored[PWHASH_MAX];
+	char setting[PWHASH_MAX];
+	char derived[PWHASH_MAX];   /* HASH_DERIVE's result: what self_login compares */
 	char new_hash[PWHASH_MAX];
+	char lifetime[24];          /* session_max_age in seconds, for self_login */
 
 	struct panel_db_call db;
 	struct event *timer;
@@ -382,9 +395,12 @@ static void hash_work(struct panel_job *job, void *ctx)
 	struct preq *r = (struct preq *)((char *)job - offsetof(struct preq, hjob));
 	char err[128];
 	(void)ctx;
-	if (r->hop == HASH_VERIFY) {
-		r->verdict = pwhash_verify(r->hstored, r->hpassword);
-		r->needs_rehash = r->verdict == PWHASH_MATCH && pwhash_needs_rehash(r->hstored);
+	if (r->hop == HASH_DERIVE) {
+		r->hash_ok = pwhash_derive(r->hsetting, r->hpassword, r->derived, sizeof(r->derived),
+					   err, sizeof(err));
+		r->needs_rehash = r->hash_ok && pwhash_needs_rehash(r->derived);
+		if (!r->hash_ok)
+			log_warning("panel: deriving a password hash: %s", err);
 	} else {
 		r->hash_ok = pwhash_hash(r->hpassword, r->new_hash, sizeof(r->new_hash), err,
 					 sizeof(err));
@@ -414,12 +430,12 @@ static void db_done(struct panel_job *job)
 }
 
 static void start_hash(struct preq *r, enum preq_state st, enum hash_op op, const char *password,
-		       const char *stored)
+		       const char *setting)
 {
 	preq_set_state(r, st);
 	r->hop = op;
 	r->hpassword = password;
-	r->hstored = stored;
+	r->hsetting = setting;
 	r->hjob.work = hash_work;
 	r->hjob.done = job_done;
 	if (!panel_pool_submit(r->p->hash_pool, &r->hjob))
@@ -518,6 +534,7 @@ static void login_succeeded(struct preq *r)
 		preq_unavailable(r);
 		return;
 	}
+	snprintf(s->dbtoken, sizeof(s->dbtoken), "%s", r->dbtoken);
 	panel_throttle_reset(p->throttle_login, r->login);
 	log_notice("panel: login \"%s\" from %s", r->login, r->client);
 	add_cookie(p, r->http, COOKIE_SESSION, s->token, "/", -1);
@@ -576,6 +593,17 @@ static void change_refused(struct preq *r, const struct panel_overview *ov, enum
 	render_overview(r, 422, "Unprocessable Content", ov, &ref);
 }
 
+/* session_gone - the database no longer knows the session: end ours too, back to the login */
+static void session_gone(struct preq *r)
+{
+	bool expired;
+	panel_session_destroy(r->p->sessions,
+			      panel_session_find(r->p->sessions, r->token, now_ms(), &expired));
+	log_info("panel: session of \"%s\" ended by the database", r->login);
+	send_redirect(r->http, "/login");
+	preq_finish(r);
+}
+
 static void start_action(struct preq *r)
 {
 	const char *address = panel_form_get(r->form, "address");
@@ -583,22 +611,22 @@ static void start_action(struct preq *r)
 	switch (r->op) {
 	case PANEL_DB_ALIAS_ADD:
 	case PANEL_DB_ALIAS_SET:
-		start_db(r, PREQ_ACTION, r->op, r->login, address, target, NULL, true);
+		start_db(r, PREQ_ACTION, r->op, r->dbtoken, address, target, NULL, true);
 		break;
 	case PANEL_DB_ACCOUNT_ADD:
-		start_db(r, PREQ_ACTION, r->op, r->login, address, r->new_hash, r->quota, true);
+		start_db(r, PREQ_ACTION, r->op, r->dbtoken, address, r->new_hash, r->quota, true);
 		break;
 	case PANEL_DB_ACCOUNT_PASSWD:
-		start_db(r, PREQ_ACTION, r->op, r->login, address, r->new_hash, NULL, true);
+		start_db(r, PREQ_ACTION, r->op, r->dbtoken, address, r->new_hash, NULL, true);
 		break;
 	case PANEL_DB_ACCOUNT_RESIZE:
-		start_db(r, PREQ_ACTION, r->op, r->login, address, r->quota, NULL, true);
+		start_db(r, PREQ_ACTION, r->op, r->dbtoken, address, r->quota, NULL, true);
 		break;
 	case PANEL_DB_PASSWD:
-		start_db(r, PREQ_ACTION, r->op, r->login, r->new_hash, NULL, NULL, true);
+		start_db(r, PREQ_ACTION, r->op, r->dbtoken, r->derived, r->new_hash, NULL, true);
 		break;
 	default: /* alias and account delete */
-		start_db(r, PREQ_ACTION, r->op, r->login, address, NULL, NULL, true);
+		start_db(r, PREQ_ACTION, r->op, r->dbtoken, address, NULL, NULL, true);
 		break;
 	}
 }
@@ -607,58 +635,61 @@ static void preq_step(struct preq *r)
 {
 	struct panel *p = r->p;
 	switch (r->state) {
-	case PREQ_AUTH_LOOKUP:
-		if (r->db.status != PANEL_DB_OK) {
+	case PREQ_PARAMS: {
+		if (r->db.status != PANEL_DB_OK || !r->db.value) {
 			preq_unavailable(r);
 			return;
 		}
-		/* unknown or suspended: verify against the dummy, so the time taken is the same */
-		{
-			bool known = r->db.value != NULL;
-			const char *pw = panel_form_get(r->form, r->kind == PREQ_KIND_LOGIN ?
-								   "password" : "current");
-			if (known)
-				snprintf(r->stored, sizeof(r->stored), "%s", r->db.value);
-			else
-				r->stored[0] = '\0';
-			panel_db_call_clear(&r->db);
-			start_hash(r, PREQ_VERIFY, HASH_VERIFY, pw ? pw : "",
-				   known ? r->stored : p->dummy_hash);
-		}
+		const char *pw = panel_form_get(r->form, r->kind == PREQ_KIND_LOGIN ? "password" :
+											"current");
+		snprintf(r->setting, sizeof(r->setting), "%s", r->db.value);
+		panel_db_call_clear(&r->db);
+		start_hash(r, PREQ_DERIVE, HASH_DERIVE, pw ? pw : "", r->setting);
 		return;
-	case PREQ_VERIFY: {
-		bool ok = r->verdict == PWHASH_MATCH && r->hstored != p->dummy_hash;
+	}
+	case PREQ_DERIVE:
 		if (r->kind == PREQ_KIND_LOGIN) {
-			if (!ok) {
+			if (!r->hash_ok || r->nobody) {
 				login_failed(r, false);
 				return;
 			}
-			if (r->needs_rehash) {
-				start_hash(r, PREQ_REHASH_HASH, HASH_NEW, panel_form_get(r->form, "password"),
-					   NULL);
-				return;
-			}
-			login_succeeded(r);
+			snprintf(r->lifetime, sizeof(r->lifetime), "%llu",
+				 (unsigned long long)(p->cfg.session_max_age / 1000));
+			start_db(r, PREQ_LOGIN, PANEL_DB_LOGIN, r->login, r->derived, r->lifetime, NULL,
+				 false);
 			return;
 		}
-		/* own password change: the current one must be right */
-		if (!ok) {
-			uint64_t now = now_ms();
-			panel_throttle_fail(p->throttle_login, r->login, now);
-			panel_throttle_fail(p->throttle_addr, r->client, now);
+		/* own password change: self_passwd checks the current one against r->derived */
+		if (!r->hash_ok) {
 			r->local_refusal = M_PW_WRONG;
-			start_db(r, PREQ_OVERVIEW, PANEL_DB_OVERVIEW, r->login, NULL, NULL, NULL, false);
+			start_db(r, PREQ_OVERVIEW, PANEL_DB_OVERVIEW, r->dbtoken, NULL, NULL, NULL, false);
 			return;
 		}
 		start_hash(r, PREQ_HASH_NEW, HASH_NEW, panel_form_get(r->form, "password"), NULL);
 		return;
-	}
+	case PREQ_LOGIN:
+		if (r->db.status != PANEL_DB_OK) {
+			preq_unavailable(r);
+			return;
+		}
+		if (!r->db.value || strlen(r->db.value) != PANEL_TOKEN_LEN) {
+			login_failed(r, false);
+			return;
+		}
+		snprintf(r->dbtoken, sizeof(r->dbtoken), "%s", r->db.value);
+		panel_db_call_clear(&r->db);
+		if (r->needs_rehash) {
+			start_hash(r, PREQ_REHASH_HASH, HASH_NEW, panel_form_get(r->form, "password"), NULL);
+			return;
+		}
+		login_succeeded(r);
+		return;
 	case PREQ_REHASH_HASH:
 		if (!r->hash_ok) {
 			login_succeeded(r); /* the old hash still works; try again next time */
 			return;
 		}
-		start_db(r, PREQ_REHASH_STORE, PANEL_DB_REHASH, r->login, r->stored, r->new_hash, NULL,
+		start_db(r, PREQ_REHASH_STORE, PANEL_DB_REHASH, r->dbtoken, r->derived, r->new_hash, NULL,
 			 false);
 		return;
 	case PREQ_REHASH_STORE:
@@ -671,12 +702,8 @@ static void preq_step(struct preq *r)
 	case PREQ_OVERVIEW:
 		if (r->db.status != PANEL_DB_OK || !r->db.overview) {
 			if (r->db.status == PANEL_DB_REFUSED) {
-				/* the account is gone: end the session */
-				bool expired;
-				panel_session_destroy(p->sessions, panel_session_find(
-					p->sessions, r->token, now_ms(), &expired));
-				send_redirect(r->http, "/login");
-				preq_finish(r);
+				/* the database ended the session (reset, suspension) or the account is gone */
+				session_gone(r);
 				return;
 			}
 			preq_unavailable(r);
@@ -695,6 +722,19 @@ static void preq_step(struct preq *r)
 		start_action(r);
 		return;
 	case PREQ_ACTION:
+		if (r->db.status == PANEL_DB_REFUSED &&
+		    strcmp(r->db.sqlstate, PANEL_DB_SESSION_GONE) == 0) {
+			session_gone(r);
+			return;
+		}
+		if (r->db.status == PANEL_DB_REFUSED && r->db.overview &&
+		    strcmp(r->db.sqlstate, PANEL_DB_WRONG_PASSWORD) == 0) {
+			uint64_t now = now_ms();
+			panel_throttle_fail(p->throttle_login, r->login, now);
+			panel_throttle_fail(p->throttle_addr, r->client, now);
+			change_refused(r, r->db.overview, M_PW_WRONG, NULL);
+			return;
+		}
 		if (r->db.status == PANEL_DB_REFUSED && r->db.overview) {
 			enum panel_msg m = r->lang == PANEL_LANG_EN ? PANEL_MSG__COUNT :
 								      panel_rule_msg(r->db.sqlstate);
@@ -718,6 +758,13 @@ static void preq_step(struct preq *r)
 		log_info("panel: %s by \"%s\" from %s", r->form_id == PANEL_FORM_PASSWD ? "password change" :
 			 "change", r->login, r->client);
 		send_redirect(r->http, "/");
+		preq_finish(r);
+		return;
+	case PREQ_LOGOUT:
+		if (r->db.status != PANEL_DB_OK)
+			log_warning("panel: logout of \"%s\": the database session stays until it expires",
+				    r->login);
+		send_redirect(r->http, "/login?out=1");
 		preq_finish(r);
 		return;
 	case PREQ_NEW:
@@ -857,14 +904,15 @@ static void handle_login_post(struct panel *p, struct evhttp_request *req, enum 
 		return;
 	}
 	if (!pw || !*pw || strlen(pw) > PANEL_MAX_PASSWORD || !valid_login(r->login)) {
-		/* nobody can have this login: same work as an unknown one */
-		preq_set_state(r, PREQ_AUTH_LOOKUP);
-		r->db.status = PANEL_DB_OK;
-		r->db.value = NULL;
-		preq_step(r);
+		/* nobody can have this login: the same hashing work as an unknown one */
+		r->nobody = true;
+		snprintf(r->setting, sizeof(r->setting), "%.*s",
+			 (int)(strrchr(p->dummy_hash, '$') - p->dummy_hash + 1), p->dummy_hash);
+		start_hash(r, PREQ_DERIVE, HASH_DERIVE, pw && strlen(pw) <= PANEL_MAX_PASSWORD ? pw : "",
+			   r->setting);
 		return;
 	}
-	start_db(r, PREQ_AUTH_LOOKUP, PANEL_DB_AUTH, r->login, NULL, NULL, NULL, false);
+	start_db(r, PREQ_PARAMS, PANEL_DB_LOGIN_PARAMS, r->login, NULL, NULL, NULL, false);
 }
 
 static void handle_logout(struct panel *p, struct evhttp_request *req, enum panel_lang lang)
@@ -880,11 +928,20 @@ static void handle_logout(struct panel *p, struct evhttp_request *req, enum pane
 		return;
 	}
 	free(f);
+	add_cookie(p, req, COOKIE_SESSION, "", "/", 0);
 	if (s) {
 		log_info("panel: logout \"%s\"", s->login);
+		/* the database's session ends too (self_logout); the answer waits for it */
+		struct preq *r = preq_new(p, req, PREQ_KIND_PAGE, lang);
+		if (r) {
+			snprintf(r->login, sizeof(r->login), "%s", s->login);
+			snprintf(r->dbtoken, sizeof(r->dbtoken), "%s", s->dbtoken);
+			panel_session_destroy(p->sessions, s);
+			start_db(r, PREQ_LOGOUT, PANEL_DB_LOGOUT, r->dbtoken, NULL, NULL, NULL, false);
+			return;
+		}
 		panel_session_destroy(p->sessions, s);
 	}
-	add_cookie(p, req, COOKIE_SESSION, "", "/", 0);
 	send_redirect(req, "/login?out=1");
 }
 
@@ -903,7 +960,8 @@ static void handle_overview(struct panel *p, struct evhttp_request *req, enum pa
 	}
 	snprintf(r->login, sizeof(r->login), "%s", s->login);
 	snprintf(r->token, sizeof(r->token), "%s", s->token);
-	start_db(r, PREQ_OVERVIEW, PANEL_DB_OVERVIEW, r->login, NULL, NULL, NULL, false);
+	snprintf(r->dbtoken, sizeof(r->dbtoken), "%s", s->dbtoken);
+	start_db(r, PREQ_OVERVIEW, PANEL_DB_OVERVIEW, r->dbtoken, NULL, NULL, NULL, false);
 }
 
 static const struct {
@@ -992,11 +1050,12 @@ static void handle_change(struct panel *p, struct evhttp_request *req, enum pane
 	r->done_msg = changes[idx].done;
 	snprintf(r->login, sizeof(r->login), "%s", s->login);
 	snprintf(r->token, sizeof(r->token), "%s", s->token);
+	snprintf(r->dbtoken, sizeof(r->dbtoken), "%s", s->dbtoken);
 
 	enum panel_msg bad = check_change(r, idx);
 	if (bad != PANEL_MSG__COUNT) {
 		r->local_refusal = bad;
-		start_db(r, PREQ_OVERVIEW, PANEL_DB_OVERVIEW, r->login, NULL, NULL, NULL, false);
+		start_db(r, PREQ_OVERVIEW, PANEL_DB_OVERVIEW, r->dbtoken, NULL, NULL, NULL, false);
 		return;
 	}
 	if (r->op == PANEL_DB_PASSWD) {
@@ -1004,10 +1063,10 @@ static void handle_change(struct panel *p, struct evhttp_request *req, enum pane
 		if (panel_throttle_blocked(p->throttle_login, r->login, now) ||
 		    panel_throttle_blocked(p->throttle_addr, r->client, now)) {
 			r->local_refusal = M_LOGIN_FAILED;
-			start_db(r, PREQ_OVERVIEW, PANEL_DB_OVERVIEW, r->login, NULL, NULL, NULL, false);
+			start_db(r, PREQ_OVERVIEW, PANEL_DB_OVERVIEW, r->dbtoken, NULL, NULL, NULL, false);
 			return;
 		}
-		start_db(r, PREQ_AUTH_LOOKUP, PANEL_DB_AUTH, r->login, NULL, NULL, NULL, false);
+		start_db(r, PREQ_PARAMS, PANEL_DB_LOGIN_PARAMS, r->login, NULL, NULL, NULL, false);
 		return;
 	}
 	if (changes[idx].new_password) {

@@ -16,6 +16,7 @@ struct panel_session {
 	char token[PANEL_TOKEN_LEN + 1];
 	char csrf[PANEL_TOKEN_LEN + 1];
 	char login[PANEL_LOGIN_MAX + 1];
+	char dbtoken[PANEL_TOKEN_LEN + 1]; /* vmail.self_login's token: what the self_* calls take */
 	uint64_t created_ms, last_ms;
 	enum panel_msg flash;        /* one-shot notice after a redirect; PANEL_MSG__COUNT = none */
 	struct panel_session *next;  /* bucket chain */

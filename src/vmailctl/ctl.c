@@ -732,48 +732,66 @@ bool ctl_new_password_hash(struct ctl *ctx, const struct ctl_args *a, const char
 	return ok;
 }
 
+/* Sessions of vmailctl --as last as long as one command may take. */
+#define CTL_SELF_SESSION_SECONDS "600"
+
 bool ctl_self_login(struct ctl *ctx)
 {
 	const char *p[] = { ctx->as_login, NULL };
-	PGresult *r = ctl_exec(ctx, "SELECT * FROM vmail.self_auth($1)", 1, p);
+	PGresult *r = ctl_exec(ctx, "SELECT vmail.self_login_params($1)", 1, p);
 	if (!r)
 		return false;
-	char stored[PWHASH_MAX] = "";
-	bool have = PQntuples(r) == 1 && !PQgetisnull(r, 0, 0);
-	if (have)
-		snprintf(stored, sizeof(stored), "%s", PQgetvalue(r, 0, 0));
+	char setting[PWHASH_MAX] = "";
+	if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+		snprintf(setting, sizeof(setting), "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
 
-	char prompt[128], pw[CTL_PASSWORD_MAX];
+	char prompt[128], pw[CTL_PASSWORD_MAX], err[256];
 	snprintf(prompt, sizeof(prompt), "Password for %s: ", ctx->as_login);
 	if (!ctl_read_password(ctx, prompt, false, pw, sizeof(pw)))
 		return false;
-	/* self_auth does not say why it has no hash; neither do we, like the panel. */
-	if (!have) {
+	/* the database compares; like the panel, it does not say why a login failed */
+	bool derived = pwhash_derive(setting, pw, ctx->as_derived, sizeof(ctx->as_derived), err,
+				     sizeof(err));
+	const char *q[] = { ctx->as_login, ctx->as_derived, CTL_SELF_SESSION_SECONDS };
+	r = derived ? ctl_exec(ctx, "SELECT vmail.self_login($1, $2, NULL, $3::integer)", 3, q) : NULL;
+	if (r && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+		snprintf(ctx->as_token, sizeof(ctx->as_token), "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	if (!ctx->as_token[0]) {
 		pwhash_wipe(pw, sizeof(pw));
-		ctl_fail("login failed: shell account %s is unknown, suspended (R9) or has no password",
-			 ctx->as_login);
+		ctl_fail("login failed: wrong password, or shell account %s is unknown, suspended (R9) "
+			 "or has no password", ctx->as_login);
 		return false;
 	}
-	if (pwhash_verify(stored, pw) != PWHASH_MATCH) {
-		pwhash_wipe(pw, sizeof(pw));
-		ctl_fail("login failed: wrong password for shell account %s", ctx->as_login);
-		return false;
-	}
-	if (pwhash_needs_rehash(stored)) {
-		char fresh[PWHASH_MAX], err[256];
+	if (pwhash_needs_rehash(ctx->as_derived)) {
+		char fresh[PWHASH_MAX];
 		if (pwhash_hash(pw, fresh, sizeof(fresh), err, sizeof(err))) {
 			/* self_rehash changes nothing if the hash changed meanwhile: that change wins */
-			const char *q[] = { ctx->as_login, stored, fresh };
+			const char *u[] = { ctx->as_token, ctx->as_derived, fresh };
 			if (ctl_begin(ctx) &&
-			    (r = ctl_exec(ctx, "SELECT vmail.self_rehash($1, $2, $3)", 3, q))) {
+			    (r = ctl_exec(ctx, "SELECT vmail.self_rehash($1, $2, $3)", 3, u))) {
+				bool done = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
 				PQclear(r);
-				ctl_commit(ctx);
+				if (ctl_commit(ctx) == CTL_EXIT_OK && done)
+					snprintf(ctx->as_derived, sizeof(ctx->as_derived), "%s", fresh);
 			}
 		}
 	}
 	pwhash_wipe(pw, sizeof(pw));
 	return true;
+}
+
+void ctl_self_logout(struct ctl *ctx)
+{
+	if (!ctx->as_token[0] || !ctx->db)
+		return;
+	ctl_rollback(ctx);
+	const char *p[] = { ctx->as_token };
+	PGresult *r = ctl_exec(ctx, "SELECT vmail.self_logout($1, NULL)", 1, p);
+	PQclear(r);
+	pwhash_wipe(ctx->as_token, sizeof(ctx->as_token));
+	pwhash_wipe(ctx->as_derived, sizeof(ctx->as_derived));
 }
 
 /* ---- main ---- */
@@ -890,6 +908,7 @@ int ctl_main(int argc, char **argv)
 		rc = CTL_EXIT_FAIL;
 	else
 		rc = a.verb->run(&ctx, &a);
+	ctl_self_logout(&ctx);
 	PQfinish(ctx.db);
 	return rc;
 }

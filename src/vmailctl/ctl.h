@@ -9,6 +9,7 @@
 #include <libpq-fe.h>
 
 #include "vmail/log.h"
+#include "vmail/pwhash.h"
 
 #define CTL_EXIT_OK 0
 #define CTL_EXIT_FAIL 1  /* refused by a rule, database or system error */
@@ -70,6 +71,8 @@ struct ctl {
 	const char *config_path;
 	const char *schema_dir; /* --schema-dir, else $VMAIL_SCHEMA_DIR, else build default */
 	const char *as_login;   /* self-service mode */
+	char as_token[65];      /* its session (vmail.self_login): what the self_* calls take */
+	char as_derived[PWHASH_MAX]; /* the login password's hash, for self_passwd's check */
 	bool json;
 	bool password_stdin;
 	PGconn *db;
@@ -146,7 +149,12 @@ bool ctl_read_password(struct ctl *ctx, const char *prompt, bool confirm, char *
 bool ctl_new_password_hash(struct ctl *ctx, const struct ctl_args *a, const char *prompt,
 			   char *out, size_t outlen);
 
-/* ctl_self_login - self-service: read the password of ctx->as_login, verify it, upgrade an old hash */
+/*
+ * ctl_self_login - self-service: read the password of ctx->as_login, derive its hash with the
+ * parameters the database gives, open a session (ctx->as_token), upgrade an old hash
+ */
 bool ctl_self_login(struct ctl *ctx);
+/* ctl_self_logout - end the session ctl_self_login opened */
+void ctl_self_logout(struct ctl *ctx);
 
 #endif

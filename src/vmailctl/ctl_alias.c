@@ -43,7 +43,7 @@ static int alias_add(struct ctl *ctx, const struct ctl_args *a)
 			return ctl_usage_error(a, "a self-service alias has exactly one destination");
 		if (ctl_flag(a, "admin") || ctl_opt_value(a, "owner"))
 			return ctl_usage_error(a, "--admin and --owner are for the administrator, not with --as");
-		const char *p[] = { ctx->as_login, addr, a->argc > 1 ? a->argv[1] : ctx->as_login };
+		const char *p[] = { ctx->as_token, addr, a->argc > 1 ? a->argv[1] : ctx->as_login };
 		snprintf(done, sizeof(done), "alias %s -> %s added", addr, p[2]);
 		return ctl_run(ctx, "SELECT vmail.self_alias_add($1, $2, $3)", 3, p, done);
 	}
@@ -72,7 +72,7 @@ static int alias_set(struct ctl *ctx, const struct ctl_args *a)
 	if (ctx->as_login) {
 		if (a->argc != 2)
 			return ctl_usage_error(a, "a self-service alias has exactly one destination");
-		const char *p[] = { ctx->as_login, addr, a->argv[1] };
+		const char *p[] = { ctx->as_token, addr, a->argv[1] };
 		return ctl_run(ctx, "SELECT vmail.self_alias_set($1, $2, $3)", 3, p, done);
 	}
 	char *targets = array_literal(a->argv + 1, a->argc - 1);
@@ -89,7 +89,7 @@ static int alias_del(struct ctl *ctx, const struct ctl_args *a)
 	char done[400];
 	snprintf(done, sizeof(done), "alias %s deleted", a->argv[0]);
 	if (ctx->as_login) {
-		const char *p[] = { ctx->as_login, a->argv[0] };
+		const char *p[] = { ctx->as_token, a->argv[0] };
 		return ctl_run(ctx, "SELECT vmail.self_alias_del($1, $2)", 2, p, done);
 	}
 	const char *p[] = { a->argv[0] };
@@ -108,7 +108,7 @@ static int alias_del(struct ctl *ctx, const struct ctl_args *a)
 static int alias_list(struct ctl *ctx, const struct ctl_args *a)
 {
 	if (ctx->as_login) {
-		const char *p[] = { ctx->as_login };
+		const char *p[] = { ctx->as_token };
 		return ctl_print_list(ctx,
 				      "SELECT x->>'address' AS address,"
 				      " CASE WHEN (x->>'self_service')::boolean THEN 'self-service'"

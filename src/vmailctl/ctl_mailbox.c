@@ -35,7 +35,7 @@ static int mailbox_add(struct ctl *ctx, const struct ctl_args *a)
 	if (!ctl_new_password_hash(ctx, a, prompt, hash, sizeof(hash)))
 		return CTL_EXIT_FAIL;
 	if (ctx->as_login) {
-		const char *p[] = { ctx->as_login, addr, hash, qbuf };
+		const char *p[] = { ctx->as_token, addr, hash, qbuf };
 		snprintf(done, sizeof(done), "free mail account %s added", addr);
 		return ctl_run(ctx, "SELECT vmail.self_account_add($1, $2, $3, $4::bigint)", 4, p, done);
 	}
@@ -49,7 +49,7 @@ static int mailbox_del(struct ctl *ctx, const struct ctl_args *a)
 	char done[400];
 	snprintf(done, sizeof(done), "mail account %s deleted", a->argv[0]);
 	if (ctx->as_login) {
-		const char *p[] = { ctx->as_login, a->argv[0] };
+		const char *p[] = { ctx->as_token, a->argv[0] };
 		return ctl_run(ctx, "SELECT vmail.self_account_del($1, $2)", 2, p, done);
 	}
 	const char *p[] = { a->argv[0] };
@@ -88,8 +88,8 @@ static int mailbox_set(struct ctl *ctx, const struct ctl_args *a)
 		return CTL_EXIT_FAIL;
 	bool ok = true;
 	if (ctx->as_login) {
-		const char *pq[] = { ctx->as_login, addr, qbuf };
-		const char *pp[] = { ctx->as_login, addr, hash };
+		const char *pq[] = { ctx->as_token, addr, qbuf };
+		const char *pp[] = { ctx->as_token, addr, hash };
 		if (quota)
 			ok = step(ctx, "SELECT vmail.self_account_resize($1, $2, $3::bigint)", 3, pq);
 		if (ok && pw)
@@ -124,7 +124,7 @@ static int mailbox_passwd(struct ctl *ctx, const struct ctl_args *a)
 		return CTL_EXIT_FAIL;
 	snprintf(done, sizeof(done), "password of mail account %s changed", addr);
 	if (ctx->as_login) {
-		const char *p[] = { ctx->as_login, addr, hash };
+		const char *p[] = { ctx->as_token, addr, hash };
 		return ctl_run(ctx, "SELECT vmail.self_account_passwd($1, $2, $3)", 3, p, done);
 	}
 	const char *p[] = { addr, hash };
@@ -142,7 +142,7 @@ static int mailbox_passwd(struct ctl *ctx, const struct ctl_args *a)
 static int mailbox_list(struct ctl *ctx, const struct ctl_args *a)
 {
 	if (ctx->as_login) {
-		const char *p[] = { ctx->as_login };
+		const char *p[] = { ctx->as_token };
 		return ctl_print_list(ctx,
 				      "SELECT x->>'address' AS address, (x->>'quota')::bigint AS quota,"
 				      " (x->>'usage')::bigint AS used, (x->>'messages')::bigint AS messages,"

@@ -176,11 +176,13 @@ static int shell_passwd(struct ctl *ctx, const struct ctl_args *a)
 	if (!ctl_new_password_hash(ctx, a, prompt, hash, sizeof(hash)))
 		return CTL_EXIT_FAIL;
 	snprintf(done, sizeof(done), "password of shell account %s changed", login);
+	if (ctx->as_login) {
+		/* the database checks the login password's hash once more (self_passwd) */
+		const char *p[] = { ctx->as_token, ctx->as_derived, hash };
+		return ctl_run(ctx, "SELECT vmail.self_passwd($1, $2, $3)", 3, p, done);
+	}
 	const char *p[] = { login, hash };
-	return ctl_run(ctx,
-		       ctx->as_login ? "SELECT vmail.self_passwd($1, $2)"
-				     : "SELECT vmail.shell_set($1, 'password', $2)",
-		       2, p, done);
+	return ctl_run(ctx, "SELECT vmail.shell_set($1, 'password', $2)", 2, p, done);
 }
 
 #define SHELL_COLS                                                                                 \
@@ -205,7 +207,7 @@ static int shell_show(struct ctl *ctx, const struct ctl_args *a)
 	if (ctx->as_login) {
 		if (a->argc && strcmp(a->argv[0], ctx->as_login) != 0)
 			return ctl_fail("shell account %s may see only itself, not %s", ctx->as_login, a->argv[0]);
-		const char *p[] = { ctx->as_login };
+		const char *p[] = { ctx->as_token };
 		return ctl_print_show(ctx,
 				      "SELECT o->>'login' AS login, o->>'state' AS state, o->>'customer' AS customer,"
 				      " o->>'primary_address' AS primary_address, o->>'mail_domain' AS mail_domain,"

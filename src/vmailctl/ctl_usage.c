@@ -39,7 +39,7 @@ static int usage_show(struct ctl *ctx, const struct ctl_args *a)
 			return ctl_fail("shell account %s may see only its own usage, not %s's", ctx->as_login,
 					login);
 		/* The panel's view: self_overview, the one function the panel role may read with */
-		const char *p[] = { login };
+		const char *p[] = { ctx->as_token };
 #define SELF_STATE                                                                                 \
 	"SELECT o->>'login' AS login, (o->>'disk_limit')::bigint AS disk_limit,"                   \
 	" (o->>'files')::bigint AS files, (o->>'mailbox')::bigint AS mailbox,"                     \

@@ -334,8 +334,17 @@ class TestPanelRole(World):
             ok, out = self.w.sql_as_panel(sql)
             self.assertFalse(ok, sql)
             self.assertIn("permission denied", out)
-        ok, out = self.w.sql_as_panel("SELECT vmail.self_auth('jan') IS NOT NULL")
-        self.assertTrue(ok, out)
+        # no password hash for the panel's role, neither from a table nor from a function
+        for sql in ("SELECT password FROM vmail.shell_account LIMIT 1",
+                    "SELECT password FROM vmail.mail_account LIMIT 1",
+                    "SELECT vmail.self_auth('jan')"):
+            ok, out = self.w.sql_as_panel(sql)
+            self.assertFalse(ok, f"{sql}: {out}")
+        # the database's session is the panel's key: a made-up token opens nothing
+        ok, out = self.w.sql_as_panel("SELECT vmail.self_alias_add('%s', 'forged@acme.lublin.pl', 'jan')"
+                                      % ("ab" * 32))
+        self.assertFalse(ok, out)
+        self.assertIn("VM401", out)
         # the audit log has the login and the client address (from the trusted proxy) of changes
         b = self.logged_in("ola")
         b.real_ip = "198.51.100.23"
@@ -345,6 +354,52 @@ class TestPanelRole(World):
         self.assertEqual(self.w.sql("SELECT actor || ' ' || client FROM vmail.audit_log "
                                     "WHERE object = 'audit@acme.lublin.pl' AND object_kind = 'alias'"),
                          "self:ola 198.51.100.23")
+
+
+class TestDatabaseSessions(World):
+    """The database issues and ends sessions: the panel holds a token, not a login."""
+
+    def sessions(self, login):
+        return int(self.w.sql("SELECT count(*) FROM vmail.self_session x JOIN vmail.shell_account s"
+                              f" ON s.id = x.shell_account_id WHERE s.login = '{login}'"))
+
+    def test_login_opens_and_logout_closes_a_database_session(self):
+        before = self.sessions("ola")
+        b = Browser(self.w, real_ip="198.51.100.41")
+        self.assertEqual(b.login("ola").status, 303)
+        self.assertEqual(self.sessions("ola"), before + 1)
+        self.assertIn("self:ola 198.51.100.41", self.w.sql(
+            "SELECT actor || ' ' || client FROM vmail.audit_log WHERE action = 'login'"))
+        r = b.post("/logout", {"csrf": b.overview().csrf()})
+        self.assertEqual((r.status, r.header("Location")), (303, "/login?out=1"))
+        self.assertEqual(self.sessions("ola"), before)
+
+    def test_reset_and_suspension_end_a_live_session(self):
+        old = self.w.sql("SELECT password FROM vmail.shell_account WHERE login = 'ola'")
+        for end, undo in ((f"SELECT vmail.shell_set('ola', 'password', '{{SHA512-CRYPT}}$6$reset$x')",
+                           f"SELECT vmail.shell_set('ola', 'password', '{old}')"),
+                          ("SELECT vmail.shell_set('ola', 'state', 'suspended')",
+                           "SELECT vmail.shell_set('ola', 'state', 'active')")):
+            with self.subTest(end=end):
+                b = self.logged_in("ola")
+                self.assertEqual(b.overview().status, 200)
+                self.w.sql(end)
+                try:
+                    r = b.get("/")
+                    self.assertEqual((r.status, r.header("Location")), (303, "/login"))
+                    # and the browser's session is gone from the panel too
+                    self.assertEqual(b.get("/").header("Location"), "/login")
+                finally:
+                    self.w.sql(undo)
+        # a change sent with the ended session changes nothing
+        b = self.logged_in("ola")
+        csrf = b.overview().csrf()
+        before = self.snapshot()
+        self.w.sql(f"SELECT vmail.shell_set('ola', 'password', '{{SHA512-CRYPT}}$6$reset$x')")
+        self.w.sql(f"SELECT vmail.shell_set('ola', 'password', '{old}')")
+        r = b.post("/alias/add", {"csrf": csrf, "address": "late@acme.lublin.pl", "target": "ola"})
+        self.assertEqual((r.status, r.header("Location")), (303, "/login"))
+        self.assertEqual(self.snapshot(), before)
 
 
 class TestSessionExpiry(unittest.TestCase):

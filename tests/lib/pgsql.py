@@ -80,6 +80,20 @@ def error(db, sql):
     return None if r.returncode == 0 else r.stderr.strip()
 
 
+SELF_HASH = "{SHA512-CRYPT}$6$selftest$notarealhash"
+
+
+def self_token(db, login):
+    """A self-service session token for login (vmail.self_login), giving it a password hash
+    first if it has none: the self_* functions take a token, not a login."""
+    query(db, f"UPDATE vmail.shell_account SET password = '{SELF_HASH}' WHERE login = '{login}' AND password IS NULL")
+    pw = query(db, f"SELECT password FROM vmail.shell_account WHERE login = '{login}'")
+    tok = query(db, f"SELECT vmail.self_login('{login}', '{pw}', NULL, 3600)")
+    if not tok:
+        raise RuntimeError(f"self_login {login} failed")
+    return tok
+
+
 def migrate(db):
     """vmailctl db migrate on db; returns what it printed."""
     with tempfile.NamedTemporaryFile("w", suffix=".conf") as conf:

@@ -1,5 +1,6 @@
 /* test_pwhash: each scheme verifies, wrong passwords fail, malformed hashes are refused, rehash decisions. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,6 +110,57 @@ START_TEST(new_hash_roundtrip)
 }
 END_TEST
 
+/* Settings as vmail.hash_setting (R_self.sql) cuts them from the stored hashes. */
+static const struct {
+	const char *hash, *setting;
+} derivable[] = {
+	{ SHA512, "{SHA512-CRYPT}$6$saltsalt$" },
+	{ SHA256, "{SHA256-CRYPT}$5$saltsalt$" },
+	{ MD5, "{MD5-CRYPT}$1$saltsalt$" },
+	{ BLF, "{BLF-CRYPT}$2b$04$abcdefghijklmnopqrstuu" },
+	{ DES, "{CRYPT}ab" },
+	{ ARGON2I, "{ARGON2I}$argon2i$v=19$m=8,t=3,p=1$dW9JdcPBP7Jf8walt83MAQ$" },
+	{ ARGON2ID_PROD, "{ARGON2ID}$argon2id$v=19$m=65536,t=2,p=1$MRDoSmEA2ucBvIjtSiPAWA$" },
+};
+
+START_TEST(derive_gives_the_stored_string)
+{
+	char out[PWHASH_MAX], err[128] = "";
+	ck_assert_msg(pwhash_derive(derivable[_i].setting, "secret", out, sizeof(out), err,
+				    sizeof(err)), "%s: %s", derivable[_i].setting, err);
+	ck_assert_str_eq(out, derivable[_i].hash);
+	ck_assert(pwhash_derive(derivable[_i].setting, "Secret", out, sizeof(out), err, sizeof(err)));
+	ck_assert_str_ne(out, derivable[_i].hash);
+}
+END_TEST
+
+START_TEST(derive_new_hash_and_refusals)
+{
+	char h[PWHASH_MAX], out[PWHASH_MAX], err[128];
+	ck_assert(pwhash_hash("correct horse", h, sizeof(h), err, sizeof(err)));
+	char setting[PWHASH_MAX];
+	snprintf(setting, sizeof(setting), "%.*s", (int)(strrchr(h, '$') - h + 1), h);
+	ck_assert(pwhash_derive(setting, "correct horse", out, sizeof(out), err, sizeof(err)));
+	ck_assert_str_eq(out, h);
+	/* Argon2's base64 has '+' and '/' (crypt's has '.' instead of '+') */
+	const char *plus = "{ARGON2ID}$argon2id$v=19$m=8,t=1,p=1$y2mw2GD6YbT/oli+kXrCZg$"
+			   "8r0KWWR+XfzAsq3KZydmbvyhMWyXNb5JVi+lbxz5c5Y";
+	ck_assert_msg(pwhash_derive("{ARGON2ID}$argon2id$v=19$m=8,t=1,p=1$y2mw2GD6YbT/oli+kXrCZg$",
+				    "janpass123", out, sizeof(out), err, sizeof(err)), "%s", err);
+	ck_assert_str_eq(out, plus);
+	/* a hostile or broken setting: no huge cost, no odd shapes */
+	const char *bad[] = { "{ARGON2ID}$argon2id$v=19$m=4194304,t=1,p=1$MRDoSmEA2ucBvIjtSiPAWA$",
+			      "{ARGON2ID}$argon2id$v=19$m=8,t=99,p=1$MRDoSmEA2ucBvIjtSiPAWA$",
+			      "{ARGON2ID}$argon2id$v=19$m=8,t=1,p=4$MRDoSmEA2ucBvIjtSiPAWA$",
+			      "{ARGON2ID}$argon2id$v=19$m=8,t=1,p=1$c2hvcnQ$",
+			      "{ARGON2ID}$argon2id$v=19$m=8,t=1,p=1$MRDoSmEA2ucBvIjtSiPAWA$x",
+			      "{PLAIN}x", "$6$saltsalt$", "{SHA512-CRYPT}*" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(!pwhash_derive(bad[i], "x", out, sizeof(out), err, sizeof(err)), "%s",
+			      bad[i]);
+}
+END_TEST
+
 START_TEST(cost_names)
 {
 	char err[128] = "";
@@ -146,6 +198,9 @@ static Suite *pwhash_suite(void)
 	tcase_add_loop_test(tc, scheme_verifies, 0, sizeof(vectors) / sizeof(vectors[0]));
 	tcase_add_loop_test(tc, malformed_refused, 0, sizeof(malformed) / sizeof(malformed[0]));
 	tcase_add_test(tc, new_hash_roundtrip);
+	tcase_add_loop_test(tc, derive_gives_the_stored_string, 0,
+			    sizeof(derivable) / sizeof(derivable[0]));
+	tcase_add_test(tc, derive_new_hash_and_refusals);
 	tcase_add_test(tc, cost_names);
 	tcase_add_test(tc, too_long);
 	suite_add_tcase(s, tc);
