@@ -73,7 +73,10 @@ DECLARE
 	s vmail.shell_account;
 	tok text;
 BEGIN
-	SELECT * INTO s FROM vmail.shell_account WHERE login = lower(p_login) AND state = 'active';
+	-- FOR SHARE: a reset or suspension committing meanwhile is waited for and seen here;
+	-- read unlocked, the session would be inserted after its trigger had ended the others.
+	SELECT * INTO s FROM vmail.shell_account WHERE login = lower(p_login) AND state = 'active'
+	   FOR SHARE;
 	IF NOT FOUND OR s.password IS NULL OR p_derived IS NULL OR s.password <> p_derived THEN
 		RETURN NULL;
 	END IF;
@@ -116,6 +119,7 @@ BEGIN
 	END IF;
 	PERFORM set_config('vmail.actor', 'self:' || s.login, true);
 	PERFORM set_config('vmail.session', encode(sha256(decode(p_token, 'hex')), 'hex'), true);
+	PERFORM set_config('vmail.rehash', '', true);
 	RETURN s;
 END $$;
 
@@ -137,15 +141,17 @@ BEGIN
 	END IF;
 END $$;
 
--- A new password (own change, administrator reset, rehash) or a suspension ends the
--- account's sessions; only the session that made the change itself (vmail.session, set by
--- self_begin) stays, and none on suspension.
+-- A new password (own change, administrator reset) or a suspension ends the account's
+-- sessions; only the session that made the change itself (vmail.session, set by
+-- self_begin) stays, and none on suspension.  A rehash (vmail.rehash, set by self_rehash
+-- after self_begin cleared it) is the same password in a new form: no session ends.
 CREATE OR REPLACE FUNCTION vmail.self_session_end() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = vmail, pg_temp AS $$
 BEGIN
 	IF NEW.state <> 'active' THEN
 		DELETE FROM vmail.self_session WHERE shell_account_id = NEW.id;
-	ELSIF NEW.password IS DISTINCT FROM OLD.password THEN
+	ELSIF NEW.password IS DISTINCT FROM OLD.password
+	  AND coalesce(current_setting('vmail.rehash', true), '') <> '1' THEN
 		DELETE FROM vmail.self_session WHERE shell_account_id = NEW.id
 		   AND token_hash IS DISTINCT FROM decode(nullif(current_setting('vmail.session', true), ''), 'hex');
 	END IF;
@@ -185,10 +191,14 @@ CREATE OR REPLACE FUNCTION vmail.self_rehash(p_token text, p_old_hash text, p_ne
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = vmail, pg_temp AS $$
 DECLARE
 	s vmail.shell_account := vmail.self_begin(p_token);
+	done boolean;
 BEGIN
+	PERFORM set_config('vmail.rehash', '1', true);
 	UPDATE vmail.shell_account SET password = vmail.check_hash(p_new_hash)
 	 WHERE id = s.id AND password = p_old_hash AND p_new_hash LIKE '{ARGON2ID}%';
-	RETURN FOUND;
+	done := FOUND;
+	PERFORM set_config('vmail.rehash', '', true);
+	RETURN done;
 END $$;
 
 CREATE OR REPLACE FUNCTION vmail.self_overview(p_token text) RETURNS text

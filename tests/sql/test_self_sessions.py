@@ -8,6 +8,8 @@ Plain SQL as the vmail_panel role (SET ROLE), the way a subverted panel would us
 import os
 import re
 import sys
+import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -138,6 +140,7 @@ class SelfSessionTest(unittest.TestCase):
         self.refused(f"SELECT vmail.self_overview('{other}')", "VM401")
         self.assertTrue(self.panel(f"SELECT vmail.self_overview('{mine}')")[0])
         # rehash at login: only from the hash the login matched, and the session stays
+        other_keeps = self.login(derived=JAN)
         argon = JAN.replace("ZmFrZ", "cmVoY")
         ok, out = self.panel(f"SELECT vmail.self_rehash('{mine}', '{new}', '{argon}')")
         self.assertEqual(out, "f")
@@ -145,6 +148,31 @@ class SelfSessionTest(unittest.TestCase):
         self.assertEqual(out, "t")
         self.assertEqual(self.sql("SELECT password FROM vmail.shell_account WHERE login = 'jan'"), argon)
         self.assertTrue(self.panel(f"SELECT vmail.self_overview('{mine}')")[0])
+        # the same password in a new form is no password change: other sessions stay too
+        self.assertTrue(self.panel(f"SELECT vmail.self_overview('{other_keeps}')")[0])
+
+    def test_login_racing_a_reset_gets_no_session(self):
+        """A reset that commits while a login with the old password runs: the login must not
+        open a session the reset's trigger could not see (it reads the row FOR SHARE)."""
+        new = JAN.replace("ZmFrZ", "bmV3a")
+        reset = threading.Thread(target=self.sql, args=(
+            f"BEGIN; UPDATE vmail.shell_account SET password = '{new}' WHERE login = 'jan'; "
+            "SELECT pg_sleep(2); COMMIT;",))
+        reset.start()
+        try:
+            def holding():
+                return self.sql("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                                "AND query LIKE '%pg_sleep(2)%' AND pid <> pg_backend_pid()") == "1"
+            deadline = time.monotonic() + 30
+            while not holding():
+                self.assertLess(time.monotonic(), deadline, "the reset never held its row")
+                time.sleep(0.05)
+            ok, out = self.panel(f"SELECT vmail.self_login('jan', '{JAN}', '192.0.2.7', 3600)")
+        finally:
+            reset.join(30)
+        self.assertTrue(ok, out)
+        self.assertEqual(out, "", "a login with the old password got a session past the reset")
+        self.assertEqual(self.sql("SELECT count(*) FROM vmail.self_session"), "0")
 
     def test_logout_deletes_the_session(self):
         tok = self.login()
