@@ -13,6 +13,17 @@ enum config_log_target {
 };
 
 /*
+ * Owner, group and mode of one service's unix sockets (<service>_socket_owner,
+ * _group, _mode).  "" and CONFTAB_UNSET: take socket_owner, socket_group and
+ * socket_mode.  Postfix and Dovecot need different ones from one vmaild.
+ */
+struct config_socket {
+	char *owner;
+	char *group;
+	unsigned mode;
+};
+
+/*
  * One field per key of the table in config.c.  Durations are milliseconds,
  * sizes bytes.  Strings are never NULL: an unset key holds its default ("" for
  * "off").  Only config_load/config_parse fill it and config_free releases it.
@@ -24,7 +35,10 @@ struct config {
 	char *policy_listen;
 	char *dict_listen;
 	char *dict_quota_listen;
-	unsigned dict_quota_socket_mode;
+	struct config_socket socketmap_socket;
+	struct config_socket policy_socket;
+	struct config_socket dict_socket;
+	struct config_socket dict_quota_socket; /* its mode defaults to 0666, not socket_mode */
 	char *dict_auth_names;
 	char *dict_quota_names;
 	char *dict_account_names;
@@ -88,6 +102,14 @@ bool config_load(const char *path, struct config *out, char *err, size_t errlen)
 bool config_load_keys(const char *path, const char *const *keys, struct config *out, char *err,
 		      size_t errlen);
 void config_free(struct config *cfg);
+
+/*
+ * config_socket_resolve - one service's socket settings with what it leaves
+ * unset taken from socket_owner, socket_group and socket_mode; out's strings
+ * point into cfg (owner and group may still be "": the user's, the group's).
+ */
+void config_socket_resolve(const struct config *cfg, const struct config_socket *s,
+			   struct config_socket *out);
 
 /*
  * config_keep_fixed - for a reload: copy every key without CONFTAB_RELOAD from

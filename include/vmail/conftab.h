@@ -31,6 +31,10 @@ enum conftab_type {
 #define CONFTAB_SECRET   0x08u /* printed as "(set; contains a password)" when it holds one */
 #define CONFTAB_HIDDEN   0x10u /* never printed: "(set)" */
 #define CONFTAB_BOOL_ALIASES 0x20u /* a bool that also takes true/false and 1/0 */
+#define CONFTAB_EMPTY_UNSET 0x40u /* a number that may be "": stored as CONFTAB_UNSET */
+
+/* The value of an empty CONFTAB_EMPTY_UNSET key: "take it from another key". */
+#define CONFTAB_UNSET 0xffffffffu
 
 struct conftab_row {
 	const char *name;

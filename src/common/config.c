@@ -11,6 +11,17 @@
 #define OFF(field) offsetof(struct config, field)
 #define DAY_MS (24UL * 3600 * 1000)
 
+/* A service's socket owner and group; "" takes socket_owner, socket_group. */
+#define SOCKET_ROWS(svc, listen)                                                         \
+	{ #svc "_socket_owner", CONFTAB_STRING, OFF(svc##_socket.owner), "", 0, 0, 0,     \
+	  "owner of the " listen " unix sockets (default: socket_owner)" },               \
+	{ #svc "_socket_group", CONFTAB_STRING, OFF(svc##_socket.group), "", 0, 0, 0,     \
+	  "group of the " listen " unix sockets (default: socket_group)" }
+/* Its mode; "" takes socket_mode. */
+#define SOCKET_MODE_ROW(svc, listen)                                                     \
+	{ #svc "_socket_mode", CONFTAB_MODE, OFF(svc##_socket.mode), "", 0, 0777,         \
+	  CONFTAB_EMPTY_UNSET, "mode of the " listen " unix sockets (default: socket_mode)" }
+
 /*
  * The one place that says which keys exist.  Defaults are written in file
  * syntax and go through the same parsers as the file, so a default can never
@@ -33,7 +44,15 @@ static const struct conftab_row rows[] = {
 	  "Dovecot dict listeners for passdb/userdb (unix: only; trusted peers only)" },
 	{ "dict_quota_listen", CONFTAB_ENDPOINTS, OFF(dict_quota_listen), "", 0, 0, 0,
 	  "Dovecot dict listeners for quota (unix: only; any uid, own users' counters only)" },
-	{ "dict_quota_socket_mode", CONFTAB_MODE, OFF(dict_quota_socket_mode), "0666", 0, 0777, 0,
+	/* Per service: Postfix wants postfix 0600, Dovecot's auth root 0600, its mail 0666. */
+	SOCKET_ROWS(socketmap, "socketmap_listen"),
+	SOCKET_MODE_ROW(socketmap, "socketmap_listen"),
+	SOCKET_ROWS(policy, "policy_listen"),
+	SOCKET_MODE_ROW(policy, "policy_listen"),
+	SOCKET_ROWS(dict, "dict_listen"),
+	SOCKET_MODE_ROW(dict, "dict_listen"),
+	SOCKET_ROWS(dict_quota, "dict_quota_listen"),
+	{ "dict_quota_socket_mode", CONFTAB_MODE, OFF(dict_quota_socket.mode), "0666", 0, 0777, 0,
 	  "mode of the dict_quota_listen sockets (mail processes run as every shell account)" },
 	{ "dict_auth_names", CONFTAB_STRING, OFF(dict_auth_names), "auth", 0, 0, 0,
 	  "dict names answered on dict_listen (passdb/userdb)" },
@@ -215,6 +234,14 @@ bool config_load_keys(const char *path, const char *const *keys, struct config *
 void config_free(struct config *cfg)
 {
 	conftab_free(&table, cfg);
+}
+
+void config_socket_resolve(const struct config *cfg, const struct config_socket *s,
+			   struct config_socket *out)
+{
+	out->owner = s->owner[0] ? s->owner : cfg->socket_owner;
+	out->group = s->group[0] ? s->group : cfg->socket_group;
+	out->mode = s->mode != CONFTAB_UNSET ? s->mode : cfg->socket_mode;
 }
 
 unsigned config_keep_fixed(const struct config *old, struct config *fresh,

@@ -253,10 +253,16 @@ static bool set_value(void *base, const struct conftab_row *r, const char *value
 	bool ok = false;
 	size_t n;
 	const struct conftab_name *names = names_of(r, &n);
+	if (is_string(r))
+		return set_string(base, r, value, why, whylen);
+	if ((r->flags & CONFTAB_EMPTY_UNSET) && value[0] == '\0') {
+		*uint_field(base, r) = CONFTAB_UNSET;
+		return true;
+	}
 	switch (r->type) {
 	case CONFTAB_STRING:
 	case CONFTAB_ENDPOINTS:
-		return set_string(base, r, value, why, whylen);
+		break; /* above */
 	case CONFTAB_UINT:
 		ok = parse_number(value, &v, &rest) && *rest == '\0';
 		break;
@@ -428,7 +434,10 @@ void conftab_format_value(const struct conftab_row *r, const void *base, char *o
 		snprintf(out, outlen, "%u", *(const unsigned *)f);
 		return;
 	default:
-		format_number(r, *(const unsigned *)f, out, outlen);
+		if ((r->flags & CONFTAB_EMPTY_UNSET) && *(const unsigned *)f == CONFTAB_UNSET)
+			snprintf(out, outlen, "%s", "");
+		else
+			format_number(r, *(const unsigned *)f, out, outlen);
 		return;
 	}
 }

@@ -73,8 +73,9 @@ struct daemon_listener {
 /* Users and groups resolved once, before privileges are dropped. */
 struct identity {
 	struct privdrop run_as; /* user, group */
-	uid_t sock_owner;       /* (uid_t)-1: leave as created */
-	gid_t sock_group;
+	/* Per service, then metrics_listen (socket_*); owner (uid_t)-1: leave as created. */
+	struct endpoint_perms sock[DAEMON_SVC__COUNT];
+	struct endpoint_perms metrics;
 };
 
 struct daemon {
@@ -147,20 +148,74 @@ static void daemon_notify(const char *state)
 		log_warn_errno("NOTIFY_SOCKET: cannot send %s", state);
 }
 
-/* resolve_identity - look up user, group and socket owner names; false with err */
+/* daemon_svc_socket - a service's <name>_socket_* settings and the name they start with */
+static const struct config_socket *daemon_svc_socket(const struct config *cfg,
+						     enum daemon_svc svc, const char **name)
+{
+	switch (svc) {
+	case DAEMON_SVC_SOCKETMAP:
+		*name = "socketmap";
+		return &cfg->socketmap_socket;
+	case DAEMON_SVC_POLICY:
+		*name = "policy";
+		return &cfg->policy_socket;
+	case DAEMON_SVC_DICT_QUOTA:
+		*name = "dict_quota";
+		return &cfg->dict_quota_socket;
+	case DAEMON_SVC_DICT:
+	case DAEMON_SVC__COUNT:
+		break;
+	}
+	*name = "dict";
+	return &cfg->dict_socket;
+}
+
+/*
+ * resolve_perms - owner and group names of one set of sockets to ids; an
+ * empty name leaves the default (the user's, the group's).  The keys name
+ * the setting in err.
+ */
+static bool resolve_perms(const struct config_socket *s, const char *owner_key,
+			  const char *group_key, struct endpoint_perms *p, char *err,
+			  size_t errlen)
+{
+	p->mode = s->mode;
+	if (s->owner[0] && !privdrop_find_user(owner_key, s->owner, &p->owner, NULL, err, errlen))
+		return false;
+	if (s->group[0] && !privdrop_find_group(group_key, s->group, &p->group, err, errlen))
+		return false;
+	return true;
+}
+
+/* resolve_identity - look up user, group and every socket owner name; false with err */
 static bool resolve_identity(const struct config *cfg, struct identity *id, char *err,
 			     size_t errlen)
 {
 	if (!privdrop_resolve(&id->run_as, "user", cfg->user, "group", cfg->group, err, errlen))
 		return false;
-	id->sock_owner = id->run_as.drop ? id->run_as.uid : (uid_t)-1;
-	id->sock_group = id->run_as.drop || cfg->group[0] ? id->run_as.gid : (gid_t)-1;
-	if (cfg->socket_owner[0] && !privdrop_find_user("socket_owner", cfg->socket_owner,
-							&id->sock_owner, NULL, err, errlen))
+	struct endpoint_perms def = {
+		.owner = id->run_as.drop ? id->run_as.uid : (uid_t)-1,
+		.group = id->run_as.drop || cfg->group[0] ? id->run_as.gid : (gid_t)-1,
+	};
+	struct config_socket global = { cfg->socket_owner, cfg->socket_group, cfg->socket_mode };
+	id->metrics = def;
+	if (!resolve_perms(&global, "socket_owner", "socket_group", &id->metrics, err, errlen))
 		return false;
-	if (cfg->socket_group[0] &&
-	    !privdrop_find_group("socket_group", cfg->socket_group, &id->sock_group, err, errlen))
-		return false;
+	for (unsigned svc = 0; svc < DAEMON_SVC__COUNT; svc++) {
+		const char *name;
+		const struct config_socket *own = daemon_svc_socket(cfg, svc, &name);
+		struct config_socket eff;
+		char okey[64], gkey[64];
+		config_socket_resolve(cfg, own, &eff);
+		/* An error names the key the value came from. */
+		snprintf(okey, sizeof(okey), "%s_socket_owner", name);
+		snprintf(gkey, sizeof(gkey), "%s_socket_group", name);
+		id->sock[svc] = def;
+		if (!resolve_perms(&eff, own->owner[0] ? okey : "socket_owner",
+				   own->group[0] ? gkey : "socket_group", &id->sock[svc], err,
+				   errlen))
+			return false;
+	}
 	return true;
 }
 
@@ -351,11 +406,6 @@ static void open_listeners(struct daemon *d)
 {
 	char err[512];
 	struct endpoint_list eps;
-	struct endpoint_perms perms = {
-		.owner = d->id.sock_owner,
-		.group = d->id.sock_group,
-		.mode = d->cfg.socket_mode,
-	};
 	d->nlisteners = 0;
 	for (unsigned svc = 0; svc < DAEMON_SVC__COUNT; svc++) {
 		const char *list;
@@ -370,17 +420,14 @@ static void open_listeners(struct daemon *d)
 		if (!endpoint_parse_list(list, &eps, err, sizeof(err)))
 			log_fatal("%s: %s", key, err);
 		bool dict = svc == DAEMON_SVC_DICT || svc == DAEMON_SVC_DICT_QUOTA;
-		/* Mail processes run as every shell account's uid; the peer check guards it. */
-		perms.mode = svc == DAEMON_SVC_DICT_QUOTA ? d->cfg.dict_quota_socket_mode
-							  : d->cfg.socket_mode;
 		for (size_t i = 0; i < eps.count; i++) {
 			struct daemon_listener *l = &d->listeners[d->nlisteners];
 			if (dict && eps.items[i].kind == ENDPOINT_INET)
 				log_fatal("%s: %s: dict listeners must be unix sockets (the peer's "
 					  "uid decides what it may ask)", key, eps.items[i].text);
 			l->svc = svc;
-			l->fd = endpoint_listen(&eps.items[i], &perms, DAEMON_LISTEN_BACKLOG, err,
-						sizeof(err));
+			l->fd = endpoint_listen(&eps.items[i], &d->id.sock[svc], DAEMON_LISTEN_BACKLOG,
+						err, sizeof(err));
 			if (l->fd < 0)
 				log_fatal("%s: %s", key, err);
 			/* systemd:NAME may be a socket unit's ListenStream=HOST:PORT. */
@@ -398,17 +445,12 @@ static void open_metrics_listener(struct daemon *d)
 {
 	char err[512];
 	struct endpoint_list eps;
-	struct endpoint_perms perms = {
-		.owner = d->id.sock_owner,
-		.group = d->id.sock_group,
-		.mode = d->cfg.socket_mode,
-	};
 	d->metrics_fd = -1;
 	if (!d->cfg.metrics_listen[0])
 		return;
 	if (!endpoint_parse_list(d->cfg.metrics_listen, &eps, err, sizeof(err)) || eps.count != 1)
 		log_fatal("metrics_listen: %s", eps.count > 1 ? "one endpoint only" : err);
-	d->metrics_fd = endpoint_listen(&eps.items[0], &perms, 16, err, sizeof(err));
+	d->metrics_fd = endpoint_listen(&eps.items[0], &d->id.metrics, 16, err, sizeof(err));
 	if (d->metrics_fd < 0)
 		log_fatal("metrics_listen: %s", err);
 }

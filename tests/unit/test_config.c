@@ -123,6 +123,14 @@ static const struct bad_row bad_rows[] = {
 	{ "socket_mode = rw", "expected an octal mode" },
 	{ "socket_mode = 1777", "out of range 0000..0777" },
 	{ "socket_mode = 00000", "expected an octal mode" },
+	{ "socketmap_socket_mode = 0680", "line 3: socketmap_socket_mode: \"0680\": expected an octal mode" },
+	{ "policy_socket_mode = 1777", "line 3: policy_socket_mode: \"1777\" is out of range 0000..0777" },
+	{ "dict_socket_mode = rw", "line 3: dict_socket_mode: \"rw\": expected an octal mode" },
+	{ "dict_quota_socket_mode =", "line 3: dict_quota_socket_mode: \"\": expected an octal mode" },
+	{ "dict_quota_socket_mode = 0800", "expected an octal mode" },
+	{ "socket_mode =", "line 3: socket_mode: \"\": expected an octal mode" },
+	{ "smtp_socket_mode = 0600", "line 3: unknown key \"smtp_socket_mode\"" },
+	{ "dict_socket_owner = root\ndict_socket_owner = dovecot", "line 4: duplicate key \"dict_socket_owner\"" },
 	/* names */
 	{ "log_level = verbose", "line 3: log_level: \"verbose\": expected error, warning" },
 	{ "log_level = DEBUG", "expected error, warning" },
@@ -150,6 +158,74 @@ START_TEST(test_bad_value)
 	ck_assert_msg(strstr(err, row->expect), "%s: got \"%s\", want \"%s\"", row->line, err,
 		      row->expect);
 	config_free(&cfg); /* must be safe after a failure */
+}
+END_TEST
+
+/* Settings appended to BASE, and each service's owner, group and mode after resolving. */
+struct socket_row {
+	const char *text;
+	const char *owner[4], *group[4]; /* socketmap, policy, dict, dict_quota */
+	unsigned mode[4];
+};
+
+static const struct socket_row socket_rows[] = {
+	/* nothing set: the user's and group's ids (""), 0660, dict_quota 0666 */
+	{ "", { "", "", "", "" }, { "", "", "", "" }, { 0660, 0660, 0660, 0666 } },
+	/* the global keys cover every service but dict_quota's mode */
+	{ "socket_owner = postfix\nsocket_group = mail\nsocket_mode = 0600\n",
+	  { "postfix", "postfix", "postfix", "postfix" }, { "mail", "mail", "mail", "mail" },
+	  { 0600, 0600, 0600, 0666 } },
+	/* contrib: Postfix's two sockets postfix 0600, Dovecot's auth dict root 0600 */
+	{ "socketmap_socket_owner = postfix\nsocketmap_socket_mode = 0600\n"
+	  "policy_socket_owner = postfix\npolicy_socket_mode = 0600\n"
+	  "dict_socket_owner = root\ndict_socket_mode = 0600\n",
+	  { "postfix", "postfix", "root", "" }, { "", "", "", "" }, { 0600, 0600, 0600, 0666 } },
+	/* a service's own key wins over the global one, also mode 0000 */
+	{ "socket_owner = vmail\nsocket_group = vmail\nsocket_mode = 0660\n"
+	  "policy_socket_group = postfix\npolicy_socket_mode = 0000\n"
+	  "dict_quota_socket_owner = dovecot\ndict_quota_socket_group = dovecot\n"
+	  "dict_quota_socket_mode = 0660\nsocketmap_socket_mode =\n",
+	  { "vmail", "vmail", "vmail", "dovecot" }, { "vmail", "postfix", "vmail", "dovecot" },
+	  { 0660, 0000, 0660, 0660 } },
+};
+
+START_TEST(test_socket_per_service)
+{
+	const struct socket_row *row = &socket_rows[_i];
+	char text[1024], err[256] = "";
+	struct config cfg;
+	snprintf(text, sizeof(text), BASE "%s", row->text);
+	ck_assert_msg(parse(text, &cfg, err, sizeof(err)), "%s", err);
+	const struct config_socket *svc[4] = { &cfg.socketmap_socket, &cfg.policy_socket,
+					       &cfg.dict_socket, &cfg.dict_quota_socket };
+	for (int i = 0; i < 4; i++) {
+		struct config_socket eff;
+		config_socket_resolve(&cfg, svc[i], &eff);
+		ck_assert_msg(strcmp(eff.owner, row->owner[i]) == 0, "row %d svc %d owner %s", _i,
+			      i, eff.owner);
+		ck_assert_msg(strcmp(eff.group, row->group[i]) == 0, "row %d svc %d group %s", _i,
+			      i, eff.group);
+		ck_assert_msg(eff.mode == row->mode[i], "row %d svc %d mode %04o", _i, i, eff.mode);
+	}
+	config_free(&cfg);
+}
+END_TEST
+
+/* The per-service keys need a restart, like socket_owner/group/mode. */
+START_TEST(test_socket_keys_fixed_on_reload)
+{
+	struct config old, fresh;
+	char err[256] = "";
+	ck_assert(parse(BASE "socketmap_socket_owner = postfix\n", &old, err, sizeof(err)));
+	ck_assert(parse(BASE "socketmap_socket_owner = root\ndict_socket_mode = 0600\n"
+			     "dict_quota_socket_group = mail\n",
+			&fresh, err, sizeof(err)));
+	ck_assert_uint_eq(config_keep_fixed(&old, &fresh, NULL, NULL), 3);
+	ck_assert_str_eq(fresh.socketmap_socket.owner, "postfix");
+	ck_assert_uint_eq(fresh.dict_socket.mode, CONFTAB_UNSET);
+	ck_assert_str_eq(fresh.dict_quota_socket.group, "");
+	config_free(&old);
+	config_free(&fresh);
 }
 END_TEST
 
@@ -273,6 +349,9 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_minimal_defaults);
 	tcase_add_test(tc, test_full_file);
 	tcase_add_loop_test(tc, test_bad_value, 0, (int)(sizeof(bad_rows) / sizeof(bad_rows[0])));
+	tcase_add_loop_test(tc, test_socket_per_service, 0,
+			    (int)(sizeof(socket_rows) / sizeof(socket_rows[0])));
+	tcase_add_test(tc, test_socket_keys_fixed_on_reload);
 	tcase_add_test(tc, test_required_and_listeners);
 	tcase_add_loop_test(tc, test_duration, 0,
 			    (int)(sizeof(duration_rows) / sizeof(duration_rows[0])));
