@@ -656,44 +656,65 @@ def _world_dovecot(self, conf="", start=True):
     return dc.start() if start else dc
 
 
-def _contrib_dovecot(*path):
-    with open(os.path.join(REPO, "contrib", "dovecot", *path)) as f:
+def contrib(*path):
+    """The text of contrib/PATH... as shipped."""
+    with open(os.path.join(REPO, "contrib", *path)) as f:
         return f.read()
 
 
-def _replace(text, old, new, what, count=1):
+def contrib_replace(text, old, new, what, count=1):
+    """text with old replaced by new; fails loudly unless old occurs exactly count times
+    (a contrib file that changed under a test must not pass by substituting nothing)."""
     if text.count(old) != count:
         raise AssertionError("contrib %s: expected %d of %r" % (what, count, old))
     return text.replace(old, new)
 
 
-def _world_dovecot_sql(self, dsn, quota_socket, start=True):
+def contrib_vmaild_conf(*readme):
+    """The vmaild.conf lines a contrib README asks for: its fenced block that starts with
+    "# /etc/vmaild/vmaild.conf", as [(key, value)] in file order (comments dropped)."""
+    text = contrib(*readme)
+    m = re.search(r"```\n# /etc/vmaild/vmaild\.conf[^\n]*\n(.*?)```", text, re.S)
+    if not m:
+        raise AssertionError("contrib %s: no vmaild.conf block" % "/".join(readme))
+    pairs = []
+    for line in m.group(1).splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, sep, value = line.partition("=")
+            if not sep:
+                raise AssertionError("contrib %s: not key = value: %r" % ("/".join(readme), line))
+            pairs.append((key.strip(), value.strip()))
+    return pairs
+
+
+def _world_dovecot_sql(self, dsn, quota_socket, start=True, extra=""):
     """World.dovecot_sql: Dovecot on the SQL path with the contrib files of the installed
     release as shipped (contrib/dovecot/2.3 or 2.4): passdb and userdb through the sql
     driver and the schema's functions, the count quota, quota_clone to quota_socket.  Only
-    the database connection, the socket path and file paths are replaced."""
+    the database connection, the socket path and file paths are replaced.  extra is
+    appended (more contrib files)."""
     if (dovecot_version() or (0, 0)) < (2, 4):
         ext = self.path("dovecot-sql.conf.ext")
-        text = _contrib_dovecot("2.3", "dovecot-sql.conf.ext")
-        text = _replace(text, "connect = host=/run/postgresql dbname=vmail user=dovecot",
+        text = contrib("dovecot", "2.3", "dovecot-sql.conf.ext")
+        text = contrib_replace(text, "connect = host=/run/postgresql dbname=vmail user=dovecot",
                         "connect = " + dsn, "2.3/dovecot-sql.conf.ext")
         with open(ext, "w") as f:
             f.write(text)
-        conf = _contrib_dovecot("2.3", "90-vmaild-sql.conf")
-        conf = _replace(conf, "/etc/dovecot/dovecot-sql.conf.ext", ext, "2.3/90-vmaild-sql.conf", 2)
+        conf = contrib("dovecot", "2.3", "90-vmaild-sql.conf")
+        conf = contrib_replace(conf, "/etc/dovecot/dovecot-sql.conf.ext", ext, "2.3/90-vmaild-sql.conf", 2)
     else:
         params = dict(kv.split("=", 1) for kv in dsn.split())
         host = params.pop("host")
-        conf = _contrib_dovecot("2.4", "auth-vmaild-sql.conf.ext")
-        conf = _replace(conf, "pgsql /run/postgresql {", "pgsql %s {" % host,
+        conf = contrib("dovecot", "2.4", "auth-vmaild-sql.conf.ext")
+        conf = contrib_replace(conf, "pgsql /run/postgresql {", "pgsql %s {" % host,
                         "2.4/auth-vmaild-sql.conf.ext")
-        conf = _replace(conf, "    dbname = vmail\n    user = dovecot\n",
+        conf = contrib_replace(conf, "    dbname = vmail\n    user = dovecot\n",
                         "".join("    %s = %s\n" % kv for kv in params.items()),
                         "2.4/auth-vmaild-sql.conf.ext")
-        conf += _contrib_dovecot("2.4", "90-vmaild-quota.conf")
+        conf += contrib("dovecot", "2.4", "90-vmaild-quota.conf")
     # The setting and the comment that tells vmaild.conf the same path.
-    conf = _replace(conf, "/run/vmaild/dict-quota", quota_socket, "dovecot SQL path", 2)
-    return self.dovecot(conf, start=start)
+    conf = contrib_replace(conf, "/run/vmaild/dict-quota", quota_socket, "dovecot SQL path", 2)
+    return self.dovecot(conf + extra, start=start)
 
 
 def _world_unix_users(self):
