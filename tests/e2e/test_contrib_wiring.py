@@ -183,6 +183,18 @@ class ContribWiringTest(unittest.TestCase):
         finally:
             m.logout()
 
+    def test_unknown_owner_names_its_key(self):
+        """A per-service owner or group that does not exist stops vmaild -t, naming the key."""
+        for key, kind in (("policy_socket_owner", "user"), ("dict_socket_group", "group")):
+            conf = self.w.path("bad-%s.conf" % key)
+            with open(conf, "w") as f:
+                f.write("database = %s\nsocketmap_listen = unix:%s\n%s = no-such-%s-x\n"
+                        % (self.pg.dsn, self.w.path("unused"), key, kind))
+            r = subprocess.run([os.path.join(world.BUILD, "vmaild"), "-t", "-c", conf],
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertIn('%s: unknown %s "no-such-%s-x"' % (key, kind, kind), r.stderr)
+
     def test_clients_idle_less_than_vmaild(self):
         """Every client idle time in contrib is below vmaild's idle_timeout as it runs: a
         client that idles as long as the server may send on a connection being closed."""

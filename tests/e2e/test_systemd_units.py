@@ -161,7 +161,8 @@ class UnitFilesTest(unittest.TestCase):
         want = {
             "vmaild-socketmap.socket": ("socketmap", "postfix", "0600"),
             "vmaild-policy.socket": ("policy", "postfix", "0600"),
-            "vmaild-dict.socket": ("dict", "vmail", "0660"),
+            # contrib/dovecot/README.md: dict_socket_owner = root, dict_socket_mode = 0600
+            "vmaild-dict.socket": ("dict", "root", "0600"),
             "vmaild-dict-quota.socket": ("dict_quota", "vmail", "0666"),
             "vmaild-metrics.socket": ("metrics", None, None),
         }
