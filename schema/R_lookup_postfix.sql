@@ -1,6 +1,12 @@
 -- R_lookup_postfix: what Postfix asks vmaild (socketmap domain, alias, mailbox, sender; the
 -- policy service), in one place.  Every function folds case itself and returns NULL for "not
 -- found"; errors are errors.  R6 and R9 at delivery: policy_check.
+--
+-- A suspended domain stays hosted (lookup_domain finds it, so Postfix never refuses it as
+-- relaying) while its addresses raise SQLSTATE VM451, a deliberate temporary failure: vmaild
+-- answers it TEMP and never with an older cached answer (src/pg PG_DEFERRED), so its mail is
+-- deferred, never bounced and never delivered, until the domain is active again or Postfix's
+-- maximal_queue_lifetime runs out.  Pending domains are not ours yet: not found.
 
 -- "local+ext" -> ("local", "+ext") at the first of the delimiter characters; ext NULL if none.
 CREATE OR REPLACE FUNCTION vmail.split_extension(lp text, delims text, OUT base text, OUT ext text)
@@ -32,7 +38,8 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- The address registry row an address key resolves to: exact first, then without its
--- sub-address extension.  The catch-all is not consulted here.
+-- sub-address extension.  The catch-all is not consulted here.  An address in a suspended
+-- domain raises VM451 (see the top of this file).
 CREATE OR REPLACE FUNCTION vmail.find_address(p_key text, OUT entry vmail.address, OUT ext text, OUT domain_id bigint, OUT base text)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -40,12 +47,17 @@ DECLARE
 	at int := length(k) - strpos(reverse(k), '@') + 1;
 	lp text;
 	b text;
+	st text;
 BEGIN
 	IF strpos(k, '@') = 0 OR at = 1 THEN
 		RETURN;
 	END IF;
 	lp := left(k, at - 1);
-	SELECT d.id INTO domain_id FROM vmail.domain d WHERE d.name = substr(k, at + 1) AND d.state = 'active';
+	SELECT d.id, d.state INTO domain_id, st FROM vmail.domain d
+	 WHERE d.name = substr(k, at + 1) AND d.state IN ('active', 'suspended');
+	IF st = 'suspended' THEN
+		PERFORM vmail.fail('VM451', format('domain %s is suspended: its mail is deferred', substr(k, at + 1)));
+	END IF;
 	IF domain_id IS NULL THEN
 		RETURN;
 	END IF;
@@ -90,10 +102,10 @@ LANGUAGE sql STABLE AS $$
 		ELSE vmail.with_ext(vmail.canonical_address(e.shell_account_id, e.mail_account_id), p_ext) END
 $$;
 
--- Socketmap "domain": hosted and active.
+-- Socketmap "domain": hosted, active or suspended (a suspended domain's addresses defer).
 CREATE OR REPLACE FUNCTION vmail.lookup_domain(p_key text) RETURNS text
 LANGUAGE sql STABLE AS $$
-	SELECT name FROM vmail.domain WHERE name = lower(p_key) AND state = 'active'
+	SELECT name FROM vmail.domain WHERE name = lower(p_key) AND state IN ('active', 'suspended')
 $$;
 
 -- Socketmap "alias": where an address goes.  Exact alias or mailbox (a mailbox resolves to
@@ -182,8 +194,9 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- Delivery-time verdict for one recipient (policy service): NULL when fine or not ours,
--- 'suspended<TAB>mailbox' (R9), or 'full<TAB>mailbox<TAB>used<TAB>limit' (R6 or the mailbox's
--- own quota).  size 0 (unknown at RCPT) still refuses a mailbox that is already full.
+-- 'domain_suspended<TAB>domain' (the recipient's domain is suspended), 'suspended<TAB>mailbox'
+-- (R9), or 'full<TAB>mailbox<TAB>used<TAB>limit' (R6 or the mailbox's own quota).  size 0
+-- (unknown at RCPT) still refuses a mailbox that is already full.
 CREATE OR REPLACE FUNCTION vmail.policy_check(p_recipient text, p_size bigint) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -191,7 +204,13 @@ DECLARE
 	f record;
 	used bigint;
 	need bigint := greatest(coalesce(p_size, 0), 1);
+	k text := lower(p_recipient);
+	dom text := CASE WHEN strpos(k, '@') > 0 THEN substr(k, length(k) - strpos(reverse(k), '@') + 2) END;
 BEGIN
+	-- a verdict, not find_address's VM451: the policy words the deferral itself
+	IF EXISTS (SELECT 1 FROM vmail.domain d WHERE d.name = dom AND d.state = 'suspended') THEN
+		RETURN 'domain_suspended' || E'\t' || dom;
+	END IF;
 	FOR m IN SELECT * FROM vmail.address_mailboxes(p_recipient, true) LOOP
 		SELECT * INTO f FROM vmail.mailbox_facts(vmail.canonical_login(m.shell_id, m.account_id));
 		IF f.suspended THEN

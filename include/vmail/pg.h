@@ -17,15 +17,23 @@ struct pg_req;
  * returned no row (or SQL NULL) is PG_NOTFOUND.  PG_PERMFAIL is kept for what
  * an operator has to fix: SQLSTATE class 42 (missing function, syntax,
  * permission), 3F (missing schema) and 22 (data exception), or a result of
- * the wrong shape.
+ * the wrong shape.  PG_DEFERRED is a query that raised PG_SQLSTATE_DEFER:
+ * the data itself says "not now" (a schema's deliberate temporary failure).
+ * To the asker it is a temporary failure like PG_TEMPFAIL, but no fault: it
+ * is logged at debug level only, and a caller must not answer it with an
+ * older result (a stale cache entry) the way it may cover a fault.
  */
 enum pg_status {
 	PG_FOUND = 0,
 	PG_NOTFOUND,
 	PG_TEMPFAIL,
 	PG_PERMFAIL,
+	PG_DEFERRED,
 	PG_STATUS__COUNT,
 };
+
+/* The SQLSTATE a query raises for a deliberate temporary failure (PG_DEFERRED). */
+#define PG_SQLSTATE_DEFER "VM451"
 
 /* What a statement returns, checked on every result. */
 enum pg_shape {

@@ -124,6 +124,7 @@ static const char *const status_names[PG_STATUS__COUNT] = {
 	[PG_NOTFOUND] = "notfound",
 	[PG_TEMPFAIL] = "tempfail",
 	[PG_PERMFAIL] = "permfail",
+	[PG_DEFERRED] = "deferred",
 };
 
 static const char *const conn_state_names[PG_CONN_STATE__COUNT] = {
@@ -476,10 +477,13 @@ static bool is_conn_error(const char *sqlstate)
  * 2): class 42 (undefined function or table, syntax, privilege), 22 (data
  * exception) and 3F (invalid schema name: the schema is not installed, which
  * PostgreSQL reports as 3F000 rather than 42883).  Everything else, from
- * deadlocks to a server shutting down, may pass: TEMPFAIL.
+ * deadlocks to a server shutting down, may pass: TEMPFAIL.  The schema's
+ * deliberate "not now" is DEFERRED.
  */
 static enum pg_status classify(const char *sqlstate)
 {
+	if (strcmp(sqlstate, PG_SQLSTATE_DEFER) == 0)
+		return PG_DEFERRED;
 	if (strncmp(sqlstate, "42", 2) == 0 || strncmp(sqlstate, "22", 2) == 0 ||
 	    strncmp(sqlstate, "3F", 2) == 0)
 		return PG_PERMFAIL;
@@ -563,8 +567,13 @@ static bool pgc_result(struct pg_conn *conn, struct pg_req *op, PGresult *res)
 		if (strcmp(sqlstate, "26000") == 0 && conn->stmts[op->stmt].state == STMT_FAILED) {
 			/* its prepare failed just before and was logged: report that error */
 			status = conn->stmts[op->stmt].fail_status;
+		} else if ((status = classify(sqlstate)) == PG_DEFERRED) {
+			/* An answer, not a fault: one per request would flood the warnings. */
+			char msg[512];
+			pgconn_one_line(msg, sizeof(msg), PQresultErrorMessage(res));
+			log_debug("pg[%u]: %s: deferred: %s", conn->id,
+				  conn->pool->stmts[op->stmt].name, msg);
 		} else {
-			status = classify(sqlstate);
 			log_query_error(conn, op->stmt, sqlstate, PQresultErrorMessage(res));
 		}
 		break;

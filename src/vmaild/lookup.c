@@ -78,6 +78,7 @@ static enum lookup_status from_pg(enum pg_status st)
 	case PG_PERMFAIL:
 		return LOOKUP_PERMFAIL;
 	case PG_TEMPFAIL:
+	case PG_DEFERRED:
 	case PG_STATUS__COUNT:
 		break;
 	}
@@ -103,8 +104,10 @@ static bool pool_unreachable(const struct pg_pool *pool)
  * lookup_done - the answer of the query (or of the deferral carrying a cached
  * answer).  A database answer goes into the cache unless an invalidation came
  * while the query ran; a database failure falls back to a cached answer when
- * the kind allows it.  The request is freed after the callback, which may
- * submit again but not cancel it.
+ * the kind allows it.  A deliberate deferral (PG_DEFERRED: a suspended domain)
+ * never does: the database did answer, and its answer is "not now", which an
+ * older "deliver here" must not overrule.  The request is freed after the
+ * callback, which may submit again but not cancel it.
  */
 static void lookup_done(void *arg, enum pg_status pst, const PGresult *res)
 {
@@ -137,8 +140,7 @@ static void lookup_done(void *arg, enum pg_status pst, const PGresult *res)
 			if (req->epoch == lookup_cache_epoch())
 				lookup_cache_put(req->kind, req->key, req->klen, st, value, len,
 						 now / 1000);
-		} else if (req->key && st == LOOKUP_TEMPFAIL &&
-			   lookup_cache_kind_stale_ok(req->kind)) {
+		} else if (req->key && pst == PG_TEMPFAIL && lookup_cache_kind_stale_ok(req->kind)) {
 			struct cache_answer a;
 			if (lookup_cache_get(req->kind, req->key, req->klen, now / 1000, true, &a) !=
 				    CACHE_MISS && a.found && (stale = malloc(a.len + 1))) {

@@ -126,7 +126,7 @@ size_t svc_policy_quota_action(const struct svc_policy_opts *o, enum lookup_stat
 	if (st != LOOKUP_FOUND || !verdict)
 		return tempfail_action(o, out);
 
-	/* "full\tMAILBOX\tUSED\tLIMIT" or "suspended\tMAILBOX" */
+	/* "full\tMAILBOX\tUSED\tLIMIT", "suspended\tMAILBOX" or "domain_suspended\tDOMAIN" */
 	const char *tab = memchr(verdict, '\t', vlen);
 	if (!tab)
 		return tempfail_action(o, out);
@@ -146,6 +146,13 @@ size_t svc_policy_quota_action(const struct svc_policy_opts *o, enum lookup_stat
 	if (klen == 9 && memcmp(verdict, "suspended", 9) == 0) {
 		/* R9: deferred, never bounced; the sender's server retries. */
 		put(out, &pos, cap, "450 4.2.1 Mailbox ");
+		echo(out, &pos, cap, mbox, mlen);
+		put(out, &pos, cap, " is disabled, try again later");
+		return pos;
+	}
+	if (klen == 16 && memcmp(verdict, "domain_suspended", 16) == 0) {
+		/* Still ours, not now: the sender's server retries until the domain is back. */
+		put(out, &pos, cap, "DEFER_IF_PERMIT Domain ");
 		echo(out, &pos, cap, mbox, mlen);
 		put(out, &pos, cap, " is disabled, try again later");
 		return pos;

@@ -33,6 +33,7 @@ struct svc_policy {
  *   recipient fine, or not ours                 DUNNO
  *   a mailbox it reaches is full                452 4.2.2 (or 552 5.2.2) naming the mailbox
  *   a mailbox it reaches is suspended           450 4.2.1 naming the mailbox
+ *   the recipient's domain is suspended         DEFER_IF_PERMIT naming the domain
  *   check_sender, sasl_username does not own sender
  *                                               553 5.7.1 (RCPT and MAIL only)
  *   database down or slow                       DEFER_IF_PERMIT (DUNNO with fail_open)

@@ -317,6 +317,50 @@ class PostfixPolicyTest(UsageMixin, unittest.TestCase):
             self.pol.reload()
         self.assertRcpt("info@acme.lublin.pl", 452, self.full("jan@" + PRIMARY))
 
+    def test_9_suspended_domain_is_deferred_never_refused(self):
+        # A suspended domain stays hosted: its addresses, known or not, get a 4xx (the
+        # sender's server retries), never the 554 of a domain that is not ours; once active
+        # again, 250.  vmaild sees the change through its cache invalidation, so the first
+        # answer that is not 250 is the one that counts.
+        addresses = ["info@acme.lublin.pl", "biuro@acme.lublin.pl", "nobody@acme.lublin.pl",
+                     "postmaster@acme.lublin.pl"]
+        self.w.vmailctl("domain", "set", "acme.lublin.pl", "--state", "suspended")
+        try:
+            first = world.wait_for("the suspension to reach vmaild", lambda: (
+                lambda r: r if r[0] != 250 else None)(self.rcpt(addresses[0])), timeout=30,
+                interval=0.2)
+            answers = [(addresses[0],) + first] + [(a,) + self.rcpt(a) for a in addresses[1:]]
+            for address, code, msg in answers:
+                with self.subTest(address=address):
+                    self.assertTrue(400 <= code < 500, "RCPT TO:<%s>: %d %s" % (address, code, msg))
+            # The maps on their own (a Postfix without the policy service): the domain is
+            # still hosted, its addresses a temporary error ("not found" would bounce them).
+            self.assertEqual(self.pf.postmap_q("acme.lublin.pl", "socketmap:unix:private/"
+                                               "vmaild:domain")[:2], (0, "acme.lublin.pl"))
+            for kind in ("alias", "mailbox", "sender"):
+                rc, out, err = self.pf.postmap_q("biuro@acme.lublin.pl",
+                                                 "socketmap:unix:private/vmaild:" + kind)
+                self.assertEqual((rc, out), (1, ""), kind)
+                self.assertIn("temporary error", err, kind)
+            # the policy's own word, asked directly
+            self.assertIn("Domain acme.lublin.pl is disabled", self.policy_action(
+                "info@acme.lublin.pl"))
+        finally:
+            self.w.vmailctl("domain", "set", "acme.lublin.pl", "--state", "active")
+        world.wait_for("the reactivation to reach vmaild",
+                       lambda: self.rcpt(addresses[0])[0] == 250, timeout=30, interval=0.2)
+        for address in addresses[:2]:
+            self.assertRcpt(address, 250)
+        # A deferral is an answer, not a database fault: no warning per lookup.
+        self.assertNotIn("SQLSTATE VM451", self.maps.log())
+        print("\n  suspended domain: %s" % "; ".join("%s %d %s" % a for a in answers),
+              end="", flush=True)
+
+    def policy_action(self, recipient):
+        c = PolicyClient(self.policy_socket)
+        self.addCleanup(c.close)
+        return c.ask(recipient=recipient, sender="tester@example.org")
+
 
 @unittest.skipIf(SKIP, SKIP)
 class PolicyWireTest(UsageMixin, unittest.TestCase):

@@ -7,6 +7,7 @@
  */
 #include "vmail/log.h"
 #include "lookup.h"
+#include "lookup_cache.h"
 #include "svc_socketmap.h"
 #include "vmail/pg.h"
 
@@ -70,7 +71,11 @@ static const char schema_sql[] =
 	"CREATE OR REPLACE FUNCTION pgtest.sleep(s float8) RETURNS text LANGUAGE plpgsql"
 	"  AS $$ BEGIN PERFORM pg_sleep(s); RETURN 'slept'; END $$;"
 	"CREATE OR REPLACE FUNCTION pgtest.fail(code text) RETURNS text LANGUAGE plpgsql"
-	"  AS $$ BEGIN RAISE EXCEPTION 'pgtest.fail(%)', code USING ERRCODE = code; END $$;";
+	"  AS $$ BEGIN RAISE EXCEPTION 'pgtest.fail(%)', code USING ERRCODE = code; END $$;"
+	/* an alias map that fails: a deliberate deferral for deferred@, a fault for broken@ */
+	"CREATE OR REPLACE FUNCTION pgtest.alias(k text) RETURNS text LANGUAGE plpgsql"
+	"  AS $$ BEGIN RAISE EXCEPTION 'pgtest.alias(%)', k"
+	"  USING ERRCODE = CASE WHEN k LIKE 'deferred@%' THEN 'VM451' ELSE 'P0001' END; END $$;";
 
 /* ---------------------------------------------------------------- harness */
 
@@ -598,6 +603,12 @@ START_TEST(test_errors)
 	ck_assert_ptr_nonnull(pg_submit(pool, T__COUNT, NULL, NULL, 0, on_answer, &w));
 	ck_assert(run(base, 13, 1000));
 	ck_assert_int_eq(w.st, PG_PERMFAIL);
+	/* the schema's deliberate "not now": its own status, neither a fault nor an answer */
+	struct answer d = { 0 };
+	submit1(pool, T_RAISE, PG_SQLSTATE_DEFER, &d);
+	ck_assert(run(base, 14, 3000));
+	ck_assert_int_eq(d.st, PG_DEFERRED);
+	ck_assert_str_eq(pg_status_name(PG_DEFERRED), "deferred");
 	struct pg_stats s;
 	pg_pool_stats(pool, &s);
 	ck_assert_uint_eq(s.conn_failures, 0);
@@ -811,6 +822,50 @@ START_TEST(test_lookup)
 END_TEST
 
 /*
+ * A deliberate deferral (SQLSTATE VM451: a suspended domain) is a temporary
+ * failure that no older answer may replace: the stale-cache fallback that
+ * covers a database fault must not answer it with the address's old target.
+ */
+START_TEST(test_deferral_not_answered_from_cache)
+{
+	static struct pg_stmt stmts[LOOKUP__COUNT];
+	memcpy(stmts, lookup_statements(), sizeof(stmts));
+	stmts[LOOKUP_ALIAS].sql = "SELECT pgtest.alias($1)";
+	struct lookup_cache_config cc = { 1 << 20, 300000, 10000, 3600000 };
+	ck_assert(lookup_cache_configure(&cc));
+	lookup_cache_set_live(false); /* fresh entries are not trusted: every lookup asks */
+	const char *keys[2] = { "deferred@example.org", "broken@example.org" };
+	char ckey[LOOKUP_KEY_MAX];
+	for (int i = 0; i < 2; i++) {
+		ck_assert(lookup_cache_key(keys[i], strlen(keys[i]), ckey));
+		lookup_cache_put(LOOKUP_ALIAS, ckey, strlen(keys[i]), LOOKUP_FOUND, "old@example.org",
+				 15, (uint64_t)now_ms());
+	}
+	struct pg_config cfg;
+	pg_config_defaults(&cfg);
+	cfg.conninfo = dsn;
+	cfg.pool_size = 1;
+	struct pg_pool *pool = pg_pool_new(base, &cfg, stmts, LOOKUP__COUNT);
+	ck_assert_ptr_nonnull(pool);
+	wait_ready(pool, 1);
+	struct answer a[2] = { 0 };
+	for (int i = 0; i < 2; i++)
+		ck_assert_ptr_nonnull(lookup_submit(pool, LOOKUP_ALIAS, &keys[i], NULL, 1, on_lookup, &a[i]));
+	ck_assert(run(base, 2, 5000));
+	fprintf(stderr, "test_pg: deferred@ -> %s '%s', broken@ -> %s '%s'\n",
+		lookup_status_name((enum lookup_status)a[0].st), a[0].value,
+		lookup_status_name((enum lookup_status)a[1].st), a[1].value);
+	ck_assert_int_eq(a[0].st, LOOKUP_TEMPFAIL);
+	ck_assert_str_eq(a[0].value, "");
+	/* the same entry still covers a fault: the fallback itself works in this setup */
+	ck_assert_int_eq(a[1].st, LOOKUP_FOUND);
+	ck_assert_str_eq(a[1].value, "old@example.org");
+	pg_pool_free(pool);
+	lookup_cache_close();
+}
+END_TEST
+
+/*
  * Last: stop the server under load, expect TEMPFAIL (never NOTFOUND), start
  * it again and expect the same pool to recover.  main() starts the server
  * again whatever happens here.
@@ -1014,6 +1069,7 @@ int main(int argc, char **argv)
 		tcase_add_test(tc, test_free_outstanding);
 		tcase_add_test(tc, test_reload);
 		tcase_add_test(tc, test_lookup);
+		tcase_add_test(tc, test_deferral_not_answered_from_cache);
 	}
 	suite_add_tcase(s, tc);
 	return check_main_run(s);

@@ -34,6 +34,11 @@ static const struct quota_row quota_rows[] = {
 	  "450 4.2.1 Mailbox ola@p.pl is disabled, try again later" },
 	{ &BOUNCE, LOOKUP_FOUND, B("suspended\tola@p.pl"),
 	  "450 4.2.1 Mailbox ola@p.pl is disabled, try again later" },
+	/* a suspended domain: DEFER_IF_PERMIT whatever the options (fail_open is for failures) */
+	{ &DEFAULTS, LOOKUP_FOUND, B("domain_suspended\tstara.pl"),
+	  "DEFER_IF_PERMIT Domain stara.pl is disabled, try again later" },
+	{ &OPEN, LOOKUP_FOUND, B("domain_suspended\tstara.pl"),
+	  "DEFER_IF_PERMIT Domain stara.pl is disabled, try again later" },
 	/* UTF-8 mailboxes pass; control characters and broken UTF-8 do not reach Postfix. */
 	{ &DEFAULTS, LOOKUP_FOUND, B("full\tza\xc5\xbc\xc3\xb3\xc5\x82\x63@p.pl\t1\t1"),
 	  "452 4.2.2 Mailbox za\xc5\xbc\xc3\xb3\xc5\x82\x63@p.pl is full" },
