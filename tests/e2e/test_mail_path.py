@@ -257,6 +257,25 @@ class MailPathTest(unittest.TestCase):
         m.expunge()
         m.logout()
 
+    def home_of(self, login):
+        """The home Dovecot's userdb gives login (doveadm user)."""
+        fields = self.dc.user_fields(login)
+        self.assertIsInstance(fields, dict, fields)
+        return fields["home"]
+
+    def imap_subjects(self, login, password):
+        """Subjects of the messages in login's INBOX, as IMAP shows them."""
+        m = self.dc.imap()
+        m.login(login, password)
+        m.select("INBOX", readonly=True)
+        typ, data = m.search(None, "ALL")
+        subjects = []
+        for num in data[0].split():
+            typ, got = m.fetch(num, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            subjects.append(email.message_from_bytes(got[0][1])["Subject"])
+        m.logout()
+        return subjects
+
     def tell(self, text):
         print("\n  " + text, end="", flush=True)
 
@@ -271,7 +290,9 @@ class MailPathTest(unittest.TestCase):
         after = self.wait_usage(self.jan, lambda u: u[1] == before[1] + 1, "jan's usage")
         self.assertGreaterEqual(after[0] - before[0], 20000)
 
-        biuro_home = os.path.join(self.home_jan, "mail", DOMAIN, "biuro")
+        biuro_home = self.home_of("biuro@" + DOMAIN)
+        self.assertTrue(biuro_home.startswith(os.path.join(self.home_jan, "mail", DOMAIN, "biuro.")),
+                        biuro_home)
         code, text = self.send("biuro@" + DOMAIN, message("to biuro", "biuro@" + DOMAIN, 5000))
         self.assertEqual(code, 250, text)
         self.wait_delivered(biuro_home, "to biuro")
@@ -319,7 +340,7 @@ class MailPathTest(unittest.TestCase):
         # delivery needs the database (Dovecot's userdb lookup at LMTP RCPT).
         self.ctl("--password-stdin", "mailbox", "add", "later@" + DOMAIN, "--owner", self.ewa,
                  "--quota", "100K", stdin="Later-pass-5\n")
-        later_home = os.path.join(self.home_ewa, "mail", DOMAIN, "later")
+        later_home = self.home_of("later@" + DOMAIN)
         # A message accepted while PostgreSQL is up waits in the hold queue (header_checks).
         code, text = self.send("later@" + DOMAIN,
                                message("queued before the outage", "later@" + DOMAIN))
@@ -404,6 +425,40 @@ class MailPathTest(unittest.TestCase):
         code, _ = s.mail("info@" + DOMAIN)
         self.assertEqual(code, 530)   # TLS required first
         self.tell("submission: own addresses 250, others 553, suspended 535")
+
+    def test_5_recreated_address_sees_only_its_own_mail(self):
+        """Deleting x@ and creating x@ again (maybe for another person) hands over no old mail;
+        `vmailctl mailbox purge` then removes the old home."""
+        addr = "x@" + DOMAIN
+        self.ctl("--password-stdin", "mailbox", "add", addr, "--owner", self.ewa, "--quota", "100K",
+                 stdin="Old-pass-6\n")
+        old_home = self.home_of(addr)
+        code, text = self.send(addr, message("for the old holder", addr))
+        self.assertEqual(code, 250, text)
+        self.wait_delivered(old_home, "for the old holder")
+        self.ctl("mailbox", "del", addr)
+        self.ctl("--password-stdin", "mailbox", "add", addr, "--owner", self.ewa, "--quota", "100K",
+                 stdin="New-pass-7\n")
+        new_home = self.home_of(addr)
+        code, text = self.send(addr, message("for the new holder", addr))
+        self.assertEqual(code, 250, text)
+        self.wait_delivered(new_home, "for the new holder")
+        self.assertEqual(self.imap_subjects(addr, "New-pass-7"), ["for the new holder"])
+        self.assertNotEqual(old_home, new_home)
+        self.assertTrue(os.path.isdir(old_home))
+
+        # Not old enough yet for the default (30 days); then everything deleted until now.
+        self.assertIn("purged 0 mailboxes", self.ctl("mailbox", "purge"))
+        dry = self.ctl("mailbox", "purge", "--older-than", "0", "--dry-run")
+        self.assertIn("would remove %s (%s): " % (old_home, addr), dry)
+        self.assertTrue(os.path.isdir(old_home))
+        out = self.ctl("mailbox", "purge", "--older-than", "0")
+        self.assertIn("removed %s (%s): " % (old_home, addr), out)
+        self.assertFalse(os.path.exists(old_home))
+        self.assertEqual(self.maildir_subjects(new_home), ["for the new holder"])
+        self.assertEqual(self.ctl("mailbox", "retired").strip(), "")
+        self.tell("re-created %s: IMAP shows only the new message; purge: %s"
+                  % (addr, out.strip().splitlines()[-1]))
 
 
 if __name__ == "__main__":
