@@ -268,6 +268,34 @@ BEGIN
 	DELETE FROM vmail.mail_account WHERE id = (vmail.account_row(p_address)).id;
 END $$;
 
+-- Retired homes deleted at least p_age ago, for `vmailctl mailbox purge`, with the reason
+-- (refused) when the path must not be removed as it stands: not an absolute path of plain
+-- components; a shell account's home or a directory above one; a live mail account's home,
+-- one inside it or above it.  The purge removes nothing of a refused row and keeps it.
+CREATE OR REPLACE FUNCTION vmail.retired_due(p_age interval)
+RETURNS TABLE (id bigint, address text, home text, uid integer, gid integer, deleted_at timestamptz, refused text)
+LANGUAGE sql STABLE AS $$
+	SELECT r.id, r.address, r.home, r.uid, r.gid, r.deleted_at,
+		CASE WHEN r.home !~ '^(/[^/[:cntrl:]]+)+$' OR r.home ~ '/\.\.?(/|$)'
+			THEN 'not an absolute path without . and .. components'
+		WHEN EXISTS (SELECT 1 FROM vmail.shell_account s
+			WHERE rtrim(s.home, '/') = r.home OR left(s.home, length(r.home) + 1) = r.home || '/')
+			THEN 'a shell account''s home or a directory above one'
+		WHEN EXISTS (SELECT 1 FROM vmail.mail_account a
+			WHERE a.home = r.home OR left(a.home, length(r.home) + 1) = r.home || '/'
+			   OR left(r.home, length(a.home) + 1) = rtrim(a.home, '/') || '/')
+			THEN 'the home of a mail account, inside one or above one' END
+	FROM vmail.retired_mailbox r
+	WHERE r.deleted_at <= now() - p_age
+	ORDER BY r.id
+$$;
+
+-- A purged (or missing) home leaves the list.
+CREATE OR REPLACE FUNCTION vmail.retired_forget(p_id bigint) RETURNS void
+LANGUAGE sql AS $$
+	DELETE FROM vmail.retired_mailbox WHERE id = p_id
+$$;
+
 CREATE OR REPLACE FUNCTION vmail.usage_set_files(p_login text, p_bytes bigint) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE

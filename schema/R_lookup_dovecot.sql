@@ -27,7 +27,8 @@ BEGIN
 END $$;
 
 -- One row per login with everything Dovecot needs; suspended = R9 (a suspended shell
--- account suspends its free mail accounts).
+-- account suspends its free mail accounts).  A mail account's home is the one stored when it
+-- was created (vmail.home_expand), never recomputed from today's templates.
 CREATE OR REPLACE FUNCTION vmail.mailbox_facts(p_login text)
 RETURNS TABLE (username text, password text, suspended boolean, home text, mail text,
 	uid integer, gid integer, own_quota bigint, account_limit bigint,
@@ -46,13 +47,11 @@ BEGIN
 	ELSIF m.account_id IS NOT NULL THEN
 		RETURN QUERY SELECT a.address, a.password,
 			a.state = 'suspended' OR coalesce(s.state = 'suspended', false),
-			CASE a.kind WHEN 'free'
-				THEN replace(replace(replace(st.free_home_template, '%h', s.home), '%d', d.name), '%n', a.local_part)
-				ELSE replace(replace(st.paid_home_template, '%d', d.name), '%n', a.local_part) END,
+			a.home,
 			CASE a.kind WHEN 'free' THEN st.free_mail_location ELSE st.paid_mail_location END,
 			coalesce(s.uid, st.vmail_uid), coalesce(s.gid, st.vmail_gid),
 			a.quota, coalesce(s.disk_limit, a.quota), NULL::bigint, a.id, s.id
-			FROM vmail.mail_account a JOIN vmail.domain d ON d.id = a.domain_id
+			FROM vmail.mail_account a
 			LEFT JOIN vmail.shell_account s ON s.id = a.shell_account_id
 			WHERE a.id = m.account_id;
 	END IF;

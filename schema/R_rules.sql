@@ -207,6 +207,31 @@ DROP TRIGGER IF EXISTS alias_target_left ON vmail.alias_target;
 CREATE CONSTRAINT TRIGGER alias_target_left AFTER DELETE OR INSERT ON vmail.alias_target
 	DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION vmail.alias_has_targets();
 
+-- A mail account's home from a settings template (vmail.check_home_template): %h the shell
+-- account's home, %d the domain, %n the local part, %i the account's id.  One pass, so that
+-- a value put in is never read as a template again.
+CREATE OR REPLACE FUNCTION vmail.home_expand(p_template text, p_shell_home text, p_domain text,
+	p_local text, p_id bigint) RETURNS text
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+	res text := '';
+	i int := 1;
+	tok text;
+BEGIN
+	WHILE i <= length(p_template) LOOP
+		tok := substr(p_template, i, 2);
+		IF tok IN ('%h', '%d', '%n', '%i') THEN
+			res := res || CASE tok WHEN '%h' THEN p_shell_home WHEN '%d' THEN p_domain
+				WHEN '%n' THEN p_local ELSE p_id::text END;
+			i := i + 2;
+		ELSE
+			res := res || substr(p_template, i, 1);
+			i := i + 1;
+		END IF;
+	END LOOP;
+	RETURN res;
+END $$;
+
 -- Mail accounts: R8, R7, R3, R2, R4, R5 — reported in that order (SERVICE.md §5).
 CREATE OR REPLACE FUNCTION vmail.mail_account_before() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -221,6 +246,11 @@ BEGIN
 		IF NEW.address <> OLD.address OR NEW.kind <> OLD.kind
 		   OR NEW.shell_account_id IS DISTINCT FROM OLD.shell_account_id OR NEW.customer_id <> OLD.customer_id THEN
 			PERFORM vmail.fail('VM400', format('mail account %s: address, kind and owner cannot change', OLD.address));
+		END IF;
+		-- The home is fixed at creation; only a shell account's move carries it along
+		-- (shell_account_home_moved, one trigger level down).
+		IF NEW.home <> OLD.home AND pg_trigger_depth() < 2 THEN
+			PERFORM vmail.fail('VM400', format('mail account %s: its home is fixed when it is created', OLD.address));
 		END IF;
 		IF NEW.kind = 'free' AND NEW.quota > OLD.quota THEN
 			SELECT * INTO owner FROM vmail.shell_account WHERE id = NEW.shell_account_id FOR NO KEY UPDATE;
@@ -279,6 +309,9 @@ BEGIN
 				owner.login, vmail.size_text(allocated + NEW.quota), vmail.size_text(owner.disk_limit)));
 		END IF;
 	END IF;
+	-- Fixed now, with the id (set from its sequence before this trigger), never recomputed.
+	NEW.home := vmail.home_expand(CASE NEW.kind WHEN 'free' THEN (SELECT free_home_template FROM vmail.settings)
+		ELSE (SELECT paid_home_template FROM vmail.settings) END, owner.home, d.name, NEW.local_part, NEW.id);
 	RETURN NEW;
 END $$;
 CREATE OR REPLACE TRIGGER mail_account_before BEFORE INSERT OR UPDATE ON vmail.mail_account
@@ -304,10 +337,28 @@ BEGIN
 	IF a IS NOT NULL THEN
 		PERFORM vmail.fail('VM409', format('mail account %s is the destination of alias %s; change or delete the alias first', OLD.address, a));
 	END IF;
+	-- Its files wait for `vmailctl mailbox purge`; its usage row goes now (ON DELETE CASCADE),
+	-- so R6 stops counting them.  uid/gid: whose files they are (mailbox_facts).
+	INSERT INTO vmail.retired_mailbox (mail_account_id, address, home, uid, gid)
+	SELECT OLD.id, OLD.address, OLD.home, coalesce(s.uid, st.vmail_uid), coalesce(s.gid, st.vmail_gid)
+	  FROM vmail.settings st LEFT JOIN vmail.shell_account s ON s.id = OLD.shell_account_id;
 	RETURN OLD;
 END $$;
 CREATE OR REPLACE TRIGGER mail_account_delete BEFORE DELETE ON vmail.mail_account
 	FOR EACH ROW EXECUTE FUNCTION vmail.mail_account_delete();
+
+-- A shell account's home moves with its contents (usermod -m): the stored homes of its free
+-- mail accounts inside it move along; homes elsewhere (another template) stay.
+CREATE OR REPLACE FUNCTION vmail.shell_account_home_moved() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	UPDATE vmail.mail_account
+	   SET home = NEW.home || substr(home, length(OLD.home) + 1)
+	 WHERE shell_account_id = NEW.id AND kind = 'free' AND left(home, length(OLD.home) + 1) = OLD.home || '/';
+	RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER shell_account_home_moved AFTER UPDATE OF home ON vmail.shell_account
+	FOR EACH ROW WHEN (NEW.home <> OLD.home) EXECUTE FUNCTION vmail.shell_account_home_moved();
 
 -- Paid mailboxes run under settings.vmail_uid: a shell account with that uid would own their
 -- files and quota counters (the dict lets a uid write the counters of the logins it runs as).

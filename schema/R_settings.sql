@@ -29,6 +29,28 @@ END $$;
 CREATE OR REPLACE TRIGGER settings_guard BEFORE DELETE ON vmail.settings
 	FOR EACH ROW EXECUTE FUNCTION vmail.settings_guard();
 
+-- A mail account's home template (vmail.home_expand): %h the shell account's home (free
+-- accounts only), %d the domain, %n the local part, %i the account's id.  %i is required: the
+-- id is never reused, so a re-created address never lands in a retired account's directory
+-- (a template without it is refused rather than silently extended, so that the administrator
+-- sees which paths new accounts will get).  The result must be an absolute path without .
+-- or .. components, the shape `vmailctl mailbox purge` accepts.
+CREATE OR REPLACE FUNCTION vmail.check_home_template(p_key text, p_value text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+	IF length(p_value) > 1024 THEN
+		PERFORM vmail.fail('VM400', format('%s is longer than 1024 characters', p_key));
+	ELSIF strpos(coalesce(p_value, ''), '%i') = 0 THEN
+		PERFORM vmail.fail('VM400', format('%s must contain %%i (the account''s id), so that a re-created address never gets the old holder''s directory: "%s"', p_key, p_value));
+	ELSIF p_key = 'paid_home_template' AND strpos(p_value, '%h') > 0 THEN
+		PERFORM vmail.fail('VM400', format('%s: a paid account has no shell account, so no %%h: "%s"', p_key, p_value));
+	ELSIF p_value !~ '^(/|%h(/|$))' OR p_value ~ '[[:cntrl:]]' THEN
+		PERFORM vmail.fail('VM400', format('%s must be an absolute path (starting with / or %%h/) without control characters: "%s"', p_key, p_value));
+	ELSIF p_value ~ '(^|/)\.\.?(/|$)' THEN
+		PERFORM vmail.fail('VM400', format('%s must not contain . or .. components: "%s"', p_key, p_value));
+	END IF;
+END $$;
+
 -- A mail location must say the same to Dovecot 2.3 (the userdb's "mail") and 2.4
 -- (vmail.mail_location_v24 splits it into settings), so only what both read is admitted:
 -- "driver:path" and the options INBOX=, INDEX=, CONTROL=, LAYOUT=.  No %-variables: the two
@@ -77,7 +99,8 @@ BEGIN
 		PERFORM vmail.check_mail_location(p_key, p_value);
 		EXECUTE format('UPDATE vmail.settings SET %I = $1', p_key) USING p_value;
 	WHEN 'free_home_template', 'paid_home_template' THEN
-		-- Paths keep their case.
+		-- Paths keep their case.  Only new accounts use the new value: homes are stored.
+		PERFORM vmail.check_home_template(p_key, p_value);
 		EXECUTE format('UPDATE vmail.settings SET %I = $1', p_key) USING p_value;
 	WHEN 'postmaster_address' THEN
 		IF coalesce(p_value, '') = '' THEN

@@ -612,6 +612,17 @@ bool ctl_parse_int(const char *s, const char *what, long *out)
 	return true;
 }
 
+bool ctl_looks_like_interval(const char *s)
+{
+	size_t d = strspn(s, "0123456789");
+	if (d == 0)
+		return false;
+	s += d;
+	while (*s == ' ')
+		s++;
+	return (*s >= 'a' && *s <= 'z') && strspn(s, "abcdefghijklmnopqrstuvwxyz ") == strlen(s);
+}
+
 /* ---- passwords ---- */
 
 static int tty_fd = -1;

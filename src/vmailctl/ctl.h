@@ -103,6 +103,8 @@ int ctl_usage_error(const struct ctl_args *a, const char *fmt, ...) VMAIL_PRINTF
 bool ctl_parse_size(const char *s, uint64_t *out);
 /* ctl_parse_int - a non-negative decimal up to INT32_MAX, what names it in the error */
 bool ctl_parse_int(const char *s, const char *what, long *out);
+/* ctl_looks_like_interval - "2h", "30 min", "3 days": a span (PostgreSQL interval), not a time */
+bool ctl_looks_like_interval(const char *s);
 
 /* ctl_config_path - the configuration file: -c, else $VMAIL_CONFIG, else the default */
 const char *ctl_config_path(const struct ctl *ctx);

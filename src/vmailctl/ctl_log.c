@@ -4,18 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* "2h", "30 min", "3 days": a span back from now rather than a point in time. */
-static bool looks_like_interval(const char *s)
-{
-	size_t d = strspn(s, "0123456789");
-	if (d == 0)
-		return false;
-	s += d;
-	while (*s == ' ')
-		s++;
-	return (*s >= 'a' && *s <= 'z') && strspn(s, "abcdefghijklmnopqrstuvwxyz ") == strlen(s);
-}
-
 #define LOG_FILTER                                                                                 \
 	" FROM vmail.audit_log l"                                                                  \
 	" WHERE ($2::text IS NULL OR strpos(lower(l.object), lower($2)) > 0)"                      \
@@ -45,7 +33,7 @@ static int log_list(struct ctl *ctx, const struct ctl_args *a)
 		return CTL_EXIT_FAIL;
 	snprintf(nbuf, sizeof(nbuf), "%ld", n);
 	const char *p[] = { since, ctl_opt_value(a, "object"), nbuf, ctl_opt_value(a, "actor") };
-	bool span = since && looks_like_interval(since);
+	bool span = since && ctl_looks_like_interval(since);
 	/* The newest N, shown oldest first. */
 	const char *sql;
 	if (ctx->json)

@@ -1,9 +1,13 @@
-/* ctl_mailbox: "vmailctl mailbox add|list|show|set|passwd|del" — mail accounts, free (R2–R5) and paid. */
+/* ctl_mailbox: "vmailctl mailbox add|list|show|set|passwd|del|retired|purge" — mail accounts,
+ * free (R2–R5) and paid, and the homes of deleted ones. */
 #include "ctl.h"
 
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "purge.h"
 #include "vmail/pwhash.h"
 
 static const char *const mailbox_sizes[] = { "quota", "used", NULL };
@@ -131,9 +135,11 @@ static int mailbox_passwd(struct ctl *ctx, const struct ctl_args *a)
 	return ctl_run(ctx, "SELECT vmail.account_set($1, 'password', $2)", 2, p, done);
 }
 
-#define MAILBOX_COLS                                                                               \
+#define MAILBOX_SELECT                                                                             \
 	"SELECT m.address, m.kind, c.name AS customer, s.login AS owner, m.quota,"                 \
-	" coalesce(u.bytes, 0) AS used, coalesce(u.messages, 0) AS messages, m.state"              \
+	" coalesce(u.bytes, 0) AS used, coalesce(u.messages, 0) AS messages, m.state"
+#define MAILBOX_COLS MAILBOX_SELECT MAILBOX_FROM
+#define MAILBOX_FROM                                                                               \
 	" FROM vmail.mail_account m JOIN vmail.customer c ON c.id = m.customer_id"                 \
 	" JOIN vmail.domain d ON d.id = m.domain_id"                                               \
 	" LEFT JOIN vmail.shell_account s ON s.id = m.shell_account_id"                            \
@@ -167,10 +173,110 @@ static int mailbox_show(struct ctl *ctx, const struct ctl_args *a)
 	char nf[400];
 	snprintf(nf, sizeof(nf), "unknown mail account \"%s\"", a->argv[0]);
 	return ctl_print_show(ctx,
-			      MAILBOX_COLS ", LATERAL (SELECT to_char(m.created_at, 'YYYY-MM-DD HH24:MI')"
-					   " AS created) t WHERE m.address = lower(btrim($1))",
+			      MAILBOX_SELECT ", m.home, to_char(m.created_at, 'YYYY-MM-DD HH24:MI') AS created"
+			      MAILBOX_FROM " WHERE m.address = lower(btrim($1))",
 			      1, p, mailbox_sizes, nf);
 }
+
+/* --older-than: N days, or a span ("12h", "3 days"); default 30 days, time to restore a mailbox deleted by mistake. */
+static bool retired_span(const struct ctl_args *a, char *buf, size_t len)
+{
+	const char *v = ctl_opt_value(a, "older-than");
+	if (!v)
+		v = "30";
+	if (v[0] && strspn(v, "0123456789") == strlen(v) && strlen(v) <= 6)
+		snprintf(buf, len, "%s days", v);
+	else if (ctl_looks_like_interval(v) && strlen(v) < len)
+		snprintf(buf, len, "%s", v);
+	else
+		return false;
+	return true;
+}
+
+static int mailbox_retired(struct ctl *ctx, const struct ctl_args *a)
+{
+	char span[64];
+	if (!retired_span(a, span, sizeof(span)))
+		return ctl_usage_error(a, "--older-than takes days (30) or a span (12h, 3 days)");
+	const char *p[] = { ctl_opt_value(a, "older-than") ? span : "0 s" };
+	return ctl_print_list(ctx,
+			      "SELECT address, home, uid, to_char(deleted_at, 'YYYY-MM-DD HH24:MI') AS deleted,"
+			      " coalesce(refused, '') AS refused FROM vmail.retired_due($1::interval)",
+			      1, p, NULL);
+}
+
+struct purge_totals {
+	unsigned removed, missing, failed;
+	uint64_t files, bytes;
+};
+
+/* One retired home: removed (or missing) leaves the list; anything else keeps its row. */
+static void purge_one(struct ctl *ctx, PGresult *r, int i, bool dry, struct purge_totals *t)
+{
+	const char *id = PQgetvalue(r, i, 0), *addr = PQgetvalue(r, i, 1), *home = PQgetvalue(r, i, 2);
+	if (!PQgetisnull(r, i, 4)) {
+		fprintf(stderr, "vmailctl: %s (%s): refused: %s; kept in the list\n", home, addr, PQgetvalue(r, i, 4));
+		t->failed++;
+		return;
+	}
+	struct purge_result res;
+	purge_tree(home, (uid_t)strtoul(PQgetvalue(r, i, 3), NULL, 10), dry, &res);
+	switch (res.status) {
+	case PURGE_REMOVED:
+		printf("%s %s (%s): %" PRIu64 " files, %" PRIu64 " bytes\n", dry ? "would remove" : "removed",
+		       home, addr, res.files, res.bytes);
+		t->removed++;
+		t->files += res.files;
+		t->bytes += res.bytes;
+		break;
+	case PURGE_MISSING:
+		printf("%s %s (%s): not there\n", dry ? "would drop" : "dropped", home, addr);
+		t->missing++;
+		break;
+	case PURGE_REFUSED:
+	case PURGE_FAILED:
+		fprintf(stderr, "vmailctl: %s (%s): %s: %s; kept in the list\n", home, addr,
+			res.status == PURGE_REFUSED ? "refused" : "removal failed", res.error);
+		t->failed++;
+		return;
+	}
+	const char *p[] = { id };
+	PGresult *f = dry ? NULL : ctl_exec(ctx, "SELECT vmail.retired_forget($1::bigint)", 1, p);
+	if (!dry && !f)
+		t->failed++;
+	PQclear(f);
+}
+
+static int mailbox_purge(struct ctl *ctx, const struct ctl_args *a)
+{
+	char span[64];
+	if (!retired_span(a, span, sizeof(span)))
+		return ctl_usage_error(a, "--older-than takes days (30) or a span (12h, 3 days)");
+	bool dry = ctl_flag(a, "dry-run");
+	const char *p[] = { span };
+	PGresult *r = ctl_exec(ctx, "SELECT id, address, home, uid, refused FROM vmail.retired_due($1::interval)", 1, p);
+	if (!r)
+		return CTL_EXIT_FAIL;
+	struct purge_totals t = { 0 };
+	for (int i = 0; i < PQntuples(r); i++)
+		purge_one(ctx, r, i, dry, &t);
+	PQclear(r);
+	printf("%s %u mailbox%s (%" PRIu64 " files, %" PRIu64 " bytes), %u missing, %u kept by an error\n",
+	       dry ? "would purge" : "purged", t.removed, t.removed == 1 ? "" : "es", t.files, t.bytes,
+	       t.missing, t.failed);
+	return t.failed ? CTL_EXIT_FAIL : CTL_EXIT_OK;
+}
+
+static const struct ctl_opt retired_opts[] = {
+	{ "older-than", "DAYS", "only those deleted at least DAYS days (or a span: 12h, 3 days) ago" },
+	{ NULL, NULL, NULL },
+};
+
+static const struct ctl_opt purge_opts[] = {
+	{ "older-than", "DAYS", "those deleted at least DAYS days (or a span: 12h, 3 days) ago; default 30" },
+	{ "dry-run", NULL, "say what would be removed, remove nothing" },
+	{ NULL, NULL, NULL },
+};
 
 static const struct ctl_opt add_opts[] = {
 	{ "quota", "SIZE", "the mailbox's quota (K, M, G suffixes); required" },
@@ -215,7 +321,19 @@ static const struct ctl_verb mailbox_verbs[] = {
 	  mailbox_set },
 	{ "passwd", "ADDRESS", 1, 1, CTL_ADMIN | CTL_SELF, "set a new password", NULL, passwd_opts,
 	  mailbox_passwd },
-	{ "del", "ADDRESS", 1, 1, CTL_ADMIN | CTL_SELF, "delete a mail account", NULL, NULL, mailbox_del },
+	{ "del", "ADDRESS", 1, 1, CTL_ADMIN | CTL_SELF, "delete a mail account",
+	  "Its home is not touched: it is listed by \"mailbox retired\" until \"mailbox purge\"\n"
+	  "removes it.  A new account with the same address gets a new home.",
+	  NULL, mailbox_del },
+	{ "retired", "", 0, 0, CTL_ADMIN, "list the homes of deleted mail accounts",
+	  "With the reason purge would refuse one (refused), if any.", retired_opts, mailbox_retired },
+	{ "purge", "", 0, 0, CTL_ADMIN, "remove the homes of mail accounts deleted long enough ago",
+	  "Run as root (from cron: contrib/cron/vmaild-purge).  Each home is removed without\n"
+	  "following symlinks, only if its top directory belongs to the account's uid, is not a\n"
+	  "shell account's home or above one, and no live mail account's home is it, inside it or\n"
+	  "above it; then it leaves the list.  A home that is not there leaves the list; one that\n"
+	  "cannot be removed stays (exit status 1).",
+	  purge_opts, mailbox_purge },
 	{ NULL, NULL, 0, 0, 0, NULL, NULL, NULL, NULL },
 };
 

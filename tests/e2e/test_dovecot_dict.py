@@ -209,7 +209,8 @@ class DovecotDictTest(AccountsWorld, unittest.TestCase):
         f = self.dc.user_fields("%s@%s" % (self.a, PRIMARY))
         self.assertEqual(f.get("user"), self.a, f)
         f = self.dc.user_fields("biuro@acme.lublin.pl")
-        self.assertEqual(f.get("home"), os.path.join(self.home_a, "mail/acme.lublin.pl/biuro"))
+        self.assertEqual(f.get("home"), os.path.join(self.home_a, "mail/acme.lublin.pl/biuro.%s" % self.pg.psql(
+            "SELECT id FROM vmail.mail_account WHERE address = 'biuro@acme.lublin.pl'").strip()))
         self.assertEqual(f.get("uid"), str(self.uid_a))
         self.assertEqual(f.get("quota_rule"), "*:bytes=1048576")
         self.assertEqual(f.get("quota2_rule"), "*:bytes=%d" % DISK_A)

@@ -75,7 +75,8 @@ class DovecotSqlTest(AccountsWorld, unittest.TestCase):
         self.assertFalse(self.auth_ok(self.a, "wrong"))
         self.assertFalse(self.auth_ok("sus@acme.lublin.pl", "Sus-pass-4"))
         self.assertFalse(self.auth_ok("o'brien@acme.lublin.pl", "x"))
-        home = os.path.join(self.home_a, "mail/acme.lublin.pl/biuro")
+        home = os.path.join(self.home_a, "mail/acme.lublin.pl/biuro.%s" % self.pg.psql(
+            "SELECT id FROM vmail.mail_account WHERE address = 'biuro@acme.lublin.pl'").strip())
         f = self.dc.user_fields("biuro@acme.lublin.pl")
         self.assertIsInstance(f, dict, f)
         self.assertEqual(f.get("uid"), str(self.uid_a))

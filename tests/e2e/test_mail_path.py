@@ -52,11 +52,6 @@ if not SKIP:
         SKIP = "tests/lib/world.py has no Dovecot class"
 
 
-def contrib(*path):
-    with open(os.path.join(world.REPO, "contrib", *path)) as f:
-        return f.read()
-
-
 def message(subject, to, size=0, sender="tester@example.org"):
     body = ("x" * 70 + "\r\n") * (size // 72 + 1) if size else "hello\r\n"
     return ("From: %s\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <%s@test.invalid>\r\n\r\n%s"
@@ -268,6 +263,25 @@ class MailPathTest(unittest.TestCase):
         m.expunge()
         m.logout()
 
+    def home_of(self, login):
+        """The home Dovecot's userdb gives login (doveadm user)."""
+        fields = self.dc.user_fields(login)
+        self.assertIsInstance(fields, dict, fields)
+        return fields["home"]
+
+    def imap_subjects(self, login, password):
+        """Subjects of the messages in login's INBOX, as IMAP shows them."""
+        m = self.dc.imap()
+        m.login(login, password)
+        m.select("INBOX", readonly=True)
+        typ, data = m.search(None, "ALL")
+        subjects = []
+        for num in data[0].split():
+            typ, got = m.fetch(num, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            subjects.append(email.message_from_bytes(got[0][1])["Subject"])
+        m.logout()
+        return subjects
+
     def tell(self, text):
         print("\n  " + text, end="", flush=True)
 
@@ -282,7 +296,9 @@ class MailPathTest(unittest.TestCase):
         after = self.wait_usage(self.jan, lambda u: u[1] == before[1] + 1, "jan's usage")
         self.assertGreaterEqual(after[0] - before[0], 20000)
 
-        biuro_home = os.path.join(self.home_jan, "mail", DOMAIN, "biuro")
+        biuro_home = self.home_of("biuro@" + DOMAIN)
+        self.assertTrue(biuro_home.startswith(os.path.join(self.home_jan, "mail", DOMAIN, "biuro.")),
+                        biuro_home)
         code, text = self.send("biuro@" + DOMAIN, message("to biuro", "biuro@" + DOMAIN, 5000))
         self.assertEqual(code, 250, text)
         self.wait_delivered(biuro_home, "to biuro")
@@ -330,7 +346,9 @@ class MailPathTest(unittest.TestCase):
         # delivery needs the database (Dovecot's userdb lookup at LMTP RCPT).
         self.ctl("--password-stdin", "mailbox", "add", "later@" + DOMAIN, "--owner", self.ewa,
                  "--quota", "100K", stdin="Later-pass-5\n")
-        later_home = os.path.join(self.home_ewa, "mail", DOMAIN, "later")
+        # From the database: asking Dovecot (doveadm user) would put the answer in vmaild's cache.
+        later_home = self.pg.psql("SELECT home FROM vmail.mail_account WHERE address = 'later@%s'"
+                                  % DOMAIN).strip()
         # A message accepted while PostgreSQL is up waits in the hold queue (header_checks).
         code, text = self.send("later@" + DOMAIN,
                                message("queued before the outage", "later@" + DOMAIN))
@@ -448,6 +466,47 @@ class MailPathTest(unittest.TestCase):
         self.tell("suspended shell account: %d deliveries deferred (%s), delivered after "
                   "the suspension ended" % (len(lines), lines[0].split("status=deferred", 1)[1]
                                             .strip()[:90]))
+
+    def test_6_recreated_address_sees_only_its_own_mail(self):
+        """Deleting x@ and creating x@ again (maybe for another person) hands over no old mail;
+        `vmailctl mailbox purge` then removes the old home."""
+        addr = "x@" + DOMAIN
+
+        def create_and_deliver(password, subject):
+            self.ctl("--password-stdin", "mailbox", "add", addr, "--owner", self.ewa, "--quota",
+                     "100K", stdin=password + "\n")
+            home = self.home_of(addr)
+            code, text = self.send(addr, message(subject, addr))
+            self.assertEqual(code, 250, text)
+            self.wait_delivered(home, subject)
+            return home
+
+        old_home = create_and_deliver("Old-pass-6", "for the old holder")
+        self.ctl("mailbox", "del", addr)
+        new_home = create_and_deliver("New-pass-7", "for the new holder")
+        self.assertEqual(self.imap_subjects(addr, "New-pass-7"), ["for the new holder"])
+        self.assertNotEqual(old_home, new_home)
+        self.assertTrue(os.path.isdir(old_home))
+
+        self.assertIn(old_home, self.ctl("mailbox", "retired"))
+        # The shipped cron job's command: this home is not old enough for it yet.
+        cron = [l for l in world.contrib("cron", "vmaild-purge").splitlines() if l.startswith("17 ")]
+        self.assertEqual(len(cron), 1, cron)
+        args = cron[0].split("vmailctl", 1)[1].split("|", 1)[0].split()
+        self.assertEqual(args[:2], ["mailbox", "purge"])
+        self.assertIn("purged 0 mailboxes", self.ctl(*args))
+        self.assertTrue(os.path.isdir(old_home))
+        # Everything deleted until now: a dry run first.
+        dry = self.ctl("mailbox", "purge", "--older-than", "0", "--dry-run")
+        self.assertIn("would remove %s (%s): " % (old_home, addr), dry)
+        self.assertTrue(os.path.isdir(old_home))
+        out = self.ctl("mailbox", "purge", "--older-than", "0")
+        self.assertIn("removed %s (%s): " % (old_home, addr), out)
+        self.assertFalse(os.path.exists(old_home))
+        self.assertEqual(self.maildir_subjects(new_home), ["for the new holder"])
+        self.assertNotIn(addr, self.ctl("mailbox", "retired"))
+        self.tell("re-created %s: IMAP shows only the new message; purge: %s"
+                  % (addr, out.strip().splitlines()[-1]))
 
 
 if __name__ == "__main__":

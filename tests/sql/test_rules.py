@@ -394,8 +394,146 @@ class SettingsTest(unittest.TestCase):
                     self.assertEqual(self.current(key), "maildir:~/Maildir")
 
     def test_home_template_keeps_case(self):
-        pgsql.query(self.db, "SELECT vmail.setting_set('paid_home_template', '/srv/Mail/%d/%n')")
-        self.assertEqual(self.current("paid_home_template"), "/srv/Mail/%d/%n")
+        pgsql.query(self.db, "SELECT vmail.setting_set('paid_home_template', '/srv/Mail/%d/%n.%i')")
+        self.assertEqual(self.current("paid_home_template"), "/srv/Mail/%d/%n.%i")
+
+    def test_home_template_needs_the_id(self):
+        """Without %i a re-created address would get the old holder's directory."""
+        self.assertEqual(self.current("free_home_template"), "%h/mail/%d/%n.%i")
+        self.assertEqual(self.current("paid_home_template"), "/var/vmail/%d/%n.%i")
+        for key, value, text in (("paid_home_template", "/srv/%d/%n", "must contain %i"),
+                                 ("free_home_template", "%h/mail/%d/%n", "must contain %i"),
+                                 ("paid_home_template", "srv/%d/%n.%i", "absolute"),
+                                 ("paid_home_template", "%h/%d/%n.%i", "%h"),
+                                 ("free_home_template", "%h/../%d/%n.%i", ".."),
+                                 ("free_home_template", "/x/%n.%i\n", "absolute")):
+            with self.subTest(key=key, value=value):
+                before = self.current(key)
+                err = pgsql.error(self.db, f"SELECT vmail.setting_set('{key}', E'{value}')")
+                self.assertIsNotNone(err)
+                self.assertIn("VM400", err)
+                self.assertIn(text, err)
+                self.assertEqual(self.current(key), before)
+        pgsql.query(self.db, "SELECT vmail.setting_set('free_home_template', '/srv/mail/%i/%n@%d')")
+        self.assertEqual(self.current("free_home_template"), "/srv/mail/%i/%n@%d")
+
+
+class MailboxHomeTest(unittest.TestCase):
+    """A mail account's home is fixed when it is created (issue 16): stored in its row, with
+    its id, so that deleting x@d and creating x@d again never hands over the old files; a
+    deleted account's home waits in vmail.retired_mailbox for `vmailctl mailbox purge`."""
+
+    def setUp(self):
+        self.db = pgsql.fresh_database("home_" + self._testMethodName[5:])
+        self.sql("SELECT vmail.customer_add('acme', 'Acme')")
+        self.sql("SELECT vmail.shell_add('acme', 'jan', 2001, 2001, '/home/jan', NULL, 100*1024*1024)")
+        self.sql("SELECT vmail.domain_add('acme', 'acme.lublin.pl')")
+        self.sql("SELECT vmail.domain_set_state('acme.lublin.pl', 'active')")
+        self.sql("SELECT vmail.shell_set('jan', 'mail_domain', 'acme.lublin.pl')")
+
+    def sql(self, q):
+        return pgsql.query(self.db, q)
+
+    def add(self, address, kind="free"):
+        owner = "jan" if kind == "free" else "acme"
+        return int(self.sql(f"SELECT vmail.account_add('{address}', '{kind}', '{owner}', NULL, 1048576)"))
+
+    def dovecot_home(self, login):
+        """The home every Dovecot lookup answers (dict userdb, 2.3 and 2.4 sql userdb)."""
+        homes = {self.sql(f"SELECT json_extract_path_text(vmail.userdb_json('{login}')::json, 'home')"),
+                 self.sql(f"SELECT home FROM vmail.userdb_effective('{login}')"),
+                 self.sql(f"SELECT home FROM vmail.userdb_v24('{login}')"),
+                 self.sql(f"SELECT home FROM vmail.userdb('{login}')")}
+        self.assertEqual(len(homes), 1, homes)
+        return homes.pop()
+
+    def test_home_includes_the_id_and_is_stored(self):
+        i = self.add("biuro@acme.lublin.pl")
+        p = self.add("sklep@acme.lublin.pl", "paid")
+        self.assertEqual(self.dovecot_home("biuro@acme.lublin.pl"), f"/home/jan/mail/acme.lublin.pl/biuro.{i}")
+        self.assertEqual(self.dovecot_home("sklep@acme.lublin.pl"), f"/var/vmail/acme.lublin.pl/sklep.{p}")
+        self.assertEqual(self.sql("SELECT string_agg(home, ',' ORDER BY id) FROM vmail.mail_account"
+                                  " WHERE address LIKE '%@acme.lublin.pl'"),
+                         f"/home/jan/mail/acme.lublin.pl/biuro.{i},/var/vmail/acme.lublin.pl/sklep.{p}")
+
+    def test_settings_change_moves_no_existing_home(self):
+        i = self.add("biuro@acme.lublin.pl")
+        self.sql("SELECT vmail.setting_set('free_home_template', '/srv/free/%d/%n.%i')")
+        self.assertEqual(self.dovecot_home("biuro@acme.lublin.pl"), f"/home/jan/mail/acme.lublin.pl/biuro.{i}")
+        j = self.add("kadry@acme.lublin.pl")
+        self.assertEqual(self.dovecot_home("kadry@acme.lublin.pl"), f"/srv/free/acme.lublin.pl/kadry.{j}")
+
+    def test_recreated_address_gets_a_new_home_and_the_old_one_is_retired(self):
+        old = self.add("x@acme.lublin.pl")
+        old_home = self.dovecot_home("x@acme.lublin.pl")
+        self.sql("SELECT vmail.quota_set('x@acme.lublin.pl', 4096, 2)")
+        self.assertEqual(self.sql("SELECT free_mailboxes FROM vmail.quota_state('jan')"), "4096")
+        self.sql("SELECT vmail.account_del('x@acme.lublin.pl')")
+        # Its usage goes with it: R6 no longer counts the retired files.
+        self.assertEqual(self.sql("SELECT free_mailboxes || ' ' || total FROM vmail.quota_state('jan')"), "0 0")
+        self.assertEqual(self.sql(f"SELECT count(*) FROM vmail.mailbox_usage WHERE mail_account_id = {old}"), "0")
+        new = self.add("x@acme.lublin.pl")
+        self.assertNotEqual(old, new)
+        self.assertEqual(self.dovecot_home("x@acme.lublin.pl"), f"/home/jan/mail/acme.lublin.pl/x.{new}")
+        self.assertEqual(self.sql("SELECT mail_account_id || ' ' || address || ' ' || home || ' ' || uid || ' ' || gid"
+                                  " || ' ' || (deleted_at > now() - interval '1 hour') FROM vmail.retired_mailbox"),
+                         f"{old} x@acme.lublin.pl {old_home} 2001 2001 true")
+        # A paid account's files belong to the vmail uid.
+        self.add("sklep@acme.lublin.pl", "paid")
+        self.sql("SELECT vmail.account_del('sklep@acme.lublin.pl')")
+        self.assertEqual(self.sql("SELECT uid || ' ' || gid FROM vmail.retired_mailbox WHERE address LIKE 'sklep@%'"),
+                         "5000 5000")
+
+    def test_self_service_delete_retires_too(self):
+        self.sql(f"UPDATE vmail.shell_account SET password = '{pgsql.SELF_HASH}'")
+        token = pgsql.self_token(self.db, "jan")
+        i = self.add("x@acme.lublin.pl")
+        self.sql(f"SELECT vmail.self_account_del('{token}', 'x@acme.lublin.pl')")
+        self.assertEqual(self.sql("SELECT mail_account_id FROM vmail.retired_mailbox"), str(i))
+
+    def test_shell_home_change_carries_its_free_homes(self):
+        """A shell account's home moves with its contents (usermod -m), free mailboxes inside
+        it too; homes outside it (another template) and paid accounts stay."""
+        i = self.add("biuro@acme.lublin.pl")
+        self.sql("SELECT vmail.setting_set('free_home_template', '/srv/free/%d/%n.%i')")
+        j = self.add("kadry@acme.lublin.pl")
+        self.sql("SELECT vmail.shell_set('jan', 'home', '/home2/jan')")
+        self.assertEqual(self.dovecot_home("biuro@acme.lublin.pl"), f"/home2/jan/mail/acme.lublin.pl/biuro.{i}")
+        self.assertEqual(self.dovecot_home("kadry@acme.lublin.pl"), f"/srv/free/acme.lublin.pl/kadry.{j}")
+
+    def test_home_cannot_be_set_by_hand(self):
+        self.add("biuro@acme.lublin.pl")
+        err = pgsql.error(self.db, "UPDATE vmail.mail_account SET home = '/etc'")
+        self.assertIsNotNone(err)
+        self.assertIn("home", err)
+
+    def test_purge_candidates_and_refusals(self):
+        """vmail.retired_due lists what `vmailctl mailbox purge` may remove, and says why not."""
+        self.add("x@acme.lublin.pl")
+        live = self.add("y@acme.lublin.pl")
+        self.sql("SELECT vmail.account_del('x@acme.lublin.pl')")
+        self.sql("INSERT INTO vmail.retired_mailbox (mail_account_id, address, home, uid, gid) VALUES"
+                 " (900, 'a@acme.lublin.pl', '/home/jan', 2001, 2001),"
+                 " (901, 'b@acme.lublin.pl', '/home', 2001, 2001),"
+                 f" (902, 'c@acme.lublin.pl', '/home/jan/mail/acme.lublin.pl/y.{live}', 2001, 2001),"
+                 f" (903, 'd@acme.lublin.pl', '/home/jan/mail/acme.lublin.pl/y.{live}/Maildir', 2001, 2001),"
+                 " (904, 'e@acme.lublin.pl', '/home/jan/mail', 2001, 2001),"
+                 " (905, 'f@acme.lublin.pl', '/home/jan/mail/../../etc', 2001, 2001),"
+                 " (906, 'g@acme.lublin.pl', '/', 0, 0)")
+        rows = self.sql("SELECT address || ' ' || coalesce(refused, '-') FROM vmail.retired_due('0 s')"
+                        " ORDER BY address").splitlines()
+        self.assertEqual(rows, [
+            "a@acme.lublin.pl a shell account's home or a directory above one",
+            "b@acme.lublin.pl a shell account's home or a directory above one",
+            "c@acme.lublin.pl the home of a mail account, inside one or above one",
+            "d@acme.lublin.pl the home of a mail account, inside one or above one",
+            "e@acme.lublin.pl the home of a mail account, inside one or above one",
+            "f@acme.lublin.pl not an absolute path without . and .. components",
+            "g@acme.lublin.pl not an absolute path without . and .. components",
+            "x@acme.lublin.pl -"])
+        self.assertEqual(self.sql("SELECT count(*) FROM vmail.retired_due('1 day')"), "0")
+        self.sql("SELECT vmail.retired_forget(id) FROM vmail.retired_mailbox WHERE address = 'x@acme.lublin.pl'")
+        self.assertEqual(self.sql("SELECT count(*) FROM vmail.retired_mailbox"), "7")
 
 
 if __name__ == "__main__":

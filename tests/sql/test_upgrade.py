@@ -63,15 +63,16 @@ class UpgradeTest(unittest.TestCase):
 
     def test_fresh_install_runs_everything(self):
         self.assertIn("applied R_valid\napplied 011_baseline\n", self.fresh_out)
-        self.assertTrue(self.fresh_out.rstrip().endswith("applied grants\nschema upgraded to version 12 "
-                                                          "(2 migrations and 12 definition files applied)"),
+        self.assertTrue(self.fresh_out.rstrip().endswith("applied grants\nschema upgraded to version 13 "
+                                                          "(3 migrations and 12 definition files applied)"),
                         self.fresh_out)
 
     def test_upgrade_skips_the_baseline(self):
         self.assertNotIn("011_baseline", self.upgrade_out)
         self.assertIn("applied 012_self_sessions\n", self.upgrade_out)
-        self.assertIn("schema upgraded to version 12", self.upgrade_out)
-        self.assertEqual(pgsql.query(self.old, "SELECT max(version), count(*) FROM vmail_meta.migrations"), "12|11")
+        self.assertIn("applied 013_mailbox_home\n", self.upgrade_out)
+        self.assertIn("schema upgraded to version 13", self.upgrade_out)
+        self.assertEqual(pgsql.query(self.old, "SELECT max(version), count(*) FROM vmail_meta.migrations"), "13|12")
 
     def test_same_schema_as_fresh(self):
         fresh, old = schema_dump(self.fresh), schema_dump(self.old)
@@ -98,6 +99,14 @@ class UpgradeTest(unittest.TestCase):
         self.assertEqual(q("SELECT vmail.userdb_json('oldewa')"), '{"tempfail" : "yes"}')
         self.assertEqual(q("SELECT vmail.quota_get('oldsklep@legacy-two.pl', 'storage', 'mailbox')"), "5120")
         self.assertEqual(q("SELECT vmail.quota_get('oldjan', 'storage', 'account')"), str(1048576 + 2097152 + 5242880))
+        # Existing mail accounts keep exactly the home they had (013 stored it); new ones get their id.
+        self.assertEqual(q("SELECT string_agg(address || ' ' || home, ', ' ORDER BY id) FROM vmail.mail_account"),
+                         "oldbiuro@legacy-one.lublin.pl /home/oldjan/mail/legacy-one.lublin.pl/oldbiuro, "
+                         "oldsklep@legacy-two.pl /var/vmail/legacy-two.pl/oldsklep")
+        self.assertEqual(q("SELECT home FROM vmail.userdb_effective('oldbiuro@legacy-one.lublin.pl')"),
+                         "/home/oldjan/mail/legacy-one.lublin.pl/oldbiuro")
+        self.assertEqual(q("SELECT free_home_template || ' ' || paid_home_template FROM vmail.settings"),
+                         "%h/mail/%d/%n.%i /var/vmail/%d/%n.%i")
         self.assertEqual(q("SELECT vmail.policy_check('oldewa@platon.man.lublin.pl', 10)"),
                          "suspended\toldewa@platon.man.lublin.pl")
         # the rules still hold for the old rows (R2 counts, R7 sees the old addresses)
@@ -107,7 +116,7 @@ class UpgradeTest(unittest.TestCase):
     def test_second_migrate_changes_nothing(self):
         before = (bookkeeping(self.old), schema_dump(self.old))
         out = pgsql.migrate(self.old)
-        self.assertEqual(out.strip(), "schema is up to date at version 12")
+        self.assertEqual(out.strip(), "schema is up to date at version 13")
         self.assertEqual((bookkeeping(self.old), schema_dump(self.old)), before)
 
 
