@@ -120,11 +120,13 @@ struct dict_ask {
 
 static void dict_on_read(struct conn *c, struct evbuffer *in, void *arg);
 static void dict_on_close(struct conn *c, void *data, void *arg);
+static bool dict_busy(const struct conn *c, void *data, void *arg);
 
 const struct conn_proto svc_dict_proto = {
 	.name = "dict",
 	.on_read = dict_on_read,
 	.on_close = dict_on_close,
+	.busy = dict_busy,
 };
 
 /* ---- settings --------------------------------------------------------------------- */
@@ -223,10 +225,13 @@ static struct dict_conn *dict_conn_new(struct conn *c, struct dict_listener *l)
 static void dict_on_close(struct conn *c, void *data, void *arg)
 {
 	struct dict_conn *dc = data;
-	(void)c;
 	(void)arg;
 	if (!dc)
 		return;
+	if (dc->txns)
+		/* The client was not told: the mailbox's counters miss this update. */
+		conn_log(c, LOG_LEVEL_NOTICE, "closed with %u open transaction(s) discarded (%.200s's "
+			 "first)", dc->ntxns, dc->txns->username);
 	while (dc->txns) {
 		struct dict_txn *t = dc->txns;
 		dc->txns = t->next;
@@ -239,6 +244,15 @@ static void dict_on_close(struct conn *c, void *data, void *arg)
 	}
 	free(dc->hello_user);
 	free(dc);
+}
+
+/* dict_busy - a transaction begun and not committed: a stop waits for its commit */
+static bool dict_busy(const struct conn *c, void *data, void *arg)
+{
+	const struct dict_conn *dc = data;
+	(void)c;
+	(void)arg;
+	return dc && dc->ntxns > 0;
 }
 
 /* ---- replies ----------------------------------------------------------------------- */
