@@ -120,9 +120,9 @@ class MailPathTest(unittest.TestCase):
         else:
             ext = w.path("dovecot-dict-auth.conf.ext")
             with open(ext, "w") as f:
-                f.write(contrib("dovecot", "2.3", "dovecot-dict-auth.conf.ext").replace(
+                f.write(world.contrib("dovecot", "2.3", "dovecot-dict-auth.conf.ext").replace(
                     "/run/vmaild/dict-auth", auth_sock))
-            conf = contrib("dovecot", "2.3", "90-vmaild-dict.conf")
+            conf = world.contrib("dovecot", "2.3", "90-vmaild-dict.conf")
             conf = conf.replace("/etc/dovecot/dovecot-dict-auth.conf.ext", ext)
             conf = conf.replace("/run/vmaild/dict-quota", quota_sock)
             cls.dc = w.dovecot(conf)
@@ -138,7 +138,7 @@ class MailPathTest(unittest.TestCase):
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
                         "2", "-subj", "/CN=mx.test.invalid", "-keyout", key, "-out", cert],
                        check=True, capture_output=True)
-        main = contrib("postfix", "main.cf.vmaild")
+        main = world.contrib("postfix", "main.cf.vmaild")
         main, n = re.subn(r"(?m)^virtual_transport = .*$",
                           "virtual_transport = lmtp:unix:" + cls.dc.lmtp_path, main)
         assert n == 1, "contrib main.cf lost its virtual_transport line"
@@ -151,7 +151,7 @@ class MailPathTest(unittest.TestCase):
                  % (cert, key, checks))
         with open(os.path.join(pf.conf, "main.cf"), "a") as f:
             f.write(main)
-        sub = contrib("postfix", "master.cf.vmaild")
+        sub = world.contrib("postfix", "master.cf.vmaild")
         cls.sub_port = world.free_port()
         sub, n = re.subn(r"(?m)^submission\s+inet\s+n\s+-\s+y\s",
                          "127.0.0.1:%d inet n       -       n       " % cls.sub_port, sub)
