@@ -1,0 +1,68 @@
+/* dict_recount: what vmaild does after answering F to a quota request (count, log, list for a recount). */
+#ifndef VMAIL_DICT_RECOUNT_H
+#define VMAIL_DICT_RECOUNT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "metrics.h"
+
+struct event_base;
+struct pg_pool;
+struct dict_recount;
+
+/*
+ * An F answered to a quota lookup or commit may leave the mailbox's counters wrong: Dovecot
+ * 2.3 stores a message whose quota lookup failed without counting it ("copying mail
+ * anyway"), a failed commit's change is lost, and a frozen server may still apply a commit
+ * answered F at its deadline.  Each such mailbox goes on vmail.usage_recount, where
+ * `vmailctl usage recount` finds it.  Until the database takes it, the list lives in memory
+ * and in the file DICT_RECOUNT_FILE of the state directory, appended before the F is
+ * answered (a crash or a restart loses nothing; no fsync: a machine crash loses the mail
+ * being delivered too), bounded by DICT_RECOUNT_FILE_MAX, beyond which one "*" entry says
+ * "recount every mailbox".
+ *
+ * An outage ends when the database answers a quota request or the list's own insert.  Each
+ * mailbox is logged at warning once per outage; past DICT_RECOUNT_LOG_MAX mailboxes only
+ * their number is logged, when the outage ends.
+ */
+#define DICT_RECOUNT_FILE "usage-recount"
+#define DICT_RECOUNT_FILE_MAX (256 * 1024)
+#define DICT_RECOUNT_LOG_MAX 64
+#define DICT_RECOUNT_RETRY_MS 2000 /* the next insert after a failed one */
+
+/*
+ * dict_recount_new - the list, on pool; state_dir "" keeps it in memory only (lost on
+ * restart).  The file is opened and read at the first failure or the first timer tick (after
+ * the daemon dropped its privileges), so that it belongs to the service user.  NULL when
+ * out of memory.
+ */
+struct dict_recount *dict_recount_new(struct event_base *base, struct pg_pool *pool,
+				      const char *state_dir);
+
+/* dict_recount_free - after the pool is freed (an insert in flight is answered then) */
+void dict_recount_free(struct dict_recount *rc);
+
+/*
+ * dict_recount_failed - vmaild answers F to a quota request of login for reason: counted in
+ * the metrics; unless the input was refused (denied, invalid, range: nothing to recount),
+ * logged once per outage and the mailbox listed.  Call before sending the F.  rc may be NULL.
+ */
+void dict_recount_failed(struct dict_recount *rc, enum metrics_quota_req req,
+			 enum metrics_quota_fail reason, const char *login);
+
+/* dict_recount_db_ok - the database answered a quota request: the outage (if any) is over */
+void dict_recount_db_ok(struct dict_recount *rc);
+
+/* dict_recount_pending - bytes of entries not yet in the database (tests) */
+size_t dict_recount_pending(const struct dict_recount *rc);
+
+/*
+ * dict_recount_parse_line - one line of the file ("REASON LOGIN", no newline): the reason
+ * ([a-z-], 1..32 bytes) and the login (a valid lookup key, or "*") as pointers into line,
+ * lengths in *reason_len and *login_len.  false for anything else.
+ */
+bool dict_recount_parse_line(const char *line, size_t len, size_t *reason_len,
+			      const char **login, size_t *login_len);
+
+#endif
