@@ -87,9 +87,11 @@ static void recount_file_error(struct dict_recount *rc, const char *what)
 /* recount_load - open the file and take the whole lines a previous process left in it */
 static void recount_load(struct dict_recount *rc)
 {
-	rc->fd = open(rc->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	/* Created at the first line: nothing to say about a directory that was never needed. */
+	rc->fd = open(rc->path, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
 	if (rc->fd < 0) {
-		recount_file_error(rc, "cannot open");
+		if (errno != ENOENT)
+			recount_file_error(rc, "cannot open");
 		return;
 	}
 	char *buf = malloc(DICT_RECOUNT_FILE_MAX + 1);
@@ -176,6 +178,11 @@ static void recount_append(struct dict_recount *rc, const char *reason, const ch
 	if (evbuffer_add(rc->pending, line, (size_t)n) < 0) {
 		log_error("quota recount list: out of memory; %s not listed", login);
 		return;
+	}
+	if (rc->fd < 0 && rc->path && !rc->file_failed) {
+		rc->fd = open(rc->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (rc->fd < 0)
+			recount_file_error(rc, "cannot create");
 	}
 	if (rc->fd >= 0 && write(rc->fd, line, (size_t)n) != n)
 		recount_file_error(rc, "cannot append");

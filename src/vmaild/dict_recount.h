@@ -33,9 +33,10 @@ struct dict_recount;
 
 /*
  * dict_recount_new - the list, on pool; state_dir "" keeps it in memory only (lost on
- * restart).  The file is opened and read at the first failure or the first timer tick (after
- * the daemon dropped its privileges), so that it belongs to the service user.  NULL when
- * out of memory.
+ * restart).  A file left by a previous process is read now (the daemon has dropped its
+ * privileges) and inserted once the event loop runs; a missing file is created at the
+ * first line, and a directory that cannot take it is logged then (the list stays in
+ * memory).  NULL when out of memory.
  */
 struct dict_recount *dict_recount_new(struct event_base *base, struct pg_pool *pool,
 				      const char *state_dir);

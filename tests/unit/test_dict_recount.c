@@ -147,6 +147,19 @@ START_TEST(test_parse_line)
 }
 END_TEST
 
+START_TEST(test_missing_directory)
+{
+	char gone[160];
+	snprintf(gone, sizeof(gone), "%s/gone", dir);
+	struct dict_recount *rc = dict_recount_new(base, NULL, gone);
+	ck_assert_ptr_nonnull(rc);
+	dict_recount_failed(rc, METRICS_QUOTA_COMMIT, METRICS_QF_UNAVAILABLE, "jan");
+	/* Kept in memory: inserted once the database answers, lost only by a restart. */
+	ck_assert_uint_eq(dict_recount_pending(rc), strlen("commit-unavailable jan\n"));
+	dict_recount_free(rc);
+}
+END_TEST
+
 START_TEST(test_memory_only)
 {
 	struct dict_recount *rc = dict_recount_new(base, NULL, "");
@@ -169,6 +182,7 @@ static Suite *dict_recount_suite(void)
 	tcase_add_test(tc, test_bounded);
 	tcase_add_test(tc, test_parse_line);
 	tcase_add_test(tc, test_memory_only);
+	tcase_add_test(tc, test_missing_directory);
 	suite_add_tcase(s, tc);
 	return s;
 }
