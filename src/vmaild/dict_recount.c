@@ -74,6 +74,13 @@ bool dict_recount_parse_line(const char *line, size_t len, size_t *reason_len,
 
 static void recount_rewrite(struct dict_recount *rc);
 
+/* recount_retry_later - the next insert in DICT_RECOUNT_RETRY_MS */
+static void recount_retry_later(struct dict_recount *rc)
+{
+	struct timeval tv = { DICT_RECOUNT_RETRY_MS / 1000, (DICT_RECOUNT_RETRY_MS % 1000) * 1000 };
+	evtimer_add(rc->tick, &tv);
+}
+
 /* ---- the file -------------------------------------------------------------------- */
 
 static void recount_file_error(struct dict_recount *rc, const char *what)
@@ -187,8 +194,7 @@ static void recount_append(struct dict_recount *rc, const char *reason, const ch
 	if (rc->fd >= 0 && write(rc->fd, line, (size_t)n) != n)
 		recount_file_error(rc, "cannot append");
 	if (rc->state == RECOUNT_IDLE && !evtimer_pending(rc->tick, NULL)) {
-		struct timeval tv = { DICT_RECOUNT_RETRY_MS / 1000, (DICT_RECOUNT_RETRY_MS % 1000) * 1000 };
-		evtimer_add(rc->tick, &tv);
+		recount_retry_later(rc);
 	}
 }
 
@@ -219,8 +225,7 @@ static void recount_inserted(void *arg, enum pg_status st, const PGresult *res)
 		log_debug("quota recount list: insert: %s; retrying", pg_status_name(st));
 		if (st == PG_PERMFAIL)
 			log_error("quota recount list: the insert failed (schema older than 014?)");
-		struct timeval tv = { DICT_RECOUNT_RETRY_MS / 1000, (DICT_RECOUNT_RETRY_MS % 1000) * 1000 };
-		evtimer_add(rc->tick, &tv);
+		recount_retry_later(rc);
 		return;
 	}
 	log_notice("quota recount list: %zu bytes of mailboxes in vmail.usage_recount", sent);
@@ -294,8 +299,7 @@ static void recount_insert(struct dict_recount *rc)
 		if (arr[i])
 			evbuffer_free(arr[i]);
 	if (rc->state == RECOUNT_IDLE && evbuffer_get_length(rc->pending)) {
-		struct timeval tv = { DICT_RECOUNT_RETRY_MS / 1000, (DICT_RECOUNT_RETRY_MS % 1000) * 1000 };
-		evtimer_add(rc->tick, &tv);
+		recount_retry_later(rc);
 	}
 }
 

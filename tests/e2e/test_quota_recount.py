@@ -7,7 +7,7 @@ Run as root after building:  python3 tests/pyrun.py tests/e2e/test_quota_recount
 The accounts are test_dovecot_dict's (AccountsWorld).  A lost counter update is made
 deterministic by writing a wrong counter in SQL (what a lost commit leaves behind), then
 PostgreSQL is stopped and Dovecot-shaped commits for two mailboxes reach vmaild's quota socket
-(two for one of them): each is answered F.  vmaild restarts during the outage; PostgreSQL
+(two for one of them) and a quota lookup for a third: each is answered F.  vmaild restarts during the outage; PostgreSQL
 comes back; the rows appear in vmail.usage_recount; the recount makes the counter equal
 what the Maildir holds, and empties the list.
 """
@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import dictclient  # noqa: E402
 import world  # noqa: E402
-from test_dovecot_dict import PRIMARY, SKIP, AccountsWorld, contrib, message  # noqa: E402
+from test_dovecot_dict import PRIMARY, SKIP, AccountsWorld, message  # noqa: E402
 
 BIURO = "biuro@acme.lublin.pl"
 
@@ -45,25 +45,13 @@ class QuotaRecountTest(AccountsWorld, unittest.TestCase):
     @classmethod
     def _services(cls):
         w = cls.w
-        cls.auth_sock = w.path("dict-auth")
-        cls.quota_sock = w.path("dict-quota")
         cls.state = w.path("state")
         os.mkdir(cls.state, 0o700)
         nobody = pwd.getpwnam("nobody")
         os.chown(cls.state, nobody.pw_uid, nobody.pw_gid)
         cls.metrics_port = world.free_port()
-        cls.vd = w.vmaild(cls.pg.dsn, "", dict_listen="unix:" + cls.auth_sock,
-                          dict_quota_listen="unix:" + cls.quota_sock, socket_mode="0600",
-                          request_timeout="2s", state_directory=cls.state,
-                          metrics_listen="inet:127.0.0.1:%d" % cls.metrics_port)
-        ext = w.path("dovecot-dict-auth.conf.ext")
-        with open(ext, "w") as f:
-            f.write(contrib("dovecot-dict-auth.conf.ext").replace(
-                "/run/vmaild/dict-auth", cls.auth_sock))
-        conf = contrib("90-vmaild-dict.conf")
-        conf = conf.replace("/etc/dovecot/dovecot-dict-auth.conf.ext", ext)
-        conf = conf.replace("/run/vmaild/dict-quota", cls.quota_sock)
-        cls.dc = w.dovecot(conf)
+        cls._dict_services(state_directory=cls.state,
+                           metrics_listen="inet:127.0.0.1:%d" % cls.metrics_port)
 
     def metric(self, request, reason):
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port,
@@ -90,6 +78,7 @@ class QuotaRecountTest(AccountsWorld, unittest.TestCase):
         truth_b = maildir_usage(self.home_b)
         self.assertEqual(truth_b[1], 2)
         before = self.metric("commit", "unavailable")
+        before_lookup = self.metric("lookup", "unavailable")
         self.assertIsNotNone(before, "no vmaild_dict_quota_failures_total series")
         log_at = len(self.vd.log())
 
@@ -100,7 +89,11 @@ class QuotaRecountTest(AccountsWorld, unittest.TestCase):
                     reply = c.commit(user, "A{t}\tpriv/quota/storage\t100",
                                      "A{t}\tpriv/quota/messages\t1")
                     self.assertTrue(reply.startswith("F"), reply)
+                # A lookup answered F: Dovecot 2.3 stores the mail uncounted, so a recount too.
+                reply = c.storage(self.a)
+                self.assertTrue(reply.startswith("F"), reply)
             self.assertEqual(self.metric("commit", "unavailable"), before + 3)
+            self.assertEqual(self.metric("lookup", "unavailable"), before_lookup + 1)
             log = self.vd.log()[log_at:]
             lines = [l for l in log.splitlines() if "listed for a recount" in l]
             print("\n  " + "\n  ".join(lines))
@@ -112,18 +105,20 @@ class QuotaRecountTest(AccountsWorld, unittest.TestCase):
                 kept = f.read()
             self.assertIn("commit-unavailable %s\n" % self.b, kept)
             self.assertIn("commit-unavailable %s\n" % BIURO, kept)
+            self.assertIn("lookup-unavailable %s\n" % self.a, kept)
             self.vd.start()
         finally:
             self.pg.start()
         try:
             rows = world.wait_for("the rows in vmail.usage_recount",
-                                  lambda: (lambda r: r if len(r) == 2 else None)(self.listed()),
+                                  lambda: (lambda r: r if len(r) == 3 else None)(self.listed()),
                                   timeout=30, interval=0.2)
         except TimeoutError:
             self.fail("not listed: %s; vmaild log:\n%s" % (self.listed(), self.vd.log()[-3000:]))
         print("  listed: %s" % rows)
         self.assertEqual(rows, sorted(["%s commit-unavailable 1" % BIURO,
-                                       "%s commit-unavailable 1" % self.b]))
+                                       "%s commit-unavailable 1" % self.b,
+                                       "%s lookup-unavailable 1" % self.a]))
         world.wait_for("the file emptied", lambda: os.path.getsize(
             os.path.join(self.state, "usage-recount")) == 0, timeout=10)
 
@@ -131,11 +126,12 @@ class QuotaRecountTest(AccountsWorld, unittest.TestCase):
         self.assertIn(self.b, out)
         out = self.w.vmailctl("usage", "recount", "--dry-run", "--all")
         self.assertIn("doveadm", out)
-        self.assertEqual(len(self.listed()), 2)
+        self.assertEqual(len(self.listed()), 3)
         out = self.w.vmailctl("usage", "recount", "--all", "--doveadm-config", self.dc.path)
         print("  " + out.strip().replace("\n", "\n  "))
         self.assertEqual(self.listed(), [])
         self.assertEqual(self.usage(self.b), maildir_usage(self.home_b))
+        self.assertEqual(self.usage(self.a), maildir_usage(self.home_a))
         biuro_home = self.pg.psql("SELECT home FROM vmail.mail_account "
                                   "WHERE address = '%s'" % BIURO).strip()
         self.assertEqual(self.usage(BIURO), maildir_usage(biuro_home))
