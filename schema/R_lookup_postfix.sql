@@ -4,9 +4,13 @@
 --
 -- A suspended domain stays hosted (lookup_domain finds it, so Postfix never refuses it as
 -- relaying) while its addresses raise SQLSTATE VM451, a deliberate temporary failure: vmaild
--- answers it TEMP and never with an older cached answer (src/pg PG_DEFERRED), so its mail is
--- deferred, never bounced and never delivered, until the domain is active again or Postfix's
--- maximal_queue_lifetime runs out.  Pending domains are not ours yet: not found.
+-- answers it TEMP and never with an older cached answer (src/pg PG_DEFERRED), so new mail for
+-- it is deferred, never bounced, until the domain is active again or Postfix's
+-- maximal_queue_lifetime runs out.  The policy service defers at RCPT both its addresses and
+-- aliases elsewhere that expand to its mailboxes (cleanup's expansion would otherwise defer
+-- the whole message, every other recipient with it).  Mail whose addresses Postfix resolved
+-- before the suspension is still delivered: Dovecot's userdb does not look at domain state.
+-- Pending domains are not ours yet: not found.
 
 -- "local+ext" -> ("local", "+ext") at the first of the delimiter characters; ext NULL if none.
 CREATE OR REPLACE FUNCTION vmail.split_extension(lp text, delims text, OUT base text, OUT ext text)
@@ -212,6 +216,13 @@ BEGIN
 		RETURN 'domain_suspended' || E'\t' || dom;
 	END IF;
 	FOR m IN SELECT * FROM vmail.address_mailboxes(p_recipient, true) LOOP
+		IF m.account_id IS NOT NULL THEN
+			SELECT d.name INTO dom FROM vmail.mail_account a JOIN vmail.domain d ON d.id = a.domain_id
+			 WHERE a.id = m.account_id AND d.state = 'suspended';
+			IF FOUND THEN
+				RETURN 'domain_suspended' || E'\t' || dom;
+			END IF;
+		END IF;
 		SELECT * INTO f FROM vmail.mailbox_facts(vmail.canonical_login(m.shell_id, m.account_id));
 		IF f.suspended THEN
 			RETURN 'suspended' || E'\t' || vmail.canonical_address(m.shell_id, m.account_id);

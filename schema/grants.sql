@@ -32,7 +32,9 @@ GRANT EXECUTE ON FUNCTION
 	vmail.userdb_v24(text),
 	vmail.userdb_json(text), vmail.userdb_list(), vmail.quota_get(text, text, text),
 	vmail.quota_apply(text, bigint, bigint), vmail.quota_set(text, bigint, bigint), vmail.quota_unset(text),
-	vmail.quota_state(text), vmail.policy_check(text, bigint)
+	vmail.quota_state(text), vmail.policy_check(text, bigint),
+	vmail.dict_quota_get(text, text, text, integer),
+	vmail.dict_commit(text[], text[], bigint[], text[], bigint[], integer[])
 	TO vmail_lookup;
 -- The lookup functions call these helpers with the caller's rights.
 GRANT EXECUTE ON FUNCTION
@@ -40,7 +42,10 @@ GRANT EXECUTE ON FUNCTION
 	vmail.find_address(text), vmail.canonical_address(bigint, bigint), vmail.canonical_login(bigint, bigint),
 	vmail.entry_destinations(vmail.address, text), vmail.address_mailboxes(text, boolean),
 	vmail.mailbox_facts(text), vmail.account_usage(bigint, bigint), vmail.mailbox_usage_of(bigint, bigint),
-	vmail.mailbox_effective(text), vmail.mail_location_v24(text, text), vmail.dovecot_login(text)
+	vmail.mailbox_effective(text), vmail.mail_location_v24(text, text), vmail.dovecot_login(text),
+	vmail.dict_peer_may(text, integer), vmail.mail_uid(text),
+	-- the deliberate errors (VM400, VM451): raised, not answered
+	vmail.fail(text, text)
 	TO vmail_lookup;
 -- The self-service functions take a session token that vmail.self_login issued; no
 -- function the panel may call returns a password hash.

@@ -59,6 +59,7 @@ struct config {
 	unsigned pg_primary_pool_size;
 	unsigned pg_connect_timeout; /* ms */
 	unsigned request_timeout;    /* ms */
+	unsigned shutdown_timeout;   /* ms: the drain after SIGTERM */
 	unsigned max_connections;
 	/* per service, within max_connections */
 	unsigned socketmap_max_connections;

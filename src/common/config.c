@@ -92,6 +92,9 @@ static const struct conftab_row rows[] = {
 	  CONFTAB_RELOAD, "limit for establishing one PostgreSQL connection" },
 	{ "request_timeout", CONFTAB_DURATION, OFF(request_timeout), "3s", 10, 90000,
 	  CONFTAB_RELOAD, "deadline for one lookup; past it the answer is a temporary failure" },
+	{ "shutdown_timeout", CONFTAB_DURATION, OFF(shutdown_timeout), "10s", 0, 600000,
+	  CONFTAB_RELOAD, "on SIGTERM, how long open dict transactions and lookups in flight may "
+	  "take to finish; then the rest is closed" },
 	{ "max_connections", CONFTAB_UINT, OFF(max_connections), "1000", 1, 1000000,
 	  CONFTAB_RELOAD, "client connections over all listeners" },
 	{ "socketmap_max_connections", CONFTAB_UINT, OFF(socketmap_max_connections), "500", 1,

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -213,12 +214,35 @@ void conn_close(struct conn *c, const char *reason)
 		set->on_close(set->arg, peer_uid);
 }
 
-/* conn_maybe_finish - a closing or draining conn goes once all it owes is written */
+/* conn_owes_nothing - every reply written */
+static bool conn_owes_nothing(const struct conn *c)
+{
+	return c->npending == 0 && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+}
+
+/*
+ * conn_is_idle - a draining conn may close: nothing owed, no input, no client
+ * state open.  Input still in the socket counts too: a Dovecot quota update
+ * written just before the stop (B, A, C) would otherwise meet a closed
+ * connection after its B, when the client no longer retries.
+ */
+static bool conn_is_idle(const struct conn *c)
+{
+	int unread = 0;
+	if (!conn_owes_nothing(c) || evbuffer_get_length(bufferevent_get_input(c->bev)))
+		return false;
+	if (c->proto->busy && c->proto->busy(c, c->data, c->proto_arg))
+		return false;
+	return ioctl(bufferevent_getfd(c->bev), FIONREAD, &unread) < 0 || unread == 0;
+}
+
+/* conn_maybe_finish - a closing conn goes once all it owes is written, a draining one once idle */
 static void conn_maybe_finish(struct conn *c)
 {
-	if ((c->state == CONN_CLOSING || c->state == CONN_DRAINING) && c->npending == 0 &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-		conn_close(c, c->state == CONN_CLOSING ? "final reply sent" : "drained");
+	if (c->state == CONN_CLOSING && conn_owes_nothing(c))
+		conn_close(c, "final reply sent");
+	else if (c->state == CONN_DRAINING && conn_is_idle(c))
+		conn_close(c, "drained");
 }
 
 void conn_drain(struct conn *c)
@@ -227,8 +251,8 @@ void conn_drain(struct conn *c)
 		return;
 	conn_enter(c);
 	conn_set_state(c, CONN_DRAINING);
-	bufferevent_disable(c->bev, EV_READ);
-	evtimer_del(c->idle_ev);
+	evtimer_del(c->idle_ev); /* the daemon's shutdown_timeout bounds the drain instead */
+	conn_update_reading(c);
 	conn_maybe_finish(c);
 	conn_leave(c);
 }
@@ -250,7 +274,8 @@ void conn_set_close(struct conn_set *set, const char *reason)
 
 bool conn_want_requests(const struct conn *c)
 {
-	return c->state == CONN_READING && c->npending < c->limits->max_pipelined;
+	return (c->state == CONN_READING || c->state == CONN_DRAINING) &&
+	       c->npending < c->limits->max_pipelined;
 }
 
 bool conn_is_over_limit(const struct conn *c)
@@ -397,36 +422,48 @@ static void conn_flush(struct conn *c)
 }
 
 /*
+ * conn_set_reading - socket reads on or off.  Input that arrived while off is
+ * already buffered, so turning them on schedules a deferred read callback to
+ * frame it.
+ */
+static void conn_set_reading(struct conn *c, bool on)
+{
+	if (on == ((bufferevent_get_enabled(c->bev) & EV_READ) != 0))
+		return;
+	if (!on) {
+		bufferevent_disable(c->bev, EV_READ);
+		return;
+	}
+	bufferevent_enable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+		bufferevent_trigger(c->bev, EV_READ,
+				    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/*
  * conn_update_reading - pause when max_pipelined requests are unanswered or
  * the client is not reading its replies; resume when both are under the
- * limits again.  Input that arrived while paused is already buffered, so a
- * deferred read callback is scheduled to frame it.
+ * limits again.  A draining conn follows the same limits without changing state.
  */
 static void conn_update_reading(struct conn *c)
 {
-	if (c->state != CONN_READING && c->state != CONN_PAUSED)
+	if (c->state != CONN_READING && c->state != CONN_PAUSED && c->state != CONN_DRAINING)
 		return;
 	size_t out = evbuffer_get_length(bufferevent_get_output(c->bev));
 	bool want = c->npending < c->limits->max_pipelined && out < c->limits->max_output_buffer;
-	if (want && c->state == CONN_PAUSED) {
-		conn_set_state(c, CONN_READING);
-		bufferevent_enable(c->bev, EV_READ);
-		if (evbuffer_get_length(bufferevent_get_input(c->bev)))
-			bufferevent_trigger(c->bev, EV_READ,
-					    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-	} else if (!want && c->state == CONN_READING) {
-		conn_set_state(c, CONN_PAUSED);
-		bufferevent_disable(c->bev, EV_READ);
-	}
+	if (c->state != CONN_DRAINING)
+		conn_set_state(c, want ? CONN_READING : CONN_PAUSED);
+	conn_set_reading(c, want);
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 	conn_enter(c);
-	if (c->state == CONN_READING)
+	if (c->state == CONN_READING || c->state == CONN_DRAINING)
 		c->proto->on_read(c, bufferevent_get_input(bev), c->proto_arg);
 	conn_update_reading(c);
+	conn_maybe_finish(c); /* draining: a rollback may have left nothing open */
 	conn_leave(c);
 }
 

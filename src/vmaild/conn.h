@@ -32,6 +32,12 @@ struct conn_proto {
 	 * requests were cancelled and freed, so it must not touch them.
 	 */
 	void (*on_close)(struct conn *c, void *data, void *arg);
+	/*
+	 * Optional: true while the client holds state it has yet to finish here
+	 * (a dict transaction between B and C) although no request is pending.
+	 * A draining conn stays open and reading while this says so.
+	 */
+	bool (*busy)(const struct conn *c, void *data, void *arg);
 };
 
 /* Limits shared by every connection of a server; a reload changes them in place. */
@@ -54,7 +60,7 @@ struct conn_set {
 	void *arg;
 };
 
-/* conn_set_drain - conn_drain every connection of the set */
+/* conn_set_drain - conn_drain every connection of the set (the idle ones close at once) */
 void conn_set_drain(struct conn_set *set);
 /* conn_set_close - conn_close every connection of the set */
 void conn_set_close(struct conn_set *set, const char *reason);
@@ -63,7 +69,7 @@ enum conn_state {
 	CONN_READING = 0, /* reading requests (idle or with some pending) */
 	CONN_PAUSED,      /* max_pipelined pending or output over limit: not reading */
 	CONN_CLOSING,     /* a final reply is queued: write what is due, then close */
-	CONN_DRAINING,    /* daemon stopping: answer what is pending, then close */
+	CONN_DRAINING,    /* daemon stopping: finish what is pending or busy, close when idle */
 	CONN_CLOSED,      /* torn down; freed when the current callback unwinds */
 	CONN_STATE__COUNT,
 };
@@ -89,7 +95,10 @@ struct conn *conn_new(struct conn_set *set, struct event_base *base, int fd, con
  */
 void conn_close(struct conn *c, const char *reason);
 
-/* conn_drain - daemon stopping: stop reading; close once pending replies are written */
+/*
+ * conn_drain - daemon stopping: close at once if idle; else keep reading and
+ * answering until nothing is pending, buffered or busy (conn_proto.busy), then close.
+ */
 void conn_drain(struct conn *c);
 
 /* conn_want_requests - true while the protocol may frame another request */

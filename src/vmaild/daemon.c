@@ -43,14 +43,12 @@
 #define DAEMON_LISTEN_BACKLOG 1024
 /* Descriptors kept back from the client budget: stdio, syslog, notify, accept headroom. */
 #define DAEMON_FD_RESERVE 16
-/* A stop waits this much longer than one request may take, then closes what is left. */
-#define DAEMON_STOP_GRACE_MS 1000
-
 enum daemon_state {
 	DAEMON_STARTING = 0,
 	DAEMON_RUNNING,
 	DAEMON_RELOADING,
-	DAEMON_STOPPING,
+	DAEMON_DRAINING, /* SIGTERM/SIGINT: no new connections; busy ones finish (shutdown_timeout) */
+	DAEMON_STOPPING, /* drained, deadline or a second signal: leaving the loop, then teardown */
 	DAEMON_STATE__COUNT,
 };
 
@@ -108,6 +106,7 @@ static const char *const daemon_state_names[DAEMON_STATE__COUNT] = {
 	[DAEMON_STARTING] = "starting",
 	[DAEMON_RUNNING] = "running",
 	[DAEMON_RELOADING] = "reloading",
+	[DAEMON_DRAINING] = "draining",
 	[DAEMON_STOPPING] = "stopping",
 };
 
@@ -738,11 +737,39 @@ done:
 	daemon_notify("READY=1");
 }
 
+/*
+ * daemon_leave - the one way out of the drain: leave the loop; daemon_teardown
+ * (server_free) closes whatever connection is still open.
+ */
+static void daemon_leave(struct daemon *d)
+{
+	daemon_set_state(d, DAEMON_STOPPING);
+	evtimer_del(d->stop_timer);
+	event_base_loopbreak(d->base);
+}
+
 static void daemon_stopped_cb(void *arg)
 {
 	struct daemon *d = arg;
 	log_info("all connections answered and closed");
-	event_base_loopexit(d->base, NULL);
+	daemon_leave(d);
+}
+
+/* daemon_log_busy - at the deadline: how many connections are cut, per service */
+static void daemon_log_busy(const struct daemon *d)
+{
+	struct server_group_stats gs[SERVER_MAX_GROUPS];
+	char per[256] = "";
+	size_t n = server_group_stats(d->srv, gs, SERVER_MAX_GROUPS), used = 0;
+	for (size_t i = 0; i < n && used < sizeof(per); i++) {
+		if (!gs[i].connections)
+			continue;
+		int w = snprintf(per + used, sizeof(per) - used, "%s%s %u", used ? ", " : "",
+				 gs[i].name, gs[i].connections);
+		used += w > 0 ? (size_t)w : 0;
+	}
+	log_warning("stop: shutdown_timeout (%u ms) reached: closing %u connection(s) still busy "
+		    "(%s)", d->cfg.shutdown_timeout, server_connections(d->srv), per);
 }
 
 static void daemon_stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -750,24 +777,33 @@ static void daemon_stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct daemon *d = arg;
 	(void)fd;
 	(void)what;
-	log_warning("stop: %u connections still busy after the grace period; closing them",
-		    server_connections(d->srv));
-	event_base_loopexit(d->base, NULL);
+	daemon_log_busy(d);
+	daemon_leave(d);
 }
 
-/* daemon_stop - stop accepting, answer what is in flight, then leave the loop */
+/*
+ * daemon_stop - SIGTERM/SIGINT: stop accepting (socket units keep queueing
+ * clients for the next vmaild), close idle connections, let open dict
+ * transactions and lookups in flight finish within shutdown_timeout, then
+ * leave.  A second signal during the drain leaves at once.
+ */
 static void daemon_stop(struct daemon *d, const char *why)
 {
-	if (d->state == DAEMON_STOPPING) {
-		log_notice("%s again: stopping now", why);
-		event_base_loopbreak(d->base);
+	if (d->state == DAEMON_DRAINING) {
+		log_notice("%s again: stopping now (%u connections still busy)", why,
+			   server_connections(d->srv));
+		daemon_leave(d);
 		return;
 	}
-	daemon_set_state(d, DAEMON_STOPPING);
+	if (d->state == DAEMON_STOPPING)
+		return;
+	daemon_set_state(d, DAEMON_DRAINING);
 	daemon_notify("STOPPING=1");
-	log_notice("%s: stopping (%u connections)", why, server_connections(d->srv));
-	unsigned ms = d->cfg.request_timeout + DAEMON_STOP_GRACE_MS;
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	log_notice("%s: stopping (%u connections): no new connections; idle ones close now, "
+		   "busy ones within shutdown_timeout (%u ms)", why, server_connections(d->srv),
+		   d->cfg.shutdown_timeout);
+	struct timeval tv = { d->cfg.shutdown_timeout / 1000,
+			      (d->cfg.shutdown_timeout % 1000) * 1000 };
 	evtimer_add(d->stop_timer, &tv);
 	server_shutdown(d->srv, daemon_stopped_cb, d);
 }

@@ -32,6 +32,13 @@ enum recount_insert {
 	RECOUNT_INFLIGHT,  /* an insert of the first `sent` bytes is in the pool */
 };
 
+/* A mailbox seen in this outage. */
+struct recount_seen {
+	char *login;
+	bool lookup_logged; /* its counters could not be read */
+	bool listed;        /* a commit failed: logged and listed */
+};
+
 struct dict_recount {
 	struct pg_pool *pool;
 	struct event *tick;       /* the next insert */
@@ -43,8 +50,8 @@ struct dict_recount {
 	enum recount_insert state;
 	size_t sent;
 	struct pg_req *req;
-	/* The outage: who was logged, how many more were not. */
-	char *logged[DICT_RECOUNT_LOG_MAX];
+	/* The outage: who was logged (and listed), how many more were not. */
+	struct recount_seen logged[DICT_RECOUNT_LOG_MAX];
 	unsigned nlogged;
 	unsigned long more;
 };
@@ -208,7 +215,7 @@ static void recount_outage_over(struct dict_recount *rc)
 	if (rc->nlogged || rc->more)
 		log_notice("quota: the database answers again");
 	for (unsigned i = 0; i < rc->nlogged; i++)
-		free(rc->logged[i]);
+		free(rc->logged[i].login);
 	rc->nlogged = 0;
 	rc->more = 0;
 }
@@ -354,22 +361,29 @@ void dict_recount_free(struct dict_recount *rc)
 	if (rc->fd >= 0)
 		close(rc->fd);
 	for (unsigned i = 0; i < rc->nlogged; i++)
-		free(rc->logged[i]);
+		free(rc->logged[i].login);
 	free(rc->path);
 	free(rc);
 }
 
-/* recount_first_time - login not yet logged in this outage: remember it (if there is room) */
-static bool recount_first_time(struct dict_recount *rc, const char *login)
+/* recount_seen - login's entry in this outage (added if there is room); NULL past the cap */
+static struct recount_seen *recount_seen(struct dict_recount *rc, const char *login)
 {
 	for (unsigned i = 0; i < rc->nlogged; i++)
-		if (strcmp(rc->logged[i], login) == 0)
-			return false;
-	if (rc->nlogged < DICT_RECOUNT_LOG_MAX && (rc->logged[rc->nlogged] = strdup(login)))
-		rc->nlogged++;
-	else
-		rc->more++;
-	return true;
+		if (strcmp(rc->logged[i].login, login) == 0)
+			return &rc->logged[i];
+	if (rc->nlogged < DICT_RECOUNT_LOG_MAX) {
+		struct recount_seen *e = &rc->logged[rc->nlogged];
+		*e = (struct recount_seen){ .login = strdup(login) };
+		if (e->login) {
+			rc->nlogged++;
+			return e;
+		}
+	}
+	if (rc->more++ == 0)
+		log_warning("quota: more mailboxes affected; their number is logged when the "
+			    "database answers again");
+	return NULL;
 }
 
 void dict_recount_failed(struct dict_recount *rc, enum metrics_quota_req req,
@@ -378,19 +392,28 @@ void dict_recount_failed(struct dict_recount *rc, enum metrics_quota_req req,
 	metrics_quota_failed(req, reason);
 	if (!rc || !reason_listed(reason) || !login || !lookup_key_valid(login, strlen(login)))
 		return;
-	if (!recount_first_time(rc, login))
+	struct recount_seen *e = recount_seen(rc, login);
+	const char *why = metrics_quota_fail_name(reason);
+	if (req == METRICS_QUOTA_LOOKUP) {
+		/* Answered "full" (svc_dict): the mail waits, nothing is stored uncounted. */
+		if (e && !e->lookup_logged)
+			log_warning("quota: cannot read the counters of %s (%s): answered full, its "
+				    "mail is deferred", login, why);
+		if (e)
+			e->lookup_logged = true;
 		return;
-	char why[RECOUNT_REASON_MAX + 1];
-	snprintf(why, sizeof(why), "%s-%s", metrics_quota_req_name(req),
-		 metrics_quota_fail_name(reason));
-	if (rc->more == 0)
-		log_warning("quota: answered F to a %s for %s (%s): its counters may be wrong, "
-			    "listed for a recount", metrics_quota_req_name(req), login,
-			    metrics_quota_fail_name(reason));
-	else if (rc->more == 1)
-		log_warning("quota: more mailboxes answered F; their number is logged when the "
-			    "database answers again");
-	recount_append(rc, why, login);
+	}
+	if (e && e->listed)
+		return;
+	if (e) {
+		log_warning("quota: answered F to a commit for %s (%s): its counters may be wrong, "
+			    "listed for a recount", login, why);
+		e->listed = true;
+	}
+	/* Past the cap every failed commit is appended: the file's bound still holds. */
+	char line_reason[RECOUNT_REASON_MAX + 1];
+	snprintf(line_reason, sizeof(line_reason), "%s-%s", metrics_quota_req_name(req), why);
+	recount_append(rc, line_reason, login);
 }
 
 void dict_recount_db_ok(struct dict_recount *rc)

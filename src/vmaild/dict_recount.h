@@ -12,19 +12,20 @@ struct pg_pool;
 struct dict_recount;
 
 /*
- * An F answered to a quota lookup or commit may leave the mailbox's counters wrong: Dovecot
- * 2.3 stores a message whose quota lookup failed without counting it ("copying mail
- * anyway"), a failed commit's change is lost, and a frozen server may still apply a commit
- * answered F at its deadline.  Each such mailbox goes on vmail.usage_recount, where
- * `vmailctl usage recount` finds it.  Until the database takes it, the list lives in memory
- * and in the file DICT_RECOUNT_FILE of the state directory, appended before the F is
- * answered (a crash or a restart loses nothing; no fsync: a machine crash loses the mail
- * being delivered too), bounded by DICT_RECOUNT_FILE_MAX, beyond which one "*" entry says
- * "recount every mailbox".
+ * A commit answered F may leave the mailbox's counters wrong: its change is lost, or a
+ * frozen server applies it after vmaild gave up on it, and nobody knows which.  Each such
+ * mailbox goes on vmail.usage_recount, where `vmailctl usage recount` finds it.  Until the
+ * database takes it, the list lives in memory and in the file DICT_RECOUNT_FILE of the
+ * state directory, appended before the F is answered (a crash or a restart loses nothing;
+ * no fsync: a machine crash loses the mail being delivered too), bounded by
+ * DICT_RECOUNT_FILE_MAX, beyond which one "*" entry says "recount every mailbox".  A counter
+ * lookup the database cannot answer is answered "full" by svc_dict (Dovecot defers the
+ * mail instead of storing it uncounted): counted and logged, not listed.
  *
  * An outage ends when the database answers a quota request or the list's own insert.  Each
- * mailbox is logged at warning once per outage; past DICT_RECOUNT_LOG_MAX mailboxes only
- * their number is logged, when the outage ends.
+ * mailbox is logged at warning once per outage (and once more if a commit of it fails after
+ * a lookup did); past DICT_RECOUNT_LOG_MAX mailboxes only their number is logged, when the
+ * outage ends.
  */
 #define DICT_RECOUNT_FILE "usage-recount"
 #define DICT_RECOUNT_FILE_MAX (256 * 1024)
@@ -45,9 +46,10 @@ struct dict_recount *dict_recount_new(struct event_base *base, struct pg_pool *p
 void dict_recount_free(struct dict_recount *rc);
 
 /*
- * dict_recount_failed - vmaild answers F to a quota request of login for reason: counted in
- * the metrics; unless the input was refused (denied, invalid, range: nothing to recount),
- * logged once per outage and the mailbox listed.  Call before sending the F.  rc may be NULL.
+ * dict_recount_failed - vmaild could not serve a quota request of login for reason (a
+ * commit answered F, a lookup answered F or "full"): counted in the metrics; unless the
+ * input was refused (denied, invalid, range: nothing to recount), logged once per outage,
+ * and for a commit the mailbox listed.  Call before the answer.  rc may be NULL.
  */
 void dict_recount_failed(struct dict_recount *rc, enum metrics_quota_req req,
 			 enum metrics_quota_fail reason, const char *login);

@@ -176,8 +176,9 @@ static void render_lookups(struct evbuffer *out)
 static void render_quota_failures(struct evbuffer *out)
 {
 	help(out, "vmaild_dict_quota_failures_total", "counter",
-	     "Quota lookups and commits answered F, by reason (the mailbox is logged once per "
-	     "outage, and listed for a recount unless the input was refused).");
+	     "Quota requests vmaild could not serve, by reason: commits answered F (the "
+	     "mailbox is listed for a recount unless the input was refused), counter lookups "
+	     "answered F or full.");
 	for (unsigned q = 0; q < METRICS_QUOTA_REQ__COUNT; q++)
 		for (unsigned r = 0; r < METRICS_QF__COUNT; r++)
 			evbuffer_add_printf(out,

@@ -4,8 +4,9 @@
  * (dict_txn), checks who the peer is (SO_PEERCRED), and turns lookups and iterations
  * into lookups and commits of the mailbox quota root into dict_batch commits, which
  * coalesces them into few database transactions; a commit is answered only when its
- * batch's statement returned.  A database failure is always F, never N: N makes Dovecot
- * recount (lookups) or say "user unknown" (auth).
+ * batch's statement returned.  A database failure is never N: N makes Dovecot recount
+ * (lookups) or say "user unknown" (auth).  It is F, except for a counter lookup, which
+ * is answered "full" (DICT_COUNTER_UNKNOWN).
  */
 #define _GNU_SOURCE /* struct ucred */
 #include "svc_dict.h"
@@ -32,6 +33,18 @@
 
 #define KEY_PASSDB "shared/passdb/"
 #define KEY_USERDB "shared/userdb/"
+
+/*
+ * The answer to a counter lookup the database cannot give: as much as a counter can
+ * hold, so every limit is reached.  Dovecot 2.3 stores a message whose quota lookup
+ * failed ("quota: ... - saving/copying mail anyway", quota-storage.c quota_save_begin,
+ * quota_copy, quota_check) and cannot count it, but refuses one over its limit: LMTP
+ * 452 4.2.2 (quota_full_tempfail, Postfix keeps it queued), APPEND NO [OVERQUOTA].
+ * The lookup that comes before every save then decides, in every session, including
+ * one that got its userdb answer before the outage.  A mailbox with no limit asks
+ * nothing and is unaffected.
+ */
+#define DICT_COUNTER_UNKNOWN "9223372036854775807"
 
 enum dict_conn_state {
 	DICT_CONN_HELLO = 0, /* waiting for H */
@@ -123,11 +136,13 @@ struct dict_ask {
 
 static void dict_on_read(struct conn *c, struct evbuffer *in, void *arg);
 static void dict_on_close(struct conn *c, void *data, void *arg);
+static bool dict_busy(const struct conn *c, void *data, void *arg);
 
 const struct conn_proto svc_dict_proto = {
 	.name = "dict",
 	.on_read = dict_on_read,
 	.on_close = dict_on_close,
+	.busy = dict_busy,
 };
 
 /* ---- settings --------------------------------------------------------------------- */
@@ -229,10 +244,13 @@ static struct dict_conn *dict_conn_new(struct conn *c, struct dict_listener *l)
 static void dict_on_close(struct conn *c, void *data, void *arg)
 {
 	struct dict_conn *dc = data;
-	(void)c;
 	(void)arg;
 	if (!dc)
 		return;
+	if (dc->txns)
+		/* The client was not told: the mailbox's counters miss this update. */
+		conn_log(c, LOG_LEVEL_NOTICE, "closed with %u open transaction(s) discarded (%.200s's "
+			 "first)", dc->ntxns, dc->txns->username);
 	while (dc->txns) {
 		struct dict_txn *t = dc->txns;
 		dc->txns = t->next;
@@ -245,6 +263,15 @@ static void dict_on_close(struct conn *c, void *data, void *arg)
 	}
 	free(dc->hello_user);
 	free(dc);
+}
+
+/* dict_busy - a transaction begun and not committed: a stop waits for its commit */
+static bool dict_busy(const struct conn *c, void *data, void *arg)
+{
+	const struct dict_conn *dc = data;
+	(void)c;
+	(void)arg;
+	return dc && dc->ntxns > 0;
 }
 
 /* ---- replies ----------------------------------------------------------------------- */
@@ -294,6 +321,18 @@ static void dict_reply_commit(struct svc_dict *svc, struct conn_req *r, bool asy
 static const char *dict_failure_text(enum lookup_status st)
 {
 	return st == LOOKUP_PERMFAIL ? "lookup failed, see the vmaild log" : "database unavailable";
+}
+
+/* dict_reply_unanswered - a lookup vmaild cannot answer: F, or "full" for a counter */
+static void dict_reply_unanswered(struct svc_dict *svc, struct conn_req *r,
+				  enum dict_txn_role role, const char *why)
+{
+	if (role != DICT_TXN_ROLE_MAILBOX && role != DICT_TXN_ROLE_ACCOUNT) {
+		dict_reply_fail(svc, r, why, 0);
+		return;
+	}
+	conn_log(conn_req_conn(r), LOG_LEVEL_DEBUG, "counter lookup: %s, answering full", why);
+	dict_reply_found(svc, r, DICT_COUNTER_UNKNOWN, strlen(DICT_COUNTER_UNKNOWN));
 }
 
 /* ---- lookups and iteration ---------------------------------------------------------- */
@@ -370,10 +409,10 @@ static void dict_lookup_done(void *arg, enum lookup_status st, const char *value
 		return;
 	case LOOKUP_TEMPFAIL:
 	case LOOKUP_PERMFAIL:
-		dict_reply_fail(a.svc, a.req, dict_failure_text(st), 0);
+		dict_reply_unanswered(a.svc, a.req, a.role, dict_failure_text(st));
 		return;
 	}
-	dict_reply_fail(a.svc, a.req, "internal error", 0);
+	dict_reply_unanswered(a.svc, a.req, a.role, "internal error");
 }
 
 static bool has_prefix(const char *s, const char *prefix)
@@ -388,7 +427,7 @@ static void dict_submit(struct svc_dict *svc, struct conn_req *r, enum dict_txn_
 	struct dict_ask *a = dict_ask_new(svc, r, role, params[0]);
 	if (!a) {
 		dict_quota_failed(svc, role, METRICS_QUOTA_LOOKUP, METRICS_QF_MEMORY, params[0]);
-		dict_reply_fail(svc, r, "out of memory", 0);
+		dict_reply_unanswered(svc, r, role, "out of memory");
 		return;
 	}
 	a->lr = lookup_submit_as(svc->pool, METRICS_PROTO_DICT, kind, params, NULL, nparams,
@@ -397,7 +436,7 @@ static void dict_submit(struct svc_dict *svc, struct conn_req *r, enum dict_txn_
 		conn_req_on_drop(r, NULL, NULL);
 		free(a);
 		dict_quota_failed(svc, role, METRICS_QUOTA_LOOKUP, METRICS_QF_UNQUEUED, params[0]);
-		dict_reply_fail(svc, r, "lookup could not be queued", 0);
+		dict_reply_unanswered(svc, r, role, "lookup could not be queued");
 	}
 }
 
@@ -411,7 +450,7 @@ static void dict_counter_lookup(struct svc_dict *svc, struct dict_conn *dc, stru
 		struct dict_parked *p = malloc(sizeof(*p) + n + 1);
 		if (!p) {
 			dict_quota_failed(svc, dc->role, METRICS_QUOTA_LOOKUP, METRICS_QF_MEMORY, user);
-			dict_reply_fail(svc, r, "out of memory", 0);
+			dict_reply_unanswered(svc, r, dc->role, "out of memory");
 			return;
 		}
 		p->next = NULL;

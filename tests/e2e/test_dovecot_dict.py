@@ -157,6 +157,22 @@ class AccountsWorld:
             code, text = l.getreply()
             return code, text.decode(errors="replace")
 
+    def deliver_after_recovery(self, rcpt, subject):
+        """LMTP delivery once PostgreSQL is back.  Dovecot's own clients (auth worker,
+        LMTP's quota dict) reconnect on their own schedule: a 4xx for a moment after the
+        restart is still a deferral, never a bounce."""
+        last = []
+
+        def delivered():
+            code, text = self.deliver(rcpt, message(subject))
+            last[:] = [code, text]
+            self.assertTrue(code == 250 or 400 <= code < 500, "%d %s" % (code, text))
+            return code == 250
+        try:
+            world.wait_for("delivery after restart", delivered, timeout=30, interval=1.0)
+        except TimeoutError:
+            self.fail("no delivery within 30 s of the restart; last LMTP answer: %s" % last)
+
     def imap_login(self, user, password):
         """The IMAP client after LOGIN, or the error text."""
         m = self.dc.imap()
@@ -373,21 +389,43 @@ print(repr(talk(q, ["H3\t2\t0\t\tauth", "Lshared/passdb/" + other + "\tx"])))
         world.wait_for("auth after restart",
                        lambda: self.auth_ok("late@acme.lublin.pl", "Late-pass-5"),
                        timeout=30, interval=0.5)
-        # Dovecot's own clients (auth worker, LMTP's quota dict) reconnect on their own
-        # schedule: a 4xx for a moment after the restart is still a deferral, never a bounce.
-        last = []
-
-        def delivered():
-            code, text = self.deliver("late@acme.lublin.pl", message("after the outage"))
-            last[:] = [code, text]
-            self.assertTrue(code == 250 or 400 <= code < 500, "%d %s" % (code, text))
-            return code == 250
-        try:
-            world.wait_for("delivery after restart", delivered, timeout=30, interval=1.0)
-        except TimeoutError:
-            self.fail("no delivery within 30 s of the restart; last LMTP answer: %s" % last)
+        self.deliver_after_recovery("late@acme.lublin.pl", "after the outage")
         self.assertEqual(self.vd.pid, pid)
         self.assertIsNone(self.vd.proc.poll())
+
+    def test_8_outage_of_a_known_mailbox_stores_nothing_unchecked(self):
+        """PostgreSQL stopped while vmaild can still answer biuro's userdb from its cache
+        (stale) and biuro has an IMAP session open: Dovecot 2.3 stores a message only
+        after a quota lookup, and vmaild answers that lookup "full" when the database
+        cannot, so LMTP defers (452 4.2.2) and APPEND is refused; nothing is stored
+        uncounted.  Without that, Dovecot logs "copying mail anyway" and stores it."""
+        box = "biuro@acme.lublin.pl"
+        self.deliver_after_recovery(box, "before the outage")  # also fills the cache
+        m = self.imap_login(box, PW_BIURO)
+        self.assertNotIsInstance(m, str, m)
+        try:
+            typ, data = m.select("INBOX")
+            self.assertEqual(typ, "OK", data)
+            before = int(data[0])
+            usage = self.wait_usage(box, lambda u: u[1] == before, "biuro's counter")
+            self.pg.stop()
+            try:
+                code, text = self.deliver(box, message("during the outage"))
+                typ, data = m.append("INBOX", None, None, message("append, outage").encode())
+            finally:
+                self.pg.start()
+            print("\n  outage, known mailbox: LMTP %d %s; APPEND %s %s" % (code, text, typ, data))
+            self.assertTrue(400 <= code < 500, "LMTP %d %s" % (code, text))
+            self.assertEqual(typ, "NO", data)
+            typ, data = m.select("INBOX")
+            self.assertEqual(int(data[0]), before, "messages stored during the outage")
+        finally:
+            m.logout()
+        self.assertEqual(self.usage(box), usage)
+        self.assertNotIn("copying mail anyway", self.dc.log())
+        self.assertNotIn("saving mail anyway", self.dc.log())
+        self.deliver_after_recovery(box, "after the outage")
+        self.wait_usage(box, lambda u: u[1] == before + 1, "the delivery after the outage")
 
     def test_9_no_password_hash_in_the_log(self):
         """vmaild runs at log_level debug here; no passdb reply content reaches its log."""

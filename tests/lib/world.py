@@ -130,10 +130,11 @@ class Vmaild:
     """
 
     def __init__(self, dir, database, socketmap_listen, user="nobody", group="nogroup",
-                 notify_abstract=False, wrapper=(), **settings):
+                 notify_abstract=False, wrapper=(), pass_fds=(), **settings):
         self.dir = dir
         self.notify_abstract = notify_abstract
         self.wrapper = list(wrapper)  # e.g. tests/lib/sd_launch.py ... --, which execs vmaild
+        self.pass_fds = tuple(pass_fds)  # e.g. listening sockets the test holds (sd_launch --fd)
         os.makedirs(dir, exist_ok=True)
         self.config_path = os.path.join(dir, "vmaild.conf")
         self.log_path = os.path.join(dir, "vmaild.log")
@@ -152,7 +153,11 @@ class Vmaild:
             f.write(extra_text)
 
     def start(self, timeout=10.0):
+        """Start vmaild; again after it stopped, too (a restart: the log is appended to)."""
         self.write_config()
+        if self._notify:
+            self._notify.close()
+            self._log.close()
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         if self.notify_abstract:
             # Linux abstract namespace, written "@name" in NOTIFY_SOCKET.
@@ -170,7 +175,8 @@ class Vmaild:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.wrapper + [os.path.join(BUILD, "vmaild"), "-c",
                                                      self.config_path],
-                                     stdout=self._log, stderr=subprocess.STDOUT, env=env)
+                                     stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                                     pass_fds=self.pass_fds)
         self.wait_notification("READY=1", timeout)
         return self
 

@@ -33,6 +33,7 @@ START_TEST(test_minimal_defaults)
 	ck_assert_uint_eq(cfg.pg_pool_size, 4);
 	ck_assert_uint_eq(cfg.pg_connect_timeout, 2000);
 	ck_assert_uint_eq(cfg.request_timeout, 3000);
+	ck_assert_uint_eq(cfg.shutdown_timeout, 10000);
 	ck_assert_uint_eq(cfg.max_connections, 1000);
 	ck_assert_uint_eq(cfg.idle_timeout, 60000);
 	ck_assert_uint_eq(cfg.max_pipelined, 64);
