@@ -36,7 +36,7 @@ PROGRAM_LAYER = 2
 # src/vmaild, lowest first (see docs/architecture.md):
 #   io        conn < server                       knows no lookup
 #   lookup    lookup_kinds, cache < lookup_cache < metrics < lookup, metrics_http, dict_batch
-#   services  dict_txn < svc_*
+#   services  dict_txn, dict_recount < svc_*
 #   life      daemon < main
 VMAILD_MODULES = {
     "conn": 0,
@@ -49,6 +49,7 @@ VMAILD_MODULES = {
     "metrics_http": 5,
     "dict_batch": 5,
     "dict_txn": 6,
+    "dict_recount": 6,
     "svc_dict": 7,
     "svc_policy": 7,
     "svc_socketmap": 7,

@@ -43,6 +43,7 @@ struct config {
 	char *dict_quota_names;
 	char *dict_account_names;
 	char *dict_trusted_users;
+	char *state_directory;  /* the quota recount list's file; "" keeps it in memory */
 	char *socket_owner;
 	char *socket_group;
 	unsigned socket_mode;

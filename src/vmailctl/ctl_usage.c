@@ -1,8 +1,16 @@
-/* ctl_usage: "vmailctl usage set|show|list" — disk use of shell accounts against their limit (R5, R6). */
+/*
+ * ctl_usage: "vmailctl usage set|show|list" — disk use of shell accounts against their limit
+ * (R5, R6) — and "usage pending|recount": the mailboxes vmaild listed after answering F to a
+ * quota request (vmail.usage_recount), recounted with doveadm quota recalc.
+ */
 #include "ctl.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static const char *const usage_sizes[] = { "disk_limit", "files", "mailbox", "free_mailboxes", "total",
 					   "allocated", "available", "quota", "used", NULL };
@@ -89,6 +97,152 @@ static int usage_list(struct ctl *ctx, const struct ctl_args *a)
 			      1, p, usage_sizes);
 }
 
+static int usage_pending(struct ctl *ctx, const struct ctl_args *a)
+{
+	(void)a;
+	return ctl_print_list(ctx,
+			      "SELECT login, to_char(first_failed_at, 'YYYY-MM-DD HH24:MI:SS') AS first_failed,"
+			      " to_char(last_failed_at, 'YYYY-MM-DD HH24:MI:SS') AS last_failed, reason, count,"
+			      " attempts, coalesce(last_error, '') AS last_error FROM vmail.usage_recount_list()",
+			      0, NULL, NULL);
+}
+
+/* The most of doveadm's output kept as the row's error. */
+#define RECOUNT_ERROR_MAX 1000
+
+/*
+ * recount_doveadm - doveadm [-c CONF] quota recalc (-u LOGIN | -A), its stdout and stderr
+ * collected (the first RECOUNT_ERROR_MAX bytes) into err; true if it exited 0.
+ */
+static bool recount_doveadm(const char *conf, const char *login, char *err, size_t errlen)
+{
+	const char *argv[8];
+	int n = 0;
+	argv[n++] = "doveadm";
+	if (conf) {
+		argv[n++] = "-c";
+		argv[n++] = conf;
+	}
+	argv[n++] = "quota";
+	argv[n++] = "recalc";
+	if (strcmp(login, "*") == 0) {
+		argv[n++] = "-A";
+	} else {
+		argv[n++] = "-u";
+		argv[n++] = login;
+	}
+	argv[n] = NULL;
+	int fds[2];
+	err[0] = '\0';
+	if (pipe(fds) < 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		return false;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		close(fds[0]);
+		close(fds[1]);
+		return false;
+	}
+	if (pid == 0) {
+		dup2(fds[1], STDOUT_FILENO);
+		dup2(fds[1], STDERR_FILENO);
+		close(fds[0]);
+		close(fds[1]);
+		execvp(argv[0], (char *const *)argv);
+		fprintf(stderr, "cannot run doveadm: %s", strerror(errno));
+		_exit(127);
+	}
+	close(fds[1]);
+	size_t used = 0;
+	char buf[512];
+	ssize_t r;
+	while ((r = read(fds[0], buf, sizeof(buf))) > 0 || (r < 0 && errno == EINTR)) {
+		size_t take = r > 0 ? (size_t)r : 0;
+		if (take > errlen - 1 - used)
+			take = errlen - 1 - used;
+		memcpy(err + used, buf, take);
+		used += take;
+	}
+	err[used] = '\0';
+	close(fds[0]);
+	int status;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	/* One line for the table and the terminal. */
+	for (char *p = err; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	while (used && err[used - 1] == ' ')
+		err[--used] = '\0';
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return true;
+	if (!err[0])
+		snprintf(err, errlen, "doveadm exited with status %d",
+			 WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	return false;
+}
+
+/* recount_one - recount login (listed at since); the row goes on success, keeps the error otherwise */
+static bool recount_one(struct ctl *ctx, const char *conf, const char *login, const char *since,
+			bool dry)
+{
+	if (dry) {
+		printf("would run: doveadm%s%s quota recalc %s%s\n", conf ? " -c " : "", conf ? conf : "",
+		       strcmp(login, "*") == 0 ? "-A" : "-u ", strcmp(login, "*") == 0 ? "" : login);
+		return true;
+	}
+	char err[RECOUNT_ERROR_MAX + 1];
+	bool ok = recount_doveadm(conf, login, err, sizeof(err));
+	const char *p[] = { login, ok ? since : err };
+	PGresult *r = ctl_exec(ctx, ok ? "SELECT vmail.usage_recount_done($1, $2::timestamptz)"
+				       : "SELECT vmail.usage_recount_failed($1, $2)", 2, p);
+	PQclear(r);
+	if (ok)
+		printf("recounted %s\n", strcmp(login, "*") == 0 ? "every mailbox" : login);
+	else
+		fprintf(stderr, "vmailctl: %s: doveadm quota recalc failed: %s; kept in the list\n", login,
+			err);
+	return ok && r;
+}
+
+static int usage_recount(struct ctl *ctx, const struct ctl_args *a)
+{
+	bool all = ctl_flag(a, "all"), dry = ctl_flag(a, "dry-run");
+	const char *conf = ctl_opt_value(a, "doveadm-config");
+	if (all == (a->argc > 0))
+		return ctl_usage_error(a, "usage recount needs --all or LOGIN..., not both");
+	if (!dry && geteuid() != 0)
+		return ctl_fail("usage recount runs doveadm for other users: run it as root");
+	PGresult *r = all ? ctl_exec(ctx, "SELECT login, checked_at FROM vmail.usage_recount_list()", 0, NULL)
+			  : ctl_exec(ctx, "SELECT now()", 0, NULL);
+	if (!r)
+		return CTL_EXIT_FAIL;
+	unsigned done = 0, failed = 0;
+	int n = all ? PQntuples(r) : a->argc;
+	for (int i = 0; i < n; i++) {
+		const char *login = all ? PQgetvalue(r, i, 0) : a->argv[i];
+		const char *since = all ? PQgetvalue(r, i, 1) : PQgetvalue(r, 0, 0);
+		if (recount_one(ctx, conf, login, since, dry))
+			done++;
+		else
+			failed++;
+	}
+	PQclear(r);
+	printf("%s %u mailbox%s, %u failed\n", dry ? "would recount" : "recounted", done,
+	       done == 1 ? "" : "es", failed);
+	return failed ? CTL_EXIT_FAIL : CTL_EXIT_OK;
+}
+
+static const struct ctl_opt recount_opts[] = {
+	{ "all", NULL, "every mailbox on the recount list (what the timer runs)" },
+	{ "dry-run", NULL, "say what would be run, run nothing" },
+	{ "doveadm-config", "FILE", "pass -c FILE to doveadm (default: its own)" },
+	{ NULL, NULL, NULL },
+};
+
 static const struct ctl_opt list_opts[] = {
 	{ "customer", "NAME", "only this customer's shell accounts" },
 	{ NULL, NULL, NULL },
@@ -102,7 +256,18 @@ static const struct ctl_verb usage_verbs[] = {
 	{ "show", "[LOGIN]", 0, 1, CTL_ADMIN | CTL_SELF,
 	  "disk limit, files, own mailbox, each free mailbox, total, allocated", NULL, NULL, usage_show },
 	{ "list", "", 0, 0, CTL_ADMIN, "usage of every shell account", NULL, list_opts, usage_list },
+	{ "pending", "", 0, 0, CTL_ADMIN, "mailboxes waiting for a quota recount",
+	  "vmaild lists a mailbox when it answered F to one of its quota lookups or commits\n"
+	  "(database down or frozen): its counters may be lower than its Maildir.", NULL,
+	  usage_pending },
+	{ "recount", "[LOGIN...]", 0, 64, CTL_ADMIN, "recount mailboxes with doveadm quota recalc (as root)",
+	  "Runs doveadm quota recalc -u LOGIN for each listed mailbox (--all: the whole recount\n"
+	  "list; a \"*\" entry means every mailbox, doveadm quota recalc -A).  Dovecot writes the\n"
+	  "recounted values back through vmaild's quota dict.  A mailbox recounted successfully\n"
+	  "leaves the list, unless it failed again meanwhile; a failure keeps it, with the error.\n"
+	  "Exit status 1 if any recount failed.", recount_opts, usage_recount },
 	{ NULL, NULL, 0, 0, 0, NULL, NULL, NULL, NULL },
 };
 
-const struct ctl_noun ctl_noun_usage = { "usage", "disk usage against the disk limit (R5, R6)", usage_verbs, NULL };
+const struct ctl_noun ctl_noun_usage = { "usage", "disk usage against the disk limit (R5, R6), quota recounts",
+					 usage_verbs, NULL };

@@ -907,6 +907,7 @@ int daemon_run(const char *path)
 			.quota_names = d.cfg.dict_quota_names,
 			.account_names = d.cfg.dict_account_names,
 			.trusted_users = d.cfg.dict_trusted_users,
+			.state_directory = d.cfg.state_directory,
 		};
 		d.dict = svc_dict_new(d.base, d.pool, &ds, err, sizeof(err));
 		if (!d.dict)

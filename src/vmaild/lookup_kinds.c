@@ -24,6 +24,7 @@ static const char *const kind_names[LOOKUP__COUNT] = {
 	[LOOKUP_POLICY] = "policy",
 	[LOOKUP_DICT_QUOTA_GET] = "dict_quota_get",
 	[LOOKUP_DICT_COMMIT] = "dict_commit",
+	[LOOKUP_USAGE_RECOUNT_ADD] = "usage_recount_add",
 };
 
 static const char *const status_names[] = {
@@ -53,6 +54,7 @@ static const struct pg_stmt statements[LOOKUP__COUNT] = {
 	[LOOKUP_POLICY] = { "vmail_policy", "SELECT vmail.policy_check($1,$2::bigint)", 2, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
 	[LOOKUP_DICT_QUOTA_GET] = { "vmail_dict_quota_get", "SELECT vmail.dict_quota_get($1,$2,$3,$4::integer)", 4, 1, PG_SHAPE_VALUE, PG_STMT_RETRY | PG_STMT_PRIMARY },
 	[LOOKUP_DICT_COMMIT] = { "vmail_dict_commit", "SELECT vmail.dict_commit($1::text[],$2::text[],$3::bigint[],$4::text[],$5::bigint[],$6::integer[])", 6, 1, PG_SHAPE_VALUE, PG_STMT_AFTER_COMMIT },
+	[LOOKUP_USAGE_RECOUNT_ADD] = { "vmail_usage_recount_add", "SELECT vmail.usage_recount_add($1::text[],$2::text[],$3::integer[])", 3, 1, PG_SHAPE_VALUE, PG_STMT_AFTER_COMMIT },
 };
 
 const char *lookup_kind_name(enum lookup_kind kind)

@@ -1,6 +1,7 @@
 /*
  * metrics: the counters lookup.c feeds (one cell per protocol and kind, plain
- * arrays: the daemon is one thread) and their Prometheus text rendering.
+ * arrays: the daemon is one thread), the dict service's quota failures, and
+ * their Prometheus text rendering.
  * Serving them over HTTP is metrics_http.c.
  */
 #include "metrics.h"
@@ -15,6 +16,24 @@ const uint32_t metrics_bucket_us[METRICS_NBUCKETS] = {
 };
 
 static struct metrics_lookup cells[METRICS_PROTO__COUNT][LOOKUP__COUNT];
+
+static uint64_t quota_failures[METRICS_QUOTA_REQ__COUNT][METRICS_QF__COUNT];
+
+static const char *const quota_req_names[METRICS_QUOTA_REQ__COUNT] = {
+	[METRICS_QUOTA_LOOKUP] = "lookup",
+	[METRICS_QUOTA_COMMIT] = "commit",
+};
+
+static const char *const quota_fail_names[METRICS_QF__COUNT] = {
+	[METRICS_QF_UNAVAILABLE] = "unavailable",
+	[METRICS_QF_ERROR] = "error",
+	[METRICS_QF_UNQUEUED] = "unqueued",
+	[METRICS_QF_MEMORY] = "memory",
+	[METRICS_QF_OVERLOAD] = "overload",
+	[METRICS_QF_DENIED] = "denied",
+	[METRICS_QF_INVALID] = "invalid",
+	[METRICS_QF_RANGE] = "range",
+};
 
 static const char *const proto_names[METRICS_PROTO__COUNT] = {
 	[METRICS_PROTO_OTHER] = "other",
@@ -33,6 +52,29 @@ static const char *const source_names[METRICS_SOURCE__COUNT] = {
 const char *metrics_proto_name(enum metrics_proto proto)
 {
 	return (unsigned)proto < METRICS_PROTO__COUNT ? proto_names[proto] : "?";
+}
+
+const char *metrics_quota_fail_name(enum metrics_quota_fail reason)
+{
+	return (unsigned)reason < METRICS_QF__COUNT ? quota_fail_names[reason] : "?";
+}
+
+const char *metrics_quota_req_name(enum metrics_quota_req req)
+{
+	return (unsigned)req < METRICS_QUOTA_REQ__COUNT ? quota_req_names[req] : "?";
+}
+
+void metrics_quota_failed(enum metrics_quota_req req, enum metrics_quota_fail reason)
+{
+	if ((unsigned)req < METRICS_QUOTA_REQ__COUNT && (unsigned)reason < METRICS_QF__COUNT)
+		quota_failures[req][reason]++;
+}
+
+uint64_t metrics_quota_failures(enum metrics_quota_req req, enum metrics_quota_fail reason)
+{
+	if ((unsigned)req < METRICS_QUOTA_REQ__COUNT && (unsigned)reason < METRICS_QF__COUNT)
+		return quota_failures[req][reason];
+	return 0;
 }
 
 void metrics_lookup_done(enum metrics_proto proto, enum lookup_kind kind, enum metrics_source src,
@@ -61,6 +103,7 @@ const struct metrics_lookup *metrics_lookup_get(enum metrics_proto proto, enum l
 void metrics_reset(void)
 {
 	memset(cells, 0, sizeof(cells));
+	memset(quota_failures, 0, sizeof(quota_failures));
 }
 
 static void help(struct evbuffer *out, const char *name, const char *type, const char *text)
@@ -127,6 +170,22 @@ static void render_lookups(struct evbuffer *out)
 				    metrics_proto_name(p), lookup_kind_name(k),
 				    (unsigned long long)m->requests);
 	}
+}
+
+/* Every (request, reason) pair, zeros too: an alert on a rate needs the series to exist. */
+static void render_quota_failures(struct evbuffer *out)
+{
+	help(out, "vmaild_dict_quota_failures_total", "counter",
+	     "Quota requests vmaild could not serve, by reason: commits answered F (the "
+	     "mailbox is listed for a recount unless the input was refused), counter lookups "
+	     "answered F or full.");
+	for (unsigned q = 0; q < METRICS_QUOTA_REQ__COUNT; q++)
+		for (unsigned r = 0; r < METRICS_QF__COUNT; r++)
+			evbuffer_add_printf(out,
+					    "vmaild_dict_quota_failures_total{request=\"%s\","
+					    "reason=\"%s\"} %llu\n",
+					    quota_req_names[q], quota_fail_names[r],
+					    (unsigned long long)quota_failures[q][r]);
 }
 
 static void gauge(struct evbuffer *out, const char *name, const char *text, double v)
@@ -223,6 +282,7 @@ static void render_listeners(struct evbuffer *out, const struct metrics_state *s
 void metrics_render(struct evbuffer *out, const struct metrics_state *st)
 {
 	render_lookups(out);
+	render_quota_failures(out);
 	if (st->pool)
 		render_pool(out, st->pool);
 	if (st->cache)

@@ -56,6 +56,38 @@ void metrics_lookup_done(enum metrics_proto proto, enum lookup_kind kind, enum m
 /* metrics_lookup_get - the cell, for tests and vmailctl-side summaries */
 const struct metrics_lookup *metrics_lookup_get(enum metrics_proto proto, enum lookup_kind kind);
 
+/* The quota requests of the dict service (dict_quota_listen) that can be answered F. */
+enum metrics_quota_req {
+	METRICS_QUOTA_LOOKUP = 0, /* L priv/quota/... */
+	METRICS_QUOTA_COMMIT,     /* C of a transaction on the counters */
+	METRICS_QUOTA_REQ__COUNT,
+};
+
+/* Why a quota request was answered F: the label of vmaild_dict_quota_failures_total. */
+enum metrics_quota_fail {
+	METRICS_QF_UNAVAILABLE = 0, /* the database did not answer in time (down, frozen) */
+	METRICS_QF_ERROR,           /* the statement failed (schema, configuration) */
+	METRICS_QF_UNQUEUED,        /* the pool would not take the request */
+	METRICS_QF_MEMORY,          /* out of memory */
+	METRICS_QF_OVERLOAD,        /* max_connections reached: refused before any work */
+	METRICS_QF_DENIED,          /* a counter of a user who does not run under the peer's uid */
+	METRICS_QF_INVALID,         /* bad input: user name, key, value */
+	METRICS_QF_RANGE,           /* the counter would leave its bounds */
+	METRICS_QF__COUNT,
+};
+
+/* metrics_quota_fail_name - "unavailable", "error", ... (the reason label) */
+const char *metrics_quota_fail_name(enum metrics_quota_fail reason);
+
+/* metrics_quota_req_name - "lookup", "commit" (the request label) */
+const char *metrics_quota_req_name(enum metrics_quota_req req);
+
+/* metrics_quota_failed - count one F answered to a quota request */
+void metrics_quota_failed(enum metrics_quota_req req, enum metrics_quota_fail reason);
+
+/* metrics_quota_failures - how many F were counted for (req, reason) (tests) */
+uint64_t metrics_quota_failures(enum metrics_quota_req req, enum metrics_quota_fail reason);
+
 /* metrics_reset - zero every counter (tests) */
 void metrics_reset(void);
 

@@ -21,6 +21,7 @@
 #include <event2/buffer.h>
 
 #include "dict_batch.h"
+#include "dict_recount.h"
 #include "dict_txn.h"
 #include "lookup.h"
 #include "vmail/dictproto.h"
@@ -86,6 +87,7 @@ struct svc_dict {
 	char *auth_names, *quota_names, *account_names;
 	struct privdrop_ids trusted;     /* dict_trusted_users */
 	struct dict_batch *batch;        /* the commits of every connection */
+	struct dict_recount *recount;    /* failed quota requests: metrics, log, recount list */
 	struct dict_cmd cmd;             /* the line being handled (large: not per conn) */
 	char out[DICT_REPLY_MAX];        /* one reply being formatted */
 };
@@ -129,6 +131,7 @@ struct dict_ask {
 	enum dict_txn_role role;
 	uint64_t max_rows;
 	struct svc_dict *svc;
+	char login[]; /* a counter lookup's user, for dict_recount */
 };
 
 static void dict_on_read(struct conn *c, struct evbuffer *in, void *arg);
@@ -161,7 +164,9 @@ struct svc_dict *svc_dict_new(struct event_base *base, struct pg_pool *pool,
 	svc->quota_names = strdup(set->quota_names);
 	svc->account_names = strdup(set->account_names);
 	svc->batch = dict_batch_new(base, pool);
-	if (!svc->auth_names || !svc->quota_names || !svc->account_names || !svc->batch) {
+	svc->recount = dict_recount_new(base, pool, set->state_directory);
+	if (!svc->auth_names || !svc->quota_names || !svc->account_names || !svc->batch ||
+	    !svc->recount) {
 		snprintf(err, errlen, "out of memory");
 		svc_dict_free(svc);
 		return NULL;
@@ -190,6 +195,7 @@ void svc_dict_free(struct svc_dict *svc)
 	if (!svc)
 		return;
 	dict_batch_free(svc->batch);
+	dict_recount_free(svc->recount);
 	free(svc->auth_names);
 	free(svc->quota_names);
 	free(svc->account_names);
@@ -340,12 +346,28 @@ static void dict_ask_drop(void *arg)
 	free(a);
 }
 
-static struct dict_ask *dict_ask_new(struct svc_dict *svc, struct conn_req *r,
-				     enum dict_txn_role role)
+static bool dict_is_quota(enum dict_txn_role role)
 {
-	struct dict_ask *a = calloc(1, sizeof(*a));
+	return role == DICT_TXN_ROLE_MAILBOX || role == DICT_TXN_ROLE_ACCOUNT;
+}
+
+/* dict_quota_failed - about to answer F to a quota request of login (see dict_recount.h) */
+static void dict_quota_failed(struct svc_dict *svc, enum dict_txn_role role,
+			      enum metrics_quota_req req, enum metrics_quota_fail reason,
+			      const char *login)
+{
+	if (dict_is_quota(role))
+		dict_recount_failed(svc->recount, req, reason, login);
+}
+
+static struct dict_ask *dict_ask_new(struct svc_dict *svc, struct conn_req *r,
+				     enum dict_txn_role role, const char *login)
+{
+	size_t n = login ? strlen(login) : 0;
+	struct dict_ask *a = calloc(1, sizeof(*a) + n + 1);
 	if (!a)
 		return NULL;
+	memcpy(a->login, login ? login : "", n);
 	a->req = r;
 	a->role = role;
 	a->svc = svc;
@@ -355,10 +377,19 @@ static struct dict_ask *dict_ask_new(struct svc_dict *svc, struct conn_req *r,
 
 static void dict_lookup_done(void *arg, enum lookup_status st, const char *value, size_t len)
 {
-	struct dict_ask a = *(struct dict_ask *)arg;
-	free(arg);
+	struct dict_ask *ap = arg;
+	struct dict_ask a = *ap;
 	conn_req_on_drop(a.req, NULL, NULL);
-	bool quota = a.role == DICT_TXN_ROLE_MAILBOX || a.role == DICT_TXN_ROLE_ACCOUNT;
+	bool quota = dict_is_quota(a.role);
+	if (quota && (st == LOOKUP_FOUND || st == LOOKUP_NOTFOUND))
+		dict_recount_db_ok(a.svc->recount);
+	else if (st == LOOKUP_TEMPFAIL || st == LOOKUP_PERMFAIL)
+		dict_quota_failed(a.svc, a.role, METRICS_QUOTA_LOOKUP,
+				  st == LOOKUP_TEMPFAIL ? METRICS_QF_UNAVAILABLE : METRICS_QF_ERROR,
+				  ap->login);
+	if (quota && st == LOOKUP_FOUND && strcmp(value, "denied") == 0)
+		dict_quota_failed(a.svc, a.role, METRICS_QUOTA_LOOKUP, METRICS_QF_DENIED, ap->login);
+	free(ap);
 	switch (st) {
 	case LOOKUP_FOUND:
 		if (quota && strcmp(value, "denied") == 0) {
@@ -393,8 +424,9 @@ static bool has_prefix(const char *s, const char *prefix)
 static void dict_submit(struct svc_dict *svc, struct conn_req *r, enum dict_txn_role role,
 			enum lookup_kind kind, const char *const *params, unsigned nparams)
 {
-	struct dict_ask *a = dict_ask_new(svc, r, role);
+	struct dict_ask *a = dict_ask_new(svc, r, role, params[0]);
 	if (!a) {
+		dict_quota_failed(svc, role, METRICS_QUOTA_LOOKUP, METRICS_QF_MEMORY, params[0]);
 		dict_reply_unanswered(svc, r, role, "out of memory");
 		return;
 	}
@@ -403,6 +435,7 @@ static void dict_submit(struct svc_dict *svc, struct conn_req *r, enum dict_txn_
 	if (!a->lr) {
 		conn_req_on_drop(r, NULL, NULL);
 		free(a);
+		dict_quota_failed(svc, role, METRICS_QUOTA_LOOKUP, METRICS_QF_UNQUEUED, params[0]);
 		dict_reply_unanswered(svc, r, role, "lookup could not be queued");
 	}
 }
@@ -416,6 +449,7 @@ static void dict_counter_lookup(struct svc_dict *svc, struct dict_conn *dc, stru
 		size_t n = strlen(user);
 		struct dict_parked *p = malloc(sizeof(*p) + n + 1);
 		if (!p) {
+			dict_quota_failed(svc, dc->role, METRICS_QUOTA_LOOKUP, METRICS_QF_MEMORY, user);
 			dict_reply_unanswered(svc, r, dc->role, "out of memory");
 			return;
 		}
@@ -533,7 +567,7 @@ static void dict_iterate(struct svc_dict *svc, struct dict_conn *dc, struct conn
 		dict_reply_line(r, svc->out, n, 0);
 		return;
 	}
-	struct dict_ask *a = dict_ask_new(svc, r, dc->role);
+	struct dict_ask *a = dict_ask_new(svc, r, dc->role, NULL);
 	if (!a) {
 		dict_reply_fail(svc, r, "out of memory", 0);
 		return;
@@ -564,6 +598,28 @@ static enum dict_txn_counter dict_range_counter(enum dict_batch_result res)
 	return res == DICT_BATCH_STORAGE_RANGE ? DICT_TXN_STORAGE : DICT_TXN_MESSAGES;
 }
 
+/* dict_commit_fail_reason - the metrics reason of a batch result answered F */
+static enum metrics_quota_fail dict_commit_fail_reason(enum dict_batch_result res)
+{
+	switch (res) {
+	case DICT_BATCH_DENIED:
+		return METRICS_QF_DENIED;
+	case DICT_BATCH_STORAGE_RANGE:
+	case DICT_BATCH_MESSAGES_RANGE:
+		return METRICS_QF_RANGE;
+	case DICT_BATCH_PERMFAIL:
+		return METRICS_QF_ERROR;
+	case DICT_BATCH_UNQUEUED:
+		return METRICS_QF_UNQUEUED;
+	case DICT_BATCH_APPLIED:
+	case DICT_BATCH_NO_COUNTER:
+	case DICT_BATCH_TEMPFAIL:
+	case DICT_BATCH_RESULT__COUNT:
+		break;
+	}
+	return METRICS_QF_UNAVAILABLE;
+}
+
 /* dict_commit_done - the batch of cm returned: its reply */
 static void dict_commit_done(void *arg, enum dict_batch_result res)
 {
@@ -575,6 +631,11 @@ static void dict_commit_done(void *arg, enum dict_batch_result res)
 	/* Before the reply, which could close the connection: the lookups only start here. */
 	if (--dc->commits_pending == 0 && dc->parked)
 		dict_unpark(svc, dc);
+	if (res == DICT_BATCH_APPLIED || res == DICT_BATCH_NO_COUNTER)
+		dict_recount_db_ok(svc->recount);
+	else
+		dict_quota_failed(svc, dc->role, METRICS_QUOTA_COMMIT, dict_commit_fail_reason(res),
+				  cm->txn->username);
 	switch (res) {
 	case DICT_BATCH_APPLIED:
 		dict_reply_commit(svc, r, cm->async, DICTPROTO_COMMIT_OK, cm->id, NULL);
@@ -648,6 +709,7 @@ static void dict_commit(struct svc_dict *svc, struct dict_conn *dc, struct conn_
 			struct dict_txn *t, bool async)
 {
 	enum dictproto_commit_result res = DICTPROTO_COMMIT_OK;
+	enum metrics_quota_fail reason = METRICS_QF_INVALID;
 	const char *why = NULL;
 	switch (dc->role) {
 	case DICT_TXN_ROLE_AUTH:
@@ -663,9 +725,11 @@ static void dict_commit(struct svc_dict *svc, struct dict_conn *dc, struct conn_
 		if (t->error) {
 			res = DICTPROTO_COMMIT_FAILED;
 			why = t->error;
+			reason = METRICS_QF_INVALID;
 		} else if ((why = dict_txn_value_error(t)) != NULL) {
 			/* Here, not in the batch: it must not reach other users' commits. */
 			res = DICTPROTO_COMMIT_FAILED;
+			reason = METRICS_QF_RANGE;
 		} else if (t->add_to_unset) {
 			res = DICTPROTO_COMMIT_NOTFOUND;
 		} else if (!dict_txn_writes(t)) {
@@ -673,14 +737,18 @@ static void dict_commit(struct svc_dict *svc, struct dict_conn *dc, struct conn_
 		} else if (!lookup_key_valid(t->username, strlen(t->username))) {
 			res = DICTPROTO_COMMIT_FAILED;
 			why = "invalid username";
+			reason = METRICS_QF_INVALID;
 		} else if (dict_commit_queue(svc, dc, r, t, async)) {
 			return;
 		} else {
 			res = DICTPROTO_COMMIT_FAILED;
 			why = "out of memory";
+			reason = METRICS_QF_MEMORY;
 		}
 		break;
 	}
+	if (res == DICTPROTO_COMMIT_FAILED)
+		dict_quota_failed(svc, dc->role, METRICS_QUOTA_COMMIT, reason, t->username);
 	uint32_t id = t->id;
 	dict_txn_free(t);
 	dict_reply_commit(svc, r, async, res, id, why);
@@ -830,6 +898,13 @@ static bool dict_command(struct svc_dict *svc, struct conn *c, struct dict_conn 
 		return false;
 	}
 	if (conn_is_over_limit(c)) {
+		if (cmd->type == DICT_CMD_LOOKUP)
+			dict_quota_failed(svc, dc->role, METRICS_QUOTA_LOOKUP, METRICS_QF_OVERLOAD,
+					  cmd->u.lookup.username[0] ? cmd->u.lookup.username
+								    : dc->hello_user);
+		else if (t)
+			dict_quota_failed(svc, dc->role, METRICS_QUOTA_COMMIT, METRICS_QF_OVERLOAD,
+					  t->username);
 		dict_txn_free(t);
 		if (cmd->type == DICT_CMD_LOOKUP || cmd->type == DICT_CMD_ITERATE)
 			dict_reply_fail(svc, r, "too many connections", CONN_REPLY_CLOSE);

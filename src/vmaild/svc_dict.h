@@ -34,6 +34,7 @@ struct svc_dict_settings {
 	const char *quota_names;   /* mailbox quota root and quota_clone, on QUOTA listeners */
 	const char *account_names; /* the shell account's read-only root, on QUOTA listeners */
 	const char *trusted_users; /* user names, numeric uids, @group; root is always trusted */
+	const char *state_directory; /* the recount list's file (dict_recount.h); NULL or "": none */
 };
 
 /*
@@ -69,7 +70,10 @@ void svc_dict_free(struct svc_dict *svc);
  *                                    when an A found no counter (nothing created)
  *                                    account root: ignored, C answers O
  *   a foreign user's counter (untrusted peer)                      F permission denied
- *   the database cannot answer                                     F (lookups, commits, iterations)
+ *   the database cannot answer                                     F; a counter lookup: O<2^63-1> ("full")
+ * Every quota request not served is counted (vmaild_dict_quota_failures_total); one the
+ * database caused also logs the mailbox once per outage, and a commit answered F lists it
+ * for a recount (dict_recount.h).
  * Replies leave in request order; lines up to DICT_MAX_LINE; at most max_pipelined
  * unanswered L/I/C, DICT_TXN_MAX_OPEN open transactions, DICT_TXN_MAX_OPS operations each.
  */

@@ -100,6 +100,25 @@ class AccountsWorld:
         hashes = cls.pg.psql("SELECT password FROM vmail.shell_account ORDER BY login")
         assert "{ARGON2ID}$argon2id$" in hashes, hashes
 
+    @classmethod
+    def _dict_services(cls, **settings):
+        """vmaild with both dict listeners (plus settings) and Dovecot wired with the shipped
+        2.3 files (only the socket and file paths replaced): cls.vd, cls.dc."""
+        w = cls.w
+        cls.auth_sock = w.path("dict-auth")
+        cls.quota_sock = w.path("dict-quota")
+        cls.vd = w.vmaild(cls.pg.dsn, "", dict_listen="unix:" + cls.auth_sock,
+                          dict_quota_listen="unix:" + cls.quota_sock, socket_mode="0600",
+                          request_timeout="2s", **settings)
+        ext = w.path("dovecot-dict-auth.conf.ext")
+        with open(ext, "w") as f:
+            f.write(contrib("dovecot-dict-auth.conf.ext").replace(
+                "/run/vmaild/dict-auth", cls.auth_sock))
+        conf = contrib("90-vmaild-dict.conf")
+        conf = conf.replace("/etc/dovecot/dovecot-dict-auth.conf.ext", ext)
+        conf = conf.replace("/run/vmaild/dict-quota", cls.quota_sock)
+        cls.dc = w.dovecot(conf)
+
     # -- helpers ------------------------------------------------------------------------
 
     def auth_ok(self, user, password):
@@ -172,19 +191,7 @@ class DovecotDictTest(AccountsWorld, unittest.TestCase):
     @classmethod
     def _services(cls):
         w = cls.w
-        cls.auth_sock = w.path("dict-auth")
-        cls.quota_sock = w.path("dict-quota")
-        cls.vd = w.vmaild(cls.pg.dsn, "", dict_listen="unix:" + cls.auth_sock,
-                          dict_quota_listen="unix:" + cls.quota_sock, socket_mode="0600",
-                          request_timeout="2s")
-        ext = w.path("dovecot-dict-auth.conf.ext")
-        with open(ext, "w") as f:
-            f.write(contrib("dovecot-dict-auth.conf.ext").replace(
-                "/run/vmaild/dict-auth", cls.auth_sock))
-        conf = contrib("90-vmaild-dict.conf")
-        conf = conf.replace("/etc/dovecot/dovecot-dict-auth.conf.ext", ext)
-        conf = conf.replace("/run/vmaild/dict-quota", cls.quota_sock)
-        cls.dc = w.dovecot(conf)
+        cls._dict_services()
         # SMTP AUTH the way Postfix does it: Dovecot SASL on the auth-client socket.
         cls.pf = w.postfix(main_cf="smtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = dovecot\n"
                            "smtpd_sasl_path = %s\n" % cls.dc.auth_client, chroot=False)

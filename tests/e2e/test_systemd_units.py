@@ -96,7 +96,8 @@ class UnitFilesTest(unittest.TestCase):
 
     def units(self):
         files = sorted(glob.glob(os.path.join(UNIT_DIR, "*.service")) +
-                       glob.glob(os.path.join(UNIT_DIR, "*.socket")))
+                       glob.glob(os.path.join(UNIT_DIR, "*.socket")) +
+                       glob.glob(os.path.join(UNIT_DIR, "*.timer")))
         self.assertTrue(files, "no units in contrib/systemd")
         return files
 
@@ -111,6 +112,7 @@ class UnitFilesTest(unittest.TestCase):
                 text = f.read()
             text = text.replace("/usr/sbin/vmaild ", os.path.join(world.BUILD, "vmaild") + " ")
             text = text.replace("/usr/sbin/vmail-panel ", panel + " ")
+            text = text.replace("/usr/bin/vmailctl ", os.path.join(world.BUILD, "vmailctl") + " ")
             dst = os.path.join(self.tmp, os.path.basename(src))
             with open(dst, "w") as f:
                 f.write(text)

@@ -1,0 +1,434 @@
+/*
+ * dict_recount: the dict service's failed quota requests.  Owns the metrics count of each F,
+ * the once-per-outage warning per mailbox (a small set of logged logins), and the list of
+ * mailboxes to recount: lines "REASON LOGIN" in memory, mirrored in a file of the state
+ * directory, and inserted into vmail.usage_recount (LOOKUP_USAGE_RECOUNT_ADD) whenever the
+ * database takes them; then the file is rewritten with what came in meanwhile.
+ */
+#include "dict_recount.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "dict_batch.h"
+#include "lookup.h"
+#include "lookup_kinds.h"
+#include "vmail/log.h"
+#include "vmail/pg.h"
+
+#define RECOUNT_REASON_MAX 32
+#define RECOUNT_ALL "*" /* the login of "recount every mailbox" (the file was full) */
+
+enum recount_insert {
+	RECOUNT_IDLE = 0,  /* nothing in the database's hands */
+	RECOUNT_INFLIGHT,  /* an insert of the first `sent` bytes is in the pool */
+};
+
+/* A mailbox seen in this outage. */
+struct recount_seen {
+	char *login;
+	bool lookup_logged; /* its counters could not be read */
+	bool listed;        /* a commit failed: logged and listed */
+};
+
+struct dict_recount {
+	struct pg_pool *pool;
+	struct event *tick;       /* the next insert */
+	char *path;               /* NULL: memory only */
+	int fd;                   /* the file, O_APPEND; -1 if none */
+	bool file_failed;         /* logged once */
+	struct evbuffer *pending; /* lines not yet in the database */
+	bool overflowed;          /* the "*" line is in pending */
+	enum recount_insert state;
+	size_t sent;
+	struct pg_req *req;
+	/* The outage: who was logged (and listed), how many more were not. */
+	struct recount_seen logged[DICT_RECOUNT_LOG_MAX];
+	unsigned nlogged;
+	unsigned long more;
+};
+
+static bool reason_listed(enum metrics_quota_fail reason)
+{
+	return reason != METRICS_QF_DENIED && reason != METRICS_QF_INVALID &&
+	       reason != METRICS_QF_RANGE;
+}
+
+bool dict_recount_parse_line(const char *line, size_t len, size_t *reason_len,
+			     const char **login, size_t *login_len)
+{
+	const char *sp = memchr(line, ' ', len);
+	if (!sp || sp == line || (size_t)(sp - line) > RECOUNT_REASON_MAX)
+		return false;
+	for (const char *p = line; p < sp; p++)
+		if (!((*p >= 'a' && *p <= 'z') || *p == '-'))
+			return false;
+	*reason_len = (size_t)(sp - line);
+	*login = sp + 1;
+	*login_len = len - *reason_len - 1;
+	if (*login_len == 1 && (*login)[0] == RECOUNT_ALL[0])
+		return true;
+	return lookup_key_valid(*login, *login_len);
+}
+
+static void recount_rewrite(struct dict_recount *rc);
+
+/* recount_retry_later - the next insert in DICT_RECOUNT_RETRY_MS */
+static void recount_retry_later(struct dict_recount *rc)
+{
+	struct timeval tv = { DICT_RECOUNT_RETRY_MS / 1000, (DICT_RECOUNT_RETRY_MS % 1000) * 1000 };
+	evtimer_add(rc->tick, &tv);
+}
+
+/* ---- the file -------------------------------------------------------------------- */
+
+static void recount_file_error(struct dict_recount *rc, const char *what)
+{
+	if (!rc->file_failed)
+		log_error("quota recount list %s: %s: %s; the list is kept in memory only", rc->path,
+			  what, strerror(errno));
+	rc->file_failed = true;
+}
+
+/* recount_load - open the file and take the whole lines a previous process left in it */
+static void recount_load(struct dict_recount *rc)
+{
+	/* Created at the first line: nothing to say about a directory that was never needed. */
+	rc->fd = open(rc->path, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+	if (rc->fd < 0) {
+		if (errno != ENOENT)
+			recount_file_error(rc, "cannot open");
+		return;
+	}
+	char *buf = malloc(DICT_RECOUNT_FILE_MAX + 1);
+	if (!buf)
+		return;
+	size_t total = 0;
+	ssize_t n = 0;
+	while (total <= DICT_RECOUNT_FILE_MAX &&
+	       (n = read(rc->fd, buf + total, DICT_RECOUNT_FILE_MAX + 1 - total)) > 0)
+		total += (size_t)n;
+	if (n < 0)
+		recount_file_error(rc, "cannot read");
+	bool full = total > DICT_RECOUNT_FILE_MAX;
+	/* A line cut by a crash (appends are whole lines, but not atomic on disk) is dropped. */
+	size_t whole = total;
+	while (whole && buf[whole - 1] != '\n')
+		whole--;
+	if (whole > DICT_RECOUNT_FILE_MAX - 16)
+		full = true;
+	if (full)
+		while (whole && (whole > DICT_RECOUNT_FILE_MAX - 16 || buf[whole - 1] != '\n'))
+			whole--;
+	evbuffer_add(rc->pending, buf, whole);
+	free(buf);
+	if (full) {
+		evbuffer_add_printf(rc->pending, "overflow %s\n", RECOUNT_ALL);
+		rc->overflowed = true;
+	}
+	if (whole != total)
+		recount_rewrite(rc);
+	if (whole)
+		log_notice("quota recount list %s: %zu bytes left from before the restart", rc->path,
+			   whole);
+}
+
+/* recount_rewrite - the file holds what is pending now (usually nothing) */
+static void recount_rewrite(struct dict_recount *rc)
+{
+	if (rc->fd < 0)
+		return;
+	size_t n = evbuffer_get_length(rc->pending);
+	if (n == 0) {
+		if (ftruncate(rc->fd, 0) < 0)
+			recount_file_error(rc, "cannot truncate");
+		return;
+	}
+	/* Lines arrived during the insert: a new file, renamed over the old one. */
+	char tmp[4096];
+	int len = snprintf(tmp, sizeof(tmp), "%s.new", rc->path);
+	if (len < 0 || (size_t)len >= sizeof(tmp))
+		return;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	const char *data = (const char *)evbuffer_pullup(rc->pending, -1);
+	if (fd < 0 || write(fd, data, n) != (ssize_t)n || rename(tmp, rc->path) < 0) {
+		recount_file_error(rc, "cannot rewrite");
+		if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
+		return;
+	}
+	close(rc->fd);
+	rc->fd = open(rc->path, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+	close(fd);
+	if (rc->fd < 0)
+		recount_file_error(rc, "cannot reopen");
+}
+
+/* recount_append - one line, in memory and in the file; "*" once when full */
+static void recount_append(struct dict_recount *rc, const char *reason, const char *login)
+{
+	char line[RECOUNT_REASON_MAX + LOOKUP_KEY_MAX + 4];
+	int n = snprintf(line, sizeof(line), "%s %s\n", reason, login);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return;
+	if (evbuffer_get_length(rc->pending) + (size_t)n > DICT_RECOUNT_FILE_MAX) {
+		if (rc->overflowed)
+			return;
+		log_error("quota recount list full (%d bytes): every mailbox will be recounted",
+			  DICT_RECOUNT_FILE_MAX);
+		rc->overflowed = true;
+		n = snprintf(line, sizeof(line), "overflow %s\n", RECOUNT_ALL);
+	}
+	if (evbuffer_add(rc->pending, line, (size_t)n) < 0) {
+		log_error("quota recount list: out of memory; %s not listed", login);
+		return;
+	}
+	if (rc->fd < 0 && rc->path && !rc->file_failed) {
+		rc->fd = open(rc->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (rc->fd < 0)
+			recount_file_error(rc, "cannot create");
+	}
+	if (rc->fd >= 0 && write(rc->fd, line, (size_t)n) != n)
+		recount_file_error(rc, "cannot append");
+	if (rc->state == RECOUNT_IDLE && !evtimer_pending(rc->tick, NULL)) {
+		recount_retry_later(rc);
+	}
+}
+
+/* ---- the insert ------------------------------------------------------------------ */
+
+static void recount_outage_over(struct dict_recount *rc)
+{
+	if (rc->more)
+		log_warning("quota: %lu more mailboxes were answered F during the database outage "
+			    "(not logged one by one)", rc->more);
+	if (rc->nlogged || rc->more)
+		log_notice("quota: the database answers again");
+	for (unsigned i = 0; i < rc->nlogged; i++)
+		free(rc->logged[i].login);
+	rc->nlogged = 0;
+	rc->more = 0;
+}
+
+static void recount_inserted(void *arg, enum pg_status st, const PGresult *res)
+{
+	struct dict_recount *rc = arg;
+	(void)res;
+	rc->req = NULL;
+	rc->state = RECOUNT_IDLE;
+	size_t sent = rc->sent;
+	rc->sent = 0;
+	if (st != PG_FOUND) {
+		log_debug("quota recount list: insert: %s; retrying", pg_status_name(st));
+		if (st == PG_PERMFAIL)
+			log_error("quota recount list: the insert failed (schema older than 014?)");
+		recount_retry_later(rc);
+		return;
+	}
+	log_notice("quota recount list: %zu bytes of mailboxes in vmail.usage_recount", sent);
+	evbuffer_drain(rc->pending, sent);
+	if (evbuffer_get_length(rc->pending) == 0)
+		rc->overflowed = false;
+	recount_rewrite(rc);
+	recount_outage_over(rc);
+	if (evbuffer_get_length(rc->pending))
+		event_active(rc->tick, EV_TIMEOUT, 0);
+}
+
+/* recount_arrays_add - one line onto the three array literals; false when skipped */
+static bool recount_arrays_add(struct evbuffer *arr[3], const char *line, size_t len,
+			       bool first)
+{
+	size_t rlen, llen;
+	const char *login;
+	if (!dict_recount_parse_line(line, len, &rlen, &login, &llen))
+		return false;
+	char q[2 * LOOKUP_KEY_MAX + 8], l[LOOKUP_KEY_MAX + 1];
+	memcpy(l, login, llen);
+	l[llen] = '\0';
+	size_t n = dict_batch_quote(q, sizeof(q), l);
+	const char *sep = first ? "" : ",";
+	return n > 0 && evbuffer_add_printf(arr[0], "%s%.*s", sep, (int)n, q) >= 0 &&
+	       evbuffer_add_printf(arr[1], "%s\"%.*s\"", sep, (int)rlen, line) >= 0 &&
+	       evbuffer_add_printf(arr[2], "%s1", sep) >= 0;
+}
+
+/* recount_insert - send every whole pending line */
+static void recount_insert(struct dict_recount *rc)
+{
+	if (rc->state != RECOUNT_IDLE || evbuffer_get_length(rc->pending) == 0)
+		return;
+	size_t total = evbuffer_get_length(rc->pending);
+	const char *data = (const char *)evbuffer_pullup(rc->pending, -1);
+	struct evbuffer *arr[3] = { evbuffer_new(), evbuffer_new(), evbuffer_new() };
+	bool ok = arr[0] && arr[1] && arr[2];
+	for (int i = 0; i < 3 && ok; i++)
+		ok = evbuffer_add(arr[i], "{", 1) == 0;
+	size_t off = 0, count = 0;
+	while (ok && off < total) {
+		const char *nl = memchr(data + off, '\n', total - off);
+		if (!nl)
+			break; /* cannot happen: lines are added whole */
+		size_t len = (size_t)(nl - (data + off));
+		if (recount_arrays_add(arr, data + off, len, count == 0))
+			count++;
+		else
+			log_warning("quota recount list: skipping a malformed line (%zu bytes)", len);
+		off += len + 1;
+	}
+	const char *params[3];
+	size_t lens[3];
+	for (int i = 0; i < 3 && ok; i++) {
+		ok = evbuffer_add(arr[i], "}", 1) == 0;
+		lens[i] = evbuffer_get_length(arr[i]);
+		params[i] = (const char *)evbuffer_pullup(arr[i], -1);
+		ok = ok && params[i];
+	}
+	if (ok) {
+		rc->req = pg_submit(rc->pool, LOOKUP_USAGE_RECOUNT_ADD, params, lens, 3,
+				    recount_inserted, rc);
+		if (rc->req) {
+			rc->state = RECOUNT_INFLIGHT;
+			rc->sent = off;
+		}
+	}
+	for (int i = 0; i < 3; i++)
+		if (arr[i])
+			evbuffer_free(arr[i]);
+	if (rc->state == RECOUNT_IDLE && evbuffer_get_length(rc->pending)) {
+		recount_retry_later(rc);
+	}
+}
+
+static void recount_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	recount_insert(arg);
+}
+
+/* ---- the service's side ------------------------------------------------------------ */
+
+struct dict_recount *dict_recount_new(struct event_base *base, struct pg_pool *pool,
+				      const char *state_dir)
+{
+	struct dict_recount *rc = calloc(1, sizeof(*rc));
+	if (!rc)
+		return NULL;
+	rc->pool = pool;
+	rc->fd = -1;
+	rc->pending = evbuffer_new();
+	rc->tick = evtimer_new(base, recount_tick, rc);
+	if (!rc->pending || !rc->tick) {
+		dict_recount_free(rc);
+		return NULL;
+	}
+	if (state_dir && state_dir[0]) {
+		size_t n = strlen(state_dir) + sizeof("/" DICT_RECOUNT_FILE);
+		rc->path = malloc(n);
+		if (!rc->path) {
+			dict_recount_free(rc);
+			return NULL;
+		}
+		snprintf(rc->path, n, "%s/%s", state_dir, DICT_RECOUNT_FILE);
+		recount_load(rc);
+	}
+	if (evbuffer_get_length(rc->pending))
+		event_active(rc->tick, EV_TIMEOUT, 0);
+	return rc;
+}
+
+void dict_recount_free(struct dict_recount *rc)
+{
+	if (!rc)
+		return;
+	if (rc->req)
+		pg_cancel(rc->req);
+	if (rc->tick)
+		event_free(rc->tick);
+	if (rc->pending)
+		evbuffer_free(rc->pending);
+	if (rc->fd >= 0)
+		close(rc->fd);
+	for (unsigned i = 0; i < rc->nlogged; i++)
+		free(rc->logged[i].login);
+	free(rc->path);
+	free(rc);
+}
+
+/* recount_seen - login's entry in this outage (added if there is room); NULL past the cap */
+static struct recount_seen *recount_seen(struct dict_recount *rc, const char *login)
+{
+	for (unsigned i = 0; i < rc->nlogged; i++)
+		if (strcmp(rc->logged[i].login, login) == 0)
+			return &rc->logged[i];
+	if (rc->nlogged < DICT_RECOUNT_LOG_MAX) {
+		struct recount_seen *e = &rc->logged[rc->nlogged];
+		*e = (struct recount_seen){ .login = strdup(login) };
+		if (e->login) {
+			rc->nlogged++;
+			return e;
+		}
+	}
+	if (rc->more++ == 0)
+		log_warning("quota: more mailboxes affected; their number is logged when the "
+			    "database answers again");
+	return NULL;
+}
+
+void dict_recount_failed(struct dict_recount *rc, enum metrics_quota_req req,
+			 enum metrics_quota_fail reason, const char *login)
+{
+	metrics_quota_failed(req, reason);
+	if (!rc || !reason_listed(reason) || !login || !lookup_key_valid(login, strlen(login)))
+		return;
+	struct recount_seen *e = recount_seen(rc, login);
+	const char *why = metrics_quota_fail_name(reason);
+	if (req == METRICS_QUOTA_LOOKUP) {
+		/* Answered "full" (svc_dict): the mail waits, nothing is stored uncounted. */
+		if (e && !e->lookup_logged)
+			log_warning("quota: cannot read the counters of %s (%s): answered full, its "
+				    "mail is deferred", login, why);
+		if (e)
+			e->lookup_logged = true;
+		return;
+	}
+	if (e && e->listed)
+		return;
+	if (e) {
+		log_warning("quota: answered F to a commit for %s (%s): its counters may be wrong, "
+			    "listed for a recount", login, why);
+		e->listed = true;
+	}
+	/* Past the cap every failed commit is appended: the file's bound still holds. */
+	char line_reason[RECOUNT_REASON_MAX + 1];
+	snprintf(line_reason, sizeof(line_reason), "%s-%s", metrics_quota_req_name(req), why);
+	recount_append(rc, line_reason, login);
+}
+
+void dict_recount_db_ok(struct dict_recount *rc)
+{
+	if (!rc)
+		return;
+	if (rc->nlogged || rc->more)
+		recount_outage_over(rc);
+	if (rc->state == RECOUNT_IDLE && evbuffer_get_length(rc->pending)) {
+		evtimer_del(rc->tick);
+		event_active(rc->tick, EV_TIMEOUT, 0);
+	}
+}
+
+size_t dict_recount_pending(const struct dict_recount *rc)
+{
+	return rc ? evbuffer_get_length(rc->pending) : 0;
+}
