@@ -66,6 +66,9 @@ CALLS = {
     "userdb": ("SELECT * FROM vmail.userdb($1)", "rows", {"userdb"}),
     # vmailctl usage show (src/vmailctl/ctl_usage.c)
     "quota_state": ("SELECT * FROM vmail.quota_state($1)", "rows", {"quota_state"}),
+    # vmaild's recount list after quota commits answered F (src/vmaild/dict_recount.c)
+    "usage_recount_add": ("SELECT vmail.usage_recount_add($1::text[],$2::text[],$3::integer[])", "value",
+                          set()),
     # under dict_quota_get and dict_commit
     "dict_peer_may": ("SELECT vmail.dict_peer_may($1,$2::integer)", "value", {"dict_peer_may"}),
 }
