@@ -24,12 +24,14 @@ ALTER TABLE vmail.mail_account ALTER COLUMN home SET NOT NULL;
 ALTER TABLE vmail.mail_account ADD CONSTRAINT mail_account_home_absolute
 	CHECK (home ~ '^/[^[:cntrl:]]*$') NOT VALID;
 
--- A template without %i gets the id appended, so that no new account can land in a retired
--- account's directory; setting_set refuses such templates from now on.
+-- A template without %i (as a component of its own or after a "." ending one) gets ".%i"
+-- appended, so that no new account can land in a retired account's directory; setting_set
+-- refuses such templates from now on (vmail.check_home_template).  A legacy home may still
+-- equal a new one (john.2024@d's and john@d's with id 2024): the trigger skips such ids.
 UPDATE vmail.settings SET
-	free_home_template = CASE WHEN strpos(free_home_template, '%i') = 0
+	free_home_template = CASE WHEN free_home_template !~ '(^|/|\.)%i(/|$)'
 		THEN rtrim(free_home_template, '/') || '.%i' ELSE free_home_template END,
-	paid_home_template = CASE WHEN strpos(paid_home_template, '%i') = 0
+	paid_home_template = CASE WHEN paid_home_template !~ '(^|/|\.)%i(/|$)'
 		THEN rtrim(paid_home_template, '/') || '.%i' ELSE paid_home_template END;
 ALTER TABLE vmail.mail_account ENABLE TRIGGER USER;
 ALTER TABLE vmail.settings ENABLE TRIGGER USER;
@@ -37,7 +39,7 @@ ALTER TABLE vmail.settings
 	ALTER COLUMN free_home_template SET DEFAULT '%h/mail/%d/%n.%i',
 	ALTER COLUMN paid_home_template SET DEFAULT '/var/vmail/%d/%n.%i',
 	ADD CONSTRAINT settings_home_template_id
-		CHECK (strpos(free_home_template, '%i') > 0 AND strpos(paid_home_template, '%i') > 0);
+		CHECK (free_home_template ~ '(^|/|\.)%i(/|$)' AND paid_home_template ~ '(^|/|\.)%i(/|$)');
 
 -- Homes of deleted mail accounts, waiting for `vmailctl mailbox purge`.  No foreign key: the
 -- account is gone.  uid is the owner its top directory must have (the shell account's uid for

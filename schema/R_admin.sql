@@ -272,20 +272,21 @@ END $$;
 -- (refused) when the path must not be removed as it stands: not an absolute path of plain
 -- components; a shell account's home or a directory above one; a live mail account's home,
 -- one inside it or above it.  The purge removes nothing of a refused row and keeps it.
+-- home is normalised (vmail.path_norm: "//" and a trailing "/", as homes made from a shell
+-- home ending in "/" have them), the form the purge accepts, and compared in that form.
 CREATE OR REPLACE FUNCTION vmail.retired_due(p_age interval)
 RETURNS TABLE (id bigint, address text, home text, uid integer, gid integer, deleted_at timestamptz, refused text)
 LANGUAGE sql STABLE AS $$
-	SELECT r.id, r.address, r.home, r.uid, r.gid, r.deleted_at,
-		CASE WHEN r.home !~ '^(/[^/[:cntrl:]]+)+$' OR r.home ~ '/\.\.?(/|$)'
+	SELECT r.id, r.address, h, r.uid, r.gid, r.deleted_at,
+		CASE WHEN h !~ '^(/[^/[:cntrl:]]+)+$' OR h ~ '/\.\.?(/|$)'
 			THEN 'not an absolute path without . and .. components'
-		WHEN EXISTS (SELECT 1 FROM vmail.shell_account s
-			WHERE rtrim(s.home, '/') = r.home OR left(s.home, length(r.home) + 1) = r.home || '/')
+		WHEN EXISTS (SELECT 1 FROM vmail.shell_account s, vmail.path_norm(s.home) o
+			WHERE o = h OR left(o, length(h) + 1) = h || '/')
 			THEN 'a shell account''s home or a directory above one'
-		WHEN EXISTS (SELECT 1 FROM vmail.mail_account a
-			WHERE a.home = r.home OR left(a.home, length(r.home) + 1) = r.home || '/'
-			   OR left(r.home, length(a.home) + 1) = rtrim(a.home, '/') || '/')
+		WHEN EXISTS (SELECT 1 FROM vmail.mail_account a, vmail.path_norm(a.home) o
+			WHERE o = h OR left(o, length(h) + 1) = h || '/' OR left(h, length(o) + 1) = o || '/')
 			THEN 'the home of a mail account, inside one or above one' END
-	FROM vmail.retired_mailbox r
+	FROM vmail.retired_mailbox r, vmail.path_norm(r.home) h
 	WHERE r.deleted_at <= now() - p_age
 	ORDER BY r.id
 $$;

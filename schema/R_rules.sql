@@ -208,8 +208,10 @@ CREATE CONSTRAINT TRIGGER alias_target_left AFTER DELETE OR INSERT ON vmail.alia
 	DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION vmail.alias_has_targets();
 
 -- A mail account's home from a settings template (vmail.check_home_template): %h the shell
--- account's home, %d the domain, %n the local part, %i the account's id.  One pass, so that
--- a value put in is never read as a template again.
+-- account's home (without a trailing "/", which would make "//" in every home), %d the
+-- domain, %n the local part with each "/" as "_" (a "/" would nest x.1/y@d's home in x@d's;
+-- %i keeps x/y and x_y apart), %i the account's id.  One pass, so that a value put in is
+-- never read as a template again.
 CREATE OR REPLACE FUNCTION vmail.home_expand(p_template text, p_shell_home text, p_domain text,
 	p_local text, p_id bigint) RETURNS text
 LANGUAGE plpgsql IMMUTABLE AS $$
@@ -221,8 +223,8 @@ BEGIN
 	WHILE i <= length(p_template) LOOP
 		tok := substr(p_template, i, 2);
 		IF tok IN ('%h', '%d', '%n', '%i') THEN
-			res := res || CASE tok WHEN '%h' THEN p_shell_home WHEN '%d' THEN p_domain
-				WHEN '%n' THEN p_local ELSE p_id::text END;
+			res := res || CASE tok WHEN '%h' THEN rtrim(p_shell_home, '/') WHEN '%d' THEN p_domain
+				WHEN '%n' THEN replace(p_local, '/', '_') ELSE p_id::text END;
 			i := i + 2;
 		ELSE
 			res := res || substr(p_template, i, 1);
@@ -231,6 +233,27 @@ BEGIN
 	END LOOP;
 	RETURN res;
 END $$;
+
+-- Why a new home p_home must not be used, or NULL: it is, lies inside or above a live mail
+-- account's home or a retired one (legacy homes have no id: 013 gave john.2024@d's template
+-- ".%i", so john@d with id 2024 would land in its Maildir), or is a shell account's home or
+-- above one.  Compared normalised (vmail.path_norm); no unique index, since legacy rows may
+-- already share a home.
+CREATE OR REPLACE FUNCTION vmail.home_conflict(p_home text) RETURNS text
+LANGUAGE sql STABLE AS $$
+	WITH h(p) AS (SELECT vmail.path_norm(p_home))
+	SELECT CASE
+		WHEN EXISTS (SELECT 1 FROM vmail.mail_account a, h, vmail.path_norm(a.home) o
+			WHERE o = h.p OR left(o, length(h.p) + 1) = h.p || '/' OR left(h.p, length(o) + 1) = o || '/')
+			THEN 'a mail account''s home, inside one or above one'
+		WHEN EXISTS (SELECT 1 FROM vmail.retired_mailbox r, h, vmail.path_norm(r.home) o
+			WHERE o = h.p OR left(o, length(h.p) + 1) = h.p || '/' OR left(h.p, length(o) + 1) = o || '/')
+			THEN 'a deleted mail account''s home (vmailctl mailbox retired), inside one or above one'
+		WHEN EXISTS (SELECT 1 FROM vmail.shell_account s, h, vmail.path_norm(s.home) o
+			WHERE o = h.p OR left(o, length(h.p) + 1) = h.p || '/')
+			THEN 'a shell account''s home or above one' END
+	FROM h
+$$;
 
 -- Mail accounts: R8, R7, R3, R2, R4, R5 — reported in that order (SERVICE.md §5).
 CREATE OR REPLACE FUNCTION vmail.mail_account_before() RETURNS trigger
@@ -241,6 +264,8 @@ DECLARE
 	n int;
 	lim int;
 	allocated bigint;
+	tmpl text;
+	why text;
 BEGIN
 	IF TG_OP = 'UPDATE' THEN
 		IF NEW.address <> OLD.address OR NEW.kind <> OLD.kind
@@ -248,8 +273,9 @@ BEGIN
 			PERFORM vmail.fail('VM400', format('mail account %s: address, kind and owner cannot change', OLD.address));
 		END IF;
 		-- The home is fixed at creation; only a shell account's move carries it along
-		-- (shell_account_home_moved, one trigger level down).
-		IF NEW.home <> OLD.home AND pg_trigger_depth() < 2 THEN
+		-- (shell_account_home_moved sets vmail.home_move around its update, for this
+		-- transaction only; no other trigger, however nested, may change it).
+		IF NEW.home <> OLD.home AND current_setting('vmail.home_move', true) IS DISTINCT FROM '1' THEN
 			PERFORM vmail.fail('VM400', format('mail account %s: its home is fixed when it is created', OLD.address));
 		END IF;
 		IF NEW.kind = 'free' AND NEW.quota > OLD.quota THEN
@@ -310,9 +336,21 @@ BEGIN
 		END IF;
 	END IF;
 	-- Fixed now, with the id (set from its sequence before this trigger), never recomputed.
-	NEW.home := vmail.home_expand(CASE NEW.kind WHEN 'free' THEN (SELECT free_home_template FROM vmail.settings)
-		ELSE (SELECT paid_home_template FROM vmail.settings) END, owner.home, d.name, NEW.local_part, NEW.id);
-	RETURN NEW;
+	-- A home that meets another one (vmail.home_conflict) takes the next id instead: ids
+	-- need not be dense, and a few tries get past any run of legacy homes but a contrived one.
+	tmpl := CASE NEW.kind WHEN 'free' THEN (SELECT free_home_template FROM vmail.settings)
+		ELSE (SELECT paid_home_template FROM vmail.settings) END;
+	FOR try IN 1..10 LOOP
+		NEW.home := vmail.home_expand(tmpl, owner.home, d.name, NEW.local_part, NEW.id);
+		why := vmail.home_conflict(NEW.home);
+		IF why IS NULL THEN
+			RETURN NEW;
+		END IF;
+		NEW.id := nextval(pg_get_serial_sequence('vmail.mail_account', 'id'));
+	END LOOP;
+	PERFORM vmail.fail('VM409', format('mail account %s: its home %s (and those with the next ids) would be %s; the administrator moves or purges that directory, or changes the home template',
+		NEW.address, NEW.home, why));
+	RETURN NULL;
 END $$;
 CREATE OR REPLACE TRIGGER mail_account_before BEFORE INSERT OR UPDATE ON vmail.mail_account
 	FOR EACH ROW EXECUTE FUNCTION vmail.mail_account_before();
@@ -348,13 +386,23 @@ CREATE OR REPLACE TRIGGER mail_account_delete BEFORE DELETE ON vmail.mail_accoun
 	FOR EACH ROW EXECUTE FUNCTION vmail.mail_account_delete();
 
 -- A shell account's home moves with its contents (usermod -m): the stored homes of its free
--- mail accounts inside it move along; homes elsewhere (another template) stay.
+-- mail accounts inside it move along, and so do the retired homes of its deleted ones (its
+-- uid, inside the old home), where `vmailctl mailbox purge` must now look for them; homes
+-- elsewhere (another template) stay.
 CREATE OR REPLACE FUNCTION vmail.shell_account_home_moved() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+	old_home text := rtrim(OLD.home, '/');
+	new_home text := rtrim(NEW.home, '/');
 BEGIN
+	PERFORM set_config('vmail.home_move', '1', true);
 	UPDATE vmail.mail_account
-	   SET home = NEW.home || substr(home, length(OLD.home) + 1)
-	 WHERE shell_account_id = NEW.id AND kind = 'free' AND left(home, length(OLD.home) + 1) = OLD.home || '/';
+	   SET home = new_home || substr(home, length(old_home) + 1)
+	 WHERE shell_account_id = NEW.id AND kind = 'free' AND left(home, length(old_home) + 1) = old_home || '/';
+	PERFORM set_config('vmail.home_move', '', true);
+	UPDATE vmail.retired_mailbox
+	   SET home = new_home || substr(home, length(old_home) + 1)
+	 WHERE uid = OLD.uid AND left(home, length(old_home) + 1) = old_home || '/';
 	RETURN NULL;
 END $$;
 CREATE OR REPLACE TRIGGER shell_account_home_moved AFTER UPDATE OF home ON vmail.shell_account

@@ -31,7 +31,9 @@ CREATE OR REPLACE TRIGGER settings_guard BEFORE DELETE ON vmail.settings
 
 -- A mail account's home template (vmail.home_expand): %h the shell account's home (free
 -- accounts only), %d the domain, %n the local part, %i the account's id.  %i is required: the
--- id is never reused, so a re-created address never lands in a retired account's directory
+-- id is never reused, so a re-created address never lands in a retired account's directory;
+-- it must end a component and start it or follow a "." (a local part never ends with one), so
+-- that no local part and id run together (%n%i: x with id 12 and x1 with id 2 are both x12)
 -- (a template without it is refused rather than silently extended, so that the administrator
 -- sees which paths new accounts will get).  The result must be an absolute path without .
 -- or .. components, the shape `vmailctl mailbox purge` accepts.
@@ -40,12 +42,12 @@ LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
 	IF length(p_value) > 1024 THEN
 		PERFORM vmail.fail('VM400', format('%s is longer than 1024 characters', p_key));
-	ELSIF strpos(coalesce(p_value, ''), '%i') = 0 THEN
-		PERFORM vmail.fail('VM400', format('%s must contain %%i (the account''s id), so that a re-created address never gets the old holder''s directory: "%s"', p_key, p_value));
 	ELSIF p_key = 'paid_home_template' AND strpos(p_value, '%h') > 0 THEN
 		PERFORM vmail.fail('VM400', format('%s: a paid account has no shell account, so no %%h: "%s"', p_key, p_value));
 	ELSIF p_value !~ '^(/|%h(/|$))' OR p_value ~ '[[:cntrl:]]' THEN
 		PERFORM vmail.fail('VM400', format('%s must be an absolute path (starting with / or %%h/) without control characters: "%s"', p_key, p_value));
+	ELSIF coalesce(p_value, '') !~ '(^|/|\.)%i(/|$)' THEN
+		PERFORM vmail.fail('VM400', format('%s must contain %%i (the account''s id) as a whole path component or after a "." at the end of one (%%n.%%i), so that a re-created address never gets the old holder''s directory and %%n%%i never makes x1 with id 2 the same as x with id 12: "%s"', p_key, p_value));
 	ELSIF p_value ~ '(^|/)\.\.?(/|$)' THEN
 		PERFORM vmail.fail('VM400', format('%s must not contain . or .. components: "%s"', p_key, p_value));
 	END IF;

@@ -31,3 +31,11 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 	SELECT hosts IS NOT NULL AND NOT EXISTS (
 		SELECT 1 FROM unnest(hosts) h WHERE NOT vmail.valid_domain_name(h))
 $$;
+
+-- A stored path as the file system reads it: repeated slashes are one, a trailing one is
+-- dropped ("/" stays "/").  Homes made by old templates or from a shell home ending in "/"
+-- are compared (and purged) in this form.
+CREATE OR REPLACE FUNCTION vmail.path_norm(p text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	SELECT CASE WHEN n = '/' THEN n ELSE rtrim(n, '/') END FROM regexp_replace(p, '/{2,}', '/', 'g') n
+$$;

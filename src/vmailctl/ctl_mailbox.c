@@ -253,6 +253,16 @@ static int mailbox_purge(struct ctl *ctx, const struct ctl_args *a)
 	if (!retired_span(a, span, sizeof(span)))
 		return ctl_usage_error(a, "--older-than takes days (30) or a span (12h, 3 days)");
 	bool dry = ctl_flag(a, "dry-run");
+	/* Two purges at once would walk the same trees; the lock goes with the connection. */
+	PGresult *lock = ctl_exec(ctx, "SELECT pg_try_advisory_lock(hashtext('vmailctl mailbox purge'))", 0, NULL);
+	if (!lock)
+		return CTL_EXIT_FAIL;
+	bool mine = !strcmp(PQgetvalue(lock, 0, 0), "t");
+	PQclear(lock);
+	if (!mine) {
+		fprintf(stderr, "vmailctl: another \"mailbox purge\" is running on this database; nothing done\n");
+		return CTL_EXIT_FAIL;
+	}
 	const char *p[] = { span };
 	PGresult *r = ctl_exec(ctx, "SELECT id, address, home, uid, refused FROM vmail.retired_due($1::interval)", 1, p);
 	if (!r)

@@ -12,6 +12,8 @@
 
 #define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
+void (*purge_test_before_open)(int dfd, const char *name);
+
 static void set_error(struct purge_result *out, enum purge_status st, const char *fmt, ...)
 {
 	va_list ap;
@@ -65,6 +67,26 @@ static int open_parent(const char *path, const char **name)
 	}
 }
 
+/*
+ * The directory name in dfd, opened only if it is still the one seen (by fstatat): a
+ * directory or mount swapped in between is refused (-1, errno 0), not emptied.
+ */
+static int open_seen(int dfd, const char *name, const struct stat *seen)
+{
+	if (purge_test_before_open)
+		purge_test_before_open(dfd, name);
+	int fd = openat(dfd, name, DIR_FLAGS);
+	struct stat now;
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &now) < 0 || now.st_ino != seen->st_ino || now.st_dev != seen->st_dev) {
+		close(fd);
+		errno = 0;
+		return -1;
+	}
+	return fd;
+}
+
 /* Removes (or counts) everything inside the directory dfd, on device dev. */
 static bool empty_dir(int dfd, dev_t dev, int depth, bool dry_run, struct purge_result *out)
 {
@@ -95,9 +117,10 @@ static bool empty_dir(int dfd, dev_t dev, int depth, bool dry_run, struct purge_
 				ok = false;
 				break;
 			}
-			int sub = openat(dfd, e->d_name, DIR_FLAGS);
+			int sub = open_seen(dfd, e->d_name, &st);
 			if (sub < 0) {
-				set_error(out, PURGE_FAILED, "%s: %s", e->d_name, strerror(errno));
+				set_error(out, PURGE_FAILED, "%s: %s", e->d_name,
+					  errno ? strerror(errno) : "changed while being checked");
 				ok = false;
 				break;
 			}
@@ -147,14 +170,9 @@ static int open_top(int parent, const char *name, uid_t uid, struct purge_result
 			  (unsigned long)uid);
 		return -1;
 	}
-	int fd = openat(parent, name, DIR_FLAGS);
-	struct stat again;
-	if (fd < 0 || fstat(fd, &again) < 0 || again.st_ino != st.st_ino || again.st_dev != st.st_dev) {
+	int fd = open_seen(parent, name, &st);
+	if (fd < 0)
 		set_error(out, PURGE_REFUSED, "changed while being checked");
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
 	return fd;
 }
 
@@ -168,12 +186,11 @@ void purge_tree(const char *path, uid_t uid, bool dry_run, struct purge_result *
 	const char *name;
 	int parent = open_parent(path, &name);
 	if (parent < 0) {
-		if (errno == ENOENT)
-			out->status = PURGE_MISSING;
-		else
-			set_error(out, PURGE_REFUSED, "%s", errno == ELOOP || errno == ENOTDIR
-							       ? "a symlink or a file in the path"
-							       : strerror(errno));
+		/* Not MISSING: an unmounted /var/vmail or /home (automount) hides files that
+		 * still exist, and a missing home is only forgotten when its parent is there. */
+		set_error(out, PURGE_REFUSED, "%s", errno == ENOENT ? "a directory above it is missing (not mounted?)"
+						     : errno == ELOOP || errno == ENOTDIR ? "a symlink or a file in the path"
+											   : strerror(errno));
 		return;
 	}
 	int top = open_top(parent, name, uid, out);

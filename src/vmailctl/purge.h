@@ -37,8 +37,17 @@ bool purge_path_ok(const char *path);
  * removed relative to directory descriptors (unlinkat), so a symlink anywhere — in the path
  * or inside the tree, even one swapped in meanwhile — is never followed: a symlink inside
  * is removed as a link, one in the path refuses.  The tree must not cross into another file
- * system.  dry_run counts what would go and removes nothing.
+ * system; a directory replaced between its check and its opening is refused.  MISSING only
+ * when the parent directory opened and the last component alone is absent; a missing
+ * directory above it (an unmounted file system) is REFUSED.  dry_run counts what would go
+ * and removes nothing.
  */
 void purge_tree(const char *path, uid_t uid, bool dry_run, struct purge_result *out);
+
+/*
+ * purge_test_before_open - tests only (NULL otherwise): called between checking a directory
+ * (fstatat) and opening it, to swap another one in; purge_tree must then refuse it.
+ */
+extern void (*purge_test_before_open)(int dfd, const char *name);
 
 #endif

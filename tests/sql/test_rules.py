@@ -417,6 +417,20 @@ class SettingsTest(unittest.TestCase):
         pgsql.query(self.db, "SELECT vmail.setting_set('free_home_template', '/srv/mail/%i/%n@%d')")
         self.assertEqual(self.current("free_home_template"), "/srv/mail/%i/%n@%d")
 
+    def test_home_template_id_ends_a_component(self):
+        """%n%i would give x12 to x (id 12) and to x1 (id 2): %i must be a whole component
+        or follow a '.' (a local part never ends with one) and end its component."""
+        for value in ("/srv/%d/%n%i", "/srv/%d/%n-%i", "/srv/%d/%i%n", "/srv/%d/%n.%i.d", "/srv/%d/%n.%ix"):
+            with self.subTest(value=value):
+                err = pgsql.error(self.db, f"SELECT vmail.setting_set('paid_home_template', '{value}')")
+                self.assertIsNotNone(err)
+                self.assertIn("VM400", err)
+                self.assertIn("%i", err)
+        for value in ("/srv/%d/%n.%i", "/srv/%d/%i/%n", "/srv/%d/%n/%i", "/srv/%i"):
+            with self.subTest(value=value):
+                pgsql.query(self.db, f"SELECT vmail.setting_set('paid_home_template', '{value}')")
+                self.assertEqual(self.current("paid_home_template"), value)
+
 
 class MailboxHomeTest(unittest.TestCase):
     """A mail account's home is fixed when it is created (issue 16): stored in its row, with
@@ -500,6 +514,99 @@ class MailboxHomeTest(unittest.TestCase):
         self.sql("SELECT vmail.shell_set('jan', 'home', '/home2/jan')")
         self.assertEqual(self.dovecot_home("biuro@acme.lublin.pl"), f"/home2/jan/mail/acme.lublin.pl/biuro.{i}")
         self.assertEqual(self.dovecot_home("kadry@acme.lublin.pl"), f"/srv/free/acme.lublin.pl/kadry.{j}")
+
+    def legacy_home(self, address, home):
+        """A row as 013 left it: a home an old template made, without the id."""
+        self.sql(f"ALTER TABLE vmail.mail_account DISABLE TRIGGER USER;"
+                 f" UPDATE vmail.mail_account SET home = '{home}' WHERE address = '{address}';"
+                 f" ALTER TABLE vmail.mail_account ENABLE TRIGGER USER")
+
+    def next_id(self, n):
+        self.sql(f"SELECT setval('vmail.mail_account_id_seq', {n - 1})")
+
+    def test_new_home_never_meets_a_legacy_or_retired_one(self):
+        """013 appends ".%i" to old templates, so john.2024@d's legacy home .../john.2024 is
+        what john@d would get as id 2024: such a home is skipped for the next id, as are a
+        retired home, one inside or above a live home, and a shell account's home."""
+        base = "/home/jan/mail/acme.lublin.pl"
+        self.sql("SELECT vmail.setting_set('free_account_limit', '10')")
+        self.sql("SELECT vmail.setting_set('free_per_domain_limit', '10')")
+        self.add("john.2024@acme.lublin.pl")
+        self.legacy_home("john.2024@acme.lublin.pl", f"{base}/john.2024")
+        self.next_id(2024)
+        self.assertEqual(self.add("john@acme.lublin.pl"), 2025)
+        self.assertEqual(self.dovecot_home("john@acme.lublin.pl"), f"{base}/john.2025")
+        self.sql("INSERT INTO vmail.retired_mailbox (mail_account_id, address, home, uid, gid)"
+                 f" VALUES (1, 'z@acme.lublin.pl', '{base}/z.2030', 2001, 2001)")
+        self.next_id(2030)
+        self.assertEqual(self.add("z@acme.lublin.pl"), 2031)
+        self.add("w.legacy@acme.lublin.pl")
+        self.legacy_home("w.legacy@acme.lublin.pl", f"{base}/w.2040//Maildir")
+        self.next_id(2040)
+        self.assertEqual(self.add("w@acme.lublin.pl"), 2041)
+        self.add("2046@acme.lublin.pl")
+        self.legacy_home("2046@acme.lublin.pl", f"{base}/2046")
+        self.sql("SELECT vmail.setting_set('free_home_template', '%h/mail/%d/%i/%n')")
+        self.next_id(2046)
+        self.assertEqual(self.add("a@acme.lublin.pl"), 2047)
+        self.sql("SELECT vmail.shell_add('acme', 'ola', 2002, 2002, '/var/vmail/acme.lublin.pl/v.2050/', NULL, 1)")
+        self.next_id(2050)
+        self.assertEqual(self.add("v@acme.lublin.pl", "paid"), 2051)
+        self.assertEqual(self.dovecot_home("v@acme.lublin.pl"), "/var/vmail/acme.lublin.pl/v.2051")
+        # A few tries, then a clear refusal (nothing is created).
+        self.sql("INSERT INTO vmail.retired_mailbox (mail_account_id, address, home, uid, gid)"
+                 f" SELECT 1, 'q@acme.lublin.pl', '/var/vmail/acme.lublin.pl/q.' || i, 5000, 5000"
+                 " FROM generate_series(3000, 3020) i")
+        self.next_id(3000)
+        err = pgsql.error(self.db, "SELECT vmail.account_add('q@acme.lublin.pl', 'paid', 'acme', NULL, 1048576)")
+        self.assertIsNotNone(err)
+        self.assertIn("VM409", err)
+        self.assertIn("/var/vmail/acme.lublin.pl/q.", err)
+        self.assertEqual(self.sql("SELECT count(*) FROM vmail.mail_account WHERE address = 'q@acme.lublin.pl'"), "0")
+
+    def test_home_expand_normalises_shell_home_and_slashes(self):
+        """A shell home with a trailing slash gave '//' in every free home (refused by the
+        purge forever); a '/' in a local part nested one account's home in another's."""
+        self.sql("SELECT vmail.shell_set('jan', 'home', '/home/jan/')")
+        i = self.add("x@acme.lublin.pl")
+        j = self.add("x.1/y@acme.lublin.pl")
+        self.assertEqual(self.dovecot_home("x@acme.lublin.pl"), f"/home/jan/mail/acme.lublin.pl/x.{i}")
+        self.assertEqual(self.dovecot_home("x.1/y@acme.lublin.pl"), f"/home/jan/mail/acme.lublin.pl/x.1_y.{j}")
+
+    def test_retired_home_with_double_slashes_is_normalised(self):
+        """A legacy home '/home/jan//mail/d/x' is purged as '/home/jan/mail/d/x'."""
+        self.sql("INSERT INTO vmail.retired_mailbox (mail_account_id, address, home, uid, gid) VALUES"
+                 " (900, 'a@acme.lublin.pl', '/home/jan//mail/acme.lublin.pl/a/', 2001, 2001),"
+                 " (901, 'b@acme.lublin.pl', '/home/jan//', 2001, 2001)")
+        rows = self.sql("SELECT address || ' ' || home || ' ' || coalesce(refused, '-') FROM vmail.retired_due('0 s')"
+                        " ORDER BY address").splitlines()
+        self.assertEqual(rows, ["a@acme.lublin.pl /home/jan/mail/acme.lublin.pl/a -",
+                                "b@acme.lublin.pl /home/jan a shell account's home or a directory above one"])
+
+    def test_shell_home_change_carries_its_retired_homes(self):
+        """Files of deleted free accounts move with the shell's home too: the purge must look
+        for them where they are now."""
+        self.add("x@acme.lublin.pl")
+        self.sql("SELECT vmail.account_del('x@acme.lublin.pl')")
+        old = self.sql("SELECT home FROM vmail.retired_mailbox")
+        self.sql("INSERT INTO vmail.retired_mailbox (mail_account_id, address, home, uid, gid) VALUES"
+                 " (900, 'other@acme.lublin.pl', '/home/jan/mail/other', 2002, 2002),"
+                 " (901, 'out@acme.lublin.pl', '/srv/jan/out', 2001, 2001)")
+        self.sql("SELECT vmail.shell_set('jan', 'home', '/home2/jan')")
+        self.assertEqual(self.sql("SELECT string_agg(home, ' ' ORDER BY id) FROM vmail.retired_mailbox"),
+                         " ".join(["/home2/jan" + old[len("/home/jan"):], "/home/jan/mail/other", "/srv/jan/out"]))
+
+    def test_only_the_shell_home_move_changes_a_home(self):
+        """A trigger nested under another one cannot change a home either: only
+        shell_account_home_moved's flag admits it."""
+        self.add("biuro@acme.lublin.pl")
+        self.sql("CREATE FUNCTION public.sneak() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                 " UPDATE vmail.mail_account SET home = '/etc'; RETURN NULL; END $$;"
+                 " CREATE TRIGGER sneak AFTER UPDATE ON vmail.customer FOR EACH ROW EXECUTE FUNCTION public.sneak()")
+        err = pgsql.error(self.db, "UPDATE vmail.customer SET name = name")
+        self.assertIsNotNone(err)
+        self.assertIn("home is fixed", err)
+        self.assertEqual(self.sql("SELECT count(*) FROM vmail.mail_account WHERE home = '/etc'"), "0")
 
     def test_home_cannot_be_set_by_hand(self):
         self.add("biuro@acme.lublin.pl")

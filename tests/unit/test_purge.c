@@ -173,13 +173,50 @@ START_TEST(test_missing_is_missing)
 	struct purge_result r;
 	purge_rel("home/x.9", getuid(), false, &r);
 	ck_assert_int_eq(r.status, PURGE_MISSING);
-	purge_rel("gone/x.9", getuid(), false, &r);
-	ck_assert_int_eq(r.status, PURGE_MISSING);
 	purge_rel("keep/secret", getuid(), false, &r);
 	ck_assert_int_eq(r.status, PURGE_REFUSED);
 	ck_assert(exists_rel("keep/secret"));
 	purge_tree("/tmp/../etc", getuid(), false, &r);
 	ck_assert_int_eq(r.status, PURGE_REFUSED);
+}
+END_TEST
+
+/* An unmounted /var/vmail or /home: the files may well exist, the row must stay. */
+START_TEST(test_missing_parent_is_not_missing)
+{
+	struct purge_result r;
+	purge_rel("gone/x.9", getuid(), false, &r);
+	ck_assert_int_eq(r.status, PURGE_REFUSED);
+	ck_assert_msg(strstr(r.error, "missing") != NULL, "%s", r.error);
+	purge_rel("gone/deeper/x.9", getuid(), false, &r);
+	ck_assert_int_eq(r.status, PURGE_REFUSED);
+}
+END_TEST
+
+/* Swaps keep/ in for home/x.7/Maildir after purge checked Maildir and before it opens it. */
+static void swap_maildir(int dfd, const char *name)
+{
+	(void)dfd;
+	if (strcmp(name, "Maildir") != 0)
+		return;
+	char from[256], to[256];
+	path_of(from, sizeof(from), "home/x.7/Maildir");
+	path_of(to, sizeof(to), "maildir.away");
+	ck_assert_int_eq(rename(from, to), 0);
+	path_of(from, sizeof(from), "keep");
+	path_of(to, sizeof(to), "home/x.7/Maildir");
+	ck_assert_int_eq(rename(from, to), 0);
+}
+
+START_TEST(test_directory_swapped_in_is_refused)
+{
+	struct purge_result r;
+	purge_test_before_open = swap_maildir;
+	purge_rel("home/x.7", getuid(), false, &r);
+	purge_test_before_open = NULL;
+	ck_assert_int_eq(r.status, PURGE_FAILED);
+	ck_assert_msg(strstr(r.error, "changed while being checked") != NULL, "%s", r.error);
+	ck_assert(exists_rel("home/x.7/Maildir/secret"));
 }
 END_TEST
 
@@ -210,6 +247,8 @@ static Suite *purge_suite(void)
 	tcase_add_test(tc, test_symlink_in_the_path_refuses);
 	tcase_add_test(tc, test_other_owner_refuses);
 	tcase_add_test(tc, test_missing_is_missing);
+	tcase_add_test(tc, test_missing_parent_is_not_missing);
+	tcase_add_test(tc, test_directory_swapped_in_is_refused);
 	tcase_add_test(tc, test_too_deep_fails_and_keeps_the_top);
 	suite_add_tcase(s, tc);
 	return s;
