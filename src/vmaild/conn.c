@@ -245,6 +245,17 @@ static void conn_maybe_finish(struct conn *c)
 		conn_close(c, "drained");
 }
 
+void conn_finish(struct conn *c)
+{
+	if (c->state != CONN_READING && c->state != CONN_PAUSED)
+		return;
+	conn_enter(c);
+	conn_set_state(c, CONN_CLOSING);
+	bufferevent_disable(c->bev, EV_READ);
+	conn_maybe_finish(c);
+	conn_leave(c);
+}
+
 void conn_drain(struct conn *c)
 {
 	if (c->state != CONN_READING && c->state != CONN_PAUSED)

@@ -68,7 +68,7 @@ void conn_set_close(struct conn_set *set, const char *reason);
 enum conn_state {
 	CONN_READING = 0, /* reading requests (idle or with some pending) */
 	CONN_PAUSED,      /* max_pipelined pending or output over limit: not reading */
-	CONN_CLOSING,     /* a final reply is queued: write what is due, then close */
+	CONN_CLOSING,     /* a final reply is queued or input was refused: write what is due, then close */
 	CONN_DRAINING,    /* daemon stopping: finish what is pending or busy, close when idle */
 	CONN_CLOSED,      /* torn down; freed when the current callback unwinds */
 	CONN_STATE__COUNT,
@@ -94,6 +94,12 @@ struct conn *conn_new(struct conn_set *set, struct event_base *base, int fd, con
  * released when that callback returns.
  */
 void conn_close(struct conn *c, const char *reason);
+
+/*
+ * conn_finish - the client's input is refused (garbage after framed
+ * requests): read nothing more, answer what is pending, then close.
+ */
+void conn_finish(struct conn *c);
 
 /*
  * conn_drain - daemon stopping: close at once if idle; else keep reading and

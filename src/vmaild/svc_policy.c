@@ -480,7 +480,7 @@ static void pol_on_read(struct conn *c, struct evbuffer *in, void *arg)
 			 */
 			conn_log(c, LOG_LEVEL_NOTICE, "malformed request: %s", err);
 			if (conn_pending(c))
-				conn_drain(c);
+				conn_finish(c);
 			else
 				conn_close(c, "malformed policy request");
 			return;
