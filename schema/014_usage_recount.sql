@@ -6,7 +6,10 @@
 -- in its state_directory meanwhile); `vmailctl usage recount` runs `doveadm quota recalc` for
 -- each row and removes it on success.  One row per Dovecot user name.
 CREATE TABLE vmail.usage_recount (
-	login text PRIMARY KEY CHECK (length(login) BETWEEN 1 AND 1024),
+	-- doveadm reads * and ? in a user name as wildcards: only vmaild's overflow entry, "*"
+	-- with reason "overflow" (the list outgrew its file: recount everyone), may hold them.
+	login text PRIMARY KEY CHECK (length(login) BETWEEN 1 AND 1024)
+		CHECK (login !~ '[*?]' OR (login = '*' AND reason = 'overflow')),
 	first_failed_at timestamptz NOT NULL DEFAULT now(),
 	last_failed_at timestamptz NOT NULL DEFAULT now(),
 	reason text NOT NULL CHECK (length(reason) BETWEEN 1 AND 32),

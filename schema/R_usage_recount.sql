@@ -13,6 +13,7 @@ LANGUAGE sql AS $$
 		SELECT l.login, max(l.reason) AS reason, sum(greatest(coalesce(l.n, 1), 1))::integer AS n
 		FROM unnest(p_login, p_reason, p_count) AS l(login, reason, n)
 		WHERE length(l.login) BETWEEN 1 AND 1024 AND length(l.reason) BETWEEN 1 AND 32
+		  AND (l.login !~ '[*?]' OR (l.login = '*' AND l.reason = 'overflow'))
 		GROUP BY l.login
 	), up AS (
 		INSERT INTO vmail.usage_recount AS r (login, reason, count)
