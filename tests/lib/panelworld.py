@@ -119,6 +119,12 @@ class PanelWorld:
                 raise RuntimeError("vmail-panel exited: " + self.log_text())
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                if self.unix_path:
+                    # the listeners open in panel_listen's order: loopback may accept
+                    # before the unix socket exists
+                    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as u:
+                        u.settimeout(0.2)
+                        u.connect(self.unix_path)
                 return self
             except OSError:
                 time.sleep(0.05)
