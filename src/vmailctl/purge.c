@@ -14,6 +14,7 @@
 
 void (*purge_test_before_open)(int dfd, const char *name);
 
+__attribute__((format(printf, 3, 4)))
 static void set_error(struct purge_result *out, enum purge_status st, const char *fmt, ...)
 {
 	va_list ap;
