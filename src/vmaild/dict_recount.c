@@ -406,8 +406,10 @@ void dict_recount_failed(struct dict_recount *rc, enum metrics_quota_req req,
 	if (e && e->listed)
 		return;
 	if (e) {
-		log_warning("quota: answered F to a commit for %s (%s): its counters may be wrong, "
-			    "listed for a recount", login, why);
+		log_warning("quota: %s a commit for %s (%s): its counters may be wrong, listed for "
+			    "a recount", reason == METRICS_QF_CLOSED ? "connection closed before"
+								      : "answered F to",
+			    login, why);
 		e->listed = true;
 	}
 	/* Past the cap every failed commit is appended: the file's bound still holds. */

@@ -33,6 +33,7 @@ static const char *const quota_fail_names[METRICS_QF__COUNT] = {
 	[METRICS_QF_DENIED] = "denied",
 	[METRICS_QF_INVALID] = "invalid",
 	[METRICS_QF_RANGE] = "range",
+	[METRICS_QF_CLOSED] = "closed",
 };
 
 static const char *const proto_names[METRICS_PROTO__COUNT] = {

@@ -73,6 +73,7 @@ enum metrics_quota_fail {
 	METRICS_QF_DENIED,          /* a counter of a user who does not run under the peer's uid */
 	METRICS_QF_INVALID,         /* bad input: user name, key, value */
 	METRICS_QF_RANGE,           /* the counter would leave its bounds */
+	METRICS_QF_CLOSED,          /* the connection closed before the commit was answered */
 	METRICS_QF__COUNT,
 };
 

@@ -254,6 +254,10 @@ static void dict_on_close(struct conn *c, void *data, void *arg)
 	while (dc->txns) {
 		struct dict_txn *t = dc->txns;
 		dc->txns = t->next;
+		/* Dovecot stored the mail and now reports the quota desynced: recount it. */
+		if (dc->role == DICT_TXN_ROLE_MAILBOX && dict_txn_writes(t))
+			dict_recount_failed(dc->l->svc->recount, METRICS_QUOTA_COMMIT,
+					    METRICS_QF_CLOSED, t->username);
 		dict_txn_free(t);
 	}
 	while (dc->parked) {
@@ -323,16 +327,28 @@ static const char *dict_failure_text(enum lookup_status st)
 	return st == LOOKUP_PERMFAIL ? "lookup failed, see the vmaild log" : "database unavailable";
 }
 
+/*
+ * dict_reply_unanswered_flags - a lookup vmaild cannot answer: F, or "full" for a
+ * counter; flags as conn_req_reply's
+ */
+static void dict_reply_unanswered_flags(struct svc_dict *svc, struct conn_req *r,
+					enum dict_txn_role role, const char *why, unsigned flags)
+{
+	if (role != DICT_TXN_ROLE_MAILBOX && role != DICT_TXN_ROLE_ACCOUNT) {
+		dict_reply_fail(svc, r, why, flags);
+		return;
+	}
+	conn_log(conn_req_conn(r), LOG_LEVEL_DEBUG, "counter lookup: %s, answering full", why);
+	size_t n = dictproto_format_found(svc->out, sizeof(svc->out), DICT_COUNTER_UNKNOWN,
+					  strlen(DICT_COUNTER_UNKNOWN));
+	dict_reply_line(r, svc->out, n, flags);
+}
+
 /* dict_reply_unanswered - a lookup vmaild cannot answer: F, or "full" for a counter */
 static void dict_reply_unanswered(struct svc_dict *svc, struct conn_req *r,
 				  enum dict_txn_role role, const char *why)
 {
-	if (role != DICT_TXN_ROLE_MAILBOX && role != DICT_TXN_ROLE_ACCOUNT) {
-		dict_reply_fail(svc, r, why, 0);
-		return;
-	}
-	conn_log(conn_req_conn(r), LOG_LEVEL_DEBUG, "counter lookup: %s, answering full", why);
-	dict_reply_found(svc, r, DICT_COUNTER_UNKNOWN, strlen(DICT_COUNTER_UNKNOWN));
+	dict_reply_unanswered_flags(svc, r, role, why, 0);
 }
 
 /* ---- lookups and iteration ---------------------------------------------------------- */
@@ -584,10 +600,16 @@ static void dict_iterate(struct svc_dict *svc, struct dict_conn *dc, struct conn
 
 /* ---- commits --------------------------------------------------------------------- */
 
-/* dict_commit_drop - the connection went first: the write still happens, unanswered */
+/*
+ * dict_commit_drop - the connection went first: the write still happens, unanswered.
+ * Whether it lands is unknown to Dovecot, which reports the quota desynced: listed.
+ * cm->dc may be gone already (conn's on_close): only mailbox roots queue commits.
+ */
 static void dict_commit_drop(void *arg)
 {
 	struct dict_commit *cm = arg;
+	dict_recount_failed(cm->svc->recount, METRICS_QUOTA_COMMIT, METRICS_QF_CLOSED,
+			    cm->txn->username);
 	dict_batch_cancel(cm->br);
 	dict_commit_free(cm);
 }
@@ -906,7 +928,14 @@ static bool dict_command(struct svc_dict *svc, struct conn *c, struct dict_conn 
 			dict_quota_failed(svc, dc->role, METRICS_QUOTA_COMMIT, METRICS_QF_OVERLOAD,
 					  t->username);
 		dict_txn_free(t);
-		if (cmd->type == DICT_CMD_LOOKUP || cmd->type == DICT_CMD_ITERATE)
+		if (cmd->type == DICT_CMD_LOOKUP)
+			/* A counter is "full" here too: F would let Dovecot store uncounted mail. */
+			dict_reply_unanswered_flags(svc, r,
+						    dict_txn_counter_of_key(cmd->u.lookup.key) < 0
+							    ? DICT_TXN_ROLE_NONE
+							    : dc->role,
+						    "too many connections", CONN_REPLY_CLOSE);
+		else if (cmd->type == DICT_CMD_ITERATE)
 			dict_reply_fail(svc, r, "too many connections", CONN_REPLY_CLOSE);
 		else {
 			size_t n = dictproto_format_commit(svc->out, sizeof(svc->out),

@@ -1,0 +1,186 @@
+/*
+ * test_svc_dict: the dict service's failure paths over a socketpair, with a pool whose
+ * database never answers (an unreachable server and a long request timeout): a counter
+ * lookup on a connection over max_connections, and transactions the connection's end cuts
+ * (an open one, or a commit whose answer never came), which must land on the recount list.
+ */
+#include "svc_dict.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include "dict_recount.h"
+#include "lookup_kinds.h"
+#include "metrics.h"
+#include "vmail/pg.h"
+
+#include "check_main.h"
+
+static char dir[64];
+static char path[128];
+static struct event_base *base;
+static struct pg_pool *pool;
+static struct svc_dict *svc;
+static struct conn_set set;
+static struct conn_limits limits;
+static struct conn *c;
+static int client = -1;
+
+static void setup(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/test_svc_dict.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, DICT_RECOUNT_FILE);
+	metrics_reset();
+	base = event_base_new();
+	ck_assert_ptr_nonnull(base);
+	struct pg_config cfg;
+	pg_config_defaults(&cfg);
+	cfg.conninfo = "host=/nonexistent-test-svc-dict port=1 connect_timeout=1";
+	cfg.request_timeout_ms = 600000; /* never answered while the test runs */
+	pool = pg_pool_new(base, &cfg, lookup_statements(), LOOKUP__COUNT);
+	ck_assert_ptr_nonnull(pool);
+	struct svc_dict_settings s = { .auth_names = "auth", .quota_names = "quota",
+				       .account_names = "account", .trusted_users = "",
+				       .state_directory = dir };
+	char err[256];
+	svc = svc_dict_new(base, pool, &s, err, sizeof(err));
+	ck_assert_msg(svc != NULL, "%s", err);
+	memset(&set, 0, sizeof(set));
+	limits = (struct conn_limits){ .idle_timeout_ms = 10000, .max_pipelined = 16,
+				       .max_output_buffer = 64 * 1024 };
+}
+
+static void teardown(void)
+{
+	conn_set_close(&set, "test over");
+	if (client >= 0)
+		close(client);
+	client = -1;
+	pg_pool_free(pool);
+	svc_dict_free(svc);
+	event_base_free(base);
+	unlink(path);
+	rmdir(dir);
+}
+
+/* connect_quota - a connection on the quota listener (root: trusted), after its hello */
+static void connect_quota(bool over_limit)
+{
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ck_assert_int_eq(evutil_make_socket_nonblocking(sv[0]), 0);
+	ck_assert_int_eq(evutil_make_socket_nonblocking(sv[1]), 0);
+	client = sv[1];
+	c = conn_new(&set, base, sv[0], "test", &svc_dict_proto,
+		     svc_dict_listener_arg(svc, SVC_DICT_QUOTA), &limits, over_limit);
+	ck_assert_ptr_nonnull(c);
+	const char *hello = "H3\t2\t0\t\tquota\n";
+	ck_assert_int_eq(write(client, hello, strlen(hello)), (ssize_t)strlen(hello));
+}
+
+/* pump - a few loop turns for whatever is due */
+static void pump(void)
+{
+	for (int i = 0; i < 20; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		struct timespec ts = { 0, 500000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* recv_all - what the client reads until the server closes (or a second passed) */
+static const char *recv_all(bool *closed)
+{
+	static char buf[512];
+	size_t n = 0;
+	*closed = false;
+	for (int i = 0; i < 200 && !*closed && n + 1 < sizeof(buf); i++) {
+		pump();
+		ssize_t r;
+		while (n + 1 < sizeof(buf) && (r = read(client, buf + n, sizeof(buf) - 1 - n)) > 0)
+			n += (size_t)r;
+		if (r == 0)
+			*closed = true;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+/* file - the recount list file's content */
+static const char *file(void)
+{
+	static char buf[4096];
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return "";
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Over max_connections a counter lookup is answered "full" like an outage, then closed. */
+START_TEST(test_over_limit_counter_lookup_answers_full)
+{
+	connect_quota(true);
+	const char *l = "Lpriv/quota/storage\tjan\n";
+	ck_assert_int_eq(write(client, l, strlen(l)), (ssize_t)strlen(l));
+	bool closed;
+	const char *got = recv_all(&closed);
+	ck_assert_str_eq(got, "O9223372036854775807\n");
+	ck_assert(closed);
+	ck_assert_uint_eq(metrics_quota_failures(METRICS_QUOTA_LOOKUP, METRICS_QF_OVERLOAD), 1);
+	/* Nothing was stored uncounted: not listed. */
+	ck_assert_str_eq(file(), "");
+}
+END_TEST
+
+/* A transaction open when the connection closes is listed for a recount. */
+START_TEST(test_open_transaction_cut_is_listed)
+{
+	connect_quota(false);
+	const char *t = "B1\tjan\nA1\tpriv/quota/storage\t100\n";
+	ck_assert_int_eq(write(client, t, strlen(t)), (ssize_t)strlen(t));
+	pump();
+	conn_close(c, "test");
+	ck_assert_str_eq(file(), "commit-closed jan\n");
+	ck_assert_uint_eq(metrics_quota_failures(METRICS_QUOTA_COMMIT, METRICS_QF_CLOSED), 1);
+}
+END_TEST
+
+/* A commit whose answer never reached the client (the connection went first) too. */
+START_TEST(test_unanswered_commit_is_listed)
+{
+	connect_quota(false);
+	const char *t = "B1\tewa\nA1\tpriv/quota/storage\t100\nC1\n";
+	ck_assert_int_eq(write(client, t, strlen(t)), (ssize_t)strlen(t));
+	pump();
+	ck_assert_str_eq(file(), "");
+	conn_close(c, "test");
+	ck_assert_str_eq(file(), "commit-closed ewa\n");
+	ck_assert_uint_eq(metrics_quota_failures(METRICS_QUOTA_COMMIT, METRICS_QF_CLOSED), 1);
+}
+END_TEST
+
+static Suite *svc_dict_suite(void)
+{
+	Suite *s = suite_create("svc_dict");
+	TCase *tc = tcase_create("core");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_over_limit_counter_lookup_answers_full);
+	tcase_add_test(tc, test_open_transaction_cut_is_listed);
+	tcase_add_test(tc, test_unanswered_commit_is_listed);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+CHECK_MAIN(svc_dict_suite)
