@@ -42,14 +42,19 @@ struct recount_seen {
 struct dict_recount {
 	struct pg_pool *pool;
 	struct event *tick;       /* the next insert */
+	struct event *sync;       /* fdatasync of the appends of this loop turn */
 	char *path;               /* NULL: memory only */
 	int fd;                   /* the file, O_APPEND; -1 if none */
-	bool file_failed;         /* logged once */
+	bool file_failed;         /* the last write failed (logged once, until one succeeds) */
+	bool file_stale;          /* the file may differ from pending: rewrite, never append */
 	struct evbuffer *pending; /* lines not yet in the database */
-	bool overflowed;          /* the "*" line is in pending */
+	bool overflowed;          /* the "*" line is in pending, ending at star_end */
+	size_t star_end;
 	enum recount_insert state;
 	size_t sent;
 	struct pg_req *req;
+	unsigned failures;        /* failed inserts in a row (logged at the first) */
+	bool hurried;             /* dict_recount_db_ok cut this streak's backoff once */
 	/* The outage: who was logged (and listed), how many more were not. */
 	struct recount_seen logged[DICT_RECOUNT_LOG_MAX];
 	unsigned nlogged;
@@ -81,30 +86,71 @@ bool dict_recount_parse_line(const char *line, size_t len, size_t *reason_len,
 
 static void recount_rewrite(struct dict_recount *rc);
 
-/* recount_retry_later - the next insert in DICT_RECOUNT_RETRY_MS */
-static void recount_retry_later(struct dict_recount *rc)
+/* recount_retry_later - the next insert in ms */
+static void recount_retry_later(struct dict_recount *rc, unsigned ms)
 {
-	struct timeval tv = { DICT_RECOUNT_RETRY_MS / 1000, (DICT_RECOUNT_RETRY_MS % 1000) * 1000 };
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 	evtimer_add(rc->tick, &tv);
 }
 
 /* ---- the file -------------------------------------------------------------------- */
 
+/* recount_file_error - what failed, logged once until the file works again */
 static void recount_file_error(struct dict_recount *rc, const char *what)
 {
 	if (!rc->file_failed)
-		log_error("quota recount list %s: %s: %s; the list is kept in memory only", rc->path,
-			  what, strerror(errno));
+		log_error("quota recount list %s: %s: %s; the list is kept in memory (and written "
+			  "again at the next change)", rc->path, what, strerror(errno));
 	rc->file_failed = true;
+}
+
+static void recount_file_ok(struct dict_recount *rc)
+{
+	if (rc->file_failed)
+		log_notice("quota recount list %s: written again", rc->path);
+	rc->file_failed = false;
+	rc->file_stale = false;
+}
+
+/* recount_not_regular - something else than a regular file is at path: refused */
+static void recount_not_regular(struct dict_recount *rc)
+{
+	if (!rc->file_failed)
+		log_error("quota recount list %s: not a regular file (a FIFO, device or directory?): "
+			  "refused; the list is kept in memory only", rc->path);
+	rc->file_failed = true;
+}
+
+/*
+ * recount_open - the file with flags, only if it is a regular file: O_NONBLOCK so a FIFO
+ * put there cannot hang the start-up (open and read would wait for a writer), then
+ * refused.  -1 when missing (errno ENOENT), refused or failed.
+ */
+static int recount_open(struct dict_recount *rc, int flags)
+{
+	int fd = open(rc->path, flags | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -1;
+	struct stat sb;
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		bool irregular = errno == 0 || !S_ISREG(sb.st_mode);
+		close(fd);
+		if (irregular)
+			recount_not_regular(rc);
+		errno = EINVAL;
+		return -1;
+	}
+	return fd;
 }
 
 /* recount_load - open the file and take the whole lines a previous process left in it */
 static void recount_load(struct dict_recount *rc)
 {
 	/* Created at the first line: nothing to say about a directory that was never needed. */
-	rc->fd = open(rc->path, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+	errno = 0;
+	rc->fd = recount_open(rc, O_RDWR | O_APPEND);
 	if (rc->fd < 0) {
-		if (errno != ENOENT)
+		if (errno != ENOENT && !rc->file_failed)
 			recount_file_error(rc, "cannot open");
 		return;
 	}
@@ -133,6 +179,7 @@ static void recount_load(struct dict_recount *rc)
 	if (full) {
 		evbuffer_add_printf(rc->pending, "overflow %s\n", RECOUNT_ALL);
 		rc->overflowed = true;
+		rc->star_end = evbuffer_get_length(rc->pending);
 	}
 	if (whole != total)
 		recount_rewrite(rc);
@@ -141,37 +188,96 @@ static void recount_load(struct dict_recount *rc)
 			   whole);
 }
 
-/* recount_rewrite - the file holds what is pending now (usually nothing) */
+/* recount_path_free - nothing but a regular file may be replaced at path */
+static bool recount_path_free(struct dict_recount *rc)
+{
+	struct stat sb;
+	if (lstat(rc->path, &sb) < 0)
+		return errno == ENOENT;
+	if (S_ISREG(sb.st_mode))
+		return true;
+	recount_not_regular(rc);
+	return false;
+}
+
+/*
+ * recount_rewrite - the file holds what is pending now (usually nothing).  A whole new
+ * file, synced and renamed over the old one: a crash leaves either, never a mix.
+ */
 static void recount_rewrite(struct dict_recount *rc)
 {
-	if (rc->fd < 0)
+	if (!rc->path)
 		return;
 	size_t n = evbuffer_get_length(rc->pending);
+	if (n == 0 && rc->fd < 0)
+		return;
 	if (n == 0) {
-		if (ftruncate(rc->fd, 0) < 0)
+		if (ftruncate(rc->fd, 0) < 0) {
 			recount_file_error(rc, "cannot truncate");
+			rc->file_stale = true;
+			return;
+		}
+		recount_file_ok(rc);
 		return;
 	}
-	/* Lines arrived during the insert: a new file, renamed over the old one. */
 	char tmp[4096];
 	int len = snprintf(tmp, sizeof(tmp), "%s.new", rc->path);
-	if (len < 0 || (size_t)len >= sizeof(tmp))
+	if (len < 0 || (size_t)len >= sizeof(tmp) || !recount_path_free(rc)) {
+		rc->file_stale = true;
 		return;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	}
 	const char *data = (const char *)evbuffer_pullup(rc->pending, -1);
-	if (fd < 0 || write(fd, data, n) != (ssize_t)n || rename(tmp, rc->path) < 0) {
+	int fd = data ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600) : -1;
+	if (!data)
+		errno = ENOMEM;
+	if (fd < 0 || write(fd, data, n) != (ssize_t)n || fdatasync(fd) < 0 ||
+	    fcntl(fd, F_SETFL, O_APPEND) < 0 || rename(tmp, rc->path) < 0) {
+		if (errno == 0)
+			errno = ENOSPC; /* a short write */
 		recount_file_error(rc, "cannot rewrite");
+		rc->file_stale = true;
 		if (fd >= 0) {
 			close(fd);
 			unlink(tmp);
 		}
 		return;
 	}
-	close(rc->fd);
-	rc->fd = open(rc->path, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
-	close(fd);
-	if (rc->fd < 0)
-		recount_file_error(rc, "cannot reopen");
+	if (rc->fd >= 0)
+		close(rc->fd);
+	rc->fd = fd; /* now the file's name */
+	recount_file_ok(rc);
+}
+
+/*
+ * recount_file_append - the line just added to pending, into the file and on disk.  A
+ * failed or short write leaves the file stale: the next change rewrites it whole, so a
+ * cut line never glues onto the next one.
+ */
+static void recount_file_append(struct dict_recount *rc, const char *line, size_t n)
+{
+	if (!rc->path)
+		return;
+	if (rc->fd < 0 || rc->file_stale) {
+		recount_rewrite(rc);
+		return;
+	}
+	off_t end = lseek(rc->fd, 0, SEEK_END);
+	errno = 0;
+	ssize_t w = write(rc->fd, line, n);
+	if (w == (ssize_t)n) {
+		recount_file_ok(rc);
+		/* One sync for all the lines of this loop turn: an outage fails many at once. */
+		if (!event_pending(rc->sync, EV_TIMEOUT, NULL))
+			event_active(rc->sync, EV_TIMEOUT, 0);
+		return;
+	}
+	if (errno == 0)
+		errno = ENOSPC; /* a short write */
+	recount_file_error(rc, "cannot append");
+	rc->file_stale = true;
+	/* Meanwhile (a crash before the rewrite) the file ends with whole lines. */
+	if (w > 0 && end >= 0 && ftruncate(rc->fd, end) < 0)
+		log_debug("quota recount list %s: cannot cut the partial line", rc->path);
 }
 
 /* recount_append - one line, in memory and in the file; "*" once when full */
@@ -186,23 +292,18 @@ static void recount_append(struct dict_recount *rc, const char *reason, const ch
 			return;
 		log_error("quota recount list full (%d bytes): every mailbox will be recounted",
 			  DICT_RECOUNT_FILE_MAX);
-		rc->overflowed = true;
 		n = snprintf(line, sizeof(line), "overflow %s\n", RECOUNT_ALL);
-	}
-	if (evbuffer_add(rc->pending, line, (size_t)n) < 0) {
+		if (evbuffer_add(rc->pending, line, (size_t)n) < 0)
+			return;
+		rc->overflowed = true;
+		rc->star_end = evbuffer_get_length(rc->pending);
+	} else if (evbuffer_add(rc->pending, line, (size_t)n) < 0) {
 		log_error("quota recount list: out of memory; %s not listed", login);
 		return;
 	}
-	if (rc->fd < 0 && rc->path && !rc->file_failed) {
-		rc->fd = open(rc->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (rc->fd < 0)
-			recount_file_error(rc, "cannot create");
-	}
-	if (rc->fd >= 0 && write(rc->fd, line, (size_t)n) != n)
-		recount_file_error(rc, "cannot append");
-	if (rc->state == RECOUNT_IDLE && !evtimer_pending(rc->tick, NULL)) {
-		recount_retry_later(rc);
-	}
+	recount_file_append(rc, line, (size_t)n);
+	if (rc->state == RECOUNT_IDLE && !evtimer_pending(rc->tick, NULL))
+		recount_retry_later(rc, DICT_RECOUNT_RETRY_MS);
 }
 
 /* ---- the insert ------------------------------------------------------------------ */
@@ -220,6 +321,23 @@ static void recount_outage_over(struct dict_recount *rc)
 	rc->more = 0;
 }
 
+/*
+ * recount_insert_failed - back off (dict_recount_backoff_ms); the streak is logged at its
+ * first failure and when it ends, not at every retry
+ */
+static void recount_insert_failed(struct dict_recount *rc, const char *why)
+{
+	rc->failures++;
+	unsigned ms = dict_recount_backoff_ms(rc->failures);
+	if (rc->failures == 1)
+		log_error("quota recount list: the insert failed (%s); retrying, at most every %d s, "
+			  "the lines stay listed", why, DICT_RECOUNT_BACKOFF_MAX_MS / 1000);
+	else
+		log_debug("quota recount list: the insert failed again (%s, %u in a row); next in "
+			  "%u ms", why, rc->failures, ms);
+	recount_retry_later(rc, ms);
+}
+
 static void recount_inserted(void *arg, enum pg_status st, const PGresult *res)
 {
 	struct dict_recount *rc = arg;
@@ -229,16 +347,22 @@ static void recount_inserted(void *arg, enum pg_status st, const PGresult *res)
 	size_t sent = rc->sent;
 	rc->sent = 0;
 	if (st != PG_FOUND) {
-		log_debug("quota recount list: insert: %s; retrying", pg_status_name(st));
-		if (st == PG_PERMFAIL)
-			log_error("quota recount list: the insert failed (schema older than 014?)");
-		recount_retry_later(rc);
+		recount_insert_failed(rc, st == PG_PERMFAIL ? "permfail: schema older than 014, or "
+							      "a missing grant?"
+							    : pg_status_name(st));
 		return;
 	}
+	if (rc->failures)
+		log_notice("quota recount list: inserted after %u failed attempts", rc->failures);
+	rc->failures = 0;
+	rc->hurried = false;
 	log_notice("quota recount list: %zu bytes of mailboxes in vmail.usage_recount", sent);
 	evbuffer_drain(rc->pending, sent);
-	if (evbuffer_get_length(rc->pending) == 0)
+	/* The "*" line went with them, unless it came after: a later overflow adds a new one. */
+	if (rc->overflowed && rc->star_end <= sent)
 		rc->overflowed = false;
+	else if (rc->overflowed)
+		rc->star_end -= sent;
 	recount_rewrite(rc);
 	recount_outage_over(rc);
 	if (evbuffer_get_length(rc->pending))
@@ -305,16 +429,29 @@ static void recount_insert(struct dict_recount *rc)
 	for (int i = 0; i < 3; i++)
 		if (arr[i])
 			evbuffer_free(arr[i]);
-	if (rc->state == RECOUNT_IDLE && evbuffer_get_length(rc->pending)) {
-		recount_retry_later(rc);
+	if (rc->state == RECOUNT_IDLE && evbuffer_get_length(rc->pending))
+		recount_insert_failed(rc, "not queued");
+}
+
+static void recount_sync(evutil_socket_t fd, short what, void *arg)
+{
+	struct dict_recount *rc = arg;
+	(void)fd;
+	(void)what;
+	if (rc->fd >= 0 && !rc->file_stale && fdatasync(rc->fd) < 0) {
+		recount_file_error(rc, "cannot sync");
+		rc->file_stale = true;
 	}
 }
 
 static void recount_tick(evutil_socket_t fd, short what, void *arg)
 {
+	struct dict_recount *rc = arg;
 	(void)fd;
 	(void)what;
-	recount_insert(arg);
+	if (rc->file_stale)
+		recount_rewrite(rc);
+	recount_insert(rc);
 }
 
 /* ---- the service's side ------------------------------------------------------------ */
@@ -329,7 +466,8 @@ struct dict_recount *dict_recount_new(struct event_base *base, struct pg_pool *p
 	rc->fd = -1;
 	rc->pending = evbuffer_new();
 	rc->tick = evtimer_new(base, recount_tick, rc);
-	if (!rc->pending || !rc->tick) {
+	rc->sync = evtimer_new(base, recount_sync, rc);
+	if (!rc->pending || !rc->tick || !rc->sync) {
 		dict_recount_free(rc);
 		return NULL;
 	}
@@ -356,6 +494,11 @@ void dict_recount_free(struct dict_recount *rc)
 		pg_cancel(rc->req);
 	if (rc->tick)
 		event_free(rc->tick);
+	if (rc->sync) {
+		if (rc->fd >= 0 && event_pending(rc->sync, EV_TIMEOUT, NULL))
+			(void)fdatasync(rc->fd); /* a stop: what was appended reaches the disk */
+		event_free(rc->sync);
+	}
 	if (rc->pending)
 		evbuffer_free(rc->pending);
 	if (rc->fd >= 0)
@@ -424,10 +567,23 @@ void dict_recount_db_ok(struct dict_recount *rc)
 		return;
 	if (rc->nlogged || rc->more)
 		recount_outage_over(rc);
-	if (rc->state == RECOUNT_IDLE && evbuffer_get_length(rc->pending)) {
-		evtimer_del(rc->tick);
-		event_active(rc->tick, EV_TIMEOUT, 0);
-	}
+	if (rc->state != RECOUNT_IDLE || evbuffer_get_length(rc->pending) == 0)
+		return;
+	/* After failed inserts the backoff decides; only its first wait is cut short (the
+	 * database that failed them may just have come back). */
+	if (rc->failures && rc->hurried)
+		return;
+	rc->hurried = rc->failures > 0;
+	evtimer_del(rc->tick);
+	event_active(rc->tick, EV_TIMEOUT, 0);
+}
+
+unsigned dict_recount_backoff_ms(unsigned failures)
+{
+	unsigned ms = 1000;
+	for (unsigned i = 1; i < failures && ms < DICT_RECOUNT_BACKOFF_MAX_MS; i++)
+		ms *= 2;
+	return ms < DICT_RECOUNT_BACKOFF_MAX_MS ? ms : DICT_RECOUNT_BACKOFF_MAX_MS;
 }
 
 size_t dict_recount_pending(const struct dict_recount *rc)

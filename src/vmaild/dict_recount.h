@@ -16,11 +16,19 @@ struct dict_recount;
  * frozen server applies it after vmaild gave up on it, and nobody knows which.  Each such
  * mailbox goes on vmail.usage_recount, where `vmailctl usage recount` finds it.  Until the
  * database takes it, the list lives in memory and in the file DICT_RECOUNT_FILE of the
- * state directory, appended before the F is answered (a crash or a restart loses nothing;
- * no fsync: a machine crash loses the mail being delivered too), bounded by
- * DICT_RECOUNT_FILE_MAX, beyond which one "*" entry says "recount every mailbox".  A counter
+ * state directory (a regular file only: anything else there is refused, and the list stays
+ * in memory), appended before the F is answered and synced once per event loop turn (a
+ * crash or a restart loses nothing); a failed or short append has the file rewritten whole
+ * (a new file, synced, renamed) at the next change, never a cut line glued to the next.
+ * It is bounded by DICT_RECOUNT_FILE_MAX, beyond which one "*" entry says "recount every
+ * mailbox".  A counter
  * lookup the database cannot answer is answered "full" by svc_dict (Dovecot defers the
  * mail instead of storing it uncounted): counted and logged, not listed.
+ *
+ * A failed insert is retried after dict_recount_backoff_ms and logged once per streak of
+ * failures (and when one succeeds again); a quota request the database answers cuts only
+ * the streak's first wait short.  A commit cut by its connection's end (reason "closed") is
+ * listed like one answered F.
  *
  * An outage ends when the database answers a quota request or the list's own insert.  Each
  * mailbox is logged at warning once per outage (and once more if a commit of it fails after
@@ -30,7 +38,8 @@ struct dict_recount;
 #define DICT_RECOUNT_FILE "usage-recount"
 #define DICT_RECOUNT_FILE_MAX (256 * 1024)
 #define DICT_RECOUNT_LOG_MAX 64
-#define DICT_RECOUNT_RETRY_MS 2000 /* the next insert after a failed one */
+#define DICT_RECOUNT_RETRY_MS 2000 /* the first insert after a line is added */
+#define DICT_RECOUNT_BACKOFF_MAX_MS 60000 /* the longest wait after failed inserts */
 
 /*
  * dict_recount_new - the list, on pool; state_dir "" keeps it in memory only (lost on
@@ -56,6 +65,12 @@ void dict_recount_failed(struct dict_recount *rc, enum metrics_quota_req req,
 
 /* dict_recount_db_ok - the database answered a quota request: the outage (if any) is over */
 void dict_recount_db_ok(struct dict_recount *rc);
+
+/*
+ * dict_recount_backoff_ms - the wait before the next insert after the failures-th failed
+ * one in a row: 1 s, doubling, at most DICT_RECOUNT_BACKOFF_MAX_MS
+ */
+unsigned dict_recount_backoff_ms(unsigned failures);
 
 /* dict_recount_pending - bytes of entries not yet in the database (tests) */
 size_t dict_recount_pending(const struct dict_recount *rc);

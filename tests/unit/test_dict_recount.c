@@ -3,12 +3,19 @@
 
 #include <check.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
+
+#include "lookup_kinds.h"
+#include "vmail/pg.h"
 
 #include "check_main.h"
 
@@ -179,6 +186,229 @@ START_TEST(test_memory_only)
 }
 END_TEST
 
+
+/* The insert's retry delay: 1 s doubling, at most 60 s, whatever the streak's length. */
+START_TEST(test_backoff_schedule)
+{
+	ck_assert_uint_eq(dict_recount_backoff_ms(1), 1000);
+	ck_assert_uint_eq(dict_recount_backoff_ms(2), 2000);
+	ck_assert_uint_eq(dict_recount_backoff_ms(6), 32000);
+	ck_assert_uint_eq(dict_recount_backoff_ms(7), DICT_RECOUNT_BACKOFF_MAX_MS);
+	ck_assert_uint_eq(dict_recount_backoff_ms(64), DICT_RECOUNT_BACKOFF_MAX_MS);
+	ck_assert_uint_eq(dict_recount_backoff_ms(~0u), DICT_RECOUNT_BACKOFF_MAX_MS);
+}
+END_TEST
+
+/* stderr_to - send the log to a file from now on; returns the saved descriptor */
+static int stderr_to(const char *name)
+{
+	fflush(stderr);
+	int saved = dup(2);
+	int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_ge(dup2(fd, 2), 0);
+	close(fd);
+	return saved;
+}
+
+/* count_in - occurrences of needle in the file name */
+static unsigned count_in(const char *name, const char *needle)
+{
+	static char buf[1 << 16];
+	FILE *f = fopen(name, "r");
+	ck_assert_ptr_nonnull(f);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	unsigned k = 0;
+	for (const char *p = buf; (p = strstr(p, needle)) != NULL; p++)
+		k++;
+	return k;
+}
+
+static void pump(void)
+{
+	for (int i = 0; i < 20; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		struct timespec ts = { 0, 200000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/*
+ * An insert that keeps failing while quota lookups succeed (a schema older than 014, a
+ * missing grant): each success used to send the insert again at once, and each failure
+ * was logged.  Now the retries back off and the streak is logged once.  The pool has no
+ * recount statement, so every insert is answered PG_PERMFAIL without a database.
+ */
+START_TEST(test_insert_failure_backs_off)
+{
+	static const struct pg_stmt one[1] = { { "t0", "SELECT 1", 0, 1, PG_SHAPE_VALUE, 0 } };
+	struct pg_config cfg;
+	pg_config_defaults(&cfg);
+	cfg.conninfo = "host=/nonexistent-test-dict-recount port=1";
+	struct pg_pool *pool = pg_pool_new(base, &cfg, one, 1);
+	ck_assert_ptr_nonnull(pool);
+	char logf[160];
+	snprintf(logf, sizeof(logf), "%s/log", dir);
+	int saved = stderr_to(logf);
+	struct dict_recount *rc = dict_recount_new(base, pool, dir);
+	dict_recount_failed(rc, METRICS_QUOTA_COMMIT, METRICS_QF_UNAVAILABLE, "jan");
+	for (int i = 0; i < 10; i++) {
+		dict_recount_db_ok(rc); /* a quota lookup answered */
+		pump();
+	}
+	struct pg_stats st;
+	pg_pool_stats(pool, &st);
+	dict_recount_free(rc);
+	pg_pool_free(pool);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	unsigned logged = count_in(logf, "quota recount list: the insert failed");
+	unlink(logf);
+	fprintf(stderr, "inserts sent: %llu, failures logged: %u\n",
+		(unsigned long long)st.answers[PG_PERMFAIL], logged);
+	/* The first at once, one more when the database next answers, then the timer's. */
+	ck_assert_uint_eq(st.answers[PG_PERMFAIL], 2);
+	ck_assert_uint_eq(logged, 1);
+	/* Still listed: the line waits for a later insert. */
+	ck_assert_str_eq(file(), "commit-unavailable jan\n");
+}
+END_TEST
+
+/* A short append (a full disk) must not glue the next line onto a cut one. */
+START_TEST(test_short_append_repaired)
+{
+	write_file("commit-unavailable jan\n");
+	struct dict_recount *rc = dict_recount_new(base, NULL, dir);
+	signal(SIGXFSZ, SIG_IGN);
+	struct rlimit old, lim;
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = strlen("commit-unavailable jan\n") + 10;
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	dict_recount_failed(rc, METRICS_QUOTA_COMMIT, METRICS_QF_UNAVAILABLE,
+			    "a-rather-long-login@example.org");
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	dict_recount_failed(rc, METRICS_QUOTA_COMMIT, METRICS_QF_UNAVAILABLE, "ewa");
+	ck_assert_str_eq(file(), "commit-unavailable jan\n"
+				 "commit-unavailable a-rather-long-login@example.org\n"
+				 "commit-unavailable ewa\n");
+	dict_recount_free(rc);
+}
+END_TEST
+
+/* A FIFO (or anything not a regular file) in the file's place: refused, start-up goes on. */
+START_TEST(test_fifo_refused)
+{
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	struct dict_recount *rc = dict_recount_new(base, NULL, dir);
+	ck_assert_ptr_nonnull(rc);
+	dict_recount_failed(rc, METRICS_QUOTA_COMMIT, METRICS_QF_UNAVAILABLE, "jan");
+	ck_assert_uint_eq(dict_recount_pending(rc), strlen("commit-unavailable jan\n"));
+	dict_recount_free(rc);
+	struct stat sb;
+	ck_assert_int_eq(lstat(path, &sb), 0);
+	ck_assert(S_ISFIFO(sb.st_mode));
+}
+END_TEST
+
+/* The file works again once its directory does: it then holds the whole list. */
+START_TEST(test_file_recovers)
+{
+	char sub[160], subpath[200];
+	snprintf(sub, sizeof(sub), "%s/late", dir);
+	snprintf(subpath, sizeof(subpath), "%s/%s", sub, DICT_RECOUNT_FILE);
+	struct dict_recount *rc = dict_recount_new(base, NULL, sub);
+	dict_recount_failed(rc, METRICS_QUOTA_COMMIT, METRICS_QF_UNAVAILABLE, "jan");
+	ck_assert_int_eq(mkdir(sub, 0700), 0);
+	dict_recount_failed(rc, METRICS_QUOTA_COMMIT, METRICS_QF_UNAVAILABLE, "ewa");
+	dict_recount_free(rc);
+	char buf[256] = "";
+	FILE *f = fopen(subpath, "r");
+	if (f) {
+		buf[fread(buf, 1, sizeof(buf) - 1, f)] = '\0';
+		fclose(f);
+	}
+	unlink(subpath);
+	rmdir(sub);
+	ck_assert_str_eq(buf, "commit-unavailable jan\ncommit-unavailable ewa\n");
+}
+END_TEST
+
+/*
+ * db mode (VMAIL_TEST_DSN): an insert that succeeds while new lines came in must clear the
+ * "*" it took along, or a later overflow is dropped without a "*".  The recount statement
+ * here only checks its three arrays (no vmail schema needed); the others are never used.
+ */
+static struct pg_stmt db_stmts[LOOKUP__COUNT];
+static char db_names[LOOKUP__COUNT][16];
+
+static struct pg_pool *db_pool(void)
+{
+	const char *dsn = getenv("VMAIL_TEST_DSN");
+	ck_assert_msg(dsn && dsn[0], "VMAIL_TEST_DSN is not set (tests/world/pg.sh start DIR)");
+	for (unsigned i = 0; i < LOOKUP__COUNT; i++) {
+		snprintf(db_names[i], sizeof(db_names[i]), "t%u", i);
+		db_stmts[i] = (struct pg_stmt){ db_names[i], "SELECT 1", 0, 1, PG_SHAPE_VALUE, 0 };
+	}
+	db_stmts[LOOKUP_USAGE_RECOUNT_ADD] = (struct pg_stmt){
+		"recount", "SELECT cardinality($1::text[]) + cardinality($2::text[]) "
+			   "+ cardinality($3::integer[])", 3, 1, PG_SHAPE_VALUE, 0 };
+	struct pg_config cfg;
+	pg_config_defaults(&cfg);
+	cfg.conninfo = dsn;
+	cfg.pool_size = 1;
+	struct pg_pool *pool = pg_pool_new(base, &cfg, db_stmts, LOOKUP__COUNT);
+	ck_assert_ptr_nonnull(pool);
+	return pool;
+}
+
+/*
+ * fill - failed commits until the list is full: short lines up to 100 bytes from the
+ * bound, then a long one that no longer fits, so the "*" leaves room for a short line
+ */
+static void fill(struct dict_recount *rc, char prefix)
+{
+	char login[300];
+	for (int i = 0; dict_recount_pending(rc) + 40 <= DICT_RECOUNT_FILE_MAX - 100; i++) {
+		snprintf(login, sizeof(login), "%c%07d@example.org", prefix, i); /* 40-byte lines */
+		dict_recount_failed(rc, METRICS_QUOTA_COMMIT, METRICS_QF_UNAVAILABLE, login);
+	}
+	memset(login, 'x', 200);
+	snprintf(login + 200, sizeof(login) - 200, "%c@example.org", prefix);
+	dict_recount_failed(rc, METRICS_QUOTA_COMMIT, METRICS_QF_UNAVAILABLE, login);
+}
+
+START_TEST(test_overflow_after_insert)
+{
+	struct pg_pool *pool = db_pool();
+	struct dict_recount *rc = dict_recount_new(base, pool, dir);
+	fill(rc, 'a');
+	ck_assert_ptr_nonnull(strstr(file(), "overflow *\n"));
+	dict_recount_db_ok(rc);
+	event_base_loop(base, EVLOOP_NONBLOCK); /* the insert of everything is sent */
+	/* A line comes in while the insert is in flight (it fits after the "*"): it stays. */
+	dict_recount_failed(rc, METRICS_QUOTA_COMMIT, METRICS_QF_UNAVAILABLE, "late@example.org");
+	const size_t late = strlen("commit-unavailable late@example.org\n");
+	for (int i = 0; i < 5000 && dict_recount_pending(rc) != late; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	ck_assert_uint_eq(dict_recount_pending(rc), late);
+	ck_assert_str_eq(file(), "commit-unavailable late@example.org\n");
+	/* A new outage fills the list again: it must end with its own "*". */
+	fill(rc, 'b');
+	const char *f = file();
+	ck_assert_msg(strstr(f, "overflow *\n") != NULL, "no \"*\" after the second overflow "
+		      "(%zu bytes listed)", strlen(f));
+	dict_recount_free(rc);
+	pg_pool_free(pool);
+}
+END_TEST
+
 static Suite *dict_recount_suite(void)
 {
 	Suite *s = suite_create("dict_recount");
@@ -190,8 +420,29 @@ static Suite *dict_recount_suite(void)
 	tcase_add_test(tc, test_parse_line);
 	tcase_add_test(tc, test_memory_only);
 	tcase_add_test(tc, test_missing_directory);
+	tcase_add_test(tc, test_backoff_schedule);
+	tcase_add_test(tc, test_insert_failure_backs_off);
+	tcase_add_test(tc, test_short_append_repaired);
+	tcase_add_test(tc, test_fifo_refused);
+	tcase_add_test(tc, test_file_recovers);
 	suite_add_tcase(s, tc);
 	return s;
 }
 
-CHECK_MAIN(dict_recount_suite)
+static Suite *dict_recount_db_suite(void)
+{
+	Suite *s = suite_create("dict_recount_db");
+	TCase *tc = tcase_create("db");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_overflow_after_insert);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+/* main: "test_dict_recount" runs the pure cases, "test_dict_recount db" the database's. */
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "db") == 0)
+		return check_main_run(dict_recount_db_suite());
+	return check_main_run(dict_recount_suite());
+}
