@@ -46,6 +46,7 @@ struct conn {
 	void *data;     /* the protocol's, see conn_set_data */
 	unsigned depth; /* our callbacks on the stack; free is deferred until 0 */
 	bool over_limit;
+	bool input_partial; /* the protocol left the input as an unfinished request */
 	long peer_uid;  /* conn_set_peer_uid; -1: not counted per uid */
 	char peer[160];
 };
@@ -220,20 +221,41 @@ static bool conn_owes_nothing(const struct conn *c)
 	return c->npending == 0 && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
 }
 
+static bool conn_busy(const struct conn *c)
+{
+	return c->proto->busy && c->proto->busy(c, c->data, c->proto_arg);
+}
+
 /*
- * conn_is_idle - a draining conn may close: nothing owed, no input, no client
- * state open.  Input still in the socket counts too: a Dovecot quota update
- * written just before the stop (B, A, C) would otherwise meet a closed
- * connection after its B, when the client no longer retries.
+ * conn_is_idle - a draining conn may close: nothing owed, no client state open,
+ * no whole request left in the input.  Its socket is no longer read then (see
+ * conn_update_reading): what the client sends now goes to the next daemon.
  */
 static bool conn_is_idle(const struct conn *c)
 {
+	if (!conn_owes_nothing(c) || conn_busy(c))
+		return false;
+	return evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 || c->input_partial;
+}
+
+/*
+ * conn_take_sent - what the client had sent when the drain began, into the
+ * input, to be answered: a Dovecot quota update written just before the stop
+ * (B, A, C) would otherwise meet a closed connection after its B, when the
+ * client no longer retries.  Whatever comes later is not read (unless busy).
+ */
+static void conn_take_sent(struct conn *c)
+{
 	int unread = 0;
-	if (!conn_owes_nothing(c) || evbuffer_get_length(bufferevent_get_input(c->bev)))
-		return false;
-	if (c->proto->busy && c->proto->busy(c, c->data, c->proto_arg))
-		return false;
-	return ioctl(bufferevent_getfd(c->bev), FIONREAD, &unread) < 0 || unread == 0;
+	int fd = bufferevent_getfd(c->bev);
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	if (ioctl(fd, FIONREAD, &unread) < 0 || unread <= 0)
+		return;
+	/* The bufferevent keeps its input's end frozen outside its own reads (as it does). */
+	evbuffer_unfreeze(in, 0);
+	if (evbuffer_read(in, fd, unread) > 0)
+		c->input_partial = false;
+	evbuffer_freeze(in, 0);
 }
 
 /* conn_maybe_finish - a closing conn goes once all it owes is written, a draining one once idle */
@@ -263,6 +285,7 @@ void conn_drain(struct conn *c)
 	conn_enter(c);
 	conn_set_state(c, CONN_DRAINING);
 	evtimer_del(c->idle_ev); /* the daemon's shutdown_timeout bounds the drain instead */
+	conn_take_sent(c);
 	conn_update_reading(c);
 	conn_maybe_finish(c);
 	conn_leave(c);
@@ -433,20 +456,18 @@ static void conn_flush(struct conn *c)
 }
 
 /*
- * conn_set_reading - socket reads on or off.  Input that arrived while off is
- * already buffered, so turning them on schedules a deferred read callback to
- * frame it.
+ * conn_set_reading - socket reads on or off (sock); want: the protocol takes
+ * requests.  Requests already in the input (read while paused, or before a
+ * drain) are handed to it whether or not the socket is read.
  */
-static void conn_set_reading(struct conn *c, bool on)
+static void conn_set_reading(struct conn *c, bool sock, bool want)
 {
-	if (on == ((bufferevent_get_enabled(c->bev) & EV_READ) != 0))
-		return;
-	if (!on) {
+	bool on = (bufferevent_get_enabled(c->bev) & EV_READ) != 0;
+	if (sock && !on)
+		bufferevent_enable(c->bev, EV_READ);
+	else if (!sock && on)
 		bufferevent_disable(c->bev, EV_READ);
-		return;
-	}
-	bufferevent_enable(c->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+	if (want && !c->input_partial && evbuffer_get_length(bufferevent_get_input(c->bev)))
 		bufferevent_trigger(c->bev, EV_READ,
 				    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
@@ -454,7 +475,10 @@ static void conn_set_reading(struct conn *c, bool on)
 /*
  * conn_update_reading - pause when max_pipelined requests are unanswered or
  * the client is not reading its replies; resume when both are under the
- * limits again.  A draining conn follows the same limits without changing state.
+ * limits again.  A draining conn follows the same limits without changing
+ * state, and reads its socket only while busy (a transaction open): a client
+ * that pipelines without pause would otherwise hold the stop until the
+ * daemon's shutdown_timeout.
  */
 static void conn_update_reading(struct conn *c)
 {
@@ -464,15 +488,19 @@ static void conn_update_reading(struct conn *c)
 	bool want = c->npending < c->limits->max_pipelined && out < c->limits->max_output_buffer;
 	if (c->state != CONN_DRAINING)
 		conn_set_state(c, want ? CONN_READING : CONN_PAUSED);
-	conn_set_reading(c, want);
+	conn_set_reading(c, want && (c->state != CONN_DRAINING || conn_busy(c)), want);
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 	conn_enter(c);
-	if (c->state == CONN_READING || c->state == CONN_DRAINING)
-		c->proto->on_read(c, bufferevent_get_input(bev), c->proto_arg);
+	if (c->state == CONN_READING || c->state == CONN_DRAINING) {
+		struct evbuffer *in = bufferevent_get_input(bev);
+		c->proto->on_read(c, in, c->proto_arg);
+		/* Still taking requests: what is left cannot be framed yet. */
+		c->input_partial = conn_want_requests(c) && evbuffer_get_length(in) > 0;
+	}
 	conn_update_reading(c);
 	conn_maybe_finish(c); /* draining: a rollback may have left nothing open */
 	conn_leave(c);

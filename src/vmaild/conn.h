@@ -102,8 +102,10 @@ void conn_close(struct conn *c, const char *reason);
 void conn_finish(struct conn *c);
 
 /*
- * conn_drain - daemon stopping: close at once if idle; else keep reading and
- * answering until nothing is pending, buffered or busy (conn_proto.busy), then close.
+ * conn_drain - daemon stopping: what the client had sent by now is read and
+ * answered, then the conn closes; more is read only while the protocol is busy
+ * (conn_proto.busy: a transaction open), so a client that keeps pipelining
+ * cannot hold the stop.  Closes at once if idle.
  */
 void conn_drain(struct conn *c);
 

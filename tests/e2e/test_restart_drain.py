@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -137,6 +138,48 @@ class RestartDrainTest(unittest.TestCase):
                       "(dict_quota 1)", log)
         self.assertIn("1 open transaction(s) discarded", log)
         self.assertEqual(self.usage("qb"), (70, 7), "an uncommitted transaction changes nothing")
+
+    def test_pipelining_client_does_not_hold_the_drain(self):
+        """A client that writes lookups without pause: vmaild answers what it had read (and
+        what was sent when the drain began), then closes, long before shutdown_timeout."""
+        vd = self.vmaild(shutdown_timeout="60s")
+        c = self.client()
+        self.assertRegex(c.storage("qa"), r"^[ON]")
+        sent = [0]
+        replies = []
+        first = threading.Event()
+
+        def writer():
+            try:
+                while True:
+                    c.send("Lpriv/quota/storage\tqa")
+                    sent[0] += 1
+            except OSError:
+                pass  # vmaild closed the connection
+
+        def reader():
+            try:
+                while True:
+                    replies.append(c.reply())
+                    first.set()
+            except (EOFError, OSError):
+                pass
+
+        threads = [threading.Thread(target=f, daemon=True) for f in (writer, reader)]
+        for t in threads:
+            t.start()
+        self.assertTrue(first.wait(20), "no answer to the pipelined lookups")
+        self.sigterm(vd)
+        # Bounded well under shutdown_timeout (60 s): a drain held by the client fails here.
+        self.assertEqual(vd.proc.wait(timeout=20), 0)
+        for t in threads:
+            t.join(20)
+        log = vd.log()
+        print("\n  lookups sent %d, answered %d before the close" % (sent[0], len(replies)))
+        self.assertIn("all connections answered and closed", log)
+        self.assertNotIn("reached: closing", log)
+        self.assertLess(len(replies), sent[0])
+        self.assertEqual([r for r in replies if not r.startswith(("O", "N"))], [])
 
     def test_second_sigterm_ends_the_drain(self):
         vd = self.vmaild()

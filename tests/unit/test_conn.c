@@ -30,6 +30,7 @@ static struct {
 	unsigned n;
 	unsigned closes;   /* proto on_close calls */
 	unsigned set_closes; /* conn_set on_close calls */
+	bool busy;           /* what the proto's busy() says */
 } fk;
 
 static struct event_base *base;
@@ -50,6 +51,11 @@ static void fake_read(struct conn *conn, struct evbuffer *in, void *arg)
 		struct conn_req *r = conn_req_new(conn);
 		ck_assert_ptr_nonnull(r);
 		snprintf(fk.lines[fk.n], sizeof(fk.lines[0]), "%s", line);
+		/* A transaction, the way svc_dict's makes it busy. */
+		if (strcmp(line, "begin") == 0)
+			fk.busy = true;
+		else if (strcmp(line, "commit") == 0)
+			fk.busy = false;
 		fk.reqs[fk.n++] = r;
 		free(line);
 	}
@@ -63,10 +69,19 @@ static void fake_close(struct conn *conn, void *data, void *arg)
 	fk.closes++;
 }
 
+static bool fake_busy(const struct conn *conn, void *data, void *arg)
+{
+	(void)conn;
+	(void)data;
+	(void)arg;
+	return fk.busy;
+}
+
 static const struct conn_proto fake_proto = {
 	.name = "fake",
 	.on_read = fake_read,
 	.on_close = fake_close,
+	.busy = fake_busy,
 };
 
 static void set_closed(void *arg, long peer_uid)
@@ -280,6 +295,52 @@ START_TEST(test_close_from_server)
 }
 END_TEST
 
+/*
+ * A draining connection answers what it read, and what was already sent when the drain
+ * began, then closes: a client that keeps pipelining must not hold the stop until the
+ * daemon's shutdown_timeout.
+ */
+START_TEST(test_drain_stops_reading)
+{
+	send_client("a\n");
+	ck_assert(pump_until(&fk.n, 1));
+	send_client("b\n"); /* sent before the drain, not read yet */
+	conn_drain(c);
+	send_client("late1\n");
+	pump_idle();
+	send_client("late2\n");
+	pump_idle();
+	ck_assert_uint_eq(fk.n, 2);
+	ck_assert_str_eq(fk.lines[1], "b");
+	ck_assert_uint_eq(fk.closes, 0);
+	reply(0);
+	reply(1);
+	ck_assert(pump_until(&fk.set_closes, 1));
+	ck_assert_uint_eq(fk.n, 2);
+	ck_assert_uint_eq(set.count, 0);
+	ck_assert_str_eq(recv_client(), "ra\nrb\n");
+}
+END_TEST
+
+/* A client in the middle of something (busy: a transaction open) is read until it is done. */
+START_TEST(test_drain_reads_while_busy)
+{
+	limits.max_pipelined = 8;
+	send_client("begin\n");
+	ck_assert(pump_until(&fk.n, 1));
+	reply(0);
+	conn_drain(c);
+	send_client("commit\n");
+	ck_assert(pump_until(&fk.n, 2));
+	send_client("late\n"); /* after the transaction: not read */
+	pump_idle();
+	reply(1);
+	ck_assert(pump_until(&fk.set_closes, 1));
+	ck_assert_uint_eq(fk.n, 2);
+	ck_assert_uint_eq(set.count, 0);
+}
+END_TEST
+
 static Suite *conn_suite(void)
 {
 	Suite *s = suite_create("conn");
@@ -290,6 +351,8 @@ static Suite *conn_suite(void)
 	tcase_add_test(tc, test_output_backpressure);
 	tcase_add_test(tc, test_drop_hook);
 	tcase_add_test(tc, test_close_from_server);
+	tcase_add_test(tc, test_drain_stops_reading);
+	tcase_add_test(tc, test_drain_reads_while_busy);
 	suite_add_tcase(s, tc);
 	return s;
 }
