@@ -394,6 +394,10 @@ static void recount_insert(struct dict_recount *rc)
 		return;
 	size_t total = evbuffer_get_length(rc->pending);
 	const char *data = (const char *)evbuffer_pullup(rc->pending, -1);
+	if (!data) {
+		recount_insert_failed(rc, "out of memory");
+		return;
+	}
 	struct evbuffer *arr[3] = { evbuffer_new(), evbuffer_new(), evbuffer_new() };
 	bool ok = arr[0] && arr[1] && arr[2];
 	for (int i = 0; i < 3 && ok; i++)
