@@ -5,10 +5,11 @@
 -- Add logins (with the reason and how many F answers each got) in one statement: a mailbox
 -- already listed keeps its first failure and reason, its count grows.  Logins that fail the
 -- table's checks are skipped, not raised: one odd name must not keep the others off the list.
--- Returns the rows added or updated.
+-- Returns the rows added or updated.  SECURITY DEFINER: vmaild's role (vmail_lookup) holds no
+-- privilege on the table itself (grants.sql), so it can add and count, never rewrite or remove.
 CREATE OR REPLACE FUNCTION vmail.usage_recount_add(p_login text[], p_reason text[], p_count integer[])
 RETURNS integer
-LANGUAGE sql AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = vmail, pg_temp AS $$
 	WITH x AS (
 		SELECT l.login, max(l.reason) AS reason, sum(greatest(coalesce(l.n, 1), 1))::integer AS n
 		FROM unnest(p_login, p_reason, p_count) AS l(login, reason, n)

@@ -23,8 +23,9 @@ GRANT SELECT ON ALL TABLES IN SCHEMA vmail TO vmail_lookup;
 -- Sessions and their secret are for the self-service functions alone (012_self_sessions.sql).
 REVOKE ALL ON vmail.self_secret, vmail.self_session FROM vmail_lookup, vmail_panel;
 GRANT UPDATE, INSERT, DELETE ON vmail.mailbox_usage TO vmail_lookup;
--- vmaild lists the mailboxes a failed quota request may have left miscounted (014).
-GRANT INSERT, UPDATE ON vmail.usage_recount TO vmail_lookup;
+-- vmaild lists the mailboxes a failed quota request may have left miscounted (014), through
+-- usage_recount_add (SECURITY DEFINER) only: no row of its own to read, change or remove.
+REVOKE ALL ON vmail.usage_recount FROM vmail_lookup, vmail_panel;
 GRANT EXECUTE ON FUNCTION vmail.usage_recount_add(text[], text[], integer[]) TO vmail_lookup;
 GRANT EXECUTE ON FUNCTION
 	vmail.lookup_domain(text), vmail.lookup_alias(text), vmail.lookup_mailbox(text), vmail.lookup_sender(text),

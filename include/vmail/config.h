@@ -53,6 +53,9 @@ struct config {
 	char *dns_resolv_conf;
 	char *dns_nameserver;
 	unsigned dns_timeout;        /* ms */
+	/* vmailctl usage recount's doveadm (an absolute path) and its -c file; vmaild ignores them */
+	char *doveadm_path;
+	char *doveadm_config;
 	enum log_level log_level;
 	enum config_log_target log_target;
 	unsigned pg_pool_size;

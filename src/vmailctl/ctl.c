@@ -15,8 +15,10 @@
 #include "vmail/build_config.h"
 #include "vmail/config.h"
 #include "migrate.h"
+#include "vmail/log.h"
 #include "vmail/pwhash.h"
 #include "vmail/size.h"
+#include "vmail/utf8.h"
 
 /* The command tree; a new noun is one line here plus its ctl_<noun>.c. */
 const struct ctl_noun *const ctl_nouns[] = {
@@ -471,13 +473,27 @@ static bool is_size_col(const char *name, const char *const *size_cols)
 #define BOOLOID 16
 #define TEXTARRAYOID 1009
 
-/* Cell text for the human table: NULL as "-", booleans as yes/no, sizes in KiB/MiB/GiB. */
+const char *ctl_escape(const char *s, char *buf, size_t len)
+{
+	size_t n = strlen(s);
+	if (utf8_valid_text(s, n))
+		return s;
+	log_escape(s, n, buf, len);
+	return buf;
+}
+
+/*
+ * Cell text for the human table: NULL as "-", booleans as yes/no, sizes in KiB/MiB/GiB, control
+ * characters escaped (a login vmaild listed after a failed quota commit is a client's string).
+ */
 static const char *cell(const PGresult *r, int row, int col, const char *const *size_cols, char *buf,
 			size_t len)
 {
 	if (PQgetisnull(r, row, col))
 		return "-";
-	const char *v = PQgetvalue(r, row, col);
+	const char *v = ctl_escape(PQgetvalue(r, row, col), buf, len);
+	if (v == buf) /* not a yes/no, a size or a list of names */
+		return v;
 	if (PQftype(r, col) == BOOLOID)
 		return v[0] == 't' ? "yes" : "no";
 	/* {a,b} reads better as "a, b"; elements here are names and addresses, never quoted */
@@ -543,7 +559,7 @@ int ctl_print_list(struct ctl *ctx, const char *sql, int n, const char *const *p
 		PQclear(r);
 		return ctl_fail("out of memory");
 	}
-	char buf[1024];
+	char buf[CTL_CELL_MAX];
 	for (int c = 0; c < cols; c++) {
 		w[c] = strlen(PQfname(r, c));
 		for (int i = 0; i < rows; i++) {
@@ -580,7 +596,7 @@ int ctl_print_show(struct ctl *ctx, const char *sql, int n, const char *const *p
 	for (int c = 0; c < cols; c++)
 		if (strlen(PQfname(r, c)) > w)
 			w = strlen(PQfname(r, c));
-	char buf[1024];
+	char buf[CTL_CELL_MAX];
 	for (int c = 0; c < cols; c++)
 		printf("%-*s  %s\n", (int)w + 1, PQfname(r, c), cell(r, 0, c, size_cols, buf, sizeof(buf)));
 	PQclear(r);

@@ -124,6 +124,15 @@ void ctl_rollback(struct ctl *ctx);
 /* ctl_run - one change in one transaction (begin, statement, commit); prints done on success */
 int ctl_run(struct ctl *ctx, const char *sql, int n, const char *const *params, const char *done);
 
+/* A buffer for one table cell or ctl_escape: room for 1024 bytes escaped, \xNN each. */
+#define CTL_CELL_MAX (4 * 1024 + 1)
+
+/*
+ * ctl_escape - s for the terminal: s itself when it is well-formed UTF-8 without control
+ * characters, else a copy in buf (len bytes) with those bytes as \xNN (log_escape), cut to fit.
+ */
+const char *ctl_escape(const char *s, char *buf, size_t len);
+
 /*
  * ctl_print_list - run a read-only query and print its rows: with --json as one JSON array
  * (built by PostgreSQL), otherwise as aligned columns with a header.  Columns named in

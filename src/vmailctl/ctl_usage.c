@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "vmail/config.h"
+
 static const char *const usage_sizes[] = { "disk_limit", "files", "mailbox", "free_mailboxes", "total",
 					   "allocated", "available", "quota", "used", NULL };
 
@@ -111,17 +113,74 @@ static int usage_pending(struct ctl *ctx, const struct ctl_args *a)
 #define RECOUNT_ERROR_MAX 1000
 
 /*
+ * doveadm runs as root for every user: by the configured absolute path, and with this
+ * environment only, so nothing of the caller's (PATH, LD_*, DOVECOT_*, secrets) reaches it.
+ */
+static char *const recount_env[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", NULL };
+
+/* How to run doveadm: doveadm_path, and -c from --doveadm-config or doveadm_config. */
+struct recount_cmd {
+	struct config cfg;
+	const char *path;
+	const char *conf; /* NULL: doveadm's own */
+};
+
+/* recount_cmd_load - the doveadm keys of the configuration file; false (printed) on error */
+static bool recount_cmd_load(struct ctl *ctx, const struct ctl_args *a, struct recount_cmd *cmd)
+{
+	static const char *const wanted[] = { "doveadm_path", "doveadm_config", NULL };
+	const char *path = ctl_config_path(ctx);
+	char err[512];
+	if (!config_load_keys(path, wanted, &cmd->cfg, err, sizeof(err)))
+		return (ctl_fail("cannot read configuration: %s", err), false);
+	char ebuf[CTL_CELL_MAX];
+	if (cmd->cfg.doveadm_path[0] != '/') {
+		ctl_fail("%s: doveadm_path must be an absolute path, not \"%s\"", path,
+			 ctl_escape(cmd->cfg.doveadm_path, ebuf, sizeof(ebuf)));
+		config_free(&cmd->cfg);
+		return false;
+	}
+	cmd->path = cmd->cfg.doveadm_path;
+	cmd->conf = ctl_opt_value(a, "doveadm-config");
+	if (!cmd->conf && cmd->cfg.doveadm_config[0])
+		cmd->conf = cmd->cfg.doveadm_config;
+	return true;
+}
+
+/* recount_read - collect the child's output from fd (the first errlen - 1 bytes) into err */
+static void recount_read(int fd, char *err, size_t errlen)
+{
+	size_t used = 0;
+	char buf[512];
+	ssize_t r;
+	while ((r = read(fd, buf, sizeof(buf))) > 0 || (r < 0 && errno == EINTR)) {
+		size_t take = r > 0 ? (size_t)r : 0;
+		if (take > errlen - 1 - used)
+			take = errlen - 1 - used;
+		memcpy(err + used, buf, take);
+		used += take;
+	}
+	err[used] = '\0';
+	/* One line for the table and the terminal. */
+	for (char *p = err; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	while (used && err[used - 1] == ' ')
+		err[--used] = '\0';
+}
+
+/*
  * recount_doveadm - doveadm [-c CONF] quota recalc (-u LOGIN | -A), its stdout and stderr
  * collected (the first RECOUNT_ERROR_MAX bytes) into err; true if it exited 0.
  */
-static bool recount_doveadm(const char *conf, const char *login, char *err, size_t errlen)
+static bool recount_doveadm(const struct recount_cmd *cmd, const char *login, char *err, size_t errlen)
 {
 	const char *argv[8];
 	int n = 0;
-	argv[n++] = "doveadm";
-	if (conf) {
+	argv[n++] = cmd->path;
+	if (cmd->conf) {
 		argv[n++] = "-c";
-		argv[n++] = conf;
+		argv[n++] = cmd->conf;
 	}
 	argv[n++] = "quota";
 	argv[n++] = "recalc";
@@ -151,32 +210,22 @@ static bool recount_doveadm(const char *conf, const char *login, char *err, size
 		dup2(fds[1], STDERR_FILENO);
 		close(fds[0]);
 		close(fds[1]);
-		execvp(argv[0], (char *const *)argv);
-		fprintf(stderr, "cannot run doveadm: %s", strerror(errno));
+		execve(cmd->path, (char *const *)argv, recount_env);
+		fprintf(stderr, "cannot run %s: %s", cmd->path, strerror(errno));
 		_exit(127);
 	}
 	close(fds[1]);
-	size_t used = 0;
-	char buf[512];
-	ssize_t r;
-	while ((r = read(fds[0], buf, sizeof(buf))) > 0 || (r < 0 && errno == EINTR)) {
-		size_t take = r > 0 ? (size_t)r : 0;
-		if (take > errlen - 1 - used)
-			take = errlen - 1 - used;
-		memcpy(err + used, buf, take);
-		used += take;
-	}
-	err[used] = '\0';
+	recount_read(fds[0], err, errlen);
 	close(fds[0]);
 	int status;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+	pid_t w;
+	while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
 		;
-	/* One line for the table and the terminal. */
-	for (char *p = err; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
-	while (used && err[used - 1] == ' ')
-		err[--used] = '\0';
+	if (w < 0) {
+		/* No exit status to judge by (e.g. started with SIGCHLD ignored: ECHILD). */
+		snprintf(err, errlen, "waitpid: %s", strerror(errno));
+		return false;
+	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return true;
 	if (!err[0])
@@ -186,51 +235,61 @@ static bool recount_doveadm(const char *conf, const char *login, char *err, size
 }
 
 /* recount_one - recount login (listed at since); the row goes on success, keeps the error otherwise */
-static bool recount_one(struct ctl *ctx, const char *conf, const char *login, const char *since,
-			bool dry)
+static bool recount_one(struct ctl *ctx, const struct recount_cmd *cmd, const char *login,
+			const char *since, bool dry)
 {
+	/* A login is whatever vmaild was asked about: never raw to the terminal. */
+	char elogin[CTL_CELL_MAX], econf[CTL_CELL_MAX];
+	const char *shown = ctl_escape(login, elogin, sizeof(elogin));
+	bool every = strcmp(login, "*") == 0;
 	if (dry) {
-		printf("would run: doveadm%s%s quota recalc %s%s\n", conf ? " -c " : "", conf ? conf : "",
-		       strcmp(login, "*") == 0 ? "-A" : "-u ", strcmp(login, "*") == 0 ? "" : login);
+		printf("would run: %s%s%s quota recalc %s%s\n", cmd->path, cmd->conf ? " -c " : "",
+		       cmd->conf ? ctl_escape(cmd->conf, econf, sizeof(econf)) : "", every ? "-A" : "-u ",
+		       every ? "" : shown);
 		return true;
 	}
-	char err[RECOUNT_ERROR_MAX + 1];
-	bool ok = recount_doveadm(conf, login, err, sizeof(err));
+	char err[RECOUNT_ERROR_MAX + 1], eerr[4 * RECOUNT_ERROR_MAX + 1];
+	bool ok = recount_doveadm(cmd, login, err, sizeof(err));
 	const char *p[] = { login, ok ? since : err };
 	PGresult *r = ctl_exec(ctx, ok ? "SELECT vmail.usage_recount_done($1, $2::timestamptz)"
 				       : "SELECT vmail.usage_recount_failed($1, $2)", 2, p);
 	PQclear(r);
 	if (ok)
-		printf("recounted %s\n", strcmp(login, "*") == 0 ? "every mailbox" : login);
+		printf("recounted %s\n", every ? "every mailbox" : shown);
 	else
-		fprintf(stderr, "vmailctl: %s: doveadm quota recalc failed: %s; kept in the list\n", login,
-			err);
+		fprintf(stderr, "vmailctl: %s: doveadm quota recalc failed: %s; kept in the list\n", shown,
+			ctl_escape(err, eerr, sizeof(eerr)));
 	return ok && r;
 }
 
 static int usage_recount(struct ctl *ctx, const struct ctl_args *a)
 {
 	bool all = ctl_flag(a, "all"), dry = ctl_flag(a, "dry-run");
-	const char *conf = ctl_opt_value(a, "doveadm-config");
 	if (all == (a->argc > 0))
 		return ctl_usage_error(a, "usage recount needs --all or LOGIN..., not both");
 	if (!dry && geteuid() != 0)
 		return ctl_fail("usage recount runs doveadm for other users: run it as root");
+	struct recount_cmd cmd;
+	if (!recount_cmd_load(ctx, a, &cmd))
+		return CTL_EXIT_FAIL;
 	PGresult *r = all ? ctl_exec(ctx, "SELECT login, checked_at FROM vmail.usage_recount_list()", 0, NULL)
 			  : ctl_exec(ctx, "SELECT now()", 0, NULL);
-	if (!r)
+	if (!r) {
+		config_free(&cmd.cfg);
 		return CTL_EXIT_FAIL;
+	}
 	unsigned done = 0, failed = 0;
 	int n = all ? PQntuples(r) : a->argc;
 	for (int i = 0; i < n; i++) {
 		const char *login = all ? PQgetvalue(r, i, 0) : a->argv[i];
 		const char *since = all ? PQgetvalue(r, i, 1) : PQgetvalue(r, 0, 0);
-		if (recount_one(ctx, conf, login, since, dry))
+		if (recount_one(ctx, &cmd, login, since, dry))
 			done++;
 		else
 			failed++;
 	}
 	PQclear(r);
+	config_free(&cmd.cfg);
 	printf("%s %u mailbox%s, %u failed\n", dry ? "would recount" : "recounted", done,
 	       done == 1 ? "" : "es", failed);
 	return failed ? CTL_EXIT_FAIL : CTL_EXIT_OK;
@@ -239,7 +298,7 @@ static int usage_recount(struct ctl *ctx, const struct ctl_args *a)
 static const struct ctl_opt recount_opts[] = {
 	{ "all", NULL, "every mailbox on the recount list (what the timer runs)" },
 	{ "dry-run", NULL, "say what would be run, run nothing" },
-	{ "doveadm-config", "FILE", "pass -c FILE to doveadm (default: its own)" },
+	{ "doveadm-config", "FILE", "pass -c FILE to doveadm (default: doveadm_config, else its own)" },
 	{ NULL, NULL, NULL },
 };
 
@@ -265,6 +324,8 @@ static const struct ctl_verb usage_verbs[] = {
 	  "list; a \"*\" entry means every mailbox, doveadm quota recalc -A).  Dovecot writes the\n"
 	  "recounted values back through vmaild's quota dict.  A mailbox recounted successfully\n"
 	  "leaves the list, unless it failed again meanwhile; a failure keeps it, with the error.\n"
+	  "doveadm is the configuration's doveadm_path (default /usr/bin/doveadm), run with\n"
+	  "PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C and nothing else of the environment.\n"
 	  "Exit status 1 if any recount failed.", recount_opts, usage_recount },
 	{ NULL, NULL, 0, 0, 0, NULL, NULL, NULL, NULL },
 };

@@ -10,6 +10,7 @@ import glob
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import unittest
@@ -89,8 +90,9 @@ class Base(unittest.TestCase):
             argv += ["--as", as_login]
         if pw_stdin if pw_stdin is not None else stdin is not None:
             argv += ["--password-stdin"]
-        p = subprocess.run(argv + list(args), input=stdin, capture_output=True, text=True, env=env(),
-                           timeout=60, **kw)
+        kw.setdefault("env", env())
+        p = subprocess.run(argv + list(args), input=stdin, capture_output=True, text=True, timeout=60,
+                           **kw)
         return p.returncode, p.stdout, p.stderr
 
     def ok(self, args, stdin=None, as_login=None):
@@ -492,6 +494,125 @@ class TestMigrate(Base):
         results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
         self.assertTrue(all(r[2] == 0 for r in results), results)
         self.assertEqual(sum("schema upgraded" in r[0] for r in results), 1, results)
+
+
+# A stand-in for doveadm: records its environment (as exec'd: /proc/PID/environ) and its
+# arguments (NUL-separated, one invocation after another), then fails for a login holding
+# "bad", printing a terminal escape, and succeeds otherwise.
+FAKE_DOVEADM = r"""#!/bin/sh
+tr '\000' '\n' < /proc/$$/environ > "$0.env"
+printf '%s\000' "$@" >> "$0.args"
+case "$*" in *bad*) printf 'no such user\033[31m red\n'; exit 67;; esac
+exit 0
+"""
+
+# A login an attacker could make vmaild list: a newline and a terminal escape.
+ODD_LOGIN = "bad\nline\x1b[31m"
+ODD_ESCAPED = "bad\\x0aline\\x1b[31m"
+
+
+class TestUsageRecount(Base):
+    """usage pending / recount: doveadm by its configured absolute path, in a fixed small
+    environment; logins and doveadm's output printed escaped; a failed waitpid is a failure."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.fake = os.path.join(cls.pg.dir, "fake-doveadm")
+        with open(cls.fake, "w") as f:
+            f.write(FAKE_DOVEADM)
+        os.chmod(cls.fake, 0o755)
+        cls.dconf = os.path.join(cls.pg.dir, "dovecot.conf")
+        cls.rconf = cls.pg.config("recount.conf", extra="doveadm_path = %s\ndoveadm_config = %s\n"
+                                  % (cls.fake, cls.dconf))
+
+    def setUp(self):
+        self.pg.psql("DELETE FROM vmail.usage_recount")
+        for suffix in (".env", ".args"):
+            if os.path.exists(self.fake + suffix):
+                os.unlink(self.fake + suffix)
+
+    def add(self, *logins):
+        for login in logins:
+            self.pg.psql("INSERT INTO vmail.usage_recount (login, reason) VALUES (%s, "
+                         "'commit-unavailable')" % ("E'%s'" % login.replace("\\", "\\\\")
+                                                     .replace("\n", "\\n").replace("\x1b", "\\x1b")))
+
+    def invocations(self):
+        """doveadm's argument lists, one per run (each starts with -c)."""
+        with open(self.fake + ".args") as f:
+            args = f.read().split("\0")[:-1]
+        runs = []
+        for a in args:
+            if a == "-c":
+                runs.append([])
+            runs[-1].append(a)
+        return runs
+
+    def recount(self, *args, **kw):
+        e = env()
+        # Neither root's PATH nor anything else of vmailctl's own environment reaches doveadm.
+        e.update({"PATH": os.path.join(self.pg.dir, "nowhere") + ":" + e.get("PATH", ""),
+                  "VMAIL_LEAK": "secret"})
+        return self.ctl(["usage", "recount", *args], conf=self.rconf, env=e, **kw)
+
+    def test_absolute_path_and_fixed_environment(self):
+        self.add("jan@acme.lublin.pl")
+        rc, out, err = self.recount("--all")
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(self.invocations(),
+                         [["-c", self.dconf, "quota", "recalc", "-u", "jan@acme.lublin.pl"]])
+        with open(self.fake + ".env") as f:
+            self.assertEqual(sorted(f.read().split()), ["LANG=C", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"])
+        self.assertEqual(self.pg.psql("SELECT count(*) FROM vmail.usage_recount"), "0")
+        # --doveadm-config wins over the key
+        self.add("ewa@acme.lublin.pl")
+        os.unlink(self.fake + ".args")
+        rc, out, err = self.recount("--all", "--doveadm-config", "/other.conf")
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(self.invocations()[0][:2], ["-c", "/other.conf"])
+        # a relative doveadm_path is refused (no PATH search as root), before any recount
+        self.add("ewa@acme.lublin.pl")
+        rel = self.pg.config("relative.conf", extra="doveadm_path = doveadm\n")
+        rc, out, err = self.ctl(["usage", "recount", "ewa@acme.lublin.pl"], conf=rel)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("doveadm_path", err)
+        self.assertEqual(self.pg.psql("SELECT attempts FROM vmail.usage_recount"), "0")
+
+    def test_odd_login_printed_escaped(self):
+        self.add(ODD_LOGIN, "jan@acme.lublin.pl")
+        rc, out, err = self.ctl(["usage", "pending"], conf=self.rconf)
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn("\x1b", out)
+        self.assertEqual(len(out.splitlines()), 3, out)  # header and two rows
+        self.assertIn(ODD_ESCAPED, out)
+        rc, out, err = self.recount("--dry-run", "--all")
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn("\x1b", out)
+        self.assertIn("-u " + ODD_ESCAPED + "\n", out)
+        rc, out, err = self.recount("--all")
+        self.assertEqual(rc, 1, out + err)
+        print("\n  " + err.strip())
+        self.assertNotIn("\x1b", out + err)
+        lines = err.strip().splitlines()
+        self.assertEqual(len(lines), 1, err)
+        self.assertTrue(lines[0].startswith("vmailctl: " + ODD_ESCAPED + ": "), lines[0])
+        self.assertIn("no such user\\x1b[31m red", lines[0])
+        self.assertIn("recounted jan@acme.lublin.pl\n", out)
+        # doveadm got the login as it is
+        self.assertIn(["-c", self.dconf, "quota", "recalc", "-u", ODD_LOGIN], self.invocations())
+        self.assertEqual(self.pg.psql("SELECT attempts FROM vmail.usage_recount"), "1")
+
+    def test_failed_wait_is_a_failure(self):
+        # Started with SIGCHLD ignored (inherited across exec), the child is reaped by the
+        # kernel and waitpid fails with ECHILD: no exit status to read, so no success.
+        self.add("jan@acme.lublin.pl")
+        rc, out, err = self.recount("--all", preexec_fn=lambda: signal.signal(signal.SIGCHLD,
+                                                                            signal.SIG_IGN))
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("waitpid", err)
+        self.assertEqual(self.pg.psql("SELECT attempts || ' ' || last_error FROM vmail.usage_recount"),
+                         "1 waitpid: No child processes")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import pgsql  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# A role holding vmail_lookup, as vmaild's login role does: test_lookups.py's golden caller.
+from test_lookups import CALLER_ROLE, CREATE_CALLER  # noqa: E402
+
 
 def setUpModule():
     pgsql.server_up()
@@ -64,6 +68,31 @@ class UsageRecountTest(unittest.TestCase):
         ok, out = self.as_lookup("DELETE FROM vmail.usage_recount")
         self.assertFalse(ok, out)
         self.assertEqual(len(self.rows()), 1)
+
+    def test_lookup_role_writes_only_through_the_function(self):
+        # vmaild logs in as a member of vmail_lookup (the golden-caller pattern of
+        # test_lookups.py): the table is usage_recount_add's alone (SECURITY DEFINER).
+        self.sql(CREATE_CALLER)
+        as_caller = "SET ROLE %s; " % CALLER_ROLE
+        self.sql("SELECT vmail.usage_recount_add(ARRAY['jan'], ARRAY['commit-unavailable'], "
+                 "ARRAY[1])")
+        for q in ("INSERT INTO vmail.usage_recount (login, reason) VALUES ('ewa', 'x')",
+                  "UPDATE vmail.usage_recount SET count = 99",
+                  "DELETE FROM vmail.usage_recount",
+                  "SELECT count(*) FROM vmail.usage_recount"):
+            r = pgsql._psql(self.db, as_caller + q)
+            self.assertNotEqual(r.returncode, 0, "%s: %s" % (q, r.stdout))
+            self.assertIn("permission denied", r.stderr, q)
+        r = pgsql._psql(self.db, as_caller + "SELECT vmail.usage_recount_add(ARRAY['jan','ewa'], "
+                        "ARRAY['commit-error','commit-error'], ARRAY[1,2])")
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "2"), r.stderr)
+        self.assertEqual(sorted(self.rows()), ["ewa commit-error 2 0",
+                                               "jan commit-unavailable 2 0"])
+        # The function is the definer's: its search_path is fixed, the caller's is not used.
+        self.assertEqual(self.sql(
+            "SELECT p.prosecdef, array_to_string(p.proconfig, ';') FROM pg_proc p "
+            "WHERE p.oid = 'vmail.usage_recount_add(text[], text[], integer[])'::regprocedure"),
+            "t|search_path=vmail, pg_temp")
 
     def test_done_keeps_a_later_failure(self):
         self.sql("SELECT vmail.usage_recount_add(ARRAY['jan','ewa'], "
