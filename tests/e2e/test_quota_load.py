@@ -22,7 +22,6 @@ expected exactly once in each mailbox it reaches.
 
 import collections
 import email.parser
-import glob
 import imaplib
 import json
 import os
