@@ -280,20 +280,28 @@ START_TEST(test_insert_failure_backs_off)
 }
 END_TEST
 
+/*
+ * failed_on_full_disk - a failed commit of login while the file may grow only room bytes
+ * past the line "commit-unavailable jan\n" (RLIMIT_FSIZE): its append is cut short
+ */
+static void failed_on_full_disk(struct dict_recount *rc, const char *login, size_t room)
+{
+	signal(SIGXFSZ, SIG_IGN);
+	struct rlimit old, lim;
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = strlen("commit-unavailable jan\n") + room;
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	dict_recount_failed(rc, METRICS_QUOTA_COMMIT, METRICS_QF_UNAVAILABLE, login);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+}
+
 /* A short append (a full disk) must not glue the next line onto a cut one. */
 START_TEST(test_short_append_repaired)
 {
 	write_file("commit-unavailable jan\n");
 	struct dict_recount *rc = dict_recount_new(base, NULL, dir);
-	signal(SIGXFSZ, SIG_IGN);
-	struct rlimit old, lim;
-	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
-	lim = old;
-	lim.rlim_cur = strlen("commit-unavailable jan\n") + 10;
-	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
-	dict_recount_failed(rc, METRICS_QUOTA_COMMIT, METRICS_QF_UNAVAILABLE,
-			    "a-rather-long-login@example.org");
-	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	failed_on_full_disk(rc, "a-rather-long-login@example.org", 10);
 	dict_recount_failed(rc, METRICS_QUOTA_COMMIT, METRICS_QF_UNAVAILABLE, "ewa");
 	ck_assert_str_eq(file(), "commit-unavailable jan\n"
 				 "commit-unavailable a-rather-long-login@example.org\n"
@@ -372,14 +380,7 @@ START_TEST(test_stale_file_written_at_free)
 	struct dict_recount *rc = dict_recount_new(base, NULL, dir);
 	dict_recount_failed(rc, METRICS_QUOTA_COMMIT, METRICS_QF_UNAVAILABLE, "jan");
 	ck_assert_str_eq(file(), "commit-unavailable jan\n");
-	signal(SIGXFSZ, SIG_IGN);
-	struct rlimit old, lim;
-	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
-	lim = old;
-	lim.rlim_cur = strlen("commit-unavailable jan\n") + 5;
-	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
-	dict_recount_failed(rc, METRICS_QUOTA_COMMIT, METRICS_QF_UNAVAILABLE, "ewa");
-	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	failed_on_full_disk(rc, "ewa", 5);
 	ck_assert_str_eq(file(), "commit-unavailable jan\n");
 	dict_recount_free(rc);
 	ck_assert_str_eq(file(), "commit-unavailable jan\ncommit-unavailable ewa\n");
