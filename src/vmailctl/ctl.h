@@ -129,7 +129,9 @@ int ctl_run(struct ctl *ctx, const char *sql, int n, const char *const *params, 
 
 /*
  * ctl_escape - s for the terminal: s itself when it is well-formed UTF-8 without control
- * characters, else a copy in buf (len bytes) with those bytes as \xNN (log_escape), cut to fit.
+ * characters and without the bidi and invisible format characters that could make one
+ * login look like another (U+200B..U+200F, U+202A..U+202E, U+2066..U+2069, U+FEFF), else
+ * a copy in buf (len bytes) with those bytes as \xNN (as log_escape), cut to fit.
  */
 const char *ctl_escape(const char *s, char *buf, size_t len);
 

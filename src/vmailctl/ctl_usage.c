@@ -6,6 +6,7 @@
 #include "ctl.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "vmail/config.h"
+#include "vmail/utf8.h"
 
 static const char *const usage_sizes[] = { "disk_limit", "files", "mailbox", "free_mailboxes", "total",
 					   "allocated", "available", "quota", "used", NULL };
@@ -147,7 +149,11 @@ static bool recount_cmd_load(struct ctl *ctx, const struct ctl_args *a, struct r
 	return true;
 }
 
-/* recount_read - collect the child's output from fd (the first errlen - 1 bytes) into err */
+/*
+ * recount_read - collect the child's output from fd into err: the first errlen - 1 bytes,
+ * then cut to RECOUNT_ERROR_MAX on a character boundary (errlen leaves room to see a
+ * character crossing the cut)
+ */
 static void recount_read(int fd, char *err, size_t errlen)
 {
 	size_t used = 0;
@@ -160,6 +166,7 @@ static void recount_read(int fd, char *err, size_t errlen)
 		memcpy(err + used, buf, take);
 		used += take;
 	}
+	used = utf8_cut(err, used, RECOUNT_ERROR_MAX);
 	err[used] = '\0';
 	/* One line for the table and the terminal. */
 	for (char *p = err; *p; p++)
@@ -248,9 +255,11 @@ static bool recount_one(struct ctl *ctx, const struct recount_cmd *cmd, const ch
 		       every ? "" : shown);
 		return true;
 	}
-	char err[RECOUNT_ERROR_MAX + 1], eerr[4 * RECOUNT_ERROR_MAX + 1];
+	char err[RECOUNT_ERROR_MAX + 4], eerr[4 * RECOUNT_ERROR_MAX + 1];
 	bool ok = recount_doveadm(cmd, login, err, sizeof(err));
-	const char *p[] = { login, ok ? since : err };
+	/* Escaped for the row too: PostgreSQL refuses text that is not UTF-8. */
+	const char *shown_err = ctl_escape(err, eerr, sizeof(eerr));
+	const char *p[] = { login, ok ? since : shown_err };
 	PGresult *r = ctl_exec(ctx, ok ? "SELECT vmail.usage_recount_done($1, $2::timestamptz)"
 				       : "SELECT vmail.usage_recount_failed($1, $2)", 2, p);
 	PQclear(r);
@@ -258,7 +267,7 @@ static bool recount_one(struct ctl *ctx, const struct recount_cmd *cmd, const ch
 		printf("recounted %s\n", every ? "every mailbox" : shown);
 	else
 		fprintf(stderr, "vmailctl: %s: doveadm quota recalc failed: %s; kept in the list\n", shown,
-			ctl_escape(err, eerr, sizeof(eerr)));
+			shown_err);
 	return ok && r;
 }
 
@@ -272,6 +281,9 @@ static int usage_recount(struct ctl *ctx, const struct ctl_args *a)
 	struct recount_cmd cmd;
 	if (!recount_cmd_load(ctx, a, &cmd))
 		return CTL_EXIT_FAIL;
+	/* Ignored by whoever started us (inherited across exec), SIGCHLD would have the kernel
+	 * reap doveadm and waitpid fail: doveadm's exit status is what decides. */
+	signal(SIGCHLD, SIG_DFL);
 	PGresult *r = all ? ctl_exec(ctx, "SELECT login, checked_at FROM vmail.usage_recount_list()", 0, NULL)
 			  : ctl_exec(ctx, "SELECT now()", 0, NULL);
 	if (!r) {

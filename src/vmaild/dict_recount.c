@@ -122,6 +122,23 @@ static void recount_not_regular(struct dict_recount *rc)
 }
 
 /*
+ * recount_regular - fd if it is a regular file; else closed and -1, errno EINVAL for
+ * anything else than a regular file, fstat's own errno when fstat failed (sb unread)
+ */
+static int recount_regular(int fd)
+{
+	struct stat sb;
+	int e = EINVAL;
+	if (fstat(fd, &sb) < 0)
+		e = errno;
+	else if (S_ISREG(sb.st_mode))
+		return fd;
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+/*
  * recount_open - the file with flags, only if it is a regular file: O_NONBLOCK so a FIFO
  * put there cannot hang the start-up (open and read would wait for a writer), then
  * refused.  -1 when missing (errno ENOENT), refused or failed.
@@ -131,15 +148,9 @@ static int recount_open(struct dict_recount *rc, int flags)
 	int fd = open(rc->path, flags | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -1;
-	struct stat sb;
-	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		bool irregular = errno == 0 || !S_ISREG(sb.st_mode);
-		close(fd);
-		if (irregular)
-			recount_not_regular(rc);
-		errno = EINVAL;
-		return -1;
-	}
+	fd = recount_regular(fd);
+	if (fd < 0 && errno == EINVAL)
+		recount_not_regular(rc);
 	return fd;
 }
 
@@ -162,8 +173,16 @@ static void recount_load(struct dict_recount *rc)
 	while (total <= DICT_RECOUNT_FILE_MAX &&
 	       (n = read(rc->fd, buf + total, DICT_RECOUNT_FILE_MAX + 1 - total)) > 0)
 		total += (size_t)n;
-	if (n < 0)
-		recount_file_error(rc, "cannot read");
+	if (n < 0) {
+		/* Taking the file over would drop its unread lines at the next rewrite: it
+		 * stays as it is for the next start, this process keeps its list in memory. */
+		log_error("quota recount list %s: cannot read: %s; the file is left as it is and the "
+			  "list kept in memory only", rc->path, strerror(errno));
+		close(rc->fd);
+		rc->fd = -1;
+		free(rc->path);
+		rc->path = NULL;
+	}
 	bool full = total > DICT_RECOUNT_FILE_MAX;
 	/* A line cut by a crash (appends are whole lines, but not atomic on disk) is dropped. */
 	size_t whole = total;
@@ -183,7 +202,7 @@ static void recount_load(struct dict_recount *rc)
 	}
 	if (whole != total)
 		recount_rewrite(rc);
-	if (whole)
+	if (whole && rc->path)
 		log_notice("quota recount list %s: %zu bytes left from before the restart", rc->path,
 			   whole);
 }
@@ -198,6 +217,42 @@ static bool recount_path_free(struct dict_recount *rc)
 		return true;
 	recount_not_regular(rc);
 	return false;
+}
+
+/*
+ * recount_create - a new empty regular file at tmp, whatever was there: whatever a crash
+ * or someone else left there (a FIFO would block the open, a hard link's other name would
+ * be overwritten) is unlinked first, and O_EXCL creates a file of our own.  -1 on error.
+ */
+static int recount_create(const char *tmp)
+{
+	if (unlink(tmp) < 0 && errno != ENOENT)
+		return -1;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	return recount_regular(fd);
+}
+
+/* recount_sync_dir - the rename on disk: the directory holding the file, synced */
+static bool recount_sync_dir(struct dict_recount *rc)
+{
+	char dir[4096];
+	int len = snprintf(dir, sizeof(dir), "%s", rc->path);
+	char *slash = strrchr(dir, '/'); /* always there: the path is "<state_dir>/<file>" */
+	if (len < 0 || (size_t)len >= sizeof(dir) || !slash) {
+		errno = ENAMETOOLONG;
+		return false;
+	}
+	slash[slash == dir] = '\0'; /* "/usage-recount" is in "/" */
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return false;
+	bool ok = fsync(dfd) == 0;
+	int e = errno;
+	close(dfd);
+	errno = e;
+	return ok;
 }
 
 /*
@@ -227,9 +282,11 @@ static void recount_rewrite(struct dict_recount *rc)
 		return;
 	}
 	const char *data = (const char *)evbuffer_pullup(rc->pending, -1);
-	int fd = data ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600) : -1;
+	int fd = -1;
 	if (!data)
 		errno = ENOMEM;
+	else if ((fd = recount_create(tmp)) >= 0)
+		errno = 0; /* from here, a failure with errno 0 is a short write */
 	if (fd < 0 || write(fd, data, n) != (ssize_t)n || fdatasync(fd) < 0 ||
 	    fcntl(fd, F_SETFL, O_APPEND) < 0 || rename(tmp, rc->path) < 0) {
 		if (errno == 0)
@@ -245,6 +302,11 @@ static void recount_rewrite(struct dict_recount *rc)
 	if (rc->fd >= 0)
 		close(rc->fd);
 	rc->fd = fd; /* now the file's name */
+	if (!recount_sync_dir(rc)) {
+		recount_file_error(rc, "cannot sync its directory");
+		rc->file_stale = true; /* the rename may not survive a crash: done again */
+		return;
+	}
 	recount_file_ok(rc);
 }
 
@@ -498,6 +560,10 @@ void dict_recount_free(struct dict_recount *rc)
 		pg_cancel(rc->req);
 	if (rc->tick)
 		event_free(rc->tick);
+	/* A stop while the file is stale (a cut append, the insert backing off): the lines
+	 * answered F since must reach the file, or the next start never recounts them. */
+	if (rc->file_stale && rc->pending && evbuffer_get_length(rc->pending))
+		recount_rewrite(rc);
 	if (rc->sync) {
 		if (rc->fd >= 0 && event_pending(rc->sync, EV_TIMEOUT, NULL))
 			(void)fdatasync(rc->fd); /* a stop: what was appended reaches the disk */

@@ -19,7 +19,9 @@ struct dict_recount;
  * state directory (a regular file only: anything else there is refused, and the list stays
  * in memory), appended before the F is answered and synced once per event loop turn (a
  * crash or a restart loses nothing); a failed or short append has the file rewritten whole
- * (a new file, synced, renamed) at the next change, never a cut line glued to the next.
+ * (a new file created afresh under a temporary name, synced, renamed, its directory
+ * synced) at the next change or at the stop, never a cut line glued to the next.  A file
+ * that cannot be read at start-up is left as it is for the next start (memory only).
  * It is bounded by DICT_RECOUNT_FILE_MAX, beyond which one "*" entry says "recount every
  * mailbox".  A counter
  * lookup the database cannot answer is answered "full" by svc_dict (Dovecot defers the

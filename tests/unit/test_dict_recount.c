@@ -35,6 +35,9 @@ static void setup(void)
 
 static void teardown(void)
 {
+	char tmp[160];
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	unlink(tmp);
 	unlink(path);
 	rmdir(dir);
 	event_base_free(base);
@@ -277,20 +280,28 @@ START_TEST(test_insert_failure_backs_off)
 }
 END_TEST
 
+/*
+ * failed_on_full_disk - a failed commit of login while the file may grow only room bytes
+ * past the line "commit-unavailable jan\n" (RLIMIT_FSIZE): its append is cut short
+ */
+static void failed_on_full_disk(struct dict_recount *rc, const char *login, size_t room)
+{
+	signal(SIGXFSZ, SIG_IGN);
+	struct rlimit old, lim;
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = strlen("commit-unavailable jan\n") + room;
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	dict_recount_failed(rc, METRICS_QUOTA_COMMIT, METRICS_QF_UNAVAILABLE, login);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+}
+
 /* A short append (a full disk) must not glue the next line onto a cut one. */
 START_TEST(test_short_append_repaired)
 {
 	write_file("commit-unavailable jan\n");
 	struct dict_recount *rc = dict_recount_new(base, NULL, dir);
-	signal(SIGXFSZ, SIG_IGN);
-	struct rlimit old, lim;
-	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
-	lim = old;
-	lim.rlim_cur = strlen("commit-unavailable jan\n") + 10;
-	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
-	dict_recount_failed(rc, METRICS_QUOTA_COMMIT, METRICS_QF_UNAVAILABLE,
-			    "a-rather-long-login@example.org");
-	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	failed_on_full_disk(rc, "a-rather-long-login@example.org", 10);
 	dict_recount_failed(rc, METRICS_QUOTA_COMMIT, METRICS_QF_UNAVAILABLE, "ewa");
 	ck_assert_str_eq(file(), "commit-unavailable jan\n"
 				 "commit-unavailable a-rather-long-login@example.org\n"
@@ -311,6 +322,68 @@ START_TEST(test_fifo_refused)
 	struct stat sb;
 	ck_assert_int_eq(lstat(path, &sb), 0);
 	ck_assert(S_ISFIFO(sb.st_mode));
+}
+END_TEST
+
+/*
+ * A FIFO at the rewrite's temporary name (start-up rewrites a file ending in a cut line):
+ * opening it for writing used to wait for a reader, hanging the start-up (Check's
+ * timeout).  It is replaced, never opened.
+ */
+START_TEST(test_fifo_at_temporary_name)
+{
+	write_file("commit-unavailable jan\ncommit-unavailable e");
+	char tmp[160];
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	ck_assert_int_eq(mkfifo(tmp, 0600), 0);
+	struct dict_recount *rc = dict_recount_new(base, NULL, dir);
+	ck_assert_ptr_nonnull(rc);
+	ck_assert_str_eq(file(), "commit-unavailable jan\n");
+	struct stat sb;
+	ck_assert_int_eq(lstat(path, &sb), 0);
+	ck_assert(S_ISREG(sb.st_mode));
+	dict_recount_free(rc);
+}
+END_TEST
+
+/* A hard link at the temporary name: its other name's file is never written to. */
+START_TEST(test_hard_link_at_temporary_name_untouched)
+{
+	char other[160], tmp[160], buf[64] = "";
+	snprintf(other, sizeof(other), "%s/other", dir);
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	FILE *f = fopen(other, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("precious\n", f);
+	fclose(f);
+	ck_assert_int_eq(link(other, tmp), 0);
+	write_file("commit-unavailable jan\ncommit-unavailable e");
+	struct dict_recount *rc = dict_recount_new(base, NULL, dir);
+	ck_assert_str_eq(file(), "commit-unavailable jan\n");
+	dict_recount_free(rc);
+	f = fopen(other, "r");
+	ck_assert_ptr_nonnull(f);
+	buf[fread(buf, 1, sizeof(buf) - 1, f)] = '\0';
+	fclose(f);
+	unlink(other);
+	ck_assert_str_eq(buf, "precious\n");
+}
+END_TEST
+
+/*
+ * A cut append leaves the file stale; a stop before the next change (a SIGTERM while the
+ * insert backs off) must still write the whole list, or the mailboxes answered F since
+ * are lost.
+ */
+START_TEST(test_stale_file_written_at_free)
+{
+	struct dict_recount *rc = dict_recount_new(base, NULL, dir);
+	dict_recount_failed(rc, METRICS_QUOTA_COMMIT, METRICS_QF_UNAVAILABLE, "jan");
+	ck_assert_str_eq(file(), "commit-unavailable jan\n");
+	failed_on_full_disk(rc, "ewa", 5);
+	ck_assert_str_eq(file(), "commit-unavailable jan\n");
+	dict_recount_free(rc);
+	ck_assert_str_eq(file(), "commit-unavailable jan\ncommit-unavailable ewa\n");
 }
 END_TEST
 
@@ -425,6 +498,9 @@ static Suite *dict_recount_suite(void)
 	tcase_add_test(tc, test_short_append_repaired);
 	tcase_add_test(tc, test_fifo_refused);
 	tcase_add_test(tc, test_file_recovers);
+	tcase_add_test(tc, test_fifo_at_temporary_name);
+	tcase_add_test(tc, test_hard_link_at_temporary_name_untouched);
+	tcase_add_test(tc, test_stale_file_written_at_free);
 	suite_add_tcase(s, tc);
 	return s;
 }
