@@ -119,15 +119,28 @@ static void teardown(void)
 	rmdir(dir);
 }
 
-/* client_ask - connect and send one request, without running the loop (it stays in the backlog) */
-static void client_ask(void)
+/* client_connect - connect, without running the loop (it stays in the backlog) */
+static int client_connect(void)
 {
 	ck_assert_uint_lt(nclients, CLIENTS_MAX);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-	ck_assert_int_eq(send(fd, "q\n", 2, MSG_NOSIGNAL), 2);
 	clients[nclients++] = fd;
+	return fd;
+}
+
+/* client_ask - connect and send one request */
+static void client_ask(void)
+{
+	ck_assert_int_eq(send(client_connect(), "q\n", 2, MSG_NOSIGNAL), 2);
+}
+
+/* nap - a millisecond for the other side of the socket; loops bound their count, not time */
+static void nap(void)
+{
+	struct timespec ts = { 0, 1000000 };
+	nanosleep(&ts, NULL);
 }
 
 /* poll_client - what client i got so far */
@@ -150,8 +163,7 @@ static enum outcome poll_client(size_t i)
 		if (n == 0)
 			return OUT_OVER;
 		ck_assert(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
-		struct timespec ts = { 0, 1000000 };
-		nanosleep(&ts, NULL);
+		nap();
 	}
 	ck_abort_msg("client %zu: answered over but not closed", i);
 	return OUT_PENDING;
@@ -170,8 +182,7 @@ static void run(void)
 		}
 		if (!pending)
 			return;
-		struct timespec ts = { 0, 1000000 };
-		nanosleep(&ts, NULL);
+		nap();
 	}
 	ck_abort_msg("some client got neither an answer nor a close");
 }
@@ -261,6 +272,38 @@ START_TEST(test_refusing_pool_reused)
 }
 END_TEST
 
+static bool stopped;
+
+static void on_stopped(void *arg)
+{
+	(void)arg;
+	stopped = true;
+}
+
+/* A stop waits for the refusing pool too, and drains it: an idle refused connection closes. */
+START_TEST(test_shutdown_drains_pool)
+{
+	start(100, 1);
+	client_ask();
+	run();
+	client_connect(); /* refused, held in the pool, says nothing */
+	for (int k = 0; k < 5000 && stats().refused[SERVER_REFUSED_UID] < 1; k++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		nap();
+	}
+	ck_assert_uint_eq(stats().refused[SERVER_REFUSED_UID], 1);
+	ck_assert_uint_eq(server_connections(srv), 2);
+	stopped = false;
+	/* Both are idle: they close at once, and the stop is done. */
+	server_shutdown(srv, on_stopped, NULL);
+	ck_assert(stopped);
+	ck_assert_uint_eq(server_connections(srv), 0);
+	run();
+	expect(0, 1, OUT_OK);
+	expect(1, 2, OUT_CLOSED);
+}
+END_TEST
+
 static Suite *server_suite(void)
 {
 	Suite *s = suite_create("server");
@@ -270,6 +313,7 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, test_group_cap_answers);
 	tcase_add_test(tc, test_refusing_pool_bounded);
 	tcase_add_test(tc, test_refusing_pool_reused);
+	tcase_add_test(tc, test_shutdown_drains_pool);
 	suite_add_tcase(s, tc);
 	return s;
 }
