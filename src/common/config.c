@@ -111,7 +111,7 @@ static const struct conftab_row rows[] = {
 	{ "dict_quota_max_connections", CONFTAB_UINT, OFF(dict_quota_max_connections), "500", 1,
 	  1000000, CONFTAB_RELOAD, "connections over the dict_quota_listen sockets" },
 	{ "dict_quota_max_connections_per_uid", CONFTAB_UINT,
-	  OFF(dict_quota_max_connections_per_uid), "32", 0, 1000000, CONFTAB_RELOAD,
+	  OFF(dict_quota_max_connections_per_uid), "128", 0, 1000000, CONFTAB_RELOAD,
 	  "connections one peer uid may hold on dict_quota_listen (root and dict_trusted_users "
 	  "exempt); 0 = no per-uid cap" },
 	{ "metrics_max_connections", CONFTAB_UINT, OFF(metrics_max_connections), "8", 1, 10000,

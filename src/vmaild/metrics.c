@@ -268,8 +268,8 @@ static void render_listeners(struct evbuffer *out, const struct metrics_state *s
 		evbuffer_add_printf(out, "vmaild_listener_connections{listener=\"%s\"} %u\n",
 				    rows[i]->name, rows[i]->connections);
 	help(out, "vmaild_connections_refused_total", "counter",
-	     "Connections refused: listener_limit and uid_limit are closed at accept, "
-	     "max_connections are answered a temporary failure.");
+	     "Connections refused: answered a temporary failure, or closed at accept when "
+	     "the service's refusing pool is full (the metrics listener always closes).");
 	for (size_t i = 0; i < n; i++)
 		for (size_t r = 0; r < METRICS_REFUSAL_REASONS; r++)
 			if (rows[i]->reason[r])

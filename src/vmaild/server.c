@@ -1,9 +1,14 @@
 /*
  * server: the listening sockets and who gets in.  Listeners belong to groups
  * (one per service); a group past its own cap, or a peer uid past the
- * group's per-uid cap, is refused at accept (closed at once, counted, logged
- * at most every SERVER_REFUSE_LOG_S), so one service's clients cannot take
- * the connections another needs.  Over all groups, up to max_connections are
+ * group's per-uid cap, is refused (counted, logged at most every
+ * SERVER_REFUSE_LOG_S), so one service's clients cannot take the connections
+ * another needs.  A refused connection is answered "temporary failure" by its
+ * protocol from the group's refusing pool, which counts toward neither cap
+ * and holds at most SERVER_MAX_REFUSING: a quota lookup reset unanswered
+ * makes Dovecot store the mail uncounted.  Beyond the pool it is closed at
+ * accept, so a flood costs a bounded number of descriptors.  Over all groups,
+ * up to max_connections are
  * served; a few more are accepted only to be told "temporary failure" by
  * their protocol (better than leaving Postfix waiting 100 s in the backlog);
  * beyond that, and when the process runs out of file descriptors, accepting
@@ -55,6 +60,7 @@ struct server_group {
 	server_uid_exempt_fn *exempt;
 	void *exempt_arg;
 	struct conn_set conns;
+	struct conn_set refusing; /* refused, to be answered over-limit; not in conns */
 	struct uid_count *uids[SERVER_UID_BUCKETS];
 	uint64_t refused[SERVER_REFUSED__COUNT];
 	time_t refuse_logged;   /* when the last "refusing" warning went out */
@@ -123,9 +129,18 @@ static void server_set_state(struct server *srv, enum server_state st)
 	}
 }
 
+/* server_served - connections admitted to their group (the refusing pools left out) */
+static unsigned server_served(const struct server *srv)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < srv->ngroups; i++)
+		n += srv->groups[i]->conns.count;
+	return n;
+}
+
 static void server_update_admission(struct server *srv)
 {
-	bool full = server_connections(srv) >= srv->max_connections + SERVER_OVER_LIMIT_SLACK;
+	bool full = server_served(srv) >= srv->max_connections + SERVER_OVER_LIMIT_SLACK;
 	if (full && srv->state == SERVER_ACCEPTING)
 		server_set_state(srv, SERVER_PAUSED_FULL);
 	else if (!full && srv->state == SERVER_PAUSED_FULL)
@@ -222,11 +237,20 @@ static long peer_uid_counted(const struct server_group *g, int fd)
 	return (long)uc.uid;
 }
 
-/* group_refuse - close fd at once; count it; warn, but not more than every few seconds */
+/*
+ * group_refuse - hand fd to the refusing pool to be answered over-limit, or
+ * close it at once when the pool is full; count it; warn, but not more than
+ * every few seconds
+ */
 static void group_refuse(struct server_group *g, const struct listener *l, int fd,
 			 enum server_refusal why, const char *peer, long uid)
 {
-	evutil_closesocket(fd);
+	if (g->refusing.count < SERVER_MAX_REFUSING)
+		/* On failure conn_new closed fd: refused all the same. */
+		(void)conn_new(&g->refusing, g->srv->base, fd, peer, l->proto, l->proto_arg,
+			       &g->srv->limits, true);
+	else
+		evutil_closesocket(fd);
 	g->refused[why]++;
 	time_t now = time(NULL);
 	if (g->refuse_logged && now - g->refuse_logged < SERVER_REFUSE_LOG_S) {
@@ -263,7 +287,7 @@ static void server_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, str
 		group_refuse(g, l, fd, SERVER_REFUSED_UID, peer, uid);
 		return;
 	}
-	unsigned total = server_connections(srv);
+	unsigned total = server_served(srv);
 	bool over = total >= srv->max_connections;
 	if (over) {
 		g->refused[SERVER_REFUSED_MAX_CONNECTIONS]++;
@@ -332,6 +356,8 @@ struct server_group *server_add_group(struct server *srv, const char *name,
 	g->exempt_arg = exempt_arg;
 	g->conns.on_close = server_conn_closed;
 	g->conns.arg = g;
+	g->refusing.on_close = server_conn_closed;
+	g->refusing.arg = g;
 	srv->groups[srv->ngroups++] = g;
 	return g;
 }
@@ -452,16 +478,18 @@ void server_shutdown(struct server *srv, void (*done)(void *arg), void *arg)
 	server_close_listeners(srv);
 	srv->done = done;
 	srv->done_arg = arg;
-	for (size_t i = 0; i < srv->ngroups; i++)
+	for (size_t i = 0; i < srv->ngroups; i++) {
 		conn_set_drain(&srv->groups[i]->conns);
+		conn_set_drain(&srv->groups[i]->refusing);
+	}
 	server_maybe_done(srv);
 }
 
 unsigned server_connections(const struct server *srv)
 {
-	unsigned n = 0;
+	unsigned n = server_served(srv);
 	for (size_t i = 0; i < srv->ngroups; i++)
-		n += srv->groups[i]->conns.count;
+		n += srv->groups[i]->refusing.count;
 	return n;
 }
 
@@ -471,8 +499,10 @@ void server_free(struct server *srv)
 		return;
 	srv->done = NULL;
 	srv->state = SERVER_STOPPING;
-	for (size_t i = 0; i < srv->ngroups; i++)
+	for (size_t i = 0; i < srv->ngroups; i++) {
 		conn_set_close(&srv->groups[i]->conns, "server stopped");
+		conn_set_close(&srv->groups[i]->refusing, "server stopped");
+	}
 	server_close_listeners(srv);
 	server_free_groups(srv);
 	event_free(srv->resume_ev);

@@ -15,6 +15,13 @@ struct server;
 /* How many connections past max_connections are accepted only to be refused politely. */
 #define SERVER_OVER_LIMIT_SLACK 32
 
+/*
+ * Per group, how many connections refused for the group's or a uid's cap are
+ * held open to be answered a temporary failure ("full" on the quota dict)
+ * instead of being closed unanswered; beyond it they are closed at accept.
+ */
+#define SERVER_MAX_REFUSING 32
+
 struct server *server_new(struct event_base *base, const struct conn_limits *limits,
 			  unsigned max_connections);
 
@@ -29,8 +36,9 @@ struct server_group_limits {
 
 /* Why a connection was refused (the metrics label). */
 enum server_refusal {
-	SERVER_REFUSED_LISTENER = 0,    /* the group's max_connections: closed at accept */
-	SERVER_REFUSED_UID,             /* the group's max_per_uid: closed at accept */
+	/* These two are answered TEMP from the refusing pool, or closed at accept past it. */
+	SERVER_REFUSED_LISTENER = 0,    /* the group's max_connections */
+	SERVER_REFUSED_UID,             /* the group's max_per_uid */
 	SERVER_REFUSED_MAX_CONNECTIONS, /* over max_connections: answered TEMP, then closed */
 	SERVER_REFUSED__COUNT,
 };
@@ -59,7 +67,7 @@ void server_group_set_limits(struct server_group *g, const struct server_group_l
 /* What a scrape sees of one group. */
 struct server_group_stats {
 	const char *name;
-	unsigned connections;
+	unsigned connections; /* admitted; the refusing pool not included */
 	uint64_t refused[SERVER_REFUSED__COUNT];
 };
 
@@ -85,6 +93,7 @@ void server_set_limits(struct server *srv, const struct conn_limits *limits,
  */
 void server_shutdown(struct server *srv, void (*done)(void *arg), void *arg);
 
+/* server_connections - every open client connection, the refusing pools included */
 unsigned server_connections(const struct server *srv);
 void server_free(struct server *srv);
 

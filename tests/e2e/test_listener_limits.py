@@ -2,8 +2,10 @@
 
 The dict quota socket is 0666: every local user may connect.  Local users that
 fill it must not take the connections Postfix's socketmap needs; one uid may
-hold only dict_quota_max_connections_per_uid of them; the metrics listener and
-the panel close connections beyond their own caps at accept.
+hold only dict_quota_max_connections_per_uid of them; a connection refused for
+either cap is answered "full" (a reset one lets Dovecot store the mail uncounted)
+from a pool of at most 32 per service, beyond which it is closed at accept; the
+metrics listener and the panel close connections beyond their own caps at accept.
 
 Every assertion counts connections (answered, or closed at once); none times them.
 Run as root after building:  python3 tests/pyrun.py tests/e2e/test_listener_limits.py
@@ -30,8 +32,9 @@ SELECT vmail.account_add('biuro@acme.lublin.pl', 'free', 'jan', '{CRYPT}x', 1048
 """
 
 # A local user's process: open COUNT connections to the quota socket, say hello and ask
-# one lookup on each, and wait until every one was answered or closed (or 10 s passed:
-# "silent", a connection left in the backlog).  Print the counts, then hold the answered
+# one lookup on each, and wait until every one was answered (a real counter, or "full":
+# refused over a cap) or closed unanswered (or 10 s passed: "silent", a connection left
+# in the backlog).  Print the counts, then hold the answered
 # connections open until stdin closes.
 FLOODER = r"""
 import json, select, socket, sys, time
@@ -58,8 +61,9 @@ while any(v is None for v in state.values()) and time.monotonic() < deadline:
             continue
         except OSError:
             data = b""
-        state[s] = "answered" if data else "closed"
-counts = {"answered": 0, "closed": 0, "silent": 0}
+        state[s] = ("full" if data.startswith(b"O9223372036854775807\n") else "answered") \
+            if data else "closed"
+counts = {"answered": 0, "full": 0, "closed": 0, "silent": 0}
 for v in state.values():
     counts[v or "silent"] += 1
 print(json.dumps(counts), flush=True)
@@ -70,6 +74,8 @@ sys.stdin.read()
 FLOODER_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 UIDS = 20          # local users flooding, one after the other
 PER_UID = 40       # connections each opens
+PER_UID_CAP = 32   # dict_quota_max_connections_per_uid in this test
+REFUSING_POOL = 32  # SERVER_MAX_REFUSING: refused connections answered at a time
 PROBE_TIMEOUT_S = 15
 
 
@@ -129,10 +135,11 @@ class QuotaFloodTest(unittest.TestCase):
             cls.socket = cls.w.path("vmaild", "socketmap")
             cls.quota = cls.w.path("vmaild", "quota")
             cls.metrics_port = world.free_port()
-            # max_connections is lowered so that the test stays small; the per-listener
-            # defaults (dict_quota_max_connections 500, ..._per_uid 32) are what is tested.
+            # max_connections and the per-uid cap are lowered so that the test stays
+            # small; the default dict_quota_max_connections (500) is what is tested.
             cls.vd = cls.w.vmaild(cls.pg.dsn, "unix:" + cls.socket,
                                   dict_quota_listen="unix:" + cls.quota,
+                                  dict_quota_max_connections_per_uid=PER_UID_CAP,
                                   max_connections=600, idle_timeout="120s",
                                   metrics_listen="inet:127.0.0.1:%d" % cls.metrics_port)
         except BaseException:
@@ -155,7 +162,7 @@ class QuotaFloodTest(unittest.TestCase):
 
     def test_flood_leaves_socketmap_answering(self):
         self.assertEqual(self.postmap("biuro@acme.lublin.pl")[:2], (0, "biuro@acme.lublin.pl"))
-        flooders, totals = [], {"answered": 0, "closed": 0, "silent": 0}
+        flooders, per_uid = [], []
         try:
             for i in range(UIDS):
                 uid = 40001 + i
@@ -163,18 +170,27 @@ class QuotaFloodTest(unittest.TestCase):
                                      user=uid, group=uid, extra_groups=[],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                 flooders.append(p)
-                counts = json.loads(p.stdout.readline())
-                for k, v in counts.items():
-                    totals[k] += v
+                per_uid.append(json.loads(p.stdout.readline()))
+            totals = {k: sum(c[k] for c in per_uid) for k in per_uid[0]}
             rc, out, err = self.postmap("biuro@acme.lublin.pl")
             print("\n  %d local users x %d quota connections: %s; postmap: %s %r %s"
                   % (UIDS, PER_UID, totals, rc, out, err))
             self.assertEqual((rc, out), (0, "biuro@acme.lublin.pl"),
                              "socketmap starved: %s\nvmaild log tail:\n%s"
                              % (err, self.vd.log()[-2000:]))
-            # 15 users get 32 each, the 16th the last 20 of the 500; the rest is closed.
-            self.assertEqual(totals, {"answered": 500, "closed": UIDS * PER_UID - 500,
-                                      "silent": 0})
+            # 15 users get 32 each, and their 8 more are answered "full", not reset;
+            # the 16th gets the last 20 of the 500 and "full" for its other 20.
+            over_uid = {"answered": PER_UID_CAP, "full": PER_UID - PER_UID_CAP,
+                        "closed": 0, "silent": 0}
+            self.assertEqual(per_uid[:15], [over_uid] * 15)
+            self.assertEqual(per_uid[15], {"answered": 20, "full": 20, "closed": 0,
+                                           "silent": 0})
+            # The last 4 find the service full: the refusing pool answers at least its 32
+            # at a time, what finds the pool full is closed at accept.
+            for counts in per_uid[16:]:
+                self.assertEqual((counts["answered"], counts["silent"]), (0, 0), counts)
+                self.assertGreaterEqual(counts["full"], REFUSING_POOL, counts)
+                self.assertEqual(counts["full"] + counts["closed"], PER_UID, counts)
             text = scrape(self.metrics_port)
             self.assertEqual(metric(text, "vmaild_listener_connections",
                                     listener="dict_quota"), 500)
