@@ -47,6 +47,9 @@ struct conn {
 	unsigned depth; /* our callbacks on the stack; free is deferred until 0 */
 	bool over_limit;
 	bool input_partial; /* the protocol left the input as an unfinished request */
+	bool drained;       /* conn_drain ran: the daemon is stopping */
+	bool peer_gone;     /* closed by the client's end or a socket error */
+	size_t drain_left;  /* bytes of the input sent before the drain, not consumed yet */
 	long peer_uid;  /* conn_set_peer_uid; -1: not counted per uid */
 	char peer[160];
 };
@@ -65,6 +68,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_idle_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_flush(struct conn *c);
 static void conn_update_reading(struct conn *c);
+static void conn_maybe_finish(struct conn *c);
 
 const char *conn_state_name(enum conn_state st)
 {
@@ -235,7 +239,17 @@ static bool conn_is_idle(const struct conn *c)
 {
 	if (!conn_owes_nothing(c) || conn_busy(c))
 		return false;
-	return evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 || c->input_partial;
+	size_t in = evbuffer_get_length(bufferevent_get_input(c->bev));
+	/* A protocol with busy() reads an unfinished line to its end (its framing bounds it). */
+	return in == 0 || (c->input_partial && !c->proto->busy);
+}
+
+/* conn_input_cb - counts what the protocol consumed of the input sent before the drain */
+static void conn_input_cb(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct conn *c = arg;
+	(void)in;
+	c->drain_left -= info->n_deleted < c->drain_left ? info->n_deleted : c->drain_left;
 }
 
 /*
@@ -269,7 +283,7 @@ static void conn_maybe_finish(struct conn *c)
 
 void conn_finish(struct conn *c)
 {
-	if (c->state != CONN_READING && c->state != CONN_PAUSED)
+	if (c->state != CONN_READING && c->state != CONN_PAUSED && c->state != CONN_DRAINING)
 		return;
 	conn_enter(c);
 	conn_set_state(c, CONN_CLOSING);
@@ -285,7 +299,12 @@ void conn_drain(struct conn *c)
 	conn_enter(c);
 	conn_set_state(c, CONN_DRAINING);
 	evtimer_del(c->idle_ev); /* the daemon's shutdown_timeout bounds the drain instead */
+	c->drained = true;
 	conn_take_sent(c);
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	c->drain_left = evbuffer_get_length(in);
+	if (c->drain_left && !evbuffer_add_cb(in, conn_input_cb, c))
+		c->drain_left = SIZE_MAX; /* out of memory: all of it counts as sent before */
 	conn_update_reading(c);
 	conn_maybe_finish(c);
 	conn_leave(c);
@@ -304,6 +323,26 @@ void conn_set_close(struct conn_set *set, const char *reason)
 {
 	while (set->first)
 		conn_close(set->first, reason);
+}
+
+void conn_recheck(struct conn *c)
+{
+	if (c->state == CONN_CLOSED)
+		return;
+	conn_enter(c);
+	conn_update_reading(c);
+	conn_maybe_finish(c);
+	conn_leave(c);
+}
+
+bool conn_cut_by_drain(const struct conn *c)
+{
+	return c->drained && !c->peer_gone;
+}
+
+size_t conn_drain_backlog(const struct conn *c)
+{
+	return c->drain_left;
 }
 
 bool conn_want_requests(const struct conn *c)
@@ -473,12 +512,25 @@ static void conn_set_reading(struct conn *c, bool sock, bool want)
 }
 
 /*
+ * conn_drain_reads - a draining conn reads its socket while busy (a transaction
+ * open); a protocol with busy() also while it owes answers or an unfinished line
+ * waits for its end, since its client may follow an answer with a transaction
+ * (Dovecot: C1 answered, then B2 A2 C2), and refuses other late requests itself.
+ * A protocol without busy() reads no more: a client that pipelines without pause
+ * would otherwise hold the stop until the daemon's shutdown_timeout.
+ */
+static bool conn_drain_reads(const struct conn *c)
+{
+	if (!c->proto->busy)
+		return false;
+	return conn_busy(c) || c->npending > 0 || c->input_partial;
+}
+
+/*
  * conn_update_reading - pause when max_pipelined requests are unanswered or
  * the client is not reading its replies; resume when both are under the
  * limits again.  A draining conn follows the same limits without changing
- * state, and reads its socket only while busy (a transaction open): a client
- * that pipelines without pause would otherwise hold the stop until the
- * daemon's shutdown_timeout.
+ * state, and reads its socket as conn_drain_reads says.
  */
 static void conn_update_reading(struct conn *c)
 {
@@ -488,7 +540,7 @@ static void conn_update_reading(struct conn *c)
 	bool want = c->npending < c->limits->max_pipelined && out < c->limits->max_output_buffer;
 	if (c->state != CONN_DRAINING)
 		conn_set_state(c, want ? CONN_READING : CONN_PAUSED);
-	conn_set_reading(c, want && (c->state != CONN_DRAINING || conn_busy(c)), want);
+	conn_set_reading(c, want && (c->state != CONN_DRAINING || conn_drain_reads(c)), want);
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
@@ -522,6 +574,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	char why[128];
 	(void)bev;
 	conn_enter(c);
+	c->peer_gone = true;
 	if (what & BEV_EVENT_EOF)
 		snprintf(why, sizeof(why), "client closed");
 	else if (what & BEV_EVENT_TIMEOUT)

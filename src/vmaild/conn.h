@@ -35,7 +35,11 @@ struct conn_proto {
 	/*
 	 * Optional: true while the client holds state it has yet to finish here
 	 * (a dict transaction between B and C) although no request is pending.
-	 * A draining conn stays open and reading while this says so.
+	 * A draining conn stays open and reading while this says so.  A protocol
+	 * with busy is also read while answers are owed or a line is unfinished
+	 * (see conn_drain): it frames what finishes the client's work and refuses
+	 * new work sent after the drain began (conn_drain_backlog, conn_finish).
+	 * The protocol calls conn_recheck when busy changes outside its callbacks.
 	 */
 	bool (*busy)(const struct conn *c, void *data, void *arg);
 };
@@ -97,17 +101,34 @@ void conn_close(struct conn *c, const char *reason);
 
 /*
  * conn_finish - the client's input is refused (garbage after framed
- * requests): read nothing more, answer what is pending, then close.
+ * requests, or new work while draining): read nothing more, answer what is
+ * pending, then close.
  */
 void conn_finish(struct conn *c);
 
 /*
  * conn_drain - daemon stopping: what the client had sent by now is read and
  * answered, then the conn closes; more is read only while the protocol is busy
- * (conn_proto.busy: a transaction open), so a client that keeps pipelining
+ * (conn_proto.busy: a transaction open) or, for a protocol with busy, while
+ * answers are owed or a line is unfinished, so a client that keeps pipelining
  * cannot hold the stop.  Closes at once if idle.
  */
 void conn_drain(struct conn *c);
+
+/* conn_recheck - busy() changed outside a callback of c: read or close as a drain wants */
+void conn_recheck(struct conn *c);
+
+/*
+ * conn_cut_by_drain - in on_close: the drain closed c (idle, refused, or at the
+ * daemon's deadline), not the client's end or a socket error
+ */
+bool conn_cut_by_drain(const struct conn *c);
+
+/*
+ * conn_drain_backlog - bytes at the front of the input that the client sent before
+ * the drain began and the protocol has not consumed; 0 when not draining
+ */
+size_t conn_drain_backlog(const struct conn *c);
 
 /* conn_want_requests - true while the protocol may frame another request */
 bool conn_want_requests(const struct conn *c);

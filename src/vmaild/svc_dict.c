@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "dict_batch.h"
 #include "dict_recount.h"
@@ -45,6 +46,22 @@
  * nothing and is unaffected.
  */
 #define DICT_COUNTER_UNKNOWN "9223372036854775807"
+
+/*
+ * How long a stop waits for the commit after a counter lookup.  Dovecot 2.3's quota
+ * looks the counters up, saves the mail, then sends B/A.../C on the same connection a
+ * few ms later; a connection closed in between fails that commit ("Quota is now
+ * desynced").  Long enough for a save under load, short enough that a client that only
+ * asked (IMAP GETQUOTAROOT) does not hold the stop.
+ */
+#define DICT_COMMIT_GRACE_MS 2000
+
+/* After a counter lookup on a quota connection: is a commit expected? */
+enum dict_await {
+	DICT_AWAIT_NONE = 0, /* no lookup since the last transaction began */
+	DICT_AWAIT_GRACE,    /* answered, grace running: a stop waits */
+	DICT_AWAIT_EXPIRED,  /* the grace ended while draining: the stop no longer waits */
+};
 
 enum dict_conn_state {
 	DICT_CONN_HELLO = 0, /* waiting for H */
@@ -82,6 +99,7 @@ _Static_assert((int)DICT_TXN_STORAGE == (int)DICT_BATCH_STORAGE &&
 	       "dict_txn and dict_batch number the counters alike");
 
 struct svc_dict {
+	struct event_base *base;
 	struct pg_pool *pool;
 	struct dict_listener listeners[SVC_DICT__COUNT];
 	char *auth_names, *quota_names, *account_names;
@@ -114,6 +132,11 @@ struct dict_conn {
 	unsigned commits_pending;
 	struct dict_parked *parked, **parked_tail;
 	struct dictproto_scan scan; /* how far the partial line in the input was searched */
+	/* The commit a counter lookup announces (DICT_COMMIT_GRACE_MS). */
+	struct conn *conn;
+	enum dict_await await;
+	struct event *grace_ev;
+	char *await_login;
 };
 
 /* A counter lookup waiting for its connection's commits. */
@@ -155,6 +178,7 @@ struct svc_dict *svc_dict_new(struct event_base *base, struct pg_pool *pool,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	svc->base = base;
 	svc->pool = pool;
 	for (unsigned i = 0; i < SVC_DICT__COUNT; i++) {
 		svc->listeners[i].svc = svc;
@@ -216,11 +240,58 @@ bool svc_dict_is_trusted(const struct svc_dict *svc, uid_t uid, gid_t gid)
 	return uid == 0 || privdrop_ids_match(&svc->trusted, uid, gid);
 }
 
+/* dict_grace_cb - the commit a lookup announced did not begin within the grace */
+static void dict_grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct dict_conn *dc = arg;
+	(void)fd;
+	(void)what;
+	if (conn_state(dc->conn) != CONN_DRAINING) {
+		/* Not stopping: nothing waits; the lookup was only a question. */
+		dc->await = DICT_AWAIT_NONE;
+		return;
+	}
+	dc->await = DICT_AWAIT_EXPIRED;
+	conn_recheck(dc->conn);
+}
+
+/* dict_await_clear - a transaction began: the announced commit is here */
+static void dict_await_clear(struct dict_conn *dc)
+{
+	dc->await = DICT_AWAIT_NONE;
+	evtimer_del(dc->grace_ev);
+}
+
+/*
+ * dict_await_commit - a counter lookup of login is about to be answered: its commit may
+ * follow.  The grace runs from the first lookup after the last transaction began, so a
+ * client that only keeps asking cannot extend it.
+ */
+static void dict_await_commit(struct dict_conn *dc, const char *login)
+{
+	if (dc->await != DICT_AWAIT_NONE || dc->ntxns > 0)
+		return; /* in a transaction its own commit is awaited (dict_busy) */
+	char *dup = strdup(login);
+	if (!dup)
+		return; /* out of memory: the stop just does not wait for this one */
+	free(dc->await_login);
+	dc->await_login = dup;
+	struct timeval tv = { DICT_COMMIT_GRACE_MS / 1000, (DICT_COMMIT_GRACE_MS % 1000) * 1000 };
+	if (evtimer_add(dc->grace_ev, &tv) == 0)
+		dc->await = DICT_AWAIT_GRACE;
+}
+
 static struct dict_conn *dict_conn_new(struct conn *c, struct dict_listener *l)
 {
 	struct dict_conn *dc = calloc(1, sizeof(*dc));
 	if (!dc)
 		return NULL;
+	dc->grace_ev = evtimer_new(l->svc->base, dict_grace_cb, dc);
+	if (!dc->grace_ev) {
+		free(dc);
+		return NULL;
+	}
+	dc->conn = c;
 	dc->l = l;
 	dc->state = DICT_CONN_HELLO;
 	dc->parked_tail = &dc->parked;
@@ -265,17 +336,31 @@ static void dict_on_close(struct conn *c, void *data, void *arg)
 		dc->parked = p->next;
 		free(p); /* its request was freed by conn_close */
 	}
+	/* The stop cut a commit a lookup announced: if it was coming, it is lost. */
+	if (dc->await != DICT_AWAIT_NONE && dc->role == DICT_TXN_ROLE_MAILBOX &&
+	    conn_cut_by_drain(c)) {
+		conn_log(c, LOG_LEVEL_NOTICE, "closed by the stop %s a counter lookup of %.200s, "
+			 "before a commit", dc->await == DICT_AWAIT_GRACE ? "right after" : "after",
+			 dc->await_login);
+		dict_recount_failed(dc->l->svc->recount, METRICS_QUOTA_COMMIT, METRICS_QF_CLOSED,
+				    dc->await_login);
+	}
+	event_free(dc->grace_ev);
+	free(dc->await_login);
 	free(dc->hello_user);
 	free(dc);
 }
 
-/* dict_busy - a transaction begun and not committed: a stop waits for its commit */
+/*
+ * dict_busy - a transaction begun and not committed, or a counter lookup answered within
+ * DICT_COMMIT_GRACE_MS: a stop waits for the commit
+ */
 static bool dict_busy(const struct conn *c, void *data, void *arg)
 {
 	const struct dict_conn *dc = data;
 	(void)c;
 	(void)arg;
-	return dc && dc->ntxns > 0;
+	return dc && (dc->ntxns > 0 || dc->await == DICT_AWAIT_GRACE);
 }
 
 /* ---- replies ----------------------------------------------------------------------- */
@@ -405,6 +490,9 @@ static void dict_lookup_done(void *arg, enum lookup_status st, const char *value
 				  ap->login);
 	if (quota && st == LOOKUP_FOUND && strcmp(value, "denied") == 0)
 		dict_quota_failed(a.svc, a.role, METRICS_QUOTA_LOOKUP, METRICS_QF_DENIED, ap->login);
+	/* Before the answer: a draining connection must stay open for the commit after it. */
+	if (quota && (st == LOOKUP_NOTFOUND || (st == LOOKUP_FOUND && strcmp(value, "denied"))))
+		dict_await_commit(conn_data(conn_req_conn(a.req)), ap->login);
 	free(ap);
 	switch (st) {
 	case LOOKUP_FOUND:
@@ -880,6 +968,7 @@ static bool dict_command(struct svc_dict *svc, struct conn *c, struct dict_conn 
 		t->next = dc->txns;
 		dc->txns = t;
 		dc->ntxns++;
+		dict_await_clear(dc);
 		return true;
 	case DICT_CMD_SET:
 	case DICT_CMD_UNSET:
@@ -967,6 +1056,23 @@ static bool dict_command(struct svc_dict *svc, struct conn *c, struct dict_conn 
 	return true;
 }
 
+/*
+ * dict_refuse_late - while draining, a lookup or iteration sent after the drain began
+ * and outside a transaction or a lookup's grace is new work: refused (the connection
+ * closes once its answers are out, the client asks the next vmaild), so a client that
+ * keeps asking cannot hold the stop.  What finishes a transaction is always taken.
+ */
+static bool dict_refuse_late(struct conn *c, struct dict_conn *dc, enum dict_cmd_type type)
+{
+	if (conn_state(c) != CONN_DRAINING || (type != DICT_CMD_LOOKUP && type != DICT_CMD_ITERATE))
+		return false;
+	if (conn_drain_backlog(c) > 0 || dict_busy(c, dc, NULL))
+		return false;
+	conn_log(c, LOG_LEVEL_DEBUG, "draining: a new request after the drain began, refused");
+	conn_finish(c);
+	return true;
+}
+
 static void dict_on_read(struct conn *c, struct evbuffer *in, void *arg)
 {
 	struct dict_listener *l = arg;
@@ -998,6 +1104,8 @@ static void dict_on_read(struct conn *c, struct evbuffer *in, void *arg)
 		case DICT_OK:
 			break;
 		}
+		if (dict_refuse_late(c, dc, svc->cmd.type))
+			return;
 		/* The parsed strings live in svc->cmd, so the input can go first. */
 		evbuffer_drain(in, used);
 		if (!dict_command(svc, c, dc, &svc->cmd))

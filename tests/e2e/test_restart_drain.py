@@ -11,6 +11,7 @@ for systemd, which keeps it across restarts) and handed over through tests/lib/s
 """
 
 import os
+import pwd
 import signal
 import socket
 import sys
@@ -34,7 +35,8 @@ class RestartDrainTest(unittest.TestCase):
             cls.pg = cls.w.postgres()
             cls.pg.psql("SELECT vmail.customer_add('acme');\n" + "".join(
                 "SELECT vmail.shell_add('acme', '%s', %d, %d, '/home/%s', NULL, 1073741824);\n"
-                % (login, uid, uid, login) for login, uid in (("qa", 62001), ("qb", 62002))))
+                % (login, uid, uid, login) for login, uid in (("qa", 62001), ("qb", 62002), ("qc", 62003),
+                                     ("qd", 62004))))
         except BaseException:
             cls.w.close()
             raise
@@ -70,6 +72,25 @@ class RestartDrainTest(unittest.TestCase):
                            "WHERE s.login = '%s'" % login).strip()
         return tuple(int(x) for x in out.split()) if out else None
 
+    def recount_listed(self, state, login):
+        """The recount list entries of login: the state file's and the database's."""
+        try:
+            with open(os.path.join(state, "usage-recount")) as f:
+                kept = f.read().splitlines()
+        except FileNotFoundError:
+            kept = []
+        rows = self.pg.psql("SELECT reason || ' ' || login FROM vmail.usage_recount "
+                            "WHERE login = '%s'" % login)
+        return sorted(set(l for l in kept + rows.strip().splitlines()
+                          if l.endswith(" " + login)))
+
+    def state_dir(self):
+        state = self.w.path("state-" + self._testMethodName)
+        os.mkdir(state, 0o700)
+        nobody = pwd.getpwnam("nobody")
+        os.chown(state, nobody.pw_uid, nobody.pw_gid)
+        return state
+
     def client(self):
         c = dictclient.Client(self.path, "quota", timeout=30)  # root: trusted
         self.addCleanup(c.close)
@@ -99,7 +120,8 @@ class RestartDrainTest(unittest.TestCase):
         self.open_transaction(c, "qa", 2, 500)
 
         self.sigterm(vd)
-        # An idle connection is closed at once: its client reconnects (to the next vmaild).
+        # An idle connection is closed (once its lookup's commit grace is over): its client
+        # reconnects (to the next vmaild).
         with self.assertRaises(EOFError):
             idle.reply()
         # A client arriving during the drain waits in the socket's backlog.
@@ -180,6 +202,50 @@ class RestartDrainTest(unittest.TestCase):
         self.assertNotIn("reached: closing", log)
         self.assertLess(len(replies), sent[0])
         self.assertEqual([r for r in replies if not r.startswith(("O", "N"))], [])
+
+    def test_commit_after_lookup_is_applied(self):
+        """Dovecot's quota update: a counter lookup, the save, then B/A/C on the same
+        connection a few ms later.  A stop in between must wait for that commit."""
+        state = self.state_dir()
+        vd = self.vmaild(shutdown_timeout="60s", state_directory=state)
+        c = self.client()
+        self.assertEqual(c.commit("qc", "S{t}\tpriv/quota/storage\t1000",
+                                  "S{t}\tpriv/quota/messages\t1"), "O1")
+        self.assertEqual(c.storage("qc"), "O1000")
+        self.sigterm(vd)
+        try:
+            reply = c.commit("qc", "A{t}\tpriv/quota/storage\t300",
+                             "A{t}\tpriv/quota/messages\t1")
+        except (EOFError, OSError) as e:
+            reply = repr(e)
+        print("\n  commit after lookup + SIGTERM: %r, usage %r" % (reply, self.usage("qc")))
+        self.assertEqual(reply, "O2")
+        self.assertEqual(self.usage("qc"), (1300, 2))
+        self.assertEqual(vd.proc.wait(timeout=20), 0)
+        log = vd.log()
+        self.assertIn("all connections answered and closed", log)
+        self.assertNotIn("reached: closing", log)
+        self.assertEqual(self.recount_listed(state, "qc"), [], "a commit that was applied")
+
+    def test_lookup_without_commit_is_listed(self):
+        """A lookup whose commit never comes (an IMAP GETQUOTAROOT, or a save that stalled):
+        the stop waits only the grace, far below shutdown_timeout, and lists the login in
+        case a commit was coming."""
+        state = self.state_dir()
+        vd = self.vmaild(shutdown_timeout="60s", state_directory=state)
+        c = self.client()
+        self.assertRegex(c.storage("qd"), r"^[ON]")
+        self.sigterm(vd)
+        # Bounded well under shutdown_timeout (60 s): a drain held to it fails here.
+        self.assertEqual(vd.proc.wait(timeout=20), 0)
+        with self.assertRaises(EOFError):
+            c.reply()
+        log = vd.log()
+        self.assertIn("all connections answered and closed", log)
+        self.assertNotIn("reached: closing", log)
+        listed = self.recount_listed(state, "qd")
+        print("\n  listed after the drain: %r" % listed)
+        self.assertEqual(listed, ["commit-closed qd"])
 
     def test_second_sigterm_ends_the_drain(self):
         vd = self.vmaild()

@@ -171,6 +171,28 @@ START_TEST(test_unanswered_commit_is_listed)
 }
 END_TEST
 
+/*
+ * Draining with a commit's answer still owed: the client's next transaction, sent after
+ * the drain began, is read and queued (Dovecot sends it without waiting for C1's answer);
+ * a new lookup after it is refused, so the connection closes once its answers are out.
+ */
+START_TEST(test_drain_reads_the_next_transaction_refuses_a_lookup)
+{
+	connect_quota(false);
+	const char *t1 = "B1\tjan\nA1\tpriv/quota/storage\t100\nC1\n";
+	ck_assert_int_eq(write(client, t1, strlen(t1)), (ssize_t)strlen(t1));
+	pump();
+	conn_drain(c);
+	const char *t2 = "B2\tjan\nA2\tpriv/quota/storage\t5\nC2\nLpriv/quota/storage\tjan\n";
+	ck_assert_int_eq(write(client, t2, strlen(t2)), (ssize_t)strlen(t2));
+	pump();
+	ck_assert_uint_eq(conn_pending(c), 2);
+	ck_assert_str_eq(conn_state_name(conn_state(c)), "closing");
+	conn_close(c, "shutdown_timeout"); /* the daemon's deadline: both commits cut */
+	ck_assert_uint_eq(metrics_quota_failures(METRICS_QUOTA_COMMIT, METRICS_QF_CLOSED), 2);
+}
+END_TEST
+
 static Suite *svc_dict_suite(void)
 {
 	Suite *s = suite_create("svc_dict");
@@ -179,6 +201,7 @@ static Suite *svc_dict_suite(void)
 	tcase_add_test(tc, test_over_limit_counter_lookup_answers_full);
 	tcase_add_test(tc, test_open_transaction_cut_is_listed);
 	tcase_add_test(tc, test_unanswered_commit_is_listed);
+	tcase_add_test(tc, test_drain_reads_the_next_transaction_refuses_a_lookup);
 	suite_add_tcase(s, tc);
 	return s;
 }
