@@ -63,6 +63,7 @@ struct config {
 	unsigned pg_connect_timeout; /* ms */
 	unsigned request_timeout;    /* ms */
 	unsigned shutdown_timeout;   /* ms: the drain after SIGTERM */
+	unsigned shutdown_commit_grace; /* ms: a stop waits this for the commit after a counter lookup */
 	unsigned max_connections;
 	/* per service, within max_connections */
 	unsigned socketmap_max_connections;

@@ -99,6 +99,9 @@ static const struct conftab_row rows[] = {
 	{ "shutdown_timeout", CONFTAB_DURATION, OFF(shutdown_timeout), "10s", 0, 600000,
 	  CONFTAB_RELOAD, "on SIGTERM, how long open dict transactions and lookups in flight may "
 	  "take to finish; then the rest is closed" },
+	{ "shutdown_commit_grace", CONFTAB_DURATION, OFF(shutdown_commit_grace), "2s", 0, 60000, 0,
+	  "on SIGTERM, how long a quota connection that was answered a counter lookup waits for "
+	  "the commit that follows it" },
 	{ "max_connections", CONFTAB_UINT, OFF(max_connections), "1000", 1, 1000000,
 	  CONFTAB_RELOAD, "client connections over all listeners" },
 	{ "socketmap_max_connections", CONFTAB_UINT, OFF(socketmap_max_connections), "500", 1,

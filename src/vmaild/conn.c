@@ -574,7 +574,8 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	char why[128];
 	(void)bev;
 	conn_enter(c);
-	c->peer_gone = true;
+	/* A write timeout is this end giving up on the client: still a cut by the drain. */
+	c->peer_gone = !(what & BEV_EVENT_TIMEOUT);
 	if (what & BEV_EVENT_EOF)
 		snprintf(why, sizeof(why), "client closed");
 	else if (what & BEV_EVENT_TIMEOUT)

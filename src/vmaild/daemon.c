@@ -908,6 +908,7 @@ int daemon_run(const char *path)
 			.account_names = d.cfg.dict_account_names,
 			.trusted_users = d.cfg.dict_trusted_users,
 			.state_directory = d.cfg.state_directory,
+			.commit_grace_ms = d.cfg.shutdown_commit_grace,
 		};
 		d.dict = svc_dict_new(d.base, d.pool, &ds, err, sizeof(err));
 		if (!d.dict)

@@ -47,15 +47,6 @@
  */
 #define DICT_COUNTER_UNKNOWN "9223372036854775807"
 
-/*
- * How long a stop waits for the commit after a counter lookup.  Dovecot 2.3's quota
- * looks the counters up, saves the mail, then sends B/A.../C on the same connection a
- * few ms later; a connection closed in between fails that commit ("Quota is now
- * desynced").  Long enough for a save under load, short enough that a client that only
- * asked (IMAP GETQUOTAROOT) does not hold the stop.
- */
-#define DICT_COMMIT_GRACE_MS 2000
-
 /* After a counter lookup on a quota connection: is a commit expected? */
 enum dict_await {
 	DICT_AWAIT_NONE = 0, /* no lookup since the last transaction began */
@@ -106,6 +97,14 @@ struct svc_dict {
 	struct privdrop_ids trusted;     /* dict_trusted_users */
 	struct dict_batch *batch;        /* the commits of every connection */
 	struct dict_recount *recount;    /* failed quota requests: metrics, log, recount list */
+	/*
+	 * How long a stop waits for the commit after a counter lookup (shutdown_commit_grace).
+	 * Dovecot 2.3's quota looks the counters up, saves the mail, then sends B/A.../C on
+	 * the same connection a few ms later; a connection closed in between fails that
+	 * commit ("Quota is now desynced").  Long enough for a save under load, short enough
+	 * that a client that only asked (IMAP GETQUOTAROOT) does not hold the stop.
+	 */
+	unsigned commit_grace_ms;
 	struct dict_cmd cmd;             /* the line being handled (large: not per conn) */
 	char out[DICT_REPLY_MAX];        /* one reply being formatted */
 };
@@ -132,7 +131,7 @@ struct dict_conn {
 	unsigned commits_pending;
 	struct dict_parked *parked, **parked_tail;
 	struct dictproto_scan scan; /* how far the partial line in the input was searched */
-	/* The commit a counter lookup announces (DICT_COMMIT_GRACE_MS). */
+	/* The commit a counter lookup announces (svc_dict.commit_grace_ms). */
 	struct conn *conn;
 	enum dict_await await;
 	struct event *grace_ev;
@@ -180,6 +179,7 @@ struct svc_dict *svc_dict_new(struct event_base *base, struct pg_pool *pool,
 	}
 	svc->base = base;
 	svc->pool = pool;
+	svc->commit_grace_ms = set->commit_grace_ms;
 	for (unsigned i = 0; i < SVC_DICT__COUNT; i++) {
 		svc->listeners[i].svc = svc;
 		svc->listeners[i].kind = (enum svc_dict_listener)i;
@@ -264,19 +264,25 @@ static void dict_await_clear(struct dict_conn *dc)
 
 /*
  * dict_await_commit - a counter lookup of login is about to be answered: its commit may
- * follow.  The grace runs from the first lookup after the last transaction began, so a
- * client that only keeps asking cannot extend it.
+ * follow.  Outside a stop each lookup restarts the grace (a GETQUOTAROOT just before a
+ * save must not shorten the save's grace); once stopping, a client that keeps asking
+ * cannot extend it.
  */
 static void dict_await_commit(struct dict_conn *dc, const char *login)
 {
-	if (dc->await != DICT_AWAIT_NONE || dc->ntxns > 0)
+	if (dc->ntxns > 0)
 		return; /* in a transaction its own commit is awaited (dict_busy) */
-	char *dup = strdup(login);
-	if (!dup)
-		return; /* out of memory: the stop just does not wait for this one */
-	free(dc->await_login);
-	dc->await_login = dup;
-	struct timeval tv = { DICT_COMMIT_GRACE_MS / 1000, (DICT_COMMIT_GRACE_MS % 1000) * 1000 };
+	if (dc->await != DICT_AWAIT_NONE && conn_state(dc->conn) == CONN_DRAINING)
+		return;
+	if (!dc->await_login || strcmp(dc->await_login, login) != 0) {
+		char *dup = strdup(login);
+		if (!dup)
+			return; /* out of memory: the stop just does not wait for this one */
+		free(dc->await_login);
+		dc->await_login = dup;
+	}
+	unsigned ms = dc->l->svc->commit_grace_ms;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 	if (evtimer_add(dc->grace_ev, &tv) == 0)
 		dc->await = DICT_AWAIT_GRACE;
 }
@@ -353,7 +359,7 @@ static void dict_on_close(struct conn *c, void *data, void *arg)
 
 /*
  * dict_busy - a transaction begun and not committed, or a counter lookup answered within
- * DICT_COMMIT_GRACE_MS: a stop waits for the commit
+ * shutdown_commit_grace: a stop waits for the commit
  */
 static bool dict_busy(const struct conn *c, void *data, void *arg)
 {

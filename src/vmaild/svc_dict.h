@@ -35,6 +35,7 @@ struct svc_dict_settings {
 	const char *account_names; /* the shell account's read-only root, on QUOTA listeners */
 	const char *trusted_users; /* user names, numeric uids, @group; root is always trusted */
 	const char *state_directory; /* the recount list's file (dict_recount.h); NULL or "": none */
+	unsigned commit_grace_ms;  /* a stop waits this for the commit a counter lookup announces */
 };
 
 /*

@@ -34,6 +34,7 @@ START_TEST(test_minimal_defaults)
 	ck_assert_uint_eq(cfg.pg_connect_timeout, 2000);
 	ck_assert_uint_eq(cfg.request_timeout, 3000);
 	ck_assert_uint_eq(cfg.shutdown_timeout, 10000);
+	ck_assert_uint_eq(cfg.shutdown_commit_grace, 2000);
 	ck_assert_uint_eq(cfg.max_connections, 1000);
 	ck_assert_uint_eq(cfg.dict_quota_max_connections, 500);
 	/* Dovecot 2.3: two quota roots per mail process, 20 LMTP deliveries at a time, and IMAP. */
