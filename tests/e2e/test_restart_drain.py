@@ -15,6 +15,7 @@ import pwd
 import signal
 import socket
 import sys
+import time
 import threading
 import unittest
 
@@ -36,7 +37,7 @@ class RestartDrainTest(unittest.TestCase):
             cls.pg.psql("SELECT vmail.customer_add('acme');\n" + "".join(
                 "SELECT vmail.shell_add('acme', '%s', %d, %d, '/home/%s', NULL, 1073741824);\n"
                 % (login, uid, uid, login) for login, uid in (("qa", 62001), ("qb", 62002), ("qc", 62003),
-                                     ("qd", 62004))))
+                                     ("qd", 62004), ("qe", 62005))))
         except BaseException:
             cls.w.close()
             raise
@@ -248,6 +249,34 @@ class RestartDrainTest(unittest.TestCase):
         listed = self.recount_listed(state, "qd")
         print("\n  listed after the drain: %r" % listed)
         self.assertEqual(listed, ["commit-closed qd"])
+
+    def test_each_lookup_restarts_the_grace(self):
+        """A GETQUOTAROOT, then a save's lookup later: the save's commit gets the whole grace
+        from its own lookup, not what was left of the first one's."""
+        state = self.state_dir()
+        # Wide margins on both sides (a loaded machine): grace 10 s; the second lookup 6 s
+        # after the first; the commit 6 s after the stop, i.e. 2 s after the first lookup's
+        # grace would have ended and 4 s before the second one's ends.
+        vd = self.vmaild(shutdown_timeout="60s", shutdown_commit_grace="10s",
+                         state_directory=state)
+        c = self.client()
+        self.assertEqual(c.commit("qe", "S{t}\tpriv/quota/storage\t1000",
+                                  "S{t}\tpriv/quota/messages\t1"), "O1")
+        self.assertEqual(c.storage("qe"), "O1000")
+        time.sleep(6)
+        self.assertEqual(c.storage("qe"), "O1000")
+        self.sigterm(vd)
+        time.sleep(6)
+        try:
+            reply = c.commit("qe", "A{t}\tpriv/quota/storage\t300",
+                             "A{t}\tpriv/quota/messages\t1")
+        except (EOFError, OSError) as e:
+            reply = repr(e)
+        print("\n  commit 12 s after the first lookup, 6 s after the second: %r" % reply)
+        self.assertEqual(reply, "O2")
+        self.assertEqual(self.usage("qe"), (1300, 2))
+        self.assertEqual(vd.proc.wait(timeout=20), 0)
+        self.assertEqual(self.recount_listed(state, "qe"), [], "a commit that was applied")
 
     def test_second_sigterm_ends_the_drain(self):
         vd = self.vmaild()
