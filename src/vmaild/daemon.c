@@ -260,8 +260,9 @@ static unsigned raise_fd_limit(unsigned nlisteners, unsigned pool_size)
 /* effective_max_connections - max_connections, kept within what the descriptors allow */
 static unsigned effective_max_connections(const struct daemon *d)
 {
-	unsigned budget = d->fd_room > SERVER_OVER_LIMIT_SLACK ? d->fd_room - SERVER_OVER_LIMIT_SLACK
-								: 1;
+	/* The slack and the refusing pools must not eat into DAEMON_FD_RESERVE. */
+	unsigned over = server_fd_overhead(DAEMON_SVC__COUNT);
+	unsigned budget = d->fd_room > over ? d->fd_room - over : 1;
 	if (d->cfg.max_connections <= budget)
 		return d->cfg.max_connections;
 	log_warning("max_connections %u exceeds what the open files limit permits; using %u",

@@ -5,10 +5,11 @@
  * SERVER_REFUSE_LOG_S), so one service's clients cannot take the connections
  * another needs.  A refused connection is answered "temporary failure" by its
  * protocol from the group's refusing pool, which counts toward neither cap
- * and holds at most SERVER_MAX_REFUSING: a quota lookup reset unanswered
- * makes Dovecot store the mail uncounted.  Beyond the pool it is closed at
- * accept, so a flood costs a bounded number of descriptors.  Over all groups,
- * up to max_connections are
+ * and holds at most SERVER_MAX_REFUSING, SERVER_REFUSING_PER_UID of them per
+ * peer uid: a quota lookup reset unanswered makes Dovecot store the mail
+ * uncounted.  Beyond the pool or the uid's share it is closed at accept, so a
+ * flood costs a bounded number of descriptors and leaves room for the others.
+ * Over all groups, up to max_connections are
  * served; a few more are accepted only to be told "temporary failure" by
  * their protocol (better than leaving Postfix waiting 100 s in the backlog);
  * beyond that, and when the process runs out of file descriptors, accepting
@@ -52,6 +53,11 @@ struct uid_count {
 	unsigned count;
 };
 
+/* Per-uid counts (chained; an entry exists while its uid holds a connection). */
+struct uid_table {
+	struct uid_count *buckets[SERVER_UID_BUCKETS];
+};
+
 /* The listeners of one service, their connections and caps. */
 struct server_group {
 	struct server *srv;
@@ -61,7 +67,8 @@ struct server_group {
 	void *exempt_arg;
 	struct conn_set conns;
 	struct conn_set refusing; /* refused, to be answered over-limit; not in conns */
-	struct uid_count *uids[SERVER_UID_BUCKETS];
+	struct uid_table uids;      /* admitted, per counted uid */
+	struct uid_table pool_uids; /* in the refusing pool, per uid */
 	uint64_t refused[SERVER_REFUSED__COUNT];
 	time_t refuse_logged;   /* when the last "refusing" warning went out */
 	uint64_t refuse_quiet;  /* refusals since, not logged one by one */
@@ -109,6 +116,7 @@ const char *server_refusal_name(enum server_refusal r)
 }
 
 static void server_conn_closed(void *arg, long peer_uid);
+static void server_pool_closed(void *arg, long peer_uid);
 static void server_resume_cb(evutil_socket_t fd, short what, void *arg);
 
 /* server_set_state - the one transition function: listeners follow the state */
@@ -147,6 +155,11 @@ static void server_update_admission(struct server *srv)
 		server_set_state(srv, SERVER_ACCEPTING);
 }
 
+unsigned server_fd_overhead(size_t ngroups)
+{
+	return SERVER_OVER_LIMIT_SLACK + (unsigned)ngroups * SERVER_MAX_REFUSING;
+}
+
 struct server *server_new(struct event_base *base, const struct conn_limits *limits,
 			  unsigned max_connections)
 {
@@ -181,18 +194,18 @@ static void peer_name(const struct listener *l, const struct sockaddr *sa, int s
 	}
 }
 
-static struct uid_count **uid_slot(struct server_group *g, uid_t uid)
+static struct uid_count **uid_slot(struct uid_table *t, uid_t uid)
 {
-	struct uid_count **pp = &g->uids[((uint32_t)uid * 2654435761u) >> 24];
+	struct uid_count **pp = &t->buckets[((uint32_t)uid * 2654435761u) >> 24];
 	while (*pp && (*pp)->uid != uid)
 		pp = &(*pp)->next;
 	return pp;
 }
 
 /* uid_take - count one more connection of uid; false when out of memory */
-static bool uid_take(struct server_group *g, uid_t uid)
+static bool uid_take(struct uid_table *t, uid_t uid)
 {
-	struct uid_count **pp = uid_slot(g, uid);
+	struct uid_count **pp = uid_slot(t, uid);
 	if (!*pp) {
 		*pp = calloc(1, sizeof(**pp));
 		if (!*pp)
@@ -203,9 +216,9 @@ static bool uid_take(struct server_group *g, uid_t uid)
 	return true;
 }
 
-static void uid_release(struct server_group *g, uid_t uid)
+static void uid_release(struct uid_table *t, uid_t uid)
 {
-	struct uid_count **pp = uid_slot(g, uid);
+	struct uid_count **pp = uid_slot(t, uid);
 	struct uid_count *u = *pp;
 	if (!u)
 		return;
@@ -215,22 +228,35 @@ static void uid_release(struct server_group *g, uid_t uid)
 	}
 }
 
-static unsigned uid_connections(struct server_group *g, uid_t uid)
+static unsigned uid_connections(struct uid_table *t, uid_t uid)
 {
-	struct uid_count *u = *uid_slot(g, uid);
+	struct uid_count *u = *uid_slot(t, uid);
 	return u ? u->count : 0;
 }
 
+static void uid_table_free(struct uid_table *t)
+{
+	for (size_t b = 0; b < SERVER_UID_BUCKETS; b++) {
+		while (t->buckets[b]) {
+			struct uid_count *u = t->buckets[b];
+			t->buckets[b] = u->next;
+			free(u);
+		}
+	}
+}
+
 /*
- * peer_uid_counted - the peer's uid if the group counts it (a per-uid cap, a
- * unix peer with credentials, not exempt), else -1.
+ * peer_uid - the peer's uid if the group may count it (a unix peer with
+ * credentials, not exempt), else -1.
  */
-static long peer_uid_counted(const struct server_group *g, int fd)
+static long peer_uid(const struct server_group *g, int fd)
 {
 	struct ucred uc;
 	socklen_t len = sizeof(uc);
-	if (!g->lim.max_per_uid ||
-	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0 || len != sizeof(uc))
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0 || len != sizeof(uc))
+		return -1;
+	/* A TCP peer has no credentials: Linux answers uid -1, not an error. */
+	if (uc.uid == (uid_t)-1)
 		return -1;
 	if (g->exempt && g->exempt(g->exempt_arg, uc.uid, uc.gid))
 		return -1;
@@ -238,19 +264,35 @@ static long peer_uid_counted(const struct server_group *g, int fd)
 }
 
 /*
- * group_refuse - hand fd to the refusing pool to be answered over-limit, or
- * close it at once when the pool is full; count it; warn, but not more than
- * every few seconds
+ * pool_admit - hand fd to the refusing pool to be answered over-limit, or
+ * close it at once when the pool or uid's share of it (uid -1: none) is full
+ */
+static void pool_admit(struct server_group *g, const struct listener *l, int fd,
+		       const char *peer, long uid)
+{
+	if (g->refusing.count >= SERVER_MAX_REFUSING ||
+	    (uid >= 0 && (uid_connections(&g->pool_uids, (uid_t)uid) >= SERVER_REFUSING_PER_UID ||
+			  !uid_take(&g->pool_uids, (uid_t)uid)))) {
+		evutil_closesocket(fd);
+		return;
+	}
+	/* On failure conn_new closed fd: refused all the same. */
+	struct conn *c = conn_new(&g->refusing, g->srv->base, fd, peer, l->proto, l->proto_arg,
+				  &g->srv->limits, true);
+	if (c)
+		conn_set_peer_uid(c, uid);
+	else if (uid >= 0)
+		uid_release(&g->pool_uids, (uid_t)uid);
+}
+
+/*
+ * group_refuse - refuse fd (answered from the pool or closed: pool_admit);
+ * count it; warn, but not more than every few seconds
  */
 static void group_refuse(struct server_group *g, const struct listener *l, int fd,
 			 enum server_refusal why, const char *peer, long uid)
 {
-	if (g->refusing.count < SERVER_MAX_REFUSING)
-		/* On failure conn_new closed fd: refused all the same. */
-		(void)conn_new(&g->refusing, g->srv->base, fd, peer, l->proto, l->proto_arg,
-			       &g->srv->limits, true);
-	else
-		evutil_closesocket(fd);
+	pool_admit(g, l, fd, peer, uid);
 	g->refused[why]++;
 	time_t now = time(NULL);
 	if (g->refuse_logged && now - g->refuse_logged < SERVER_REFUSE_LOG_S) {
@@ -278,12 +320,14 @@ static void server_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, str
 	char peer[320];
 	(void)lev;
 	peer_name(l, sa, salen, peer, sizeof(peer));
+	/* Known before the caps: the refusing pool shares its slots out by uid. */
+	long puid = peer_uid(g, fd);
 	if (g->lim.max_connections && g->conns.count >= g->lim.max_connections) {
-		group_refuse(g, l, fd, SERVER_REFUSED_LISTENER, peer, -1);
+		group_refuse(g, l, fd, SERVER_REFUSED_LISTENER, peer, puid);
 		return;
 	}
-	long uid = peer_uid_counted(g, fd);
-	if (uid >= 0 && uid_connections(g, (uid_t)uid) >= g->lim.max_per_uid) {
+	long uid = g->lim.max_per_uid ? puid : -1;
+	if (uid >= 0 && uid_connections(&g->uids, (uid_t)uid) >= g->lim.max_per_uid) {
 		group_refuse(g, l, fd, SERVER_REFUSED_UID, peer, uid);
 		return;
 	}
@@ -294,7 +338,7 @@ static void server_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, str
 		log_warning("%s: %u connections, max_connections is %u: refusing %s",
 			    l->name, total, srv->max_connections, peer);
 	}
-	if (uid >= 0 && !uid_take(g, (uid_t)uid)) {
+	if (uid >= 0 && !uid_take(&g->uids, (uid_t)uid)) {
 		evutil_closesocket(fd);
 		log_error("%s: cannot set up connection from %s (out of memory)", l->name, peer);
 		return;
@@ -303,7 +347,7 @@ static void server_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, str
 				  &srv->limits, over);
 	if (!c) {
 		if (uid >= 0)
-			uid_release(g, (uid_t)uid);
+			uid_release(&g->uids, (uid_t)uid);
 		log_error("%s: cannot set up connection from %s (out of memory)", l->name, peer);
 	} else {
 		conn_set_peer_uid(c, uid);
@@ -356,7 +400,7 @@ struct server_group *server_add_group(struct server *srv, const char *name,
 	g->exempt_arg = exempt_arg;
 	g->conns.on_close = server_conn_closed;
 	g->conns.arg = g;
-	g->refusing.on_close = server_conn_closed;
+	g->refusing.on_close = server_pool_closed;
 	g->refusing.arg = g;
 	srv->groups[srv->ngroups++] = g;
 	return g;
@@ -384,13 +428,8 @@ static void server_free_groups(struct server *srv)
 {
 	for (size_t i = 0; i < srv->ngroups; i++) {
 		struct server_group *g = srv->groups[i];
-		for (size_t b = 0; b < SERVER_UID_BUCKETS; b++) {
-			while (g->uids[b]) {
-				struct uid_count *u = g->uids[b];
-				g->uids[b] = u->next;
-				free(u);
-			}
-		}
+		uid_table_free(&g->uids);
+		uid_table_free(&g->pool_uids);
 		free(g);
 	}
 	srv->ngroups = 0;
@@ -459,16 +498,30 @@ static void server_maybe_done(struct server *srv)
 	done(srv->done_arg);
 }
 
-static void server_conn_closed(void *arg, long peer_uid)
+/* server_left - after a connection of g's closed: a stop may be done, accepting may resume */
+static void server_left(struct server_group *g)
 {
-	struct server_group *g = arg;
 	struct server *srv = g->srv;
-	if (peer_uid >= 0)
-		uid_release(g, (uid_t)peer_uid);
 	if (srv->state == SERVER_STOPPING)
 		server_maybe_done(srv);
 	else
 		server_update_admission(srv);
+}
+
+static void server_conn_closed(void *arg, long peer_uid)
+{
+	struct server_group *g = arg;
+	if (peer_uid >= 0)
+		uid_release(&g->uids, (uid_t)peer_uid);
+	server_left(g);
+}
+
+static void server_pool_closed(void *arg, long peer_uid)
+{
+	struct server_group *g = arg;
+	if (peer_uid >= 0)
+		uid_release(&g->pool_uids, (uid_t)peer_uid);
+	server_left(g);
 }
 
 void server_shutdown(struct server *srv, void (*done)(void *arg), void *arg)

@@ -22,6 +22,23 @@ struct server;
  */
 #define SERVER_MAX_REFUSING 32
 
+/*
+ * Of those, how many one peer uid (SO_PEERCRED, not exempt) may hold.  A
+ * refusal is answered within one read, so a few cover the processes of one
+ * uid retrying at once (Dovecot 2.3: two quota connections per mail
+ * process); without a share, one uid refused in a loop keeps the whole pool
+ * and every other uid's refusals are closed unanswered, their mail stored
+ * uncounted by Dovecot 2.3.
+ */
+#define SERVER_REFUSING_PER_UID 4
+
+/*
+ * server_fd_overhead - how many client connections a server of ngroups groups
+ * may hold besides max_connections (the over-limit slack and every refusing
+ * pool): what a descriptor budget must keep free for them
+ */
+unsigned server_fd_overhead(size_t ngroups);
+
 struct server *server_new(struct event_base *base, const struct conn_limits *limits,
 			  unsigned max_connections);
 

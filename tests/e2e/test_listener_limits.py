@@ -75,7 +75,7 @@ FLOODER_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else s
 UIDS = 20          # local users flooding, one after the other
 PER_UID = 40       # connections each opens
 PER_UID_CAP = 32   # dict_quota_max_connections_per_uid in this test
-REFUSING_POOL = 32  # SERVER_MAX_REFUSING: refused connections answered at a time
+REFUSING_PER_UID = 4  # SERVER_REFUSING_PER_UID: a uid's share of the refusing pool (32)
 PROBE_TIMEOUT_S = 15
 
 
@@ -178,19 +178,21 @@ class QuotaFloodTest(unittest.TestCase):
             self.assertEqual((rc, out), (0, "biuro@acme.lublin.pl"),
                              "socketmap starved: %s\nvmaild log tail:\n%s"
                              % (err, self.vd.log()[-2000:]))
-            # 15 users get 32 each, and their 8 more are answered "full", not reset;
-            # the 16th gets the last 20 of the 500 and "full" for its other 20.
-            over_uid = {"answered": PER_UID_CAP, "full": PER_UID - PER_UID_CAP,
-                        "closed": 0, "silent": 0}
-            self.assertEqual(per_uid[:15], [over_uid] * 15)
-            self.assertEqual(per_uid[15], {"answered": 20, "full": 20, "closed": 0,
-                                           "silent": 0})
-            # The last 4 find the service full: the refusing pool answers at least its 32
-            # at a time, what finds the pool full is closed at accept.
-            for counts in per_uid[16:]:
-                self.assertEqual((counts["answered"], counts["silent"]), (0, 0), counts)
-                self.assertGreaterEqual(counts["full"], REFUSING_POOL, counts)
-                self.assertEqual(counts["full"] + counts["closed"], PER_UID, counts)
+            # 15 users get 32 each, and their 8 more are refused: answered "full" (at least
+            # the uid's pool share; more when the pool emptied meanwhile) or closed at
+            # accept, never reset unanswered after the accept nor left silent.
+            for counts in per_uid[:15]:
+                self.assertEqual((counts["answered"], counts["silent"]), (PER_UID_CAP, 0), counts)
+                self.assertGreaterEqual(counts["full"], REFUSING_PER_UID, counts)
+                self.assertEqual(counts["full"] + counts["closed"], PER_UID - PER_UID_CAP, counts)
+            # The 16th gets the last 20 of the 500 and the same for its other 20; the last 4
+            # find the service full: at least their share of the pool is answered each.
+            self.assertEqual((per_uid[15]["answered"], per_uid[15]["silent"]), (20, 0))
+            for counts in per_uid[15:]:
+                self.assertEqual(counts["silent"], 0, counts)
+                self.assertGreaterEqual(counts["full"], REFUSING_PER_UID, counts)
+                self.assertEqual(counts["answered"] + counts["full"] + counts["closed"], PER_UID,
+                                 counts)
             text = scrape(self.metrics_port)
             self.assertEqual(metric(text, "vmaild_listener_connections",
                                     listener="dict_quota"), 500)

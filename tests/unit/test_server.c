@@ -3,8 +3,9 @@
  * line protocol that answers "over" (then closes) on an over-limit connection
  * and "ok" otherwise.  A connection past the group's or the uid's cap is
  * answered "over" from a bounded refusing pool, not closed unanswered (Dovecot
- * stores mail uncounted when its quota connection is reset); past the pool it
- * is closed at accept; the pool counts toward neither cap.
+ * stores mail uncounted when its quota connection is reset); past the pool, or
+ * the peer uid's share of it, it is closed at accept; the pool counts toward
+ * neither cap.  A few cases add a loopback TCP listener or connect as other uids.
  * Every client connects and sends before the loop runs, so the listener
  * accepts them all in one batch, in order: no assertion depends on timing.
  * Links vmaild_io only.
@@ -17,7 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,7 +30,7 @@
 
 #include "check_main.h"
 
-#define CLIENTS_MAX (SERVER_MAX_REFUSING + 8)
+#define CLIENTS_MAX (SERVER_MAX_REFUSING + 16)
 
 enum outcome {
 	OUT_PENDING = 0,
@@ -40,6 +44,8 @@ static struct server *srv;
 static struct server_group *grp;
 static char dir[64];
 static struct sockaddr_un addr;
+static struct sockaddr_in tcp_addr; /* when the listener is TCP (start_tcp) */
+static bool tcp;
 static int clients[CLIENTS_MAX];
 static enum outcome outcomes[CLIENTS_MAX];
 static size_t nclients;
@@ -97,12 +103,33 @@ static void start(unsigned group_max, unsigned per_uid)
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
 	ck_assert_int_eq(listen(fd, 128), 0);
+	/* Reachable by the other uids test_refusing_pool_uids connects as. */
+	ck_assert_int_eq(chmod(dir, 0755), 0);
+	ck_assert_int_eq(chmod(addr.sun_path, 0777), 0);
 	ck_assert(server_add_listener(srv, grp, fd, "test", &fake_proto, NULL));
+}
+
+/* start_tcp - start, with a loopback TCP listener added to the group (clients use it) */
+static void start_tcp(unsigned group_max, unsigned per_uid)
+{
+	start(group_max, per_uid);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	memset(&tcp_addr, 0, sizeof(tcp_addr));
+	tcp_addr.sin_family = AF_INET;
+	tcp_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&tcp_addr, sizeof(tcp_addr)), 0);
+	socklen_t len = sizeof(tcp_addr);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&tcp_addr, &len), 0);
+	ck_assert_int_eq(listen(fd, 128), 0);
+	ck_assert(server_add_listener(srv, grp, fd, "test-tcp", &fake_proto, NULL));
+	tcp = true;
 }
 
 static void setup(void)
 {
 	nclients = 0;
+	tcp = false;
 	exempt_calls = 0;
 	exempt_from = 0;
 	memset(outcomes, 0, sizeof(outcomes));
@@ -123,9 +150,12 @@ static void teardown(void)
 static int client_connect(void)
 {
 	ck_assert_uint_lt(nclients, CLIENTS_MAX);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(tcp ? AF_INET : AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	if (tcp)
+		ck_assert_int_eq(connect(fd, (struct sockaddr *)&tcp_addr, sizeof(tcp_addr)), 0);
+	else
+		ck_assert_int_eq(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
 	clients[nclients++] = fd;
 	return fd;
 }
@@ -134,6 +164,14 @@ static int client_connect(void)
 static void client_ask(void)
 {
 	ck_assert_int_eq(send(client_connect(), "q\n", 2, MSG_NOSIGNAL), 2);
+}
+
+/* client_ask_as - client_ask with uid as the peer credentials (SO_PEERCRED: the euid at connect) */
+static void client_ask_as(uid_t uid)
+{
+	ck_assert_int_eq(seteuid(uid), 0);
+	client_ask();
+	ck_assert_int_eq(seteuid(0), 0);
 }
 
 /* nap - a millisecond for the other side of the socket; loops bound their count, not time */
@@ -232,35 +270,93 @@ START_TEST(test_group_cap_answers)
 END_TEST
 
 /*
- * A uid floods past its cap: SERVER_MAX_REFUSING are answered, the rest is
- * closed at accept; another uid is still served although the group's cap is
- * 2, since the refusing pool counts toward neither cap.
+ * expect_flood_and_other - clients [0, flood) are one uid (1 served, its pool
+ * share answered, the rest closed), the two after it another peer (served,
+ * then refused and answered).  The other peer is checked first: it is what a
+ * pool without per-uid shares gets wrong.
+ */
+static void expect_flood_and_other(size_t flood)
+{
+	expect(flood, flood + 1, OUT_OK);
+	expect(flood + 1, flood + 2, OUT_OVER);
+	expect(0, 1, OUT_OK);
+	expect(1, 1 + SERVER_REFUSING_PER_UID, OUT_OVER);
+	expect(1 + SERVER_REFUSING_PER_UID, flood, OUT_CLOSED);
+}
+
+/*
+ * Trusted peers (exempt, so no pool share applies) flood past the group's cap:
+ * SERVER_MAX_REFUSING are answered, the rest is closed at accept, so a flood
+ * costs a bounded number of descriptors.
  */
 START_TEST(test_refusing_pool_bounded)
 {
-	start(2, 1);
-	exempt_from = 1 + SERVER_MAX_REFUSING + 2 + 1;
-	for (int i = 0; i < 1 + SERVER_MAX_REFUSING + 2 + 1; i++)
+	start(1, 0);
+	exempt_from = 1;
+	for (int i = 0; i < 1 + SERVER_MAX_REFUSING + 2; i++)
 		client_ask();
 	run();
 	expect(0, 1, OUT_OK);
 	expect(1, 1 + SERVER_MAX_REFUSING, OUT_OVER);
-	expect(1 + SERVER_MAX_REFUSING, 1 + SERVER_MAX_REFUSING + 2, OUT_CLOSED);
-	expect(1 + SERVER_MAX_REFUSING + 2, nclients, OUT_OK);
+	expect(1 + SERVER_MAX_REFUSING, nclients, OUT_CLOSED);
 	struct server_group_stats st = stats();
-	ck_assert_uint_eq(st.refused[SERVER_REFUSED_UID], SERVER_MAX_REFUSING + 2);
-	ck_assert_uint_eq(st.refused[SERVER_REFUSED_LISTENER], 0);
+	ck_assert_uint_eq(st.refused[SERVER_REFUSED_LISTENER], SERVER_MAX_REFUSING + 2);
+	ck_assert_uint_eq(st.connections, 1);
+	ck_assert_uint_eq(server_connections(srv), 1);
+}
+END_TEST
+
+/*
+ * A uid floods past its cap: only SERVER_REFUSING_PER_UID of its refusals are
+ * held in the pool, the rest is closed at accept; a trusted peer is still
+ * served although the group's cap is 2 (the pool counts toward neither cap),
+ * and one refused for the group's cap is still answered, not closed.
+ */
+START_TEST(test_refusing_pool_uid_share)
+{
+	start(2, 1);
+	size_t flood = 1 + SERVER_MAX_REFUSING + 2;
+	exempt_from = (unsigned)flood + 1;
+	for (size_t i = 0; i < flood + 2; i++)
+		client_ask();
+	run();
+	expect_flood_and_other(flood);
+	struct server_group_stats st = stats();
+	ck_assert_uint_eq(st.refused[SERVER_REFUSED_UID], flood - 1);
+	ck_assert_uint_eq(st.refused[SERVER_REFUSED_LISTENER], 1);
 	ck_assert_uint_eq(st.connections, 2);
 	ck_assert_uint_eq(server_connections(srv), 2);
 }
 END_TEST
 
-/* The pool empties as its connections are answered: a later refusal is answered again. */
+/*
+ * Two real uids (root only: connecting as another uid takes seteuid): uid A
+ * floods past its per-uid cap; uid B's refused connection is still answered
+ * "over", not closed at accept for a pool A filled.
+ */
+START_TEST(test_refusing_pool_uids)
+{
+	if (geteuid() != 0)
+		return;
+	const uid_t a = 65534, b = 65533;
+	start(100, 1);
+	size_t flood = 1 + SERVER_MAX_REFUSING + 2;
+	for (size_t i = 0; i < flood; i++)
+		client_ask_as(a);
+	client_ask_as(b);
+	client_ask_as(b);
+	run();
+	expect_flood_and_other(flood);
+	ck_assert_uint_eq(stats().refused[SERVER_REFUSED_UID], flood);
+}
+END_TEST
+
+/* The pool and a uid's share empty as their connections are answered: a later refusal is too. */
 START_TEST(test_refusing_pool_reused)
 {
 	start(100, 1);
 	client_ask();
-	for (int i = 0; i < SERVER_MAX_REFUSING; i++)
+	for (int i = 0; i < SERVER_REFUSING_PER_UID; i++)
 		client_ask();
 	run();
 	expect(1, nclients, OUT_OVER);
@@ -304,6 +400,46 @@ START_TEST(test_shutdown_drains_pool)
 }
 END_TEST
 
+/*
+ * TCP peers have no uid (Linux reports uid -1 for them): neither the per-uid
+ * cap nor the pool's per-uid share lumps them together.
+ */
+START_TEST(test_tcp_peers_no_uid)
+{
+	start_tcp(2, 1);
+	for (int i = 0; i < 2 + SERVER_REFUSING_PER_UID + 2; i++)
+		client_ask();
+	run();
+	expect(0, 2, OUT_OK);
+	expect(2, nclients, OUT_OVER);
+	struct server_group_stats st = stats();
+	ck_assert_uint_eq(st.refused[SERVER_REFUSED_UID], 0);
+	ck_assert_uint_eq(st.refused[SERVER_REFUSED_LISTENER], SERVER_REFUSING_PER_UID + 2);
+}
+END_TEST
+
+/*
+ * The descriptor overhead covers what a flood of every group can hold beyond
+ * max_connections: the slack and each group's full refusing pool.
+ */
+START_TEST(test_fd_overhead)
+{
+	start(1, 0);
+	exempt_from = 1;
+	for (int i = 0; i < 1 + SERVER_MAX_REFUSING + 2; i++)
+		client_connect(); /* silent: the pool holds them until they speak or idle out */
+	const uint64_t refused = SERVER_MAX_REFUSING + 2;
+	for (int k = 0; k < 5000 && stats().refused[SERVER_REFUSED_LISTENER] < refused; k++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		nap();
+	}
+	unsigned held = server_connections(srv);
+	ck_assert_uint_eq(held, 1 + SERVER_MAX_REFUSING);
+	ck_assert_uint_ge(1 + server_fd_overhead(1), held + SERVER_OVER_LIMIT_SLACK);
+	ck_assert_uint_eq(server_fd_overhead(3), SERVER_OVER_LIMIT_SLACK + 3 * SERVER_MAX_REFUSING);
+}
+END_TEST
+
 static Suite *server_suite(void)
 {
 	Suite *s = suite_create("server");
@@ -312,8 +448,12 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, test_uid_cap_answers);
 	tcase_add_test(tc, test_group_cap_answers);
 	tcase_add_test(tc, test_refusing_pool_bounded);
+	tcase_add_test(tc, test_refusing_pool_uid_share);
+	tcase_add_test(tc, test_refusing_pool_uids);
 	tcase_add_test(tc, test_refusing_pool_reused);
 	tcase_add_test(tc, test_shutdown_drains_pool);
+	tcase_add_test(tc, test_fd_overhead);
+	tcase_add_test(tc, test_tcp_peers_no_uid);
 	suite_add_tcase(s, tc);
 	return s;
 }
