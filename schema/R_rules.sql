@@ -359,6 +359,10 @@ CREATE OR REPLACE FUNCTION vmail.mail_account_after() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM vmail.claim_address(NEW.domain_id, NEW.local_part, 'account', NULL, NEW.id, NULL);
+	-- Counters from the start: a new home is empty (home_conflict), so 0 is exact.  Without
+	-- a row Dovecot 2.3 recounts on its first lookup and SETs the result, and a delivery
+	-- counted meanwhile by another process is overwritten (a message lost to the counter).
+	INSERT INTO vmail.mailbox_usage (mail_account_id) VALUES (NEW.id) ON CONFLICT DO NOTHING;
 	RETURN NULL;
 END $$;
 CREATE OR REPLACE TRIGGER mail_account_after AFTER INSERT ON vmail.mail_account
@@ -502,6 +506,9 @@ CREATE OR REPLACE FUNCTION vmail.shell_account_after() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM vmail.claim_address(vmail.primary_domain_id(), NEW.login, 'primary', NULL, NULL, NEW.id);
+	-- As for mail accounts (mail_account_after).  A home that already holds mail needs
+	-- `vmailctl usage recount LOGIN` once (docs/operations.md).
+	INSERT INTO vmail.mailbox_usage (shell_account_id) VALUES (NEW.id) ON CONFLICT DO NOTHING;
 	RETURN NULL;
 END $$;
 CREATE OR REPLACE TRIGGER shell_account_after AFTER INSERT ON vmail.shell_account
