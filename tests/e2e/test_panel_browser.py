@@ -46,8 +46,7 @@ class TestPanelInChromium(unittest.TestCase):
 
         w = PanelWorld("panel_browser", login_failure_delay="100ms").start()
         try:
-            w.sql(f"""INSERT INTO vmail.mailbox_usage (shell_account_id, bytes, messages)
-                      SELECT id, {8 * MiB}, 120 FROM vmail.shell_account WHERE login = 'jan'""")
+            w.sql(f"SELECT vmail.quota_set('jan', {8 * MiB}, 120)")
             os.makedirs(SHOTS, exist_ok=True)
             for f in os.listdir(SHOTS):
                 if f.endswith(".png"):

@@ -253,10 +253,8 @@ class TestAccounts(World):
         # usage: files, own mailbox and each free mailbox in the bar and its table
         self.w.sql(f"""
             SELECT vmail.usage_set_files('ewa', {15 * MiB});
-            INSERT INTO vmail.mailbox_usage (shell_account_id, bytes, messages)
-                SELECT id, {10 * MiB}, 40 FROM vmail.shell_account WHERE login = 'ewa';
-            INSERT INTO vmail.mailbox_usage (mail_account_id, bytes, messages)
-                SELECT id, {5 * MiB}, 7 FROM vmail.mail_account WHERE address = 'e1@acme.lublin.pl';""")
+            SELECT vmail.quota_set('ewa', {10 * MiB}, 40);
+            SELECT vmail.quota_set('e1@acme.lublin.pl', {5 * MiB}, 7);""")
         page = b.overview()
         self.assertIn('id="account-count">2 z 5<', page.body)
         self.assertIn("Zajęte 30 MiB z 100 MiB", page.body)
