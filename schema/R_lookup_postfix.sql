@@ -106,52 +106,16 @@ LANGUAGE sql STABLE AS $$
 		ELSE vmail.with_ext(vmail.canonical_address(e.shell_account_id, e.mail_account_id), p_ext) END
 $$;
 
--- Socketmap "domain": hosted, active or suspended (a suspended domain's addresses defer).
-CREATE OR REPLACE FUNCTION vmail.lookup_domain(p_key text) RETURNS text
-LANGUAGE sql STABLE AS $$
-	SELECT name FROM vmail.domain WHERE name = lower(p_key) AND state IN ('active', 'suspended')
-$$;
-
--- Socketmap "alias": where an address goes.  Exact alias or mailbox (a mailbox resolves to
--- its canonical address, which resolves to itself, so Postfix's expansion ends); then the
--- same without the sub-address extension (kept on mailbox destinations, as Postfix's
+-- The socketmap lookups (domain, alias, mailbox, sender) answer from the routing relation:
+-- R_route.sql.  Their meaning, which route_rows precomputes with the functions above:
+-- "domain": hosted, active or suspended (a suspended domain's addresses defer).  "alias":
+-- where an address goes.  Exact alias or mailbox (a mailbox resolves to its canonical
+-- address, which resolves to itself, so Postfix's expansion ends); then the same without the
+-- sub-address extension (kept on mailbox destinations, as Postfix's
 -- propagate_unmatched_extensions would); postmaster@ and abuse@ default to the ISP's
--- postmaster; the catch-all only when no address matched.
-CREATE OR REPLACE FUNCTION vmail.lookup_alias(p_key text) RETURNS text
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-	f record;
-	catchall vmail.address;
-BEGIN
-	f := vmail.find_address(p_key);
-	IF f.domain_id IS NULL THEN
-		RETURN NULL;
-	END IF;
-	IF (f.entry).kind IS NOT NULL THEN
-		RETURN vmail.entry_destinations(f.entry, f.ext);
-	END IF;
-	IF f.base IN ('postmaster', 'abuse') THEN
-		RETURN (SELECT postmaster_address FROM vmail.settings);
-	END IF;
-	SELECT * INTO catchall FROM vmail.address a WHERE a.domain_id = f.domain_id AND a.local_part = '';
-	IF FOUND THEN
-		RETURN vmail.entry_destinations(catchall, NULL);
-	END IF;
-	RETURN NULL;
-END $$;
-
--- Socketmap "mailbox": the canonical address when the address is a mailbox.
-CREATE OR REPLACE FUNCTION vmail.lookup_mailbox(p_key text) RETURNS text
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-	f record;
-BEGIN
-	f := vmail.find_address(p_key);
-	IF (f.entry).kind IN ('account', 'primary') THEN
-		RETURN vmail.canonical_address((f.entry).shell_account_id, (f.entry).mail_account_id);
-	END IF;
-	RETURN NULL;
-END $$;
+-- postmaster; the catch-all only when no address matched.  "mailbox": the canonical address
+-- when the address is a mailbox.  "sender" (smtpd_sender_login_maps): the canonical logins of
+-- the mailboxes the address delivers to, plus the shell account that owns them.
 
 -- The mailboxes (shell_id, account_id) an address delivers to: what the alias map expands to,
 -- restricted to our own mailboxes.  with_catchall: also through the catch-all and postmaster.
@@ -182,20 +146,6 @@ BEGIN
 		RETURN QUERY SELECT e.shell_account_id, e.mail_account_id;
 	END IF;
 END $$;
-
--- Socketmap "sender" (smtpd_sender_login_maps): the canonical logins of the mailboxes the
--- address delivers to, plus the shell account that owns them.  Unknown addresses: NULL.
-CREATE OR REPLACE FUNCTION vmail.lookup_sender(p_key text) RETURNS text
-LANGUAGE sql STABLE AS $$
-	SELECT string_agg(DISTINCT l, ',') FROM (
-		SELECT vmail.canonical_login(m.shell_id, m.account_id) AS l
-		  FROM vmail.address_mailboxes(p_key, false) m
-		UNION
-		SELECT s.login FROM vmail.address_mailboxes(p_key, false) m
-		  JOIN vmail.mail_account a ON a.id = m.account_id
-		  JOIN vmail.shell_account s ON s.id = a.shell_account_id
-	) x WHERE l IS NOT NULL
-$$;
 
 -- Delivery-time verdict for one recipient (policy service): NULL when fine or not ours,
 -- 'domain_suspended<TAB>domain' (the recipient's domain is suspended), 'suspended<TAB>mailbox'

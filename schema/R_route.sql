@@ -1,0 +1,210 @@
+-- R_route: keeps vmail.route (015_route.sql) equal to what the lookups of R_lookup_postfix.sql
+-- computed from the base tables, and the set-returning functions that answer from it.  They
+-- are plain LANGUAGE sql STABLE (not STRICT, not SECURITY DEFINER, no SET clause), so that
+-- the planner inlines them into the caller's query: one index probe for the domain row and
+-- one over the candidate keys.  The rows are maintained by statement-level triggers with
+-- transition tables (a bulk insert refreshes each touched domain once); a change of a setting
+-- the rows depend on (primary_domain, postmaster_address, subaddress_delimiter) rebuilds all.
+
+-- Where the sub-address extension of a local part starts (0: none), as split_extension: the
+-- first of the delimiter characters, not at position 1 (a character found at position 1 is
+-- not a delimiter for this local part); postmaster and mailer-daemon are never split.
+CREATE OR REPLACE FUNCTION vmail.subaddress_pos(lp text, delims text) RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE WHEN lp IN ('postmaster', 'mailer-daemon') THEN 0
+		ELSE strpos(translate(lp, chr(1) || replace(delims, left(lp, 1), ''),
+			chr(2) || repeat(chr(1), length(replace(delims, left(lp, 1), '')))), chr(1)) END
+$$;
+
+-- lookup_sender's answer for an address row (lookup_sender before the relation).
+CREATE OR REPLACE FUNCTION vmail.route_entry_sender(e vmail.address) RETURNS text
+LANGUAGE sql STABLE AS $$
+	WITH m AS (
+		SELECT t.shell_account_id AS s, t.mail_account_id AS a FROM vmail.alias_target t
+		 WHERE e.kind = 'alias' AND t.alias_id = e.alias_id AND t.external IS NULL
+		UNION ALL
+		SELECT e.shell_account_id, e.mail_account_id WHERE e.kind <> 'alias')
+	SELECT string_agg(DISTINCT l, ',') FROM (
+		SELECT vmail.canonical_login(m.s, m.a) AS l FROM m
+		UNION
+		SELECT s.login FROM m JOIN vmail.mail_account a ON a.id = m.a
+		  JOIN vmail.shell_account s ON s.id = a.shell_account_id
+	) x WHERE l IS NOT NULL
+$$;
+
+-- The rows of the given domains (NULL: every domain, and the postmaster default).
+CREATE OR REPLACE FUNCTION vmail.route_rows(p_domains bigint[]) RETURNS SETOF vmail.route
+LANGUAGE sql STABLE AS $$
+	SELECT d.name, d.id, 'domain', d.state, st.subaddress_delimiter, NULL, NULL, NULL
+	  FROM vmail.domain d, vmail.settings st
+	 WHERE d.state IN ('active', 'suspended') AND (p_domains IS NULL OR d.id = ANY (p_domains))
+	UNION ALL
+	SELECT a.local_part || '@' || d.name, d.id, a.kind, NULL, NULL,
+		vmail.entry_destinations(a, chr(1)),
+		CASE WHEN a.kind IN ('account', 'primary')
+			THEN vmail.canonical_address(a.shell_account_id, a.mail_account_id) END,
+		vmail.route_entry_sender(a)
+	  FROM vmail.address a JOIN vmail.domain d ON d.id = a.domain_id
+	 WHERE d.state IN ('active', 'suspended') AND (p_domains IS NULL OR d.id = ANY (p_domains))
+	UNION ALL
+	SELECT '!postmaster', NULL, 'postmaster', NULL, NULL, st.postmaster_address, NULL, NULL
+	  FROM vmail.settings st WHERE p_domains IS NULL
+$$;
+
+-- Recompute the rows of the given domains.
+CREATE OR REPLACE FUNCTION vmail.route_refresh(p_domains bigint[]) RETURNS void
+LANGUAGE sql AS $$
+	DELETE FROM vmail.route WHERE domain_id = ANY (p_domains);
+	INSERT INTO vmail.route SELECT * FROM vmail.route_rows(p_domains) WHERE p_domains <> '{}';
+$$;
+
+-- Recompute every row from the base tables (after a bulk path that bypassed the triggers, a
+-- settings change, or to check the triggers: tests/sql/test_route.py).
+CREATE OR REPLACE FUNCTION vmail.route_rebuild() RETURNS void
+LANGUAGE sql AS $$
+	DELETE FROM vmail.route;
+	INSERT INTO vmail.route SELECT * FROM vmail.route_rows(NULL);
+$$;
+
+-- The domains whose rows a change of rows touched: the domains themselves, the domains of
+-- addresses that are or expand to a changed mailbox, and those of changed aliases.
+CREATE OR REPLACE FUNCTION vmail.route_touched(p_domains bigint[], p_aliases bigint[],
+	p_shells bigint[], p_accounts bigint[]) RETURNS bigint[]
+LANGUAGE sql STABLE AS $$
+	SELECT coalesce(array_agg(DISTINCT x), '{}') FROM (
+		SELECT unnest(p_domains)
+		UNION ALL SELECT al.domain_id FROM vmail.alias al WHERE al.id = ANY (p_aliases)
+		UNION ALL SELECT a.domain_id FROM vmail.address a
+		 WHERE a.shell_account_id = ANY (p_shells) OR a.mail_account_id = ANY (p_accounts)
+		UNION ALL SELECT al.domain_id FROM vmail.alias_target t JOIN vmail.alias al ON al.id = t.alias_id
+		 WHERE t.shell_account_id = ANY (p_shells) OR t.mail_account_id = ANY (p_accounts)
+		    OR t.mail_account_id IN (SELECT m.id FROM vmail.mail_account m WHERE m.shell_account_id = ANY (p_shells))
+	) t(x) WHERE x IS NOT NULL
+$$;
+
+-- The changed rows are read by dynamic SQL: a transition table that the event does not have
+-- (old_rows of an INSERT) must not be named.
+CREATE OR REPLACE FUNCTION vmail.route_sync() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+	src text := CASE TG_OP WHEN 'INSERT' THEN 'SELECT * FROM new_rows' WHEN 'DELETE' THEN 'SELECT * FROM old_rows'
+		ELSE 'SELECT * FROM new_rows UNION ALL SELECT * FROM old_rows' END;
+	col text := CASE TG_TABLE_NAME WHEN 'address' THEN 'domain_id' WHEN 'alias' THEN 'domain_id'
+		WHEN 'alias_target' THEN 'alias_id' ELSE 'id' END;
+	ids bigint[];
+BEGIN
+	EXECUTE format('SELECT coalesce(array_agg(DISTINCT %I), ''{}'') FROM (%s) x', col, src) INTO ids;
+	PERFORM vmail.route_refresh(vmail.route_touched(
+		CASE WHEN TG_TABLE_NAME IN ('domain', 'address', 'alias') THEN ids ELSE '{}' END,
+		CASE WHEN TG_TABLE_NAME = 'alias_target' THEN ids ELSE '{}' END,
+		CASE WHEN TG_TABLE_NAME = 'shell_account' THEN ids ELSE '{}' END,
+		CASE WHEN TG_TABLE_NAME = 'mail_account' THEN ids ELSE '{}' END));
+	RETURN NULL;
+END $$;
+
+-- One trigger per event: a trigger with transition tables may have only one.
+DO $$
+DECLARE
+	t text;
+BEGIN
+	FOREACH t IN ARRAY ARRAY['domain', 'address', 'alias', 'alias_target', 'mail_account', 'shell_account'] LOOP
+		EXECUTE format('CREATE OR REPLACE TRIGGER route_sync_ins AFTER INSERT ON vmail.%I
+			REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION vmail.route_sync()', t);
+		EXECUTE format('CREATE OR REPLACE TRIGGER route_sync_upd AFTER UPDATE ON vmail.%I
+			REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION vmail.route_sync()', t);
+		EXECUTE format('CREATE OR REPLACE TRIGGER route_sync_del AFTER DELETE ON vmail.%I
+			REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION vmail.route_sync()', t);
+	END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION vmail.route_settings() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM vmail.route_rebuild();
+	RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER route_settings AFTER INSERT OR UPDATE OF primary_domain, postmaster_address,
+	subaddress_delimiter ON vmail.settings FOR EACH STATEMENT EXECUTE FUNCTION vmail.route_settings();
+
+-- Applying this file (a new schema, an upgrade, a changed definition) recomputes every row.
+SELECT vmail.route_rebuild();
+
+-- VM451 for an address in a suspended domain (see the top of R_lookup_postfix.sql), raised
+-- from an expression so that the query stays one plan.
+CREATE OR REPLACE FUNCTION vmail.route_deferred(p_domain text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	PERFORM vmail.fail('VM451', format('domain %s is suspended: its mail is deferred', p_domain));
+	RETURN NULL;
+END $$;
+
+-- The route of an address key: the first of its candidate keys that exists — the key itself
+-- (rank 1); without its sub-address extension (rank 2, ext the extension); with p_fallbacks,
+-- for postmaster@ and abuse@ the ISP default (rank 3) and the domain's catch-all (rank 4).
+-- No row for a key without a local part or outside our active and suspended domains.
+CREATE OR REPLACE FUNCTION vmail.route_find(p_key text, p_fallbacks boolean)
+RETURNS TABLE (domain_name text, suspended boolean, rank integer, ext text, kind text,
+	dest text, mailbox text, sender text)
+LANGUAGE sql STABLE AS $$
+	SELECT d.key, d.state = 'suspended', array_position(c.keys, r.key), c.ext, r.kind, r.dest, r.mailbox, r.sender
+	FROM (SELECT lower(p_key) AS k) q
+	JOIN vmail.route d ON d.key = substr(q.k, length(q.k) - strpos(reverse(q.k), '@') + 2) AND d.kind = 'domain'
+	CROSS JOIN LATERAL (SELECT left(q.k, length(q.k) - strpos(reverse(q.k), '@')) AS lp) l
+	CROSS JOIN LATERAL (SELECT vmail.subaddress_pos(l.lp, d.delims) AS pos) s
+	CROSS JOIN LATERAL (SELECT CASE WHEN s.pos > 0 THEN left(l.lp, s.pos - 1) ELSE l.lp END AS base,
+		CASE WHEN s.pos > 0 THEN substr(l.lp, s.pos) END AS ext) b
+	CROSS JOIN LATERAL (SELECT b.ext, ARRAY[q.k,
+		CASE WHEN s.pos > 0 THEN b.base || '@' || d.key END,
+		CASE WHEN p_fallbacks AND b.base IN ('postmaster', 'abuse') THEN '!postmaster' END,
+		CASE WHEN p_fallbacks THEN '@' || d.key END] AS keys) c
+	LEFT JOIN LATERAL (SELECT r.* FROM vmail.route r WHERE r.key = ANY (c.keys)
+		ORDER BY array_position(c.keys, r.key) LIMIT 1) r ON true
+	WHERE strpos(q.k, '@') > 0 AND strpos(reverse(q.k), '@') < length(q.k)
+$$;
+
+-- The Postfix answers from the relation (the scalar lookup_* functions return these).
+CREATE OR REPLACE FUNCTION vmail.route_domain(p_key text) RETURNS SETOF text
+LANGUAGE sql STABLE AS $$
+	SELECT r.key FROM vmail.route r WHERE r.key = lower(p_key) AND r.kind = 'domain'
+$$;
+
+CREATE OR REPLACE FUNCTION vmail.route_alias(p_key text) RETURNS SETOF text
+LANGUAGE sql STABLE AS $$
+	SELECT CASE WHEN f.suspended THEN vmail.route_deferred(f.domain_name)
+		ELSE replace(f.dest, chr(1), CASE WHEN f.rank = 2 THEN f.ext ELSE '' END) END
+	FROM vmail.route_find(p_key, true) f
+$$;
+
+CREATE OR REPLACE FUNCTION vmail.route_mailbox(p_key text) RETURNS SETOF text
+LANGUAGE sql STABLE AS $$
+	SELECT CASE WHEN f.suspended THEN vmail.route_deferred(f.domain_name) ELSE f.mailbox END
+	FROM vmail.route_find(p_key, false) f
+$$;
+
+CREATE OR REPLACE FUNCTION vmail.route_sender(p_key text) RETURNS SETOF text
+LANGUAGE sql STABLE AS $$
+	SELECT CASE WHEN f.suspended THEN vmail.route_deferred(f.domain_name) ELSE f.sender END
+	FROM vmail.route_find(p_key, false) f
+$$;
+
+-- What vmaild calls (src/vmaild/lookup_kinds.c): the scalar answers, NULL for "not found".
+CREATE OR REPLACE FUNCTION vmail.lookup_domain(p_key text) RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT v FROM vmail.route_domain(p_key) v
+$$;
+
+CREATE OR REPLACE FUNCTION vmail.lookup_alias(p_key text) RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT v FROM vmail.route_alias(p_key) v
+$$;
+
+CREATE OR REPLACE FUNCTION vmail.lookup_mailbox(p_key text) RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT v FROM vmail.route_mailbox(p_key) v
+$$;
+
+CREATE OR REPLACE FUNCTION vmail.lookup_sender(p_key text) RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT v FROM vmail.route_sender(p_key) v
+$$;

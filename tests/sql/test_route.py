@@ -1,0 +1,126 @@
+"""The routing relation vmail.route (schema/015_route.sql, schema/R_route.sql).
+
+RebuildTest: after the golden world (tests/fixtures/lookups-world.sql) went in through the
+triggers, and after changes to every table and setting the rows depend on, the trigger-kept
+relation equals what vmail.route_rebuild() computes from the base tables.
+PlanTest: the lookups as vmaild's statements would inline them and as Dovecot's sql driver
+calls set-returning functions, planned as a member of vmail_lookup with EXPLAIN (FORMAT JSON):
+index scans on vmail.route only, no function scan, no other relation (sequential scans off:
+the test world is a few rows, where a sequential scan is cheaper; a function scan or another
+relation would still show).
+"""
+import json
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import pgsql  # noqa: E402
+
+WORLD = os.path.join(pgsql.REPO, "tests", "fixtures", "lookups-world.sql")
+
+# The relation's rows as text, sorted, and after a rebuild: '' when equal, else both.
+COMPARE = """
+CREATE TEMP TABLE kept AS SELECT * FROM vmail.route;
+SELECT vmail.route_rebuild();
+SELECT coalesce(string_agg(x, E'\\n' ORDER BY x), '') FROM (
+	(SELECT 'kept only: ' || k::text FROM kept k EXCEPT SELECT 'kept only: ' || r::text FROM vmail.route r)
+	UNION ALL
+	(SELECT 'rebuild only: ' || r::text FROM vmail.route r EXCEPT SELECT 'rebuild only: ' || k::text FROM kept k)
+) d(x);
+DROP TABLE kept;
+"""
+
+CALLER = "vmail_route_caller"
+
+
+def differences(db):
+    return pgsql.query(db, COMPARE).split("\n", 1)[-1].strip()
+
+
+class RebuildTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.db = pgsql.fresh_database("route_rebuild")
+        with open(WORLD) as f:
+            pgsql.query(cls.db, f.read())
+
+    def test_world_as_loaded(self):
+        self.assertGreater(int(pgsql.query(self.db, "SELECT count(*) FROM vmail.route WHERE kind <> 'domain'")), 10)
+        self.assertEqual(differences(self.db), "")
+
+    def change_then_compare(self, sql):
+        pgsql.query(self.db, "BEGIN;\n" + sql + ";\nCOMMIT;")
+        self.assertEqual(differences(self.db), "", sql)
+
+    def test_settings_the_rows_depend_on(self):
+        for sql in ("UPDATE vmail.settings SET subaddress_delimiter = '-+'",
+                    "UPDATE vmail.settings SET postmaster_address = 'hostmaster@example.net'",
+                    "UPDATE vmail.settings SET subaddress_delimiter = '+', postmaster_address = NULL"):
+            self.change_then_compare(sql)
+
+    def test_every_table(self):
+        for sql in ("UPDATE vmail.domain SET state = 'suspended' WHERE id = (SELECT max(id) FROM vmail.domain"
+                    " WHERE state = 'active' AND kind <> 'primary')",
+                    "UPDATE vmail.domain SET state = 'active' WHERE state = 'suspended'",
+                    "DELETE FROM vmail.alias_target t WHERE t.position > 1",
+                    "DELETE FROM vmail.alias WHERE id = (SELECT max(id) FROM vmail.alias)",
+                    "UPDATE vmail.mail_account SET state = 'suspended' WHERE id = (SELECT min(id) FROM vmail.mail_account)",
+                    "DELETE FROM vmail.mail_account WHERE id NOT IN (SELECT mail_account_id FROM vmail.alias_target"
+                    " WHERE mail_account_id IS NOT NULL)"):
+            self.change_then_compare(sql)
+
+
+class PlanTest(unittest.TestCase):
+    """Each lookup the relation answers, planned as its caller's role: index scans on
+    vmail.route, nothing else scanned, no function scan."""
+
+    LOOKUPS = {
+        "lookup_domain": "SELECT v FROM vmail.route_domain($1) v",
+        "lookup_alias": "SELECT v FROM vmail.route_alias($1) v",
+        "lookup_mailbox": "SELECT v FROM vmail.route_mailbox($1) v",
+        "lookup_sender": "SELECT v FROM vmail.route_sender($1) v",
+    }
+    KEYS = ("example.org", "someone+tag@example.org", "unknown@example.org")
+
+    @classmethod
+    def setUpClass(cls):
+        cls.db = pgsql.fresh_database("route_plans")
+        with open(WORLD) as f:
+            pgsql.query(cls.db, f.read())
+        pgsql.query(cls.db, f"""
+DO $$ BEGIN CREATE ROLE {CALLER} NOLOGIN;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+GRANT vmail_lookup TO {CALLER};
+ANALYZE;""")
+
+    def plan(self, sql, key):
+        out = pgsql.query(self.db, f"SET ROLE {CALLER}; PREPARE q(text) AS {sql};"
+                          " SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off;"
+                          f" EXPLAIN (FORMAT JSON) EXECUTE q('{key}');")
+        return json.loads(out[out.index("["):])[0]["Plan"]
+
+    def nodes(self, plan):
+        yield plan
+        for p in plan.get("Plans", []):
+            yield from self.nodes(p)
+
+    def test_index_scans_on_the_relation_only(self):
+        for name, sql in self.LOOKUPS.items():
+            for key in self.KEYS:
+                plan = self.plan(sql, key)
+                scans = [(n["Node Type"], n.get("Relation Name"), n.get("Index Name"))
+                         for n in self.nodes(plan) if "Scan" in n["Node Type"]]
+                with self.subTest(lookup=name, key=key):
+                    self.assertTrue(scans, json.dumps(plan))
+                    bad = [s for s in scans if s[0] not in ("Index Scan", "Index Only Scan", "Bitmap Index Scan", "Bitmap Heap Scan")
+                           or s[1] not in ("route", None)]
+                    self.assertEqual(bad, [], f"{name}({key}) scans more than vmail.route by index: {scans}")
+
+
+def setUpModule():
+    pgsql.server_up()
+
+
+if __name__ == "__main__":
+    unittest.main()
