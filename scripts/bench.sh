@@ -1,34 +1,69 @@
 #!/usr/bin/env bash
-# bench.sh: vmaild's lookups side by side with their baselines, in one run against a private
-# PostgreSQL with demo data.  Every figure is printed next to the baseline it is compared to.
+# bench.sh: vmaild's lookups side by side with flat-table baselines, in one run against a
+# private PostgreSQL.  Every figure is printed next to the baseline it is compared to.
 #
-#   scripts/bench.sh [-c CONNECTIONS] [-T SECONDS] [-p PG_POOL_SIZE] [-m MAP] [-s SECTIONS]
+#   scripts/bench.sh [-q] [-N ADDRESSES] [-r RUNS] [-c CONNECTIONS] [-T SECONDS]
+#                    [-p PG_POOL_SIZE] [-M PGBENCH_MODE] [-s SECTIONS] [--commit REV]
 #
-# Sections (-s, comma-separated; default all):
-#   socketmap  pgbench running the map's SQL function vs vmaild with the answer cache (warm)
-#              vs vmaild without it (cache_size 0) vs vmail-bench's echo server
-#   dict       pgbench running vmail.userdb_json vs vmaild's dict service, cached and not
-#   policy     pgbench running vmail.policy_check vs vmaild's policy service (never cached)
-#   idle       10 000 idle client connections held, then each asks once
-#   notify     an alias flipped 200 times: commit to the first new answer (notify_latency.py)
-#   memory     one million distinct aliases (~25-byte keys, ~25-byte answers) looked up once:
-#              vmaild's resident memory and cache accounting afterwards
-# Defaults: 32 connections, 10 s per run, pg_pool_size 4, map alias.  Needs the build
-# (VMAIL_BUILD_DIR, default ./build), PostgreSQL 15, pgbench, psql, curl, python3.  Client,
-# daemon and database share this machine's CPUs.
+# Data: ADDRESSES (default 10 000) addresses in domains dK.lublin.pl of 1000 addresses each,
+# half paid mailboxes userJ@, half aliases aliasJ@ -> userJ@, all entered through the
+# administration functions (so every rule trigger runs); the load time is reported.  Beside
+# them, in schema bench_flat, what a PostfixAdmin-style setup reads: alias(address, goto)
+# with one row per address, users(login, password, home, uid, gid, quota_bytes) with one
+# row per mailbox, each with a b-tree index on its key.
+#
+# Keys: a third existing addresses (AliasJ+tU@ or UserJ+tU@, mixed case, a distinct tag),
+# two thirds unknown addresses nobodyU@ in hosted domains; U is never repeated, so no key is
+# asked twice.  pgbench draws keys the same way from SQL (\set r random(0, 2), u random),
+# the existing third without the tag for the flat table (one probe that hits).
+# Logins for passdb/userdb: a third mailboxes userJ@, two thirds unknown nobodyU@.
+#
+# Sections (-s, comma-separated; default uncached,attack,dict,policy,dovecot,fill), each
+# repeated RUNS times (default 3), baseline and vmaild alternating; the median run is shown:
+#   uncached  socketmap alias, mailbox, sender with cache_size 0  vs  pgbench flat alias
+#   attack    socketmap alias, cache on, every key new (a dictionary attack)  vs  the same
+#   dict      dict passdb and userdb with cache_size 0  vs  pgbench flat users
+#   policy    policy RCPT (never cached)  vs  pgbench flat alias (target 0.5x)
+#   dovecot   pgbench vmail.passdb / vmail.userdb_v24 as Dovecot 2.4's sql driver calls them
+#             vs  pgbench flat users
+#   fill      every address once through a fresh vmaild with the cache on (cache fill)
+#             vs  pgbench flat alias
+# and, only on request, the issue 6 sections: warm (a warm cache over 3000 keys, and the
+# echo server: the ceiling without a database), idle (10 000 idle connections), notify (an
+# alias flipped 200 times), memory (one million aliases cached; bulk load bypassing the
+# triggers).
+# -q: quick smoke check (2 000 addresses, 1 run, 2 s).  --commit REV: build REV in a
+# temporary git worktree and benchmark its schema and vmaild (the client, vmail-bench, stays
+# this build's), for the before/after comparison.  -M: pgbench query mode (prepared).
+# Defaults: 32 connections, 10 s per run, pg_pool_size 4.  Needs the build (VMAIL_BUILD_DIR,
+# default ./build), PostgreSQL, pgbench, psql, curl, python3.  Client, daemon and database
+# share this machine's CPUs.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 build=${VMAIL_BUILD_DIR:-$repo/build}
-conc=32 secs=10 pool=4 map=alias sections=socketmap,dict,policy,idle,notify,memory
-while getopts "c:T:p:m:s:h" opt; do
+conc=32 secs=10 pool=4 naddr=10000 runs=3 mode=prepared commit=""
+sections=uncached,attack,dict,policy,dovecot,fill
+args=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--commit) commit=${2:?--commit needs a revision}; shift 2 ;;
+	--commit=*) commit=${1#--commit=}; shift ;;
+	*) args+=("$1"); shift ;;
+	esac
+done
+set -- "${args[@]+"${args[@]}"}"
+while getopts "qN:r:c:T:p:M:s:h" opt; do
 	case $opt in
+	q) naddr=2000 runs=1 secs=2 ;;
+	N) naddr=$OPTARG ;;
+	r) runs=$OPTARG ;;
 	c) conc=$OPTARG ;;
 	T) secs=$OPTARG ;;
 	p) pool=$OPTARG ;;
-	m) map=$OPTARG ;;
+	M) mode=$OPTARG ;;
 	s) sections=$OPTARG ;;
-	*) sed -n '2,20p' "$0"; exit 2 ;;
+	*) sed -n '2,40p' "$0"; exit 2 ;;
 	esac
 done
 want() { [[ ",$sections," == *",$1,"* ]]; }
@@ -43,52 +78,87 @@ work=$(mktemp -d /tmp/vmail-bench-XXXXXX)
 chmod 0755 "$work"
 pids=()
 cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]+"${pids[@]}"}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	"$repo/tests/world/pg.sh" stop "$work/pg" 2>/dev/null || true
+	if [ -n "$commit" ]; then git -C "$repo" worktree remove --force "$work/tree" 2>/dev/null || true; fi
 	rm -rf "$work"
 }
 trap cleanup EXIT
 
-echo "== private PostgreSQL, schema and demo data in $work"
+# The system under test: this tree, or REV's schema and daemon built in a temporary worktree.
+sut=$repo sut_build=$build sut_rev=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$commit" ]; then
+	echo "== building $commit in a temporary worktree"
+	git -C "$repo" worktree add --detach "$work/tree" "$commit" >/dev/null
+	cmake -S "$work/tree" -B "$work/tree/build" -DBUILD_TESTING=OFF >"$work/cmake.log" 2>&1 &&
+		cmake --build "$work/tree/build" -j"$(nproc)" --target vmaild vmailctl >>"$work/cmake.log" 2>&1 ||
+		{ tail -n 30 "$work/cmake.log"; exit 1; }
+	sut=$work/tree sut_build=$work/tree/build sut_rev=$(git -C "$sut" rev-parse --short HEAD)
+fi
+
+ndom=$(( (naddr + 999) / 1000 ))
+per=$(( naddr / ndom / 2 )) # mailboxes (and aliases) per domain
+echo "== private PostgreSQL, schema of $sut_rev, $((ndom * per * 2)) addresses in $ndom domains ($work)"
 dsn=$("$repo/tests/world/pg.sh" start "$work/pg" | tail -n1)
 printf 'database = %s\n' "$dsn" >"$work/vmailctl.conf"
-if [ -x "$build/vmailctl" ]; then
-	"$build/vmailctl" -c "$work/vmailctl.conf" db migrate --schema-dir "$repo/schema" >/dev/null
-else
-	for f in "$repo"/schema/*.sql; do psql -X -q -v ON_ERROR_STOP=1 -f "$f" "$dsn"; done
-fi
-# 10 domains, each with 100 paid mail accounts userJ@ and 100 administrator aliases aliasJ@.
-psql -X -q -v ON_ERROR_STOP=1 "$dsn" >/dev/null <<'SQL'
+"$sut_build/vmailctl" -c "$work/vmailctl.conf" db migrate --schema-dir "$sut/schema" >/dev/null
+t0=$(date +%s.%N)
+psql -X -q -v ON_ERROR_STOP=1 -v ndom="$ndom" -v per="$per" "$dsn" >/dev/null <<'SQL'
 SELECT vmail.customer_add('bench', 'Benchmark');
 SELECT vmail.domain_add('bench', 'd' || d || '.lublin.pl'),
        vmail.domain_set_state('d' || d || '.lublin.pl', 'active')
-  FROM generate_series(1, 10) d;
-SELECT vmail.account_add('user' || j || '@d' || d || '.lublin.pl', 'paid', 'bench', NULL, 1048576)
-  FROM generate_series(1, 10) d, generate_series(1, 100) j;
-SELECT vmail.alias_add('alias' || j || '@d' || d || '.lublin.pl',
-                       ARRAY['user' || j || '@d' || d || '.lublin.pl'], false, NULL)
-  FROM generate_series(1, 10) d, generate_series(1, 100) j;
+  FROM generate_series(1, :ndom) d;
+SELECT count(vmail.account_add('user' || j || '@d' || d || '.lublin.pl', 'paid', 'bench', NULL, 1048576))
+  FROM generate_series(1, :ndom) d, generate_series(1, :per) j;
+SELECT count(vmail.alias_add('alias' || j || '@d' || d || '.lublin.pl',
+                             ARRAY['user' || j || '@d' || d || '.lublin.pl'], false, NULL))
+  FROM generate_series(1, :ndom) d, generate_series(1, :per) j;
+SQL
+load_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+psql -X -q -v ON_ERROR_STOP=1 -v ndom="$ndom" -v per="$per" "$dsn" >/dev/null <<'SQL'
+CREATE SCHEMA bench_flat;
+CREATE TABLE bench_flat.alias (address text PRIMARY KEY, goto text NOT NULL);
+INSERT INTO bench_flat.alias
+  SELECT k || j || '@d' || d || '.lublin.pl', 'user' || j || '@d' || d || '.lublin.pl'
+    FROM generate_series(1, :ndom) d, generate_series(1, :per) j, unnest(ARRAY['user', 'alias']) k;
+CREATE TABLE bench_flat.users (login text PRIMARY KEY, password text, home text NOT NULL,
+                               uid integer NOT NULL, gid integer NOT NULL, quota_bytes bigint);
+INSERT INTO bench_flat.users
+  SELECT 'user' || j || '@d' || d || '.lublin.pl',
+         '{BLF-CRYPT}$2y$05$' || md5(j || '.' || d) || md5(d || '.' || j),
+         '/var/vmail/d' || d || '.lublin.pl/user' || j, 5000, 5000, 1048576
+    FROM generate_series(1, :ndom) d, generate_series(1, :per) j;
 ANALYZE;
 SQL
+echo "   loaded through the rule triggers in ${load_s}s"
 
-# One key expression for both clients: a third aliases (mixed case), a third mailboxes with
-# a sub-address, a third unknown addresses in hosted domains.
-keyexpr() {
-	local i=$1
-	echo "CASE ($i / 10) % 3 WHEN 0 THEN 'Alias' || (($i / 30) % 100 + 1)
-	      WHEN 1 THEN 'user' || (($i / 30) % 100 + 1) || '+tag'
-	      ELSE 'nobody' || (($i / 30) % 100 + 1) END || '@d' || ($i % 10 + 1) || '.lublin.pl'"
+# The key expressions, in SQL over r (0..2) and u (a number used once): both pgbench and the
+# key files vmail-bench reads come from them.
+keyexpr() { # keyexpr R U [notag]
+	local tag="|| '+t' || $2"
+	[ "${3:-}" = notag ] && tag=""
+	echo "CASE WHEN $1 = 0 THEN CASE WHEN $2 % 2 = 0 THEN 'Alias' ELSE 'User' END
+	      || ($2 / 2 % $per + 1) $tag ELSE 'nobody' || $2 END
+	      || '@d' || ($2 / 7 % $ndom + 1) || '.lublin.pl'"
 }
-# dict logins: two thirds mailboxes, a third unknown.
-loginexpr() {
-	local i=$1
-	echo "CASE ($i / 10) % 3 WHEN 2 THEN 'nobody' ELSE 'user' END || (($i / 30) % 100 + 1)
-	      || '@d' || ($i % 10 + 1) || '.lublin.pl'"
+loginexpr() { # loginexpr R U
+	echo "CASE WHEN $1 = 0 THEN 'user' || ($2 / 2 % $per + 1) ELSE 'nobody' || $2 END
+	      || '@d' || ($2 / 7 % $ndom + 1) || '.lublin.pl'"
 }
-nkeys=3000
-psql -X -At "$dsn" -c "SELECT $(keyexpr i) FROM generate_series(1, $nkeys) i" >"$work/keys.txt"
-psql -X -At "$dsn" -c "SELECT $(loginexpr i) FROM generate_series(1, $nkeys) i" >"$work/logins.txt"
+# Enough keys that a run does not run out (when it does, vmail-bench stops early; the rate
+# is over the time it ran).
+nkeys=$(( secs * 40000 ))
+keyfile() { # keyfile FILE FIRST-U EXPR-FUNCTION: nkeys keys, U = FIRST-U, FIRST-U + 1, ...
+	psql -X -At "$dsn" -c "SELECT $($3 r u) FROM (SELECT floor(random() * 3)::int AS r,
+		$2::bigint + i AS u FROM generate_series(1, $nkeys) i) s" >"$1"
+}
+pg_r='\set r random(0, 2)
+\set u random(1, 1000000000000)'
+# The flat baseline gets the existing third without the tag, so they are hits: the cheapest a
+# flat map can answer them (Postfix itself would first ask for the tagged key and miss).
+pg_key=$(keyexpr ':r::int' ':u::bigint' notag)
+pg_login=$(loginexpr ':r::int' ':u::bigint')
 
 percentiles() { # pgbench per-transaction logs: column 3 is the latency in microseconds
 	cat "$@" | awk '{print $3}' | sort -n | awk '
@@ -98,22 +168,53 @@ percentiles() { # pgbench per-transaction logs: column 3 is the latency in micro
 		             v[int(0.999 * (NR - 1)) + 1] }'
 }
 field() { sed -n "s/.*[ ]$1=\([0-9.]*\).*/\1/p" <<<" $2"; }
-row() { # row LABEL RESULT-LINE
-	printf '%-44s %12s %10s %10s %10s\n' "$1" "$(field lookups_per_s "$2")" "$(field p50_us "$2")" \
-		"$(field p99_us "$2")" "$(field p999_us "$2")"
-}
-header() { printf '%-44s %12s %10s %10s %10s\n' "" "lookups/s" "p50 us" "p99 us" "p99.9 us"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
-pgbench_run() { # pgbench_run NAME SQL-FILE: sets pg_tps pg_p50 pg_p99 pg_p999
-	mkdir -p "$work/pgbench-$1"
-	(cd "$work/pgbench-$1" && "$pgbin/pgbench" -n -M prepared -f "$2" -c "$conc" -j 2 \
-		-T "$secs" -l --log-prefix=log "$dsn" >"$work/pgbench-$1.out" 2>&1) ||
-		{ cat "$work/pgbench-$1.out"; exit 1; }
-	pg_tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench-$1.out" | head -n1)
-	read -r pg_p50 pg_p99 pg_p999 < <(percentiles "$work/pgbench-$1"/log*)
+# Every measurement leaves one line "RESULT lookups_per_s=.. p50_us=.. p99_us=.. p999_us=.."
+# (plus the reply mix for vmail-bench) in $work/res/NAME.RUN.
+mkdir -p "$work/res"
+pgbench_run() { # pgbench_run NAME RUN SQL
+	local d="$work/pgbench-$1-$2"
+	mkdir -p "$d"
+	printf '%s\n%s\n' "$pg_r" "$3" >"$d/script.sql"
+	(cd "$d" && "$pgbin/pgbench" -n -M "$mode" -f script.sql -c "$conc" -j 2 \
+		-T "$secs" -l --log-prefix=log "$dsn" >out 2>&1) || { cat "$d/out"; exit 1; }
+	local tps p50 p99 p999
+	tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$d/out" | head -n1)
+	read -r p50 p99 p999 < <(percentiles "$d"/log*)
+	echo "RESULT lookups_per_s=$tps p50_us=$p50 p99_us=$p99 p999_us=$p999" >"$work/res/$1.$2"
+	rm -f "$d"/log*
 }
-pg_row() { printf '%-44s %12.0f %10s %10s %10s\n' "$1" "$pg_tps" "$pg_p50" "$pg_p99" "$pg_p999"; }
+vb_run() { # vb_run NAME RUN vmail-bench-ARGS...: one pass over a key file, at most secs
+	local name=$1 run=$2
+	shift 2
+	"$build/vmail-bench" -c "$conc" "$@" | tee -a "$work/bench.out" | grep '^RESULT' >"$work/res/$name.$run"
+}
+median() { # median NAME: the RESULT line of the run with the median lookups/s
+	for f in "$work/res/$1".*; do echo "$(field lookups_per_s "$(cat "$f")") $f"; done |
+		sort -n | awk '{ l[NR] = $2 } END { print l[int((NR + 1) / 2)] }' | xargs cat
+}
+header() { printf '%-46s %12s %10s %10s %10s\n' "" "lookups/s" "p50 us" "p99 us" "p99.9 us"; }
+row() { # row LABEL NAME
+	local r
+	r=$(median "$2")
+	printf '%-46s %12.0f %10s %10s %10s\n' "$1" "$(field lookups_per_s "$r")" "$(field p50_us "$r")" \
+		"$(field p99_us "$r")" "$(field p999_us "$r")"
+}
+rate() { field lookups_per_s "$(median "$1")"; }
+mix() { # mix NAME: the reply mix of the median run
+	local r
+	r=$(median "$1")
+	echo "OK $(field ok "$r"), NOTFOUND $(field notfound "$r"), TEMP $(field temp "$r"), PERM $(field perm "$r"), other $(field other "$r"), errors $(field errors "$r")"
+}
+target() { # target LABEL NAME BASELINE FACTOR [P99-LIMIT-US]
+	local v b p99 ok=yes
+	v=$(rate "$2") b=$(rate "$3") p99=$(field p99_us "$(median "$2")")
+	awk -v v="$v" -v b="$b" -v f="$4" 'BEGIN { exit !(v >= f * b) }' || ok=no
+	if [ -n "${5:-}" ] && [ "$p99" -ge "$5" ]; then ok=no; fi
+	printf '  %-40s %5sx the baseline (target %s x%s): %s\n' "$1" "$(ratio "$v" "$b")" "$4" \
+		"${5:+, p99 < $5 us}" "$ok"
+}
 
 user_lines=""
 if [ "$(id -u)" = 0 ]; then user_lines=$'user = nobody\ngroup = nogroup'; fi
@@ -135,104 +236,178 @@ log_level = warning
 $user_lines
 $2
 CONF
-	"$build/vmaild" -c "$work/$name.conf" 2>"$work/$name.log" &
+	"$sut_build/vmaild" -c "$work/$name.conf" 2>"$work/$name.log" &
 	pids+=($!)
 	eval "${name}_pid=$!"
 	for _ in $(seq 100); do [ -S "$work/$name.sm.sock" ] && break; sleep 0.05; done
 	sleep 0.5 # let the pool connect and prepare, and the LISTEN connection listen
 }
-bench() { "$build/vmail-bench" -c "$conc" -T "$secs" "$@" | tee -a "$work/bench.out" | grep '^RESULT'; }
 summary=()
+section() { # section NAME: print and keep what was written to $work/sec-NAME.txt
+	cat "$work/sec-$1.txt"
+	summary+=("$(cat "$work/sec-$1.txt")")
+}
 
-if want socketmap || want idle || want notify || want dict || want policy; then
-	echo "== vmaild with the answer cache (default cache_size) and without it (cache_size 0)"
-	vmaild_start cached "metrics_listen = unix:$work/cached.metrics.sock"
-	vmaild_start uncached "cache_size = 0"
-fi
-have_dict=false
+echo "== vmaild with the answer cache (default cache_size) and without it (cache_size 0)"
+vmaild_start cached "metrics_listen = unix:$work/cached.metrics.sock"
+vmaild_start uncached "cache_size = 0"
+have_dict=false have_policy=false
 [ -S "$work/cached.dict.sock" ] && have_dict=true
-have_policy=false
 [ -S "$work/cached.policy.sock" ] && have_policy=true
+want dict && ! $have_dict && echo "dict: this vmaild has no dict service; skipped"
+want policy && ! $have_policy && echo "policy: this vmaild has no policy service; skipped"
 
-if want socketmap; then
-	echo "== socketmap map $map: pgbench, vmaild cached (warm), vmaild uncached, echo server"
-	cat >"$work/lookup.sql" <<SQL
-\set i random(1, $nkeys)
-SELECT vmail.lookup_$map($(keyexpr ':i'));
-SQL
-	pgbench_run socketmap "$work/lookup.sql"
-	"$build/vmail-bench" -S -c "$conc" -m "$map" -k "$work/keys.txt" "unix:$work/cached.sm.sock" >/dev/null
-	sm_cached=$(bench -m "$map" -k "$work/keys.txt" "unix:$work/cached.sm.sock")
-	sm_uncached=$(bench -m "$map" -k "$work/keys.txt" "unix:$work/uncached.sm.sock")
-	"$build/vmail-bench" --echo-server "unix:$work/echo.sock" 2>/dev/null &
-	pids+=($!)
-	for _ in $(seq 100); do [ -S "$work/echo.sock" ] && break; sleep 0.05; done
-	sm_echo=$(bench -m "$map" -k "$work/keys.txt" "unix:$work/echo.sock")
+# The alternating runs: in each, the baselines first, then vmaild's paths.
+for run in $(seq "$runs"); do
+	echo "== run $run of $runs"
+	keyfile "$work/keys-u.txt" "$(( run * 1000000000 ))" keyexpr
+	keyfile "$work/logins.txt" "$(( run * 1000000000 ))" loginexpr
+	if want uncached || want attack || want policy || want fill || want warm; then
+		pgbench_run flat_alias "$run" "SELECT goto FROM bench_flat.alias WHERE address = lower($pg_key);"
+	fi
+	if want uncached; then
+		for m in alias mailbox sender; do
+			vb_run "uncached_$m" "$run" -S -T "$secs" -m "$m" -k "$work/keys-u.txt" "unix:$work/uncached.sm.sock"
+		done
+	fi
+	if want attack; then
+		# keys never asked before: U from a range of its own in every run
+		keyfile "$work/keys-a.txt" "$(( (run + 100) * 1000000000 ))" keyexpr
+		vb_run attack_alias "$run" -S -T "$secs" -m alias -k "$work/keys-a.txt" "unix:$work/cached.sm.sock"
+	fi
+	if want policy && $have_policy; then
+		vb_run policy "$run" -S -T "$secs" -P policy -k "$work/keys-u.txt" "unix:$work/uncached.policy.sock"
+	fi
+	if want dict || want dovecot; then
+		pgbench_run flat_users "$run" \
+			"SELECT password, home, uid, gid, quota_bytes FROM bench_flat.users WHERE login = $pg_login;"
+	fi
+	if want dict && $have_dict; then
+		for m in passdb userdb; do
+			vb_run "dict_$m" "$run" -S -T "$secs" -P dict -m "$m" -k "$work/logins.txt" "unix:$work/uncached.dict.sock"
+		done
+	fi
+	if want dovecot; then
+		pgbench_run dovecot_passdb "$run" "SELECT username AS user, password FROM vmail.passdb($pg_login);"
+		pgbench_run dovecot_userdb "$run" "SELECT username AS user, home, uid, gid, mail_driver, mail_path,
+			mail_inbox_path, mail_index_path, mail_control_path, mailbox_list_layout,
+			quota_storage_size, tempfail FROM vmail.userdb_v24($pg_login);"
+	fi
+	if want warm; then
+		# issue 6's figures: 3000 keys asked at random from a warm cache, and the echo server
+		[ -s "$work/keys-w.txt" ] || head -n 3000 "$work/keys-u.txt" >"$work/keys-w.txt"
+		"$build/vmail-bench" -S -c "$conc" -m alias -k "$work/keys-w.txt" "unix:$work/cached.sm.sock" >/dev/null
+		vb_run warm "$run" -T "$secs" -m alias -k "$work/keys-w.txt" "unix:$work/cached.sm.sock"
+		if [ ! -S "$work/echo.sock" ]; then
+			"$build/vmail-bench" --echo-server "unix:$work/echo.sock" 2>/dev/null &
+			pids+=($!)
+			for _ in $(seq 100); do [ -S "$work/echo.sock" ] && break; sleep 0.05; done
+		fi
+		vb_run echo "$run" -T "$secs" -m alias -k "$work/keys-w.txt" "unix:$work/echo.sock"
+	fi
+	if want fill; then
+		# a fresh vmaild with an empty cache; every address once, in random order
+		psql -X -At "$dsn" -c "SELECT address FROM bench_flat.alias ORDER BY random()" >"$work/all.txt"
+		vmaild_start "fill$run" ""
+		vb_run fill "$run" -S -m alias -k "$work/all.txt" "unix:$work/fill$run.sm.sock"
+		eval "kill \$fill${run}_pid"
+	fi
+done
+
+if want uncached; then
 	{
 		echo
-		echo "socketmap, map $map, $nkeys keys, concurrency $conc, ${secs}s each"
+		echo "(a) socketmap, cache_size 0: ⅓ existing (mixed case, +tag), ⅔ unknown, no key twice"
 		header
-		pg_row "pgbench (same SQL, $conc backends)"
-		row "vmaild socketmap, cache warm (pool $pool)" "$sm_cached"
-		row "vmaild socketmap, cache_size 0 (pool $pool)" "$sm_uncached"
-		row "echo server (no database)" "$sm_echo"
-		echo "cached / pgbench $(ratio "$(field lookups_per_s "$sm_cached")" "$pg_tps"), cached / echo" \
-			"$(ratio "$(field lookups_per_s "$sm_cached")" "$(field lookups_per_s "$sm_echo")"), uncached / pgbench" \
-			"$(ratio "$(field lookups_per_s "$sm_uncached")" "$pg_tps")"
-		echo "cached replies: OK $(field ok "$sm_cached"), NOTFOUND $(field notfound "$sm_cached"), TEMP $(field temp "$sm_cached"), errors $(field errors "$sm_cached")"
-	} | tee "$work/sec-socketmap.txt"
-	summary+=("$(cat "$work/sec-socketmap.txt")")
+		row "pgbench flat alias, lower(\$1), $conc backends" flat_alias
+		for m in alias mailbox sender; do row "vmaild $m, cache_size 0 (pool $pool)" "uncached_$m"; done
+		echo "  replies (alias): $(mix uncached_alias)"
+		for m in alias mailbox sender; do target "$m uncached" "uncached_$m" flat_alias 1.0 5000; done
+	} >"$work/sec-uncached.txt"
+	section uncached
+fi
+if want attack; then
+	{
+		echo
+		echo "(b) socketmap alias, cache on, dictionary attack: every key new, ⅔ unknown"
+		header
+		row "pgbench flat alias, lower(\$1), $conc backends" flat_alias
+		row "vmaild alias, cache on, keys never seen" attack_alias
+		echo "  replies: $(mix attack_alias)"
+		target "alias under attack" attack_alias flat_alias 1.0 5000
+	} >"$work/sec-attack.txt"
+	section attack
+fi
+if want dict && $have_dict; then
+	{
+		echo
+		echo "dict passdb/userdb, cache_size 0: ⅓ mailboxes, ⅔ unknown logins"
+		header
+		row "pgbench flat users point select" flat_users
+		row "vmaild dict passdb, cache_size 0" dict_passdb
+		row "vmaild dict userdb, cache_size 0" dict_userdb
+		echo "  replies (userdb): O $(field ok "$(median dict_userdb)"), N $(field notfound "$(median dict_userdb)"), F $(field temp "$(median dict_userdb)"), errors $(field errors "$(median dict_userdb)")"
+		target "dict passdb" dict_passdb flat_users 1.0
+		target "dict userdb" dict_userdb flat_users 1.0
+	} >"$work/sec-dict.txt"
+	section dict
+fi
+if want policy && $have_policy; then
+	{
+		echo
+		echo "policy RCPT recipient=<key> (never cached), keys as (a)"
+		header
+		row "pgbench flat alias, lower(\$1)" flat_alias
+		row "vmaild policy" policy
+		echo "  replies: DUNNO $(field ok "$(median policy)"), DEFER $(field temp "$(median policy)"), 4xx $(field notfound "$(median policy)"), 5xx $(field perm "$(median policy)"), errors $(field errors "$(median policy)")"
+		target "policy_check" policy flat_alias 0.5
+	} >"$work/sec-policy.txt"
+	section policy
+fi
+if want dovecot; then
+	{
+		echo
+		echo "Dovecot 2.4 sql driver's queries through pgbench (contrib/dovecot/2.4), logins as dict"
+		header
+		row "pgbench flat users point select" flat_users
+		row "pgbench vmail.passdb(login)" dovecot_passdb
+		row "pgbench vmail.userdb_v24(login)" dovecot_userdb
+		target "vmail.passdb" dovecot_passdb flat_users 1.0
+		target "vmail.userdb_v24" dovecot_userdb flat_users 1.0
+	} >"$work/sec-dovecot.txt"
+	section dovecot
+fi
+if want fill; then
+	{
+		echo
+		echo "cache fill: all $((ndom * per * 2)) addresses once, fresh vmaild, cache on"
+		header
+		row "pgbench flat alias, lower(\$1)" flat_alias
+		row "vmaild alias, every lookup a miss" fill
+		echo "  replies: $(mix fill)"
+		target "cache fill" fill flat_alias 0.5
+	} >"$work/sec-fill.txt"
+	section fill
 fi
 
-if want dict; then
-	if $have_dict; then
-		echo "== dict userdb: pgbench, vmaild cached (warm), vmaild uncached"
-		cat >"$work/userdb.sql" <<SQL
-\set i random(1, $nkeys)
-SELECT vmail.userdb_json($(loginexpr ':i'));
-SQL
-		pgbench_run dict "$work/userdb.sql"
-		"$build/vmail-bench" -P dict -S -c "$conc" -k "$work/logins.txt" "unix:$work/cached.dict.sock" >/dev/null
-		d_cached=$(bench -P dict -k "$work/logins.txt" "unix:$work/cached.dict.sock")
-		d_uncached=$(bench -P dict -k "$work/logins.txt" "unix:$work/uncached.dict.sock")
-		{
-			echo
-			echo "dict L shared/userdb/<login>, $nkeys logins, concurrency $conc, ${secs}s each"
-			header
-			pg_row "pgbench userdb_json (same SQL)"
-			row "vmaild dict, cache warm" "$d_cached"
-			row "vmaild dict, cache_size 0" "$d_uncached"
-			echo "cached replies: O $(field ok "$d_cached"), N $(field notfound "$d_cached"), F $(field temp "$d_cached"), other $(field other "$d_cached"), errors $(field errors "$d_cached")"
-		} | tee "$work/sec-dict.txt"
-	else
-		echo "dict: this vmaild has no dict service (dict_listen ignored); skipped" | tee "$work/sec-dict.txt"
-	fi
-	summary+=("$(cat "$work/sec-dict.txt")")
+if want warm; then
+	{
+		echo
+		echo "socketmap alias, cache warm: 3000 keys of (a) at random, after one pass over them"
+		header
+		row "pgbench flat alias, lower(\$1)" flat_alias
+		row "vmaild alias, cache warm" warm
+		row "echo server (no database)" echo
+		echo "  replies: $(mix warm); warm / echo $(ratio "$(rate warm)" "$(rate echo)")"
+	} >"$work/sec-warm.txt"
+	section warm
 fi
 
-if want policy; then
-	if $have_policy; then
-		echo "== policy RCPT: pgbench policy_check vs vmaild policy (never cached)"
-		cat >"$work/policy.sql" <<SQL
-\set i random(1, $nkeys)
-SELECT vmail.policy_check($(keyexpr ':i'), 0);
-SQL
-		pgbench_run policy "$work/policy.sql"
-		p_res=$(bench -P policy -k "$work/keys.txt" "unix:$work/cached.policy.sock")
-		{
-			echo
-			echo "policy RCPT recipient=<key>, $nkeys keys, concurrency $conc, ${secs}s each"
-			header
-			pg_row "pgbench policy_check (same SQL)"
-			row "vmaild policy" "$p_res"
-			echo "replies: DUNNO $(field ok "$p_res"), DEFER $(field temp "$p_res"), 4xx $(field notfound "$p_res"), 5xx $(field perm "$p_res"), other $(field other "$p_res"), errors $(field errors "$p_res")"
-		} | tee "$work/sec-policy.txt"
-	else
-		echo "policy: this vmaild has no policy service; skipped" | tee "$work/sec-policy.txt"
-	fi
-	summary+=("$(cat "$work/sec-policy.txt")")
+# issue 6's sections (only with -s): a random sample of the keys for the idle clients
+if want idle || want notify || want memory; then
+	head -n 3000 "$work/keys-u.txt" >"$work/keys.txt"
+	map=alias
 fi
-
 if want idle; then
 	echo "== 10 000 idle connections for ${secs}s, then one request each"
 	idle=$("$build/vmail-bench" -I 10000 -T "$secs" -m "$map" -k "$work/keys.txt" \
@@ -296,7 +471,7 @@ ANALYZE;
 SQL
 	psql -X -At "$dsn" -c "SELECT local_part || '@' || (SELECT name FROM vmail.domain d WHERE d.id = a.domain_id)
 		FROM vmail.alias a WHERE local_part LIKE 'alias______' ORDER BY random()" >"$work/million.txt"
-	load_s=$(( $(date +%s) - t0 ))
+	mload_s=$(( $(date +%s) - t0 ))
 	vmaild_start million "metrics_listen = unix:$work/million.metrics.sock"
 	rss0=$(awk '/VmRSS/ {print $2}' "/proc/$million_pid/status")
 	t0=$(date +%s)
@@ -311,7 +486,7 @@ SQL
 	{
 		echo
 		echo "memory: $(wc -l <"$work/million.txt") distinct aliases (keys $kb bytes on average," \
-			"answers u.kowalski@mK.lublin.pl, 23-25 bytes), loaded in ${load_s}s, looked up once in ${fill_s}s" \
+			"answers u.kowalski@mK.lublin.pl, 23-25 bytes), loaded in ${mload_s}s, looked up once in ${fill_s}s" \
 			"(OK $(field ok "$fill"), TEMP $(field temp "$fill"), errors $(field errors "$fill"))"
 		echo "  vmaild before: RSS ${rss0} kB; after: RSS ${rss} kB ($(awk -v r="$rss" 'BEGIN {printf "%.1f", r / 1024}') MiB), anonymous ${anon} kB"
 		echo "  cache: $(m vmaild_cache_entries) entries, $(m vmaild_cache_bytes) bytes held (slabs + index)," \
@@ -323,5 +498,8 @@ SQL
 fi
 
 echo
-echo "================ $(nproc) CPUs, PostgreSQL $("$pgbin/postgres" -V | awk '{print $3}'), pg_pool_size $pool"
-for s in "${summary[@]}"; do echo "$s"; done
+echo "================ $(nproc) CPUs, PostgreSQL $("$pgbin/postgres" -V | awk '{print $3}'), vmaild $sut_rev," \
+	"pg_pool_size $pool, $conc connections, $runs run(s) of ${secs}s, median shown"
+echo "data: $((ndom * per * 2)) addresses ($((ndom * per)) mailboxes, $((ndom * per)) aliases, $ndom domains)," \
+	"loaded through the rule triggers in ${load_s}s"
+for s in "${summary[@]+"${summary[@]}"}"; do echo "$s"; done

@@ -3,8 +3,8 @@
  * with one request outstanding at a time, the way a Postfix process uses its
  * socketmap connection (or a Dovecot auth process its dict connection); prints
  * lookups/s, latency percentiles and the reply mix.  Protocols: socketmap
- * ("<map> <key>"), dict ("L shared/userdb/<key>" after the "auth" hello) and
- * policy (an RCPT request for recipient <key>).  --sequential walks the keys
+ * ("<map> <key>"), dict ("L shared/userdb/<key>", or shared/passdb/, after
+ * the "auth" hello) and policy (an RCPT request for recipient <key>).  --sequential walks the keys
  * once in order (to fill a cache); --idle holds N idle connections and then
  * checks each still gets an answer.  With --echo-server it is instead a
  * trivial socketmap server answering "OK <key>" to everything: the machine's
@@ -337,7 +337,7 @@ static void client_send(struct client *c)
 	switch (b->proto) {
 	case PROTO_DICT:
 		/* Dovecot's auth process: "L" key TAB username */
-		n = snprintf(frame, sizeof(frame), "Lshared/userdb/%s\t%s\n", key, key);
+		n = snprintf(frame, sizeof(frame), "Lshared/%s/%s\t%s\n", b->map, key, key);
 		len = n > 0 && (size_t)n < sizeof(frame) ? (size_t)n : 0;
 		break;
 	case PROTO_POLICY:
@@ -583,7 +583,8 @@ static void usage(FILE *out)
 		"  -n, --requests K      stop after K requests\n"
 		"  -P, --proto NAME      socketmap (default), dict (L shared/userdb/<key>, hello\n"
 		"                        \"auth\") or policy (RCPT with recipient=<key>)\n"
-		"  -m, --map NAME        socketmap name (alias)\n"
+		"  -m, --map NAME        socketmap name (alias); with dict, userdb (default)\n"
+		"                        or passdb\n"
 		"  -k, --keys FILE       keys, one per line, picked uniformly at random\n"
 		"  -g, --generate N      without --keys: N keys user<i>@example.org (1000)\n"
 		"  -S, --sequential      each key once, in file order, then stop (fills a cache)\n"
@@ -683,6 +684,12 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (b.proto == PROTO_DICT && strcmp(b.map, "alias") == 0)
+		b.map = "userdb";
+	if (b.proto == PROTO_DICT && strcmp(b.map, "userdb") != 0 && strcmp(b.map, "passdb") != 0) {
+		usage(stderr);
+		return 2;
 	}
 	if (echo) {
 		struct endpoint ep;
