@@ -6,15 +6,35 @@
 -- transition tables (a bulk insert refreshes each touched domain once); a change of a setting
 -- the rows depend on (primary_domain, postmaster_address, subaddress_delimiter) rebuilds all.
 
--- Where the sub-address extension of a local part starts (0: none), as split_extension: the
--- first of the delimiter characters, not at position 1 (a character found at position 1 is
--- not a delimiter for this local part); postmaster and mailer-daemon are never split.
-CREATE OR REPLACE FUNCTION vmail.subaddress_pos(lp text, delims text) RETURNS integer
-LANGUAGE sql IMMUTABLE AS $$
-	SELECT CASE WHEN lp IN ('postmaster', 'mailer-daemon') THEN 0
-		ELSE strpos(translate(lp, chr(1) || replace(delims, left(lp, 1), ''),
-			chr(2) || repeat(chr(1), length(replace(delims, left(lp, 1), '')))), chr(1)) END
-$$;
+-- The candidate keys of address key k (lower case) in domain d, most specific first: k; its
+-- local part without the sub-address extension (split as split_extension splits it), or
+-- NULL; with p_fallbacks, '!postmaster' for postmaster@ and abuse@ (else NULL) and the
+-- catch-all '@d' (else NULL).  PL/pgSQL, not SQL: inlined SQL would repeat the split in every
+-- place the keys are used, and the planner's expression trees cost more than the probe.
+CREATE OR REPLACE FUNCTION vmail.route_keys(k text, d text, delims text, p_fallbacks boolean)
+RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+	lp text := left(k, length(k) - length(d) - 1);
+	pos integer := 0;
+	p integer;
+	base text;
+BEGIN
+	-- split_extension's split, here to save a nested call on every lookup
+	IF lp NOT IN ('postmaster', 'mailer-daemon') THEN
+		FOR i IN 1 .. length(delims) LOOP
+			p := strpos(lp, substr(delims, i, 1));
+			IF p > 1 AND (pos = 0 OR p < pos) THEN
+				pos := p;
+			END IF;
+		END LOOP;
+	END IF;
+	base := CASE WHEN pos > 1 THEN left(lp, pos - 1) ELSE lp END;
+	RETURN ARRAY[k,
+		CASE WHEN pos > 1 THEN base || '@' || d END,
+		CASE WHEN p_fallbacks AND base IN ('postmaster', 'abuse') THEN '!postmaster' END,
+		CASE WHEN p_fallbacks THEN '@' || d END];
+END $$;
 
 -- lookup_sender's answer for an address row (lookup_sender before the relation).
 CREATE OR REPLACE FUNCTION vmail.route_entry_sender(e vmail.address) RETURNS text
@@ -32,6 +52,16 @@ LANGUAGE sql STABLE AS $$
 	) x WHERE l IS NOT NULL
 $$;
 
+-- The row of an address (its key, the alias answer, lookup_mailbox's and lookup_sender's).
+CREATE OR REPLACE FUNCTION vmail.route_row(a vmail.address, p_domain text) RETURNS vmail.route
+LANGUAGE sql STABLE AS $$
+	SELECT a.local_part || '@' || p_domain, a.domain_id, a.kind, NULL, NULL,
+		vmail.entry_destinations(a, chr(1)),
+		CASE WHEN a.kind IN ('account', 'primary')
+			THEN vmail.canonical_address(a.shell_account_id, a.mail_account_id) END,
+		vmail.route_entry_sender(a)
+$$;
+
 -- The rows of the given domains (NULL: every domain, and the postmaster default).
 CREATE OR REPLACE FUNCTION vmail.route_rows(p_domains bigint[]) RETURNS SETOF vmail.route
 LANGUAGE sql STABLE AS $$
@@ -39,23 +69,36 @@ LANGUAGE sql STABLE AS $$
 	  FROM vmail.domain d, vmail.settings st
 	 WHERE d.state IN ('active', 'suspended') AND (p_domains IS NULL OR d.id = ANY (p_domains))
 	UNION ALL
-	SELECT a.local_part || '@' || d.name, d.id, a.kind, NULL, NULL,
-		vmail.entry_destinations(a, chr(1)),
-		CASE WHEN a.kind IN ('account', 'primary')
-			THEN vmail.canonical_address(a.shell_account_id, a.mail_account_id) END,
-		vmail.route_entry_sender(a)
-	  FROM vmail.address a JOIN vmail.domain d ON d.id = a.domain_id
+	SELECT r.* FROM vmail.address a JOIN vmail.domain d ON d.id = a.domain_id
+	 CROSS JOIN LATERAL vmail.route_row(a, d.name) r
 	 WHERE d.state IN ('active', 'suspended') AND (p_domains IS NULL OR d.id = ANY (p_domains))
 	UNION ALL
 	SELECT '!postmaster', NULL, 'postmaster', NULL, NULL, st.postmaster_address, NULL, NULL
 	  FROM vmail.settings st WHERE p_domains IS NULL
 $$;
 
--- Recompute the rows of the given domains.
+-- Recompute the rows of the given domains (a domain's own change: its state or its name).
 CREATE OR REPLACE FUNCTION vmail.route_refresh(p_domains bigint[]) RETURNS void
 LANGUAGE sql AS $$
 	DELETE FROM vmail.route WHERE domain_id = ANY (p_domains);
 	INSERT INTO vmail.route SELECT * FROM vmail.route_rows(p_domains) WHERE p_domains <> '{}';
+$$;
+
+-- Recompute the rows of the given addresses, (domain id, local part) pairs without
+-- repeats: every other change touches only these, so a bulk insert into a large domain
+-- costs the rows it adds.  A pair whose domain is gone was removed with the domain's rows.
+CREATE OR REPLACE FUNCTION vmail.route_refresh_addresses(p_domains bigint[], p_locals text[])
+RETURNS void
+LANGUAGE sql AS $$
+	DELETE FROM vmail.route r
+	 USING unnest(p_domains, p_locals) u(d, lp) JOIN vmail.domain dm ON dm.id = u.d
+	 WHERE r.key = u.lp || '@' || dm.name;
+	INSERT INTO vmail.route SELECT r.*
+	  FROM unnest(p_domains, p_locals) u(d, lp)
+	  JOIN vmail.address a ON a.domain_id = u.d AND a.local_part = u.lp
+	  JOIN vmail.domain d ON d.id = a.domain_id
+	 CROSS JOIN LATERAL vmail.route_row(a, d.name) r
+	 WHERE d.state IN ('active', 'suspended');
 $$;
 
 -- Recompute every row from the base tables (after a bulk path that bypassed the triggers, a
@@ -66,20 +109,24 @@ LANGUAGE sql AS $$
 	INSERT INTO vmail.route SELECT * FROM vmail.route_rows(NULL);
 $$;
 
--- The domains whose rows a change of rows touched: the domains themselves, the domains of
--- addresses that are or expand to a changed mailbox, and those of changed aliases.
-CREATE OR REPLACE FUNCTION vmail.route_touched(p_domains bigint[], p_aliases bigint[],
-	p_shells bigint[], p_accounts bigint[]) RETURNS bigint[]
+-- The addresses whose rows a change of aliases, shell accounts or mail accounts touches: the
+-- addresses that are them, those of aliases that expand to them (an alias's answer holds its
+-- targets' canonical addresses, its sender answer their owners' logins) and those of a shell
+-- account's mail accounts (their sender answer holds the shell login).  One index probe per
+-- id in each branch: the branches are separate so that none becomes a scan.
+CREATE OR REPLACE FUNCTION vmail.route_touched(p_aliases bigint[], p_shells bigint[],
+	p_accounts bigint[]) RETURNS TABLE (domain_id bigint, local_part text)
 LANGUAGE sql STABLE AS $$
-	SELECT coalesce(array_agg(DISTINCT x), '{}') FROM (
-		SELECT unnest(p_domains)
-		UNION ALL SELECT al.domain_id FROM vmail.alias al WHERE al.id = ANY (p_aliases)
-		UNION ALL SELECT a.domain_id FROM vmail.address a
-		 WHERE a.shell_account_id = ANY (p_shells) OR a.mail_account_id = ANY (p_accounts)
-		UNION ALL SELECT al.domain_id FROM vmail.alias_target t JOIN vmail.alias al ON al.id = t.alias_id
-		 WHERE t.shell_account_id = ANY (p_shells) OR t.mail_account_id = ANY (p_accounts)
-		    OR t.mail_account_id IN (SELECT m.id FROM vmail.mail_account m WHERE m.shell_account_id = ANY (p_shells))
-	) t(x) WHERE x IS NOT NULL
+	WITH acc AS (
+		SELECT unnest(p_accounts) AS id
+		UNION SELECT m.id FROM vmail.mail_account m WHERE m.shell_account_id = ANY (p_shells)),
+	al AS (
+		SELECT unnest(p_aliases) AS id
+		UNION SELECT t.alias_id FROM vmail.alias_target t WHERE t.shell_account_id = ANY (p_shells)
+		UNION SELECT t.alias_id FROM vmail.alias_target t JOIN acc ON t.mail_account_id = acc.id)
+	SELECT a.domain_id, a.local_part FROM vmail.address a JOIN al ON a.alias_id = al.id
+	UNION SELECT a.domain_id, a.local_part FROM vmail.address a JOIN acc ON a.mail_account_id = acc.id
+	UNION SELECT a.domain_id, a.local_part FROM vmail.address a WHERE a.shell_account_id = ANY (p_shells)
 $$;
 
 -- The changed rows are read by dynamic SQL: a transition table that the event does not have
@@ -89,16 +136,29 @@ LANGUAGE plpgsql AS $$
 DECLARE
 	src text := CASE TG_OP WHEN 'INSERT' THEN 'SELECT * FROM new_rows' WHEN 'DELETE' THEN 'SELECT * FROM old_rows'
 		ELSE 'SELECT * FROM new_rows UNION ALL SELECT * FROM old_rows' END;
-	col text := CASE TG_TABLE_NAME WHEN 'address' THEN 'domain_id' WHEN 'alias' THEN 'domain_id'
-		WHEN 'alias_target' THEN 'alias_id' ELSE 'id' END;
+	col text := CASE TG_TABLE_NAME WHEN 'alias_target' THEN 'alias_id' ELSE 'id' END;
 	ids bigint[];
+	dids bigint[];
+	lps text[];
 BEGIN
-	EXECUTE format('SELECT coalesce(array_agg(DISTINCT %I), ''{}'') FROM (%s) x', col, src) INTO ids;
-	PERFORM vmail.route_refresh(vmail.route_touched(
-		CASE WHEN TG_TABLE_NAME IN ('domain', 'address', 'alias') THEN ids ELSE '{}' END,
-		CASE WHEN TG_TABLE_NAME = 'alias_target' THEN ids ELSE '{}' END,
-		CASE WHEN TG_TABLE_NAME = 'shell_account' THEN ids ELSE '{}' END,
-		CASE WHEN TG_TABLE_NAME = 'mail_account' THEN ids ELSE '{}' END));
+	IF TG_TABLE_NAME = 'address' THEN
+		EXECUTE format('SELECT array_agg(domain_id), array_agg(local_part)
+			FROM (SELECT DISTINCT domain_id, local_part FROM (%s) x) y', src) INTO dids, lps;
+	ELSE
+		EXECUTE format('SELECT coalesce(array_agg(DISTINCT %I), ''{}'') FROM (%s) x', col, src) INTO ids;
+		IF TG_TABLE_NAME = 'domain' THEN
+			PERFORM vmail.route_refresh(ids);
+			RETURN NULL;
+		END IF;
+		SELECT array_agg(t.domain_id), array_agg(t.local_part) INTO dids, lps
+		  FROM vmail.route_touched(
+			CASE WHEN TG_TABLE_NAME IN ('alias', 'alias_target') THEN ids ELSE '{}' END,
+			CASE WHEN TG_TABLE_NAME = 'shell_account' THEN ids ELSE '{}' END,
+			CASE WHEN TG_TABLE_NAME = 'mail_account' THEN ids ELSE '{}' END) t;
+	END IF;
+	IF dids IS NOT NULL THEN
+		PERFORM vmail.route_refresh_addresses(dids, lps);
+	END IF;
 	RETURN NULL;
 END $$;
 
@@ -147,17 +207,13 @@ CREATE OR REPLACE FUNCTION vmail.route_find(p_key text, p_fallbacks boolean)
 RETURNS TABLE (domain_name text, suspended boolean, rank integer, ext text, kind text,
 	dest text, mailbox text, sender text)
 LANGUAGE sql STABLE AS $$
-	SELECT d.key, d.state = 'suspended', array_position(c.keys, r.key), c.ext, r.kind, r.dest, r.mailbox, r.sender
+	SELECT d.key, d.state = 'suspended', array_position(c.keys, r.key),
+		CASE WHEN c.keys[2] IS NOT NULL THEN substr(q.k, strpos(c.keys[2], '@'),
+			length(q.k) - length(c.keys[2])) END,
+		r.kind, r.dest, r.mailbox, r.sender
 	FROM (SELECT lower(p_key) AS k) q
 	JOIN vmail.route d ON d.key = substr(q.k, length(q.k) - strpos(reverse(q.k), '@') + 2) AND d.kind = 'domain'
-	CROSS JOIN LATERAL (SELECT left(q.k, length(q.k) - strpos(reverse(q.k), '@')) AS lp) l
-	CROSS JOIN LATERAL (SELECT vmail.subaddress_pos(l.lp, d.delims) AS pos) s
-	CROSS JOIN LATERAL (SELECT CASE WHEN s.pos > 0 THEN left(l.lp, s.pos - 1) ELSE l.lp END AS base,
-		CASE WHEN s.pos > 0 THEN substr(l.lp, s.pos) END AS ext) b
-	CROSS JOIN LATERAL (SELECT b.ext, ARRAY[q.k,
-		CASE WHEN s.pos > 0 THEN b.base || '@' || d.key END,
-		CASE WHEN p_fallbacks AND b.base IN ('postmaster', 'abuse') THEN '!postmaster' END,
-		CASE WHEN p_fallbacks THEN '@' || d.key END] AS keys) c
+	CROSS JOIN LATERAL (SELECT vmail.route_keys(q.k, d.key, d.delims, p_fallbacks) AS keys OFFSET 0) c
 	LEFT JOIN LATERAL (SELECT r.* FROM vmail.route r WHERE r.key = ANY (c.keys)
 		ORDER BY array_position(c.keys, r.key) LIMIT 1) r ON true
 	WHERE strpos(q.k, '@') > 0 AND strpos(reverse(q.k), '@') < length(q.k)

@@ -35,15 +35,18 @@ static const char *const status_names[] = {
 };
 
 /*
- * Indexed by enum lookup_kind.  Keys always travel as parameters.  Reads may
+ * Indexed by enum lookup_kind.  Keys always travel as parameters.  The Postfix
+ * lookups select from the set-returning route_* functions so that the planner
+ * inlines them (a scalar SQL function with a FROM is planned anew at each
+ * call).  Reads may
  * be resent after a lost connection (PG_STMT_RETRY); quota writes may not,
  * since the lost one may have committed.
  */
 static const struct pg_stmt statements[LOOKUP__COUNT] = {
-	[LOOKUP_DOMAIN] = { "vmail_domain", "SELECT vmail.lookup_domain($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
-	[LOOKUP_ALIAS] = { "vmail_alias", "SELECT vmail.lookup_alias($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
-	[LOOKUP_MAILBOX] = { "vmail_mailbox", "SELECT vmail.lookup_mailbox($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
-	[LOOKUP_SENDER] = { "vmail_sender", "SELECT vmail.lookup_sender($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
+	[LOOKUP_DOMAIN] = { "vmail_domain", "SELECT (SELECT v FROM vmail.route_domain($1) v)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
+	[LOOKUP_ALIAS] = { "vmail_alias", "SELECT (SELECT v FROM vmail.route_alias($1) v)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
+	[LOOKUP_MAILBOX] = { "vmail_mailbox", "SELECT (SELECT v FROM vmail.route_mailbox($1) v)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
+	[LOOKUP_SENDER] = { "vmail_sender", "SELECT (SELECT v FROM vmail.route_sender($1) v)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
 	[LOOKUP_PASSDB] = { "vmail_passdb", "SELECT vmail.passdb_json($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
 	[LOOKUP_USERDB] = { "vmail_userdb", "SELECT vmail.userdb_json($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
 	[LOOKUP_USERDB_LIST] = { "vmail_userdb_list", "SELECT * FROM vmail.userdb_list()", 0, 1, PG_SHAPE_ROWS, PG_STMT_RETRY },

@@ -3,9 +3,8 @@
 RebuildTest: after the golden world (tests/fixtures/lookups-world.sql) went in through the
 triggers, and after changes to every table and setting the rows depend on, the trigger-kept
 relation equals what vmail.route_rebuild() computes from the base tables.
-PlanTest: the lookups as vmaild's statements would inline them and as Dovecot's sql driver
-calls set-returning functions, planned as a member of vmail_lookup with EXPLAIN (FORMAT JSON):
-index scans on vmail.route only, no function scan, no other relation (sequential scans off:
+PlanTest: the lookups as vmaild sends them (src/vmaild/lookup_kinds.c), planned as a member
+of vmail_lookup with EXPLAIN (FORMAT JSON): index scans on vmail.route only, no function scan, no other relation (sequential scans off:
 the test world is a few rows, where a sequential scan is cheaper; a function scan or another
 relation would still show).
 """
@@ -63,6 +62,10 @@ class RebuildTest(unittest.TestCase):
         for sql in ("UPDATE vmail.domain SET state = 'suspended' WHERE id = (SELECT max(id) FROM vmail.domain"
                     " WHERE state = 'active' AND kind <> 'primary')",
                     "UPDATE vmail.domain SET state = 'active' WHERE state = 'suspended'",
+                    "UPDATE vmail.shell_account SET disk_limit = disk_limit + 1 WHERE login = 'jan'",
+                    "SELECT vmail.alias_set('zarzad@acme.lublin.pl', ARRAY['biuro@acme.lublin.pl', 'ewa'])",
+                    "SELECT vmail.alias_add('nowy@acme.lublin.pl', ARRAY['jan', 'kadry@acme.lublin.pl'], false)",
+                    "SELECT vmail.account_add('nowa@acme.com.pl', 'paid', 'acme', NULL, 1048576)",
                     "DELETE FROM vmail.alias_target t WHERE t.position > 1",
                     "DELETE FROM vmail.alias WHERE id = (SELECT max(id) FROM vmail.alias)",
                     "UPDATE vmail.mail_account SET state = 'suspended' WHERE id = (SELECT min(id) FROM vmail.mail_account)",
@@ -71,15 +74,44 @@ class RebuildTest(unittest.TestCase):
             self.change_then_compare(sql)
 
 
+class ScalarAgreesTest(unittest.TestCase):
+    """The scalar lookup_* functions (for psql and scripts) answer what vmaild's statements
+    answer, for every key in the relation and its sub-address, upper-case and unknown forms."""
+
+    def test_same_answers(self):
+        db = pgsql.fresh_database("route_scalar")
+        with open(WORLD) as f:
+            pgsql.query(db, f.read())
+        out = pgsql.query(db, """
+CREATE FUNCTION pg_temp.answer(q text, k text) RETURNS text LANGUAGE plpgsql AS $f$
+DECLARE r text;
+BEGIN
+	EXECUTE q INTO r USING k;
+	RETURN coalesce(r, '(none)');
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE || ' ' || SQLERRM;
+END $f$;
+WITH k AS (
+	SELECT DISTINCT x FROM vmail.route r, LATERAL (VALUES (r.key), (upper(r.key)),
+		(replace(r.key, '@', '+tag@')), ('nobody@' || r.key), ('postmaster@' || r.key),
+		('abuse+x@' || r.key)) v(x))
+SELECT coalesce(string_agg(format('%s(%s): %s / %s', f, x, a, b), E'\\n') FILTER (WHERE a IS DISTINCT FROM b),
+	'agree ' || count(*))
+FROM (SELECT f, x, pg_temp.answer(format('SELECT vmail.lookup_%s($1)', f), x) a,
+		pg_temp.answer(format('SELECT (SELECT v FROM vmail.route_%s($1) v)', f), x) b
+	FROM k, unnest(ARRAY['domain', 'alias', 'mailbox', 'sender']) f) c;""")
+        self.assertRegex(out.strip().split("\n")[-1], r"^agree [1-9][0-9]+$", out)
+
+
 class PlanTest(unittest.TestCase):
     """Each lookup the relation answers, planned as its caller's role: index scans on
     vmail.route, nothing else scanned, no function scan."""
 
     LOOKUPS = {
-        "lookup_domain": "SELECT v FROM vmail.route_domain($1) v",
-        "lookup_alias": "SELECT v FROM vmail.route_alias($1) v",
-        "lookup_mailbox": "SELECT v FROM vmail.route_mailbox($1) v",
-        "lookup_sender": "SELECT v FROM vmail.route_sender($1) v",
+        "lookup_domain": "SELECT (SELECT v FROM vmail.route_domain($1) v)",
+        "lookup_alias": "SELECT (SELECT v FROM vmail.route_alias($1) v)",
+        "lookup_mailbox": "SELECT (SELECT v FROM vmail.route_mailbox($1) v)",
+        "lookup_sender": "SELECT (SELECT v FROM vmail.route_sender($1) v)",
     }
     KEYS = ("example.org", "someone+tag@example.org", "unknown@example.org")
 
