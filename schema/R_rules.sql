@@ -234,6 +234,16 @@ BEGIN
 	RETURN res;
 END $$;
 
+-- Homes by their normalised form, byte order (home_conflict's equality, prefix and ancestor
+-- probes).  Built anew each time this file is applied: an index on a function whose
+-- definition changed (vmail.path_norm, R_valid.sql) would not be rebuilt by PostgreSQL.
+DROP INDEX IF EXISTS vmail.mail_account_home_norm;
+CREATE INDEX mail_account_home_norm ON vmail.mail_account ((vmail.path_norm(home)) COLLATE "C");
+DROP INDEX IF EXISTS vmail.retired_mailbox_home_norm;
+CREATE INDEX retired_mailbox_home_norm ON vmail.retired_mailbox ((vmail.path_norm(home)) COLLATE "C");
+DROP INDEX IF EXISTS vmail.shell_account_home_norm;
+CREATE INDEX shell_account_home_norm ON vmail.shell_account ((vmail.path_norm(home)) COLLATE "C");
+
 -- Why a new home p_home must not be used, or NULL: it is, lies inside or above a live mail
 -- account's home or a retired one (legacy homes have no id: 013 gave john.2024@d's template
 -- ".%i", so john@d with id 2024 would land in its Maildir), or is a shell account's home or
@@ -241,16 +251,25 @@ END $$;
 -- already share a home.
 CREATE OR REPLACE FUNCTION vmail.home_conflict(p_home text) RETURNS text
 LANGUAGE sql STABLE AS $$
-	WITH h(p) AS (SELECT vmail.path_norm(p_home))
+	WITH h AS (SELECT p COLLATE "C" AS p, (p || '/') COLLATE "C" AS lo, (p || '0') COLLATE "C" AS hi,
+		vmail.path_ancestors(p)::text[] COLLATE "C" AS up FROM vmail.path_norm(p_home) p)
+	-- Each test its own probe of the table's home index (OR-ed in one EXISTS, the planner
+	-- guesses a match among the first rows and scans): the home itself, one inside it
+	-- (o in [p/, p0) byte-wise, as '0' follows '/'), one of its ancestors.
 	SELECT CASE
-		WHEN EXISTS (SELECT 1 FROM vmail.mail_account a, h, vmail.path_norm(a.home) o
-			WHERE o = h.p OR left(o, length(h.p) + 1) = h.p || '/' OR left(h.p, length(o) + 1) = o || '/')
+		WHEN EXISTS (SELECT 1 FROM vmail.mail_account a WHERE vmail.path_norm(a.home) COLLATE "C" = h.p)
+		  OR EXISTS (SELECT 1 FROM vmail.mail_account a WHERE vmail.path_norm(a.home) COLLATE "C" = ANY (h.up))
+		  OR EXISTS (SELECT 1 FROM vmail.mail_account a
+			WHERE vmail.path_norm(a.home) COLLATE "C" >= h.lo AND vmail.path_norm(a.home) COLLATE "C" < h.hi)
 			THEN 'a mail account''s home, inside one or above one'
-		WHEN EXISTS (SELECT 1 FROM vmail.retired_mailbox r, h, vmail.path_norm(r.home) o
-			WHERE o = h.p OR left(o, length(h.p) + 1) = h.p || '/' OR left(h.p, length(o) + 1) = o || '/')
+		WHEN EXISTS (SELECT 1 FROM vmail.retired_mailbox r WHERE vmail.path_norm(r.home) COLLATE "C" = h.p)
+		  OR EXISTS (SELECT 1 FROM vmail.retired_mailbox r WHERE vmail.path_norm(r.home) COLLATE "C" = ANY (h.up))
+		  OR EXISTS (SELECT 1 FROM vmail.retired_mailbox r
+			WHERE vmail.path_norm(r.home) COLLATE "C" >= h.lo AND vmail.path_norm(r.home) COLLATE "C" < h.hi)
 			THEN 'a deleted mail account''s home (vmailctl mailbox retired), inside one or above one'
-		WHEN EXISTS (SELECT 1 FROM vmail.shell_account s, h, vmail.path_norm(s.home) o
-			WHERE o = h.p OR left(o, length(h.p) + 1) = h.p || '/')
+		WHEN EXISTS (SELECT 1 FROM vmail.shell_account s WHERE vmail.path_norm(s.home) COLLATE "C" = h.p)
+		  OR EXISTS (SELECT 1 FROM vmail.shell_account s
+			WHERE vmail.path_norm(s.home) COLLATE "C" >= h.lo AND vmail.path_norm(s.home) COLLATE "C" < h.hi)
 			THEN 'a shell account''s home or above one' END
 	FROM h
 $$;
