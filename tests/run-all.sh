@@ -153,7 +153,7 @@ this_machine() { # the build, unit, SQL and end-to-end tests on this machine (or
 	pyrun "sql" tests/sql/test_*.py
 
 	section "SQL again, on version-11 databases upgraded by vmailctl db migrate"
-	VMAIL_TEST_SCHEMA=upgrade pyrun "sql (upgraded v11)" tests/sql/test_rules.py tests/sql/test_lookups.py
+	VMAIL_TEST_SCHEMA=upgrade pyrun "sql (upgraded v11)" tests/sql/test_rules.py tests/sql/test_lookups.py tests/sql/test_route.py
 
 	[ "$mode" = quick ] && return
 	for suite in tests/e2e/test_*.py; do
