@@ -18,6 +18,10 @@ CREATE TABLE vmail.route (
 	dest      text,
 	-- lookup_mailbox's answer (mailboxes only) and lookup_sender's
 	mailbox   text,
-	sender    text
+	sender    text,
+	-- the mailboxes it delivers to (vmail.address_mailboxes, for the policy): (shells[i],
+	-- accounts[i]) pairs in target order, one of each pair NULL
+	shells    bigint[],
+	accounts  bigint[]
 );
 CREATE INDEX route_domain ON vmail.route (domain_id);

@@ -6,25 +6,13 @@
 -- many deliveries share one database transaction.
 
 -- The mailbox behind a Dovecot login: a shell account's Unix login (also login@<primary>),
--- or a mail account's full address.
+-- or a mail account's full address.  One probe of the login relation (016_login.sql,
+-- R_route_login.sql), which precomputes the rest of this file's answers per login.
 CREATE OR REPLACE FUNCTION vmail.mailbox_of(p_login text, OUT shell_id bigint, OUT account_id bigint)
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-	l text := lower(p_login);
-	at int := strpos(l, '@');
-BEGIN
-	IF at = 0 THEN
-		SELECT id INTO shell_id FROM vmail.shell_account WHERE login = l;
-		RETURN;
-	END IF;
-	IF substr(l, at + 1) = (SELECT primary_domain FROM vmail.settings) THEN
-		SELECT id INTO shell_id FROM vmail.shell_account WHERE login = left(l, at - 1);
-		IF shell_id IS NOT NULL THEN
-			RETURN;
-		END IF;
-	END IF;
-	SELECT id INTO account_id FROM vmail.mail_account WHERE address = l;
-END $$;
+LANGUAGE sql STABLE AS $$
+	-- always a row, NULLs for an unknown login (callers read its fields)
+	SELECT l.shell_id, l.account_id FROM (SELECT lower(p_login) AS k) q LEFT JOIN vmail.login l ON l.key = q.k
+$$;
 
 -- One row per login with everything Dovecot needs; suspended = R9 (a suspended shell
 -- account suspends its free mail accounts).  A mail account's home is the one stored when it
@@ -33,29 +21,11 @@ CREATE OR REPLACE FUNCTION vmail.mailbox_facts(p_login text)
 RETURNS TABLE (username text, password text, suspended boolean, home text, mail text,
 	uid integer, gid integer, own_quota bigint, account_limit bigint,
 	shell_id bigint, account_id bigint, payer_shell_id bigint)
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-	m record;
-	st vmail.settings;
-BEGIN
-	m := vmail.mailbox_of(p_login);
-	SELECT * INTO st FROM vmail.settings;
-	IF m.shell_id IS NOT NULL THEN
-		RETURN QUERY SELECT s.login, s.password, s.state = 'suspended', s.home, st.shell_mail_location,
-			s.uid, s.gid, s.disk_limit, s.disk_limit, s.id, NULL::bigint, s.id
-			FROM vmail.shell_account s WHERE s.id = m.shell_id;
-	ELSIF m.account_id IS NOT NULL THEN
-		RETURN QUERY SELECT a.address, a.password,
-			a.state = 'suspended' OR coalesce(s.state = 'suspended', false),
-			a.home,
-			CASE a.kind WHEN 'free' THEN st.free_mail_location ELSE st.paid_mail_location END,
-			coalesce(s.uid, st.vmail_uid), coalesce(s.gid, st.vmail_gid),
-			a.quota, coalesce(s.disk_limit, a.quota), NULL::bigint, a.id, s.id
-			FROM vmail.mail_account a
-			LEFT JOIN vmail.shell_account s ON s.id = a.shell_account_id
-			WHERE a.id = m.account_id;
-	END IF;
-END $$;
+LANGUAGE sql STABLE AS $$
+	SELECT l.username, l.password, l.suspended, l.home, l.mail, l.uid, l.gid, l.own_quota,
+		l.account_limit, l.shell_id, l.account_id, l.payer_shell_id
+	  FROM vmail.login l WHERE l.key = lower(p_login)
+$$;
 
 -- The login in a query of Dovecot's sql driver is never empty.  Dovecot 2.3 cannot escape %u
 -- while it is not connected and then sends the query with '' (seen in its log during an
@@ -76,32 +46,43 @@ END $$;
 -- Suspended accounts have no row, so IMAP, POP3 and SMTP AUTH all refuse them.
 CREATE OR REPLACE FUNCTION vmail.passdb(p_login text) RETURNS TABLE (username text, password text)
 LANGUAGE sql STABLE AS $$
-	SELECT f.username, f.password FROM vmail.mailbox_facts(vmail.dovecot_login(p_login)) f
-	 WHERE NOT f.suspended AND f.password IS NOT NULL
+	SELECT l.username, l.password FROM vmail.login l
+	 WHERE l.key = lower(vmail.dovecot_login(p_login)) AND NOT l.suspended AND l.password IS NOT NULL
+$$;
+
+-- vmaild's dict answers, set-returning so that vmaild's SELECT (SELECT v FROM
+-- vmail.passdb_dict($1) v) inlines them (a scalar SQL function with a subquery is never
+-- inlined, and is planned anew at every call).  An empty key is unknown here, as always on
+-- the dict path (no %u escaping involved).
+CREATE OR REPLACE FUNCTION vmail.passdb_dict(p_login text) RETURNS SETOF text
+LANGUAGE sql STABLE AS $$
+	SELECT json_build_object('user', f.username, 'password', f.password)::text
+	  FROM vmail.mailbox_facts(p_login) f WHERE NOT f.suspended AND f.password IS NOT NULL
 $$;
 
 CREATE OR REPLACE FUNCTION vmail.passdb_json(p_login text) RETURNS text
 LANGUAGE sql STABLE AS $$
-	-- vmaild's dict path: an empty key is unknown there, as always (no %u escaping involved).
-	SELECT CASE WHEN p_login <> '' THEN
-		(SELECT json_build_object('user', p.username, 'password', p.password)::text FROM vmail.passdb(p_login) p) END
+	SELECT v FROM vmail.passdb_dict(p_login) v
 $$;
 
 -- Usage of the account that pays for a mailbox: a shell account's files, its own mailbox and
--- its free mailboxes; a paid account's own mailbox.
-CREATE OR REPLACE FUNCTION vmail.account_usage(p_payer_shell bigint, p_account bigint, OUT bytes bigint, OUT messages bigint)
+-- its free mailboxes (the counter rows of one payer_shell_id, by index); a paid account's own
+-- mailbox.  Set-returning (one row) so that callers' queries inline it.
+CREATE OR REPLACE FUNCTION vmail.usage_total(p_payer_shell bigint, p_account bigint)
+RETURNS TABLE (bytes bigint, messages bigint)
 LANGUAGE sql STABLE AS $$
 	SELECT CASE WHEN p_payer_shell IS NOT NULL THEN
 		coalesce((SELECT f.bytes FROM vmail.files_usage f WHERE f.shell_account_id = p_payer_shell), 0)
-		+ coalesce((SELECT sum(u.bytes) FROM vmail.mailbox_usage u WHERE u.shell_account_id = p_payer_shell), 0)
-		+ coalesce((SELECT sum(u.bytes) FROM vmail.mailbox_usage u JOIN vmail.mail_account a ON a.id = u.mail_account_id
-			WHERE a.shell_account_id = p_payer_shell AND a.kind = 'free'), 0)
+		+ coalesce((SELECT sum(u.bytes) FROM vmail.mailbox_usage u WHERE u.payer_shell_id = p_payer_shell), 0)::bigint
 		ELSE coalesce((SELECT u.bytes FROM vmail.mailbox_usage u WHERE u.mail_account_id = p_account), 0) END,
 		CASE WHEN p_payer_shell IS NOT NULL THEN
-		coalesce((SELECT sum(u.messages) FROM vmail.mailbox_usage u WHERE u.shell_account_id = p_payer_shell), 0)
-		+ coalesce((SELECT sum(u.messages) FROM vmail.mailbox_usage u JOIN vmail.mail_account a ON a.id = u.mail_account_id
-			WHERE a.shell_account_id = p_payer_shell AND a.kind = 'free'), 0)
+		coalesce((SELECT sum(u.messages) FROM vmail.mailbox_usage u WHERE u.payer_shell_id = p_payer_shell), 0)::bigint
 		ELSE coalesce((SELECT u.messages FROM vmail.mailbox_usage u WHERE u.mail_account_id = p_account), 0) END
+$$;
+
+CREATE OR REPLACE FUNCTION vmail.account_usage(p_payer_shell bigint, p_account bigint, OUT bytes bigint, OUT messages bigint)
+LANGUAGE sql STABLE AS $$
+	SELECT t.bytes, t.messages FROM vmail.usage_total(p_payer_shell, p_account) t
 $$;
 
 CREATE OR REPLACE FUNCTION vmail.mailbox_usage_of(p_shell bigint, p_account bigint, OUT bytes bigint, OUT messages bigint)
@@ -127,16 +108,23 @@ $$;
 -- R6 carried by the mailbox's own limit, for setups without a second quota root (the count
 -- backend): min(own quota, disk limit - (account total - this mailbox)), recomputed at every
 -- userdb lookup (LMTP looks up every delivery).  Shared by the 2.3 and 2.4 answers below.
+-- Plain SQL over the login relation and the counters: one probe of the login, then the few
+-- counter rows of its payer by index (the planner inlines it into the callers' queries).
+DROP FUNCTION IF EXISTS vmail.mailbox_effective(text); -- its columns grew (2.4's mail settings)
 CREATE OR REPLACE FUNCTION vmail.mailbox_effective(p_login text)
 RETURNS TABLE (username text, home text, mail text, uid integer, gid integer,
-	quota_bytes bigint, tempfail text)
+	quota_bytes bigint, tempfail text, mail_driver text, mail_path text, mail_inbox_path text,
+	mail_index_path text, mail_control_path text, mailbox_list_layout text)
 LANGUAGE sql STABLE AS $$
-	SELECT f.username, f.home, f.mail, f.uid, f.gid,
-		greatest(1, least(f.own_quota,
-			f.account_limit - ((vmail.account_usage(f.payer_shell_id, f.account_id)).bytes
-				- coalesce((vmail.mailbox_usage_of(f.shell_id, f.account_id)).bytes, 0)))),
-		CASE WHEN f.suspended THEN 'account suspended' END
-	FROM vmail.mailbox_facts(vmail.dovecot_login(p_login)) f
+	SELECT l.username, l.home, l.mail, l.uid, l.gid,
+		greatest(1, least(l.own_quota, l.account_limit
+			- ((SELECT t.bytes FROM vmail.usage_total(l.payer_shell_id, l.account_id) t)
+			   - coalesce((SELECT u.bytes FROM vmail.mailbox_usage u WHERE u.shell_account_id = l.shell_id),
+				(SELECT u.bytes FROM vmail.mailbox_usage u WHERE u.mail_account_id = l.account_id), 0)))),
+		CASE WHEN l.suspended THEN 'account suspended' END,
+		l.mail_driver, l.mail_path, l.mail_inbox_path, l.mail_index_path, l.mail_control_path,
+		l.mailbox_list_layout
+	FROM vmail.login l WHERE l.key = lower(vmail.dovecot_login(p_login))
 $$;
 
 -- Dovecot 2.3's sql userdb with one quota root: quota_rule in 2.3's syntax.
@@ -188,18 +176,23 @@ RETURNS TABLE (username text, home text, uid integer, gid integer, mail_driver t
 	mail_inbox_path text, mail_index_path text, mail_control_path text, mailbox_list_layout text,
 	quota_storage_size bigint, tempfail text)
 LANGUAGE sql STABLE AS $$
-	SELECT e.username, e.home, e.uid, e.gid, l.mail_driver, l.mail_path, l.mail_inbox_path,
-		l.mail_index_path, l.mail_control_path, l.mailbox_list_layout, e.quota_bytes, e.tempfail
-	FROM vmail.mailbox_effective(p_login) e, vmail.mail_location_v24(e.mail, e.home) l
+	SELECT e.username, e.home, e.uid, e.gid, e.mail_driver, e.mail_path, e.mail_inbox_path,
+		e.mail_index_path, e.mail_control_path, e.mailbox_list_layout, e.quota_bytes, e.tempfail
+	FROM vmail.mailbox_effective(p_login) e
 $$;
 
-CREATE OR REPLACE FUNCTION vmail.userdb_json(p_login text) RETURNS text
+CREATE OR REPLACE FUNCTION vmail.userdb_dict(p_login text) RETURNS SETOF text
 LANGUAGE sql STABLE AS $$
 	SELECT CASE WHEN u.tempfail IS NOT NULL THEN json_build_object('tempfail', 'yes')::text
 		ELSE json_build_object('user', u.username, 'home', u.home, 'mail', u.mail,
 			'uid', u.uid::text, 'gid', u.gid::text,
 			'quota_rule', u.quota_rule, 'quota2_rule', u.quota2_rule)::text END
 	FROM vmail.userdb(p_login) u
+$$;
+
+CREATE OR REPLACE FUNCTION vmail.userdb_json(p_login text) RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT v FROM vmail.userdb_dict(p_login) v
 $$;
 
 -- Every login Dovecot may iterate (doveadm user '*').

@@ -124,26 +124,16 @@ RETURNS TABLE (shell_id bigint, account_id bigint)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
 	f record;
-	e vmail.address;
 BEGIN
-	f := vmail.find_address(p_key);
-	IF f.domain_id IS NULL THEN
-		RETURN;
-	END IF;
-	e := f.entry;
-	IF e.kind IS NULL AND with_catchall THEN
-		IF f.base IN ('postmaster', 'abuse') THEN
-			RETURN QUERY SELECT m.shell_id, m.account_id
-				FROM vmail.address_mailboxes((SELECT postmaster_address FROM vmail.settings), false) m;
-			RETURN;
-		END IF;
-		SELECT * INTO e FROM vmail.address a WHERE a.domain_id = f.domain_id AND a.local_part = '';
-	END IF;
-	IF e.kind = 'alias' THEN
-		RETURN QUERY SELECT t.shell_account_id, t.mail_account_id FROM vmail.alias_target t
-			WHERE t.alias_id = e.alias_id AND t.external IS NULL ORDER BY t.position;
-	ELSIF e.kind IS NOT NULL THEN
-		RETURN QUERY SELECT e.shell_account_id, e.mail_account_id;
+	-- the routing relation's row for the key (R_route.sql): one probe
+	SELECT * INTO f FROM vmail.route_find(p_key, with_catchall);
+	IF f.suspended THEN
+		PERFORM vmail.route_deferred(f.domain_name);
+	ELSIF f.kind = 'postmaster' THEN
+		RETURN QUERY SELECT m.shell_id, m.account_id
+			FROM vmail.address_mailboxes((SELECT postmaster_address FROM vmail.settings), false) m;
+	ELSIF f.kind IS NOT NULL THEN
+		RETURN QUERY SELECT * FROM unnest(f.shells, f.accounts);
 	END IF;
 END $$;
 
@@ -173,17 +163,18 @@ BEGIN
 				RETURN 'domain_suspended' || E'\t' || dom;
 			END IF;
 		END IF;
-		SELECT * INTO f FROM vmail.mailbox_facts(vmail.canonical_login(m.shell_id, m.account_id));
+		-- the login relation by id: a shell account's two rows carry the same facts
+		SELECT * INTO f FROM vmail.login l WHERE l.shell_id = m.shell_id OR l.account_id = m.account_id LIMIT 1;
 		IF f.suspended THEN
 			RETURN 'suspended' || E'\t' || vmail.canonical_address(m.shell_id, m.account_id);
 		END IF;
 		IF m.account_id IS NOT NULL THEN
-			used := coalesce((vmail.mailbox_usage_of(NULL, m.account_id)).bytes, 0);
+			used := coalesce((SELECT u.bytes FROM vmail.mailbox_usage u WHERE u.mail_account_id = m.account_id), 0);
 			IF used + need > f.own_quota THEN
 				RETURN format(E'full\t%s\t%s\t%s', f.username, used, f.own_quota);
 			END IF;
 		END IF;
-		used := (vmail.account_usage(f.payer_shell_id, f.account_id)).bytes;
+		SELECT t.bytes INTO used FROM vmail.usage_total(f.payer_shell_id, f.account_id) t;
 		IF used + need > f.account_limit THEN
 			RETURN format(E'full\t%s\t%s\t%s', vmail.canonical_address(m.shell_id, m.account_id), used, f.account_limit);
 		END IF;

@@ -64,13 +64,18 @@ BEGIN
 		vmail.entry_destinations(a, chr(1)),
 		CASE WHEN a.kind IN ('account', 'primary')
 			THEN vmail.canonical_address(a.shell_account_id, a.mail_account_id) END,
-		vmail.route_entry_sender(a))::vmail.route;
+		vmail.route_entry_sender(a),
+		CASE WHEN a.kind = 'alias' THEN ARRAY(SELECT t.shell_account_id FROM vmail.alias_target t
+			WHERE t.alias_id = a.alias_id AND t.external IS NULL ORDER BY t.position) ELSE ARRAY[a.shell_account_id] END,
+		CASE WHEN a.kind = 'alias' THEN ARRAY(SELECT t.mail_account_id FROM vmail.alias_target t
+			WHERE t.alias_id = a.alias_id AND t.external IS NULL ORDER BY t.position) ELSE ARRAY[a.mail_account_id] END
+		)::vmail.route;
 END $$;
 
 -- The rows of the given domains (NULL: every domain, and the postmaster default).
 CREATE OR REPLACE FUNCTION vmail.route_rows(p_domains bigint[]) RETURNS SETOF vmail.route
 LANGUAGE sql STABLE AS $$
-	SELECT d.name, d.id, 'domain', d.state, st.subaddress_delimiter, NULL, NULL, NULL
+	SELECT d.name, d.id, 'domain', d.state, st.subaddress_delimiter, NULL, NULL, NULL, NULL, NULL
 	  FROM vmail.domain d, vmail.settings st
 	 WHERE d.state IN ('active', 'suspended') AND (p_domains IS NULL OR d.id = ANY (p_domains))
 	UNION ALL
@@ -78,7 +83,7 @@ LANGUAGE sql STABLE AS $$
 	 CROSS JOIN LATERAL vmail.route_row(a, d.name) r
 	 WHERE d.state IN ('active', 'suspended') AND (p_domains IS NULL OR d.id = ANY (p_domains))
 	UNION ALL
-	SELECT '!postmaster', NULL, 'postmaster', NULL, NULL, st.postmaster_address, NULL, NULL
+	SELECT '!postmaster', NULL, 'postmaster', NULL, NULL, st.postmaster_address, NULL, NULL, NULL, NULL
 	  FROM vmail.settings st WHERE p_domains IS NULL
 $$;
 
@@ -212,12 +217,12 @@ END $$;
 -- No row for a key without a local part or outside our active and suspended domains.
 CREATE OR REPLACE FUNCTION vmail.route_find(p_key text, p_fallbacks boolean)
 RETURNS TABLE (domain_name text, suspended boolean, rank integer, ext text, kind text,
-	dest text, mailbox text, sender text)
+	dest text, mailbox text, sender text, shells bigint[], accounts bigint[])
 LANGUAGE sql STABLE AS $$
 	SELECT d.key, d.state = 'suspended', array_position(c.keys, r.key),
 		CASE WHEN c.keys[2] IS NOT NULL THEN substr(q.k, strpos(c.keys[2], '@'),
 			length(q.k) - length(c.keys[2])) END,
-		r.kind, r.dest, r.mailbox, r.sender
+		r.kind, r.dest, r.mailbox, r.sender, r.shells, r.accounts
 	FROM (SELECT lower(p_key) AS k) q
 	JOIN vmail.route d ON d.key = substr(q.k, length(q.k) - strpos(reverse(q.k), '@') + 2) AND d.kind = 'domain'
 	CROSS JOIN LATERAL (SELECT vmail.route_keys(q.k, d.key, d.delims, p_fallbacks) AS keys OFFSET 0) c

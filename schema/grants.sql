@@ -29,7 +29,7 @@ REVOKE ALL ON vmail.usage_recount FROM vmail_lookup, vmail_panel;
 GRANT EXECUTE ON FUNCTION vmail.usage_recount_add(text[], text[], integer[]) TO vmail_lookup;
 GRANT EXECUTE ON FUNCTION
 	vmail.lookup_domain(text), vmail.lookup_alias(text), vmail.lookup_mailbox(text), vmail.lookup_sender(text),
-	vmail.passdb(text), vmail.passdb_json(text), vmail.userdb(text), vmail.userdb_effective(text),
+	vmail.passdb(text), vmail.passdb_json(text), vmail.passdb_dict(text), vmail.userdb_dict(text), vmail.userdb(text), vmail.userdb_effective(text),
 	vmail.userdb_v24(text),
 	vmail.userdb_json(text), vmail.userdb_list(), vmail.quota_get(text, text, text),
 	vmail.quota_apply(text, bigint, bigint), vmail.quota_set(text, bigint, bigint), vmail.quota_unset(text),
@@ -42,7 +42,7 @@ GRANT EXECUTE ON FUNCTION
 	vmail.mailbox_of(text), vmail.split_extension(text, text), vmail.with_ext(text, text),
 	vmail.find_address(text), vmail.canonical_address(bigint, bigint), vmail.canonical_login(bigint, bigint),
 	vmail.entry_destinations(vmail.address, text), vmail.address_mailboxes(text, boolean),
-	vmail.mailbox_facts(text), vmail.account_usage(bigint, bigint), vmail.mailbox_usage_of(bigint, bigint),
+	vmail.mailbox_facts(text), vmail.account_usage(bigint, bigint), vmail.usage_total(bigint, bigint), vmail.mailbox_usage_of(bigint, bigint),
 	vmail.mailbox_effective(text), vmail.mail_location_v24(text, text), vmail.dovecot_login(text),
 	vmail.dict_peer_may(text, integer), vmail.mail_uid(text),
 	-- the routing relation's answers (R_route.sql), which the lookups above inline

@@ -36,9 +36,9 @@ static const char *const status_names[] = {
 
 /*
  * Indexed by enum lookup_kind.  Keys always travel as parameters.  The Postfix
- * lookups select from the set-returning route_* functions so that the planner
- * inlines them (a scalar SQL function with a FROM is planned anew at each
- * call).  Reads may
+ * lookups and the dict passdb and userdb select from set-returning functions
+ * (route_*, *_dict) so that the planner inlines them (a scalar SQL function
+ * with a subquery is planned anew at each * call).  Reads may
  * be resent after a lost connection (PG_STMT_RETRY); quota writes may not,
  * since the lost one may have committed.
  */
@@ -47,8 +47,8 @@ static const struct pg_stmt statements[LOOKUP__COUNT] = {
 	[LOOKUP_ALIAS] = { "vmail_alias", "SELECT (SELECT v FROM vmail.route_alias($1) v)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
 	[LOOKUP_MAILBOX] = { "vmail_mailbox", "SELECT (SELECT v FROM vmail.route_mailbox($1) v)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
 	[LOOKUP_SENDER] = { "vmail_sender", "SELECT (SELECT v FROM vmail.route_sender($1) v)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
-	[LOOKUP_PASSDB] = { "vmail_passdb", "SELECT vmail.passdb_json($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
-	[LOOKUP_USERDB] = { "vmail_userdb", "SELECT vmail.userdb_json($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
+	[LOOKUP_PASSDB] = { "vmail_passdb", "SELECT (SELECT v FROM vmail.passdb_dict($1) v)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
+	[LOOKUP_USERDB] = { "vmail_userdb", "SELECT (SELECT v FROM vmail.userdb_dict($1) v)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
 	[LOOKUP_USERDB_LIST] = { "vmail_userdb_list", "SELECT * FROM vmail.userdb_list()", 0, 1, PG_SHAPE_ROWS, PG_STMT_RETRY },
 	[LOOKUP_QUOTA_GET] = { "vmail_quota_get", "SELECT vmail.quota_get($1,$2,$3)", 3, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
 	[LOOKUP_QUOTA_APPLY] = { "vmail_quota_apply", "SELECT vmail.quota_apply($1,$2::bigint,$3::bigint)::text", 3, 1, PG_SHAPE_VALUE, 0 },

@@ -16,16 +16,19 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import pgsql  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_lookups import CALLS  # noqa: E402
+
 WORLD = os.path.join(pgsql.REPO, "tests", "fixtures", "lookups-world.sql")
 
-# The relation's rows as text, sorted, and after a rebuild: '' when equal, else both.
+# A relation's rows as text, sorted, and after its rebuild: '' when equal, else both.
 COMPARE = """
-CREATE TEMP TABLE kept AS SELECT * FROM vmail.route;
-SELECT vmail.route_rebuild();
+CREATE TEMP TABLE kept AS SELECT * FROM vmail.{rel};
+SELECT vmail.{rel}_rebuild();
 SELECT coalesce(string_agg(x, E'\\n' ORDER BY x), '') FROM (
-	(SELECT 'kept only: ' || k::text FROM kept k EXCEPT SELECT 'kept only: ' || r::text FROM vmail.route r)
+	(SELECT 'kept only: ' || k::text FROM kept k EXCEPT SELECT 'kept only: ' || r::text FROM vmail.{rel} r)
 	UNION ALL
-	(SELECT 'rebuild only: ' || r::text FROM vmail.route r EXCEPT SELECT 'rebuild only: ' || k::text FROM kept k)
+	(SELECT 'rebuild only: ' || r::text FROM vmail.{rel} r EXCEPT SELECT 'rebuild only: ' || k::text FROM kept k)
 ) d(x);
 DROP TABLE kept;
 """
@@ -34,7 +37,8 @@ CALLER = "vmail_route_caller"
 
 
 def differences(db):
-    return pgsql.query(db, COMPARE).split("\n", 1)[-1].strip()
+    return "\n".join(pgsql.query(db, COMPARE.format(rel=rel)).split("\n", 1)[-1].strip()
+                     for rel in ("route", "login")).strip()
 
 
 class RebuildTest(unittest.TestCase):
@@ -46,6 +50,7 @@ class RebuildTest(unittest.TestCase):
 
     def test_world_as_loaded(self):
         self.assertGreater(int(pgsql.query(self.db, "SELECT count(*) FROM vmail.route WHERE kind <> 'domain'")), 10)
+        self.assertGreater(int(pgsql.query(self.db, "SELECT count(*) FROM vmail.login")), 10)
         self.assertEqual(differences(self.db), "")
 
     def change_then_compare(self, sql):
@@ -55,7 +60,9 @@ class RebuildTest(unittest.TestCase):
     def test_settings_the_rows_depend_on(self):
         for sql in ("UPDATE vmail.settings SET subaddress_delimiter = '-+'",
                     "UPDATE vmail.settings SET postmaster_address = 'hostmaster@example.net'",
-                    "UPDATE vmail.settings SET subaddress_delimiter = '+', postmaster_address = NULL"):
+                    "UPDATE vmail.settings SET subaddress_delimiter = '+', postmaster_address = NULL",
+                    "UPDATE vmail.settings SET paid_mail_location = 'sdbox:~/dbox', vmail_uid = 5001",
+                    "UPDATE vmail.settings SET primary_domain = 'inny.lublin.pl'"):
             self.change_then_compare(sql)
 
     def test_every_table(self):
@@ -63,6 +70,10 @@ class RebuildTest(unittest.TestCase):
                     " WHERE state = 'active' AND kind <> 'primary')",
                     "UPDATE vmail.domain SET state = 'active' WHERE state = 'suspended'",
                     "UPDATE vmail.shell_account SET disk_limit = disk_limit + 1 WHERE login = 'jan'",
+                    "SELECT vmail.shell_set('jan', 'state', 'suspended')",
+                    "SELECT vmail.account_set('biuro@acme.lublin.pl', 'password', '{SHA512-CRYPT}$6$x')",
+                    "SELECT vmail.shell_add('acme', 'ada', 2010, 2010, '/home/ada', NULL, 1048576)",
+                    "DELETE FROM vmail.shell_account WHERE login = 'ada'",
                     "SELECT vmail.alias_set('zarzad@acme.lublin.pl', ARRAY['biuro@acme.lublin.pl', 'ewa'])",
                     "SELECT vmail.alias_add('nowy@acme.lublin.pl', ARRAY['jan', 'kadry@acme.lublin.pl'], false)",
                     "SELECT vmail.account_add('nowa@acme.com.pl', 'paid', 'acme', NULL, 1048576)",
@@ -75,8 +86,9 @@ class RebuildTest(unittest.TestCase):
 
 
 class ScalarAgreesTest(unittest.TestCase):
-    """The scalar lookup_* functions (for psql and scripts) answer what vmaild's statements
-    answer, for every key in the relation and its sub-address, upper-case and unknown forms."""
+    """The scalar lookup_* and *_json functions (for psql and scripts) answer what vmaild's
+    statements answer, for every key in the relations and its sub-address, upper-case and
+    unknown forms."""
 
     def test_same_answers(self):
         db = pgsql.fresh_database("route_scalar")
@@ -94,12 +106,15 @@ END $f$;
 WITH k AS (
 	SELECT DISTINCT x FROM vmail.route r, LATERAL (VALUES (r.key), (upper(r.key)),
 		(replace(r.key, '@', '+tag@')), ('nobody@' || r.key), ('postmaster@' || r.key),
-		('abuse+x@' || r.key)) v(x))
-SELECT coalesce(string_agg(format('%s(%s): %s / %s', f, x, a, b), E'\\n') FILTER (WHERE a IS DISTINCT FROM b),
+		('abuse+x@' || r.key)) v(x)
+	UNION SELECT x FROM vmail.login l, LATERAL (VALUES (l.key), (upper(l.key)), ('x' || l.key)) v(x))
+SELECT coalesce(string_agg(format('%s(%s): %s / %s', f[1], x, a, b), E'\\n') FILTER (WHERE a IS DISTINCT FROM b),
 	'agree ' || count(*))
-FROM (SELECT f, x, pg_temp.answer(format('SELECT vmail.lookup_%s($1)', f), x) a,
-		pg_temp.answer(format('SELECT (SELECT v FROM vmail.route_%s($1) v)', f), x) b
-	FROM k, unnest(ARRAY['domain', 'alias', 'mailbox', 'sender']) f) c;""")
+FROM (SELECT f, x, pg_temp.answer(format('SELECT vmail.%s($1)', f[1]), x) a,
+		pg_temp.answer(format('SELECT (SELECT v FROM vmail.%s($1) v)', f[2]), x) b
+	FROM k, (SELECT ARRAY[s, d] FROM unnest(
+		ARRAY['lookup_domain', 'lookup_alias', 'lookup_mailbox', 'lookup_sender', 'passdb_json', 'userdb_json'],
+		ARRAY['route_domain', 'route_alias', 'route_mailbox', 'route_sender', 'passdb_dict', 'userdb_dict']) p(s, d)) p(f)) c;""")
         self.assertRegex(out.strip().split("\n")[-1], r"^agree [1-9][0-9]+$", out)
 
 
@@ -107,13 +122,14 @@ class PlanTest(unittest.TestCase):
     """Each lookup the relation answers, planned as its caller's role: index scans on
     vmail.route, nothing else scanned, no function scan."""
 
-    LOOKUPS = {
-        "lookup_domain": "SELECT (SELECT v FROM vmail.route_domain($1) v)",
-        "lookup_alias": "SELECT (SELECT v FROM vmail.route_alias($1) v)",
-        "lookup_mailbox": "SELECT (SELECT v FROM vmail.route_mailbox($1) v)",
-        "lookup_sender": "SELECT (SELECT v FROM vmail.route_sender($1) v)",
-    }
-    KEYS = ("example.org", "someone+tag@example.org", "unknown@example.org")
+    ROUTE = ("route",)
+    LOGIN = ("login", "mailbox_usage", "files_usage")
+    # the statements as their callers send them, and the relations each may read
+    LOOKUPS = {name: (CALLS[name][0], rel) for name, rel in (
+        ("lookup_domain", ROUTE), ("lookup_alias", ROUTE), ("lookup_mailbox", ROUTE), ("lookup_sender", ROUTE),
+        ("passdb_json", LOGIN), ("userdb_json", LOGIN), ("password_query", LOGIN), ("user_query", LOGIN),
+        ("user_query_v24", LOGIN))}
+    KEYS = ("example.org", "someone+tag@example.org", "unknown@example.org", "jan", "biuro@acme.lublin.pl")
 
     @classmethod
     def setUpClass(cls):
@@ -138,7 +154,7 @@ ANALYZE;""")
             yield from self.nodes(p)
 
     def test_index_scans_on_the_relation_only(self):
-        for name, sql in self.LOOKUPS.items():
+        for name, (sql, relations) in self.LOOKUPS.items():
             for key in self.KEYS:
                 plan = self.plan(sql, key)
                 scans = [(n["Node Type"], n.get("Relation Name"), n.get("Index Name"))
@@ -146,8 +162,8 @@ ANALYZE;""")
                 with self.subTest(lookup=name, key=key):
                     self.assertTrue(scans, json.dumps(plan))
                     bad = [s for s in scans if s[0] not in ("Index Scan", "Index Only Scan", "Bitmap Index Scan", "Bitmap Heap Scan")
-                           or s[1] not in ("route", None)]
-                    self.assertEqual(bad, [], f"{name}({key}) scans more than vmail.route by index: {scans}")
+                           or s[1] not in relations + (None,)]
+                    self.assertEqual(bad, [], f"{name}({key}) scans more than {relations} by index: {scans}")
 
 
 def setUpModule():
