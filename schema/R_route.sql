@@ -141,6 +141,16 @@ LANGUAGE sql STABLE AS $$
 	UNION SELECT a.domain_id, a.local_part FROM vmail.address a WHERE a.shell_account_id = ANY (p_shells)
 $$;
 
+-- Writers that change the routing or login relation (R_route_login.sql) take this lock until
+-- they commit, so that a row is recomputed only after the last change it depends on has
+-- committed: two transactions changing what one row depends on (a shell account and its
+-- mail account, an alias and its target) would otherwise each compute it without the
+-- other's change, and the second insert would fail on the first's key.  Lookups never take it.
+CREATE OR REPLACE FUNCTION vmail.relations_lock() RETURNS void
+LANGUAGE sql AS $$
+	SELECT pg_advisory_xact_lock(hashtext('vmail.route and vmail.login'))
+$$;
+
 -- The changed rows are read by dynamic SQL: a transition table that the event does not have
 -- (old_rows of an INSERT) must not be named.
 CREATE OR REPLACE FUNCTION vmail.route_sync() RETURNS trigger
@@ -153,6 +163,7 @@ DECLARE
 	dids bigint[];
 	lps text[];
 BEGIN
+	PERFORM vmail.relations_lock();
 	IF TG_TABLE_NAME = 'address' THEN
 		EXECUTE format('SELECT array_agg(domain_id), array_agg(local_part)
 			FROM (SELECT DISTINCT domain_id, local_part FROM (%s) x) y', src) INTO dids, lps;
@@ -192,6 +203,7 @@ END $$;
 CREATE OR REPLACE FUNCTION vmail.route_settings() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+	PERFORM vmail.relations_lock();
 	PERFORM vmail.route_rebuild();
 	RETURN NULL;
 END $$;

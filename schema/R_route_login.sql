@@ -61,6 +61,7 @@ DECLARE
 	ids bigint[];
 	logins text[];
 BEGIN
+	PERFORM vmail.relations_lock(); -- R_route.sql
 	IF TG_TABLE_NAME = 'mail_account' THEN
 		EXECUTE format('SELECT array_agg(DISTINCT id) FROM (%s) x', src) INTO ids;
 		PERFORM vmail.login_refresh('{}', ids);
@@ -92,6 +93,7 @@ END $$;
 CREATE OR REPLACE FUNCTION vmail.login_settings() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+	PERFORM vmail.relations_lock();
 	PERFORM vmail.login_rebuild();
 	RETURN NULL;
 END $$;

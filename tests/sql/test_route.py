@@ -8,6 +8,7 @@ of vmail_lookup with EXPLAIN (FORMAT JSON): index scans on vmail.route only, no 
 the test world is a few rows, where a sequential scan is cheaper; a function scan or another
 relation would still show).
 """
+import concurrent.futures
 import json
 import os
 import sys
@@ -83,6 +84,29 @@ class RebuildTest(unittest.TestCase):
                     "DELETE FROM vmail.mail_account WHERE id NOT IN (SELECT mail_account_id FROM vmail.alias_target"
                     " WHERE mail_account_id IS NOT NULL)"):
             self.change_then_compare(sql)
+
+
+class ConcurrentWritersTest(unittest.TestCase):
+    """Two transactions change what one row depends on (a shell account and its mail account):
+    the second waits for the first, both succeed, and the rows equal a rebuild."""
+
+    def test_overlapping_changes(self):
+        db = pgsql.fresh_database("route_concurrent")
+        with open(WORLD) as f:
+            pgsql.query(db, f.read())
+        start = pgsql.query(db, "SELECT clock_timestamp() + interval '1 second'")
+        first = (f"SELECT pg_sleep_until('{start}'); BEGIN;"
+                 " SELECT vmail.shell_set('jan', 'disk_limit', '104857601');"
+                 " SELECT vmail.alias_set('zarzad@acme.lublin.pl', ARRAY['jan', 'biuro@acme.lublin.pl']);"
+                 " SELECT pg_sleep(1); COMMIT;")
+        # starts while the first holds its changes uncommitted
+        second = (f"SELECT pg_sleep_until(timestamptz '{start}' + interval '0.3 second');"
+                  " SELECT vmail.account_set('biuro@acme.lublin.pl', 'password', '{SHA512-CRYPT}$6$y');"
+                  " SELECT vmail.account_add('nowe@acme.lublin.pl', 'free', 'jan', NULL, 1024);")
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            errors = list(pool.map(lambda s: pgsql.error(db, s), (first, second)))
+        self.assertEqual(errors, [None, None])
+        self.assertEqual(differences(db), "")
 
 
 class ScalarAgreesTest(unittest.TestCase):
