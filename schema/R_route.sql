@@ -185,20 +185,28 @@ BEGIN
 	RETURN NULL;
 END $$;
 
--- One trigger per event: a trigger with transition tables may have only one.
-DO $$
+-- Statement triggers running p_function after every insert, update and delete on p_tables,
+-- with the changed rows as transition tables new_rows/old_rows (one trigger per event: a
+-- trigger with transition tables may have only one).  Also used by R_route_login.sql.
+CREATE OR REPLACE FUNCTION vmail.relations_triggers(p_prefix text, p_function text, p_tables text[])
+RETURNS void
+LANGUAGE plpgsql AS $$
 DECLARE
 	t text;
 BEGIN
-	FOREACH t IN ARRAY ARRAY['domain', 'address', 'alias', 'alias_target', 'mail_account', 'shell_account'] LOOP
-		EXECUTE format('CREATE OR REPLACE TRIGGER route_sync_ins AFTER INSERT ON vmail.%I
-			REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION vmail.route_sync()', t);
-		EXECUTE format('CREATE OR REPLACE TRIGGER route_sync_upd AFTER UPDATE ON vmail.%I
-			REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION vmail.route_sync()', t);
-		EXECUTE format('CREATE OR REPLACE TRIGGER route_sync_del AFTER DELETE ON vmail.%I
-			REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION vmail.route_sync()', t);
+	FOREACH t IN ARRAY p_tables LOOP
+		EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT ON vmail.%I
+			REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s()', p_prefix || '_ins', t, p_function);
+		EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER UPDATE ON vmail.%I
+			REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s()',
+			p_prefix || '_upd', t, p_function);
+		EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER DELETE ON vmail.%I
+			REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s()', p_prefix || '_del', t, p_function);
 	END LOOP;
 END $$;
+
+SELECT vmail.relations_triggers('route_sync', 'vmail.route_sync',
+	ARRAY['domain', 'address', 'alias', 'alias_target', 'mail_account', 'shell_account']);
 
 CREATE OR REPLACE FUNCTION vmail.route_settings() RETURNS trigger
 LANGUAGE plpgsql AS $$

@@ -76,19 +76,7 @@ BEGIN
 	RETURN NULL;
 END $$;
 
-DO $$
-DECLARE
-	t text;
-BEGIN
-	FOREACH t IN ARRAY ARRAY['shell_account', 'mail_account'] LOOP
-		EXECUTE format('CREATE OR REPLACE TRIGGER login_sync_ins AFTER INSERT ON vmail.%I
-			REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION vmail.login_sync()', t);
-		EXECUTE format('CREATE OR REPLACE TRIGGER login_sync_upd AFTER UPDATE ON vmail.%I
-			REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION vmail.login_sync()', t);
-		EXECUTE format('CREATE OR REPLACE TRIGGER login_sync_del AFTER DELETE ON vmail.%I
-			REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION vmail.login_sync()', t);
-	END LOOP;
-END $$;
+SELECT vmail.relations_triggers('login_sync', 'vmail.login_sync', ARRAY['shell_account', 'mail_account']);
 
 CREATE OR REPLACE FUNCTION vmail.login_settings() RETURNS trigger
 LANGUAGE plpgsql AS $$
