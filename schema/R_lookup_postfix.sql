@@ -12,73 +12,16 @@
 -- before the suspension is still delivered: Dovecot's userdb does not look at domain state.
 -- Pending domains are not ours yet: not found.
 
--- "local+ext" -> ("local", "+ext") at the first of the delimiter characters; ext NULL if none.
-CREATE OR REPLACE FUNCTION vmail.split_extension(lp text, delims text, OUT base text, OUT ext text)
-LANGUAGE plpgsql IMMUTABLE AS $$
-DECLARE
-	pos int := 0;
-	p int;
-BEGIN
-	base := lp;
-	IF delims = '' OR lp IN ('postmaster', 'mailer-daemon') THEN
-		RETURN;
-	END IF;
-	FOR i IN 1 .. length(delims) LOOP
-		p := strpos(lp, substr(delims, i, 1));
-		IF p > 1 AND (pos = 0 OR p < pos) THEN
-			pos := p;
-		END IF;
-	END LOOP;
-	IF pos > 1 THEN
-		base := left(lp, pos - 1);
-		ext := substr(lp, pos);
-	END IF;
-END $$;
+-- The sub-address split and the address resolution live in R_route.sql (vmail.route_keys,
+-- vmail.route_find) since the routing relation.
+DROP FUNCTION IF EXISTS vmail.find_address(text);
+DROP FUNCTION IF EXISTS vmail.split_extension(text, text);
 
 CREATE OR REPLACE FUNCTION vmail.with_ext(addr text, ext text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
 	SELECT CASE WHEN ext IS NULL THEN addr
 		ELSE left(addr, strpos(addr, '@') - 1) || ext || substr(addr, strpos(addr, '@')) END
 $$;
-
--- The address registry row an address key resolves to: exact first, then without its
--- sub-address extension.  The catch-all is not consulted here.  An address in a suspended
--- domain raises VM451 (see the top of this file).
-CREATE OR REPLACE FUNCTION vmail.find_address(p_key text, OUT entry vmail.address, OUT ext text, OUT domain_id bigint, OUT base text)
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-	k text := lower(p_key);
-	at int := length(k) - strpos(reverse(k), '@') + 1;
-	lp text;
-	b text;
-	st text;
-BEGIN
-	IF strpos(k, '@') = 0 OR at = 1 THEN
-		RETURN;
-	END IF;
-	lp := left(k, at - 1);
-	SELECT d.id, d.state INTO domain_id, st FROM vmail.domain d
-	 WHERE d.name = substr(k, at + 1) AND d.state IN ('active', 'suspended');
-	IF st = 'suspended' THEN
-		PERFORM vmail.fail('VM451', format('domain %s is suspended: its mail is deferred', substr(k, at + 1)));
-	END IF;
-	IF domain_id IS NULL THEN
-		RETURN;
-	END IF;
-	base := lp;
-	SELECT * INTO entry FROM vmail.address a WHERE a.domain_id = find_address.domain_id AND a.local_part = lp;
-	IF FOUND THEN
-		RETURN;
-	END IF;
-	SELECT s.base, s.ext INTO b, ext FROM vmail.split_extension(lp, (SELECT subaddress_delimiter FROM vmail.settings)) s;
-	IF ext IS NOT NULL THEN
-		base := b;
-		SELECT * INTO entry FROM vmail.address a WHERE a.domain_id = find_address.domain_id AND a.local_part = b;
-		IF NOT FOUND THEN
-			ext := NULL;
-		END IF;
-	END IF;
-END $$;
 
 CREATE OR REPLACE FUNCTION vmail.canonical_address(p_shell bigint, p_account bigint) RETURNS text
 LANGUAGE sql STABLE AS $$
@@ -151,7 +94,7 @@ DECLARE
 	k text := lower(p_recipient);
 	dom text := CASE WHEN strpos(k, '@') > 0 THEN substr(k, length(k) - strpos(reverse(k), '@') + 2) END;
 BEGIN
-	-- a verdict, not find_address's VM451: the policy words the deferral itself
+	-- a verdict, not route_deferred's VM451: the policy words the deferral itself
 	IF EXISTS (SELECT 1 FROM vmail.domain d WHERE d.name = dom AND d.state = 'suspended') THEN
 		RETURN 'domain_suspended' || E'\t' || dom;
 	END IF;

@@ -3,12 +3,13 @@
 -- are plain LANGUAGE sql STABLE (not STRICT, not SECURITY DEFINER, no SET clause), so that
 -- the planner inlines them into the caller's query: one index probe for the domain row and
 -- one over the candidate keys.  The rows are maintained by statement-level triggers with
--- transition tables (a bulk insert refreshes each touched domain once); a change of a setting
+-- transition tables (a bulk insert recomputes the rows it touches, once); a change of a setting
 -- the rows depend on (primary_domain, postmaster_address, subaddress_delimiter) rebuilds all.
 
 -- The candidate keys of address key k (lower case) in domain d, most specific first: k; its
--- local part without the sub-address extension (split as split_extension splits it), or
--- NULL; with p_fallbacks, '!postmaster' for postmaster@ and abuse@ (else NULL) and the
+-- local part without the sub-address extension (cut at the earliest first occurrence of a
+-- delimiter character, a character that first occurs at the start not counting; postmaster
+-- and mailer-daemon are never cut), or NULL; with p_fallbacks, '!postmaster' for postmaster@ and abuse@ (else NULL) and the
 -- catch-all '@d' (else NULL).  PL/pgSQL, not SQL: inlined SQL would repeat the split in every
 -- place the keys are used, and the planner's expression trees cost more than the probe.
 CREATE OR REPLACE FUNCTION vmail.route_keys(k text, d text, delims text, p_fallbacks boolean)
@@ -20,7 +21,6 @@ DECLARE
 	p integer;
 	base text;
 BEGIN
-	-- split_extension's split, here to save a nested call on every lookup
 	IF lp NOT IN ('postmaster', 'mailer-daemon') THEN
 		FOR i IN 1 .. length(delims) LOOP
 			p := strpos(lp, substr(delims, i, 1));

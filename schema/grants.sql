@@ -39,8 +39,8 @@ GRANT EXECUTE ON FUNCTION
 	TO vmail_lookup;
 -- The lookup functions call these helpers with the caller's rights.
 GRANT EXECUTE ON FUNCTION
-	vmail.mailbox_of(text), vmail.split_extension(text, text), vmail.with_ext(text, text),
-	vmail.find_address(text), vmail.canonical_address(bigint, bigint), vmail.canonical_login(bigint, bigint),
+	vmail.mailbox_of(text), vmail.with_ext(text, text),
+	vmail.canonical_address(bigint, bigint), vmail.canonical_login(bigint, bigint),
 	vmail.entry_destinations(vmail.address, text), vmail.address_mailboxes(text, boolean),
 	vmail.mailbox_facts(text), vmail.account_usage(bigint, bigint), vmail.usage_total(bigint, bigint), vmail.mailbox_usage_of(bigint, bigint),
 	vmail.mailbox_effective(text), vmail.mail_location_v24(text, text), vmail.dovecot_login(text),
