@@ -205,29 +205,30 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- root 'mailbox': this mailbox's counter, NULL when there is no counter (Dovecot recounts);
--- root 'account': the paying account's total, never NULL for a known login.
+-- root 'account': the paying account's total, never NULL for a known login.  One query each:
+-- the login's row, then its counter rows by index (usage_total inlines; a call of a
+-- non-inlined SQL function here would be planned anew at every lookup).
 CREATE OR REPLACE FUNCTION vmail.quota_get(p_login text, p_key text, p_root text) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-	f record;
-	u record;
+	v bigint;
 BEGIN
 	IF p_key NOT IN ('storage', 'messages') THEN
 		RETURN NULL;
 	END IF;
-	SELECT * INTO f FROM vmail.mailbox_facts(p_login);
-	IF NOT FOUND THEN
-		RETURN NULL;
-	END IF;
 	IF p_root = 'account' THEN
-		SELECT * INTO u FROM vmail.account_usage(f.payer_shell_id, f.account_id);
+		SELECT CASE p_key WHEN 'storage' THEN t.bytes ELSE t.messages END INTO v
+		  FROM vmail.login l CROSS JOIN LATERAL vmail.usage_total(l.payer_shell_id, l.account_id) t
+		 WHERE l.key = lower(p_login);
 	ELSE
-		SELECT * INTO u FROM vmail.mailbox_usage_of(f.shell_id, f.account_id);
-		IF NOT FOUND THEN
-			RETURN NULL;
-		END IF;
+		SELECT coalesce(
+			(SELECT CASE p_key WHEN 'storage' THEN u.bytes ELSE u.messages END
+			   FROM vmail.mailbox_usage u WHERE u.shell_account_id = l.shell_id),
+			(SELECT CASE p_key WHEN 'storage' THEN u.bytes ELSE u.messages END
+			   FROM vmail.mailbox_usage u WHERE u.mail_account_id = l.account_id)) INTO v
+		  FROM vmail.login l WHERE l.key = lower(p_login);
 	END IF;
-	RETURN CASE p_key WHEN 'storage' THEN u.bytes ELSE u.messages END::text;
+	RETURN v::text;
 END $$;
 
 -- Atomic increment; false (and nothing changed) when no counter exists.
@@ -290,7 +291,7 @@ LANGUAGE sql STABLE AS $$
 		coalesce((SELECT u.bytes FROM vmail.mailbox_usage u WHERE u.shell_account_id = s.id), 0),
 		coalesce((SELECT sum(u.bytes) FROM vmail.mailbox_usage u JOIN vmail.mail_account a ON a.id = u.mail_account_id
 			WHERE a.shell_account_id = s.id AND a.kind = 'free'), 0)::bigint,
-		(vmail.account_usage(s.id, NULL)).bytes,
+		(SELECT t.bytes FROM vmail.usage_total(s.id, NULL) t),
 		coalesce((SELECT sum(a.quota) FROM vmail.mail_account a WHERE a.shell_account_id = s.id AND a.kind = 'free'), 0)::bigint
 	FROM vmail.shell_account s WHERE s.login = lower(p_login)
 $$;
