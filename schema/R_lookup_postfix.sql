@@ -23,31 +23,42 @@ LANGUAGE sql IMMUTABLE AS $$
 		ELSE left(addr, strpos(addr, '@') - 1) || ext || substr(addr, strpos(addr, '@')) END
 $$;
 
+-- The canonical address and login of a mailbox, and an address row's destinations: what the
+-- relations of R_route.sql store per address.  PL/pgSQL, whose queries are planned once per
+-- session: as SQL functions (a scalar subquery is never inlined) they were planned at every
+-- call, and vmail.route_rebuild() calls them for every address (10 000 addresses: 4.0 s as
+-- SQL, 0.9 s as PL/pgSQL).
 CREATE OR REPLACE FUNCTION vmail.canonical_address(p_shell bigint, p_account bigint) RETURNS text
-LANGUAGE sql STABLE AS $$
-	SELECT CASE WHEN p_shell IS NOT NULL
-		THEN (SELECT login || '@' || (SELECT primary_domain FROM vmail.settings) FROM vmail.shell_account WHERE id = p_shell)
-		ELSE (SELECT address FROM vmail.mail_account WHERE id = p_account) END
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	IF p_shell IS NOT NULL THEN
+		RETURN (SELECT s.login || '@' || (SELECT st.primary_domain FROM vmail.settings st)
+			  FROM vmail.shell_account s WHERE s.id = p_shell);
+	END IF;
+	RETURN (SELECT a.address FROM vmail.mail_account a WHERE a.id = p_account);
+END $$;
 
 -- Dovecot's canonical username of a mailbox.
 CREATE OR REPLACE FUNCTION vmail.canonical_login(p_shell bigint, p_account bigint) RETURNS text
-LANGUAGE sql STABLE AS $$
-	SELECT CASE WHEN p_shell IS NOT NULL
-		THEN (SELECT login FROM vmail.shell_account WHERE id = p_shell)
-		ELSE (SELECT address FROM vmail.mail_account WHERE id = p_account) END
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	IF p_shell IS NOT NULL THEN
+		RETURN (SELECT s.login FROM vmail.shell_account s WHERE s.id = p_shell);
+	END IF;
+	RETURN (SELECT a.address FROM vmail.mail_account a WHERE a.id = p_account);
+END $$;
 
 CREATE OR REPLACE FUNCTION vmail.entry_destinations(e vmail.address, p_ext text) RETURNS text
-LANGUAGE sql STABLE AS $$
-	SELECT CASE e.kind
-		WHEN 'alias' THEN (
-			SELECT string_agg(coalesce(t.external,
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	IF e.kind = 'alias' THEN
+		RETURN (SELECT string_agg(coalesce(t.external,
 				vmail.with_ext(vmail.canonical_address(t.shell_account_id, t.mail_account_id), p_ext)), ','
 				ORDER BY t.position)
-			FROM vmail.alias_target t WHERE t.alias_id = e.alias_id)
-		ELSE vmail.with_ext(vmail.canonical_address(e.shell_account_id, e.mail_account_id), p_ext) END
-$$;
+			  FROM vmail.alias_target t WHERE t.alias_id = e.alias_id);
+	END IF;
+	RETURN vmail.with_ext(vmail.canonical_address(e.shell_account_id, e.mail_account_id), p_ext);
+END $$;
 
 -- The socketmap lookups (domain, alias, mailbox, sender) answer from the routing relation:
 -- R_route.sql.  Their meaning, which route_rows precomputes with the functions above:

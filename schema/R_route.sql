@@ -59,17 +59,21 @@ END $$;
 -- new address).
 CREATE OR REPLACE FUNCTION vmail.route_row(a vmail.address, p_domain text) RETURNS vmail.route
 LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	shells bigint[] := ARRAY[a.shell_account_id];
+	accounts bigint[] := ARRAY[a.mail_account_id];
 BEGIN
+	IF a.kind = 'alias' THEN
+		SELECT coalesce(array_agg(t.shell_account_id ORDER BY t.position), '{}'),
+			coalesce(array_agg(t.mail_account_id ORDER BY t.position), '{}')
+		  INTO shells, accounts
+		  FROM vmail.alias_target t WHERE t.alias_id = a.alias_id AND t.external IS NULL;
+	END IF;
 	RETURN ROW(a.local_part || '@' || p_domain, a.domain_id, a.kind, NULL, NULL,
 		vmail.entry_destinations(a, chr(1)),
 		CASE WHEN a.kind IN ('account', 'primary')
 			THEN vmail.canonical_address(a.shell_account_id, a.mail_account_id) END,
-		vmail.route_entry_sender(a),
-		CASE WHEN a.kind = 'alias' THEN ARRAY(SELECT t.shell_account_id FROM vmail.alias_target t
-			WHERE t.alias_id = a.alias_id AND t.external IS NULL ORDER BY t.position) ELSE ARRAY[a.shell_account_id] END,
-		CASE WHEN a.kind = 'alias' THEN ARRAY(SELECT t.mail_account_id FROM vmail.alias_target t
-			WHERE t.alias_id = a.alias_id AND t.external IS NULL ORDER BY t.position) ELSE ARRAY[a.mail_account_id] END
-		)::vmail.route;
+		vmail.route_entry_sender(a), shells, accounts)::vmail.route;
 END $$;
 
 -- The rows of the given domains (NULL: every domain, and the postmaster default).
