@@ -29,10 +29,10 @@
 #   fill      every address once through a fresh vmaild with the cache on (cache fill)
 #             vs  pgbench flat alias
 # and, only on request, the issue 6 sections: warm (a warm cache over 3000 keys, and the
-# echo server: the ceiling without a database), idle (10 000 idle connections), notify (an
-# alias flipped 200 times), memory (one million aliases cached, then looked up uncached beside
-# a flat table of as many rows: the growth figures; bulk load bypassing the
-# triggers).
+# epoll echo server: the ceiling without a database), idle (10 000 idle
+# connections), notify (an alias flipped 200 times), memory (one million aliases cached, then
+# looked up uncached beside a flat table of as many rows: the growth figures; bulk load
+# bypassing the triggers).
 # -q: quick smoke check (2 000 addresses, 1 run, 2 s).  --commit REV: build REV in a
 # temporary git worktree and benchmark its schema and vmaild (the client, vmail-bench, stays
 # this build's), for the before/after comparison.  -M: pgbench query mode (prepared).
@@ -305,6 +305,7 @@ for run in $(seq "$runs"); do
 		[ -s "$work/keys-w.txt" ] || head -n 3000 "$work/keys-u.txt" >"$work/keys-w.txt"
 		"$build/vmail-bench" -S -c "$conc" -m alias -k "$work/keys-w.txt" "unix:$work/cached.sm.sock" >/dev/null
 		vb_run warm "$run" -T "$secs" -m alias -k "$work/keys-w.txt" "unix:$work/cached.sm.sock"
+		# the echo server: one read, one write per request (vmail-bench --echo-server)
 		if [ ! -S "$work/echo.sock" ]; then
 			"$build/vmail-bench" --echo-server "unix:$work/echo.sock" 2>/dev/null &
 			pids+=($!)
@@ -404,7 +405,7 @@ if want warm; then
 		header
 		row "pgbench flat alias, lower(\$1)" flat_alias
 		row "vmaild alias, cache warm" warm
-		row "echo server (no database)" echo
+		row "echo server, epoll (no database)" echo
 		echo "  replies: $(mix warm); warm / echo $(ratio "$(rate warm)" "$(rate echo)")"
 	} >"$work/sec-warm.txt"
 	section warm

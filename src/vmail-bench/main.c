@@ -8,7 +8,7 @@
  * once in order (to fill a cache); --idle holds N idle connections and then
  * checks each still gets an answer.  With --echo-server it is instead a
  * trivial socketmap server answering "OK <key>" to everything: the machine's
- * ceiling for the same framing and event loop.
+ * ceiling for the same framing with the least work per request (echo_epoll.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -26,12 +26,13 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 
 #include "vmail/build_config.h"
 #include "vmail/endpoint.h"
 #include "vmail/netstring.h"
 #include "vmail/socketmap.h"
+
+#include "echo_epoll.h"
 
 #define BENCH_MAX_FRAME (NETSTRING_MAX_DIGITS + 2 + SOCKETMAP_MAX_REPLY)
 #define BENCH_RECONNECT_MS 10
@@ -485,92 +486,29 @@ static void generate_keys(struct bench *b, unsigned count)
 	b->nkeys = count;
 }
 
-/* ---- echo server: answers every request "OK <key>" ---- */
-
-static void echo_read_cb(struct bufferevent *bev, void *arg)
-{
-	struct evbuffer *in = bufferevent_get_input(bev);
-	static char out[SOCKETMAP_MAX_REQUEST + 32];
-	(void)arg;
-	for (;;) {
-		size_t avail = evbuffer_get_length(in);
-		size_t look = avail < SOCKETMAP_MAX_REQUEST + 16 ? avail : SOCKETMAP_MAX_REQUEST + 16;
-		if (look == 0)
-			return;
-		const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
-		const char *payload, *err;
-		size_t plen, used;
-		enum netstring_status st =
-			netstring_parse(buf, look, SOCKETMAP_MAX_REQUEST, NULL, &payload, &plen, &used, &err);
-		if (st == NETSTRING_NEED_MORE)
-			return;
-		if (st == NETSTRING_ERROR) {
-			bufferevent_free(bev);
-			return;
-		}
-		struct socketmap_request req;
-		size_t n;
-		if (socketmap_parse_request(payload, plen, &req, &err) && req.key_len)
-			n = socketmap_format_reply(out, sizeof(out), SOCKETMAP_REPLY_OK, req.key,
-						   req.key_len);
-		else
-			n = socketmap_format_reply(out, sizeof(out), SOCKETMAP_REPLY_NOTFOUND, "", 0);
-		bufferevent_write(bev, out, n);
-		evbuffer_drain(in, used);
-	}
-}
-
-static void echo_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	(void)what;
-	(void)arg;
-	bufferevent_free(bev);
-}
-
-static void echo_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-			   int salen, void *arg)
-{
-	(void)lev;
-	(void)sa;
-	(void)salen;
-	struct bufferevent *bev = bufferevent_socket_new(arg, fd, BEV_OPT_CLOSE_ON_FREE);
-	bufferevent_setcb(bev, echo_read_cb, NULL, echo_event_cb, NULL);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
-}
-
-static void echo_signal_cb(evutil_socket_t sig, short what, void *arg)
-{
-	(void)sig;
-	(void)what;
-	event_base_loopexit(arg, NULL);
-}
+/* ---- echo server (echo_epoll.c): answers every request "OK <key>" ---- */
 
 static int echo_server(const struct endpoint *ep)
 {
 	char err[256];
 	struct endpoint_perms perms = { (uid_t)-1, (gid_t)-1, 0666 };
+	/* a client may stop the server as soon as it accepts: SIGTERM waits until it can be handled */
+	sigset_t stop, mask;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigprocmask(SIG_BLOCK, &stop, &mask);
 	int fd = endpoint_listen(ep, &perms, 1024, err, sizeof(err));
 	if (fd < 0) {
 		fprintf(stderr, "vmail-bench: %s\n", err);
 		return 1;
 	}
-	struct event_base *base = event_base_new();
-	struct evconnlistener *lev = evconnlistener_new(base, echo_accept_cb, base,
-							LEV_OPT_CLOSE_ON_FREE, -1, fd);
-	struct event *term = evsignal_new(base, SIGTERM, echo_signal_cb, base);
-	struct event *intr = evsignal_new(base, SIGINT, echo_signal_cb, base);
-	evsignal_add(term, NULL);
-	evsignal_add(intr, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	fprintf(stderr, "vmail-bench: echo server on %s\n", ep->text);
-	event_base_dispatch(base);
-	evconnlistener_free(lev);
-	event_free(term);
-	event_free(intr);
-	event_base_free(base);
+	int rc = echo_epoll_run(fd, &mask);
+	close(fd);
 	if (ep->kind == ENDPOINT_UNIX)
 		unlink(ep->path);
-	return 0;
+	return rc;
 }
 
 static void usage(FILE *out)
@@ -591,6 +529,7 @@ static void usage(FILE *out)
 		"  -I, --idle N          open N connections, hold them idle for --time, then send\n"
 		"                        one request on each and count the answers\n"
 		"      --echo-server EP  run a server answering \"OK <key>\" to everything\n"
+
 		"  -V, --version, -h, --help\n"
 		"Prints lookups/s, p50/p99/p99.9 latency in microseconds and the reply mix; the\n"
 		"last line (RESULT ...) is for scripts.\n");
