@@ -529,7 +529,6 @@ static void usage(FILE *out)
 		"  -I, --idle N          open N connections, hold them idle for --time, then send\n"
 		"                        one request on each and count the answers\n"
 		"      --echo-server EP  run a server answering \"OK <key>\" to everything\n"
-
 		"  -V, --version, -h, --help\n"
 		"Prints lookups/s, p50/p99/p99.9 latency in microseconds and the reply mix; the\n"
 		"last line (RESULT ...) is for scripts.\n");

@@ -3,13 +3,15 @@ docs/benchmarks.md.
 
 It must answer every socketmap request "OK <key>" in order: one at a time, pipelined,
 split across writes, a read full of the shortest requests, and a burst far larger than
-the socket buffers read slowly (its short-write path).  A broken frame closes the connection; SIGTERM removes the socket.
-A benchmark against a server that loses or reorders answers measures nothing.
+the socket buffers read slowly (its short-write path).  A broken frame closes the
+connection; SIGTERM removes the socket.  A benchmark against a server that loses or
+reorders answers measures nothing.
 
 Run after building:  python3 tests/pyrun.py tests/e2e/test_bench_echo.py
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,23 +30,28 @@ def frame(payload):
     return b"%d:%s," % (len(payload), payload)
 
 
-def read_frames(sock, count, slow=False):
+def split_frames(buf):
+    """The complete netstrings at the start of buf (their payloads), and the rest."""
+    out = []
+    while b":" in buf:
+        n, rest = buf.split(b":", 1)
+        if len(rest) < int(n) + 1:
+            break
+        assert rest[int(n):int(n) + 1] == b",", rest[:40]
+        out.append(rest[:int(n)])
+        buf = rest[int(n) + 1:]
+    return out, buf
+
+
+def read_frames(sock, count):
     """count netstrings from sock (their payloads), however the bytes arrive."""
     buf, out = b"", []
     while len(out) < count:
-        if slow:
-            time.sleep(0.002)
-        chunk = sock.recv(4096 if slow else 1 << 16)
+        chunk = sock.recv(1 << 16)
         if not chunk:
             raise AssertionError(f"closed after {len(out)} of {count} answers")
-        buf += chunk
-        while b":" in buf:
-            n, rest = buf.split(b":", 1)
-            if len(rest) < int(n) + 1:
-                break
-            assert rest[int(n):int(n) + 1] == b",", rest[:40]
-            out.append(rest[:int(n)])
-            buf = rest[int(n) + 1:]
+        frames, buf = split_frames(buf + chunk)
+        out += frames
     return out
 
 
@@ -54,6 +61,7 @@ class EchoServerTest(unittest.TestCase):
         if not os.access(BENCH, os.X_OK):
             self.fail(f"no vmail-bench at {BENCH} (set VMAIL_BUILD_DIR)")
         self.dir = tempfile.mkdtemp(prefix="vmail-echo-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
         self.path = os.path.join(self.dir, "echo.sock")
         self.proc = subprocess.Popen([BENCH, "--echo-server", "unix:" + self.path],
                                      stderr=subprocess.PIPE)
@@ -126,15 +134,10 @@ class EchoServerTest(unittest.TestCase):
                     pass
             time.sleep(0.001)
             try:
-                buf += s.recv(4096)
+                frames, buf = split_frames(buf + s.recv(4096))
             except BlockingIOError:
                 continue
-            while b":" in buf:
-                n, rest = buf.split(b":", 1)
-                if len(rest) < int(n) + 1:
-                    break
-                got.append(rest[:int(n)])
-                buf = rest[int(n) + 1:]
+            got += frames
         self.assertEqual(got, [b"OK " + key] * 300)
 
     def test_broken_frame_closes(self):
