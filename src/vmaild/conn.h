@@ -10,22 +10,22 @@
 
 struct conn;
 struct conn_req;
-struct evbuffer;
 struct event_base;
 
 /*
  * A protocol service (socketmap, policy, dict) is one of these.
  *
- * on_read is called whenever input may hold complete requests.  It frames as
- * many as it can while conn_want_requests() is true; for each it calls
- * conn_req_new() and later conn_req_reply() (directly, or from the callback
- * of work it started, which it registers with conn_req_on_drop).  It drains what it consumed and leaves partial input in place.
- * On a framing error it calls conn_close() and returns; the conn stays valid
- * until on_read returns.
+ * on_read is called whenever the input may hold complete requests.  It looks
+ * at the unconsumed input with conn_input() and frames as many requests as it
+ * can while conn_want_requests() is true; for each it calls conn_req_new(),
+ * conn_consume() for its bytes, and later conn_req_reply() (directly, or from
+ * the callback of work it started, which it registers with conn_req_on_drop).
+ * Partial input stays unconsumed.  On a framing error it calls conn_close()
+ * and returns; the conn stays valid until on_read returns.
  */
 struct conn_proto {
 	const char *name;
-	void (*on_read)(struct conn *c, struct evbuffer *in, void *arg);
+	void (*on_read)(struct conn *c, void *arg);
 	/*
 	 * Optional: the conn is being torn down (conn_close); data is what the
 	 * protocol stored with conn_set_data.  Called once, after the pending
@@ -93,8 +93,8 @@ struct conn *conn_new(struct conn_set *set, struct event_base *base, int fd, con
 
 /*
  * conn_close - the only teardown: runs the drop hooks of unanswered
- * requests (conn_req_on_drop), frees the bufferevent, the queue and the
- * conn, logs reason at debug level, and tells the set.  Safe to call from any callback of this conn; the memory is
+ * requests (conn_req_on_drop), closes the socket, frees the buffers, the
+ * queue and the conn, logs reason at debug level, and tells the set.  Safe to call from any callback of this conn; the memory is
  * released when that callback returns.
  */
 void conn_close(struct conn *c, const char *reason);
@@ -129,6 +129,14 @@ bool conn_cut_by_drain(const struct conn *c);
  * the drain began and the protocol has not consumed; 0 when not draining
  */
 size_t conn_drain_backlog(const struct conn *c);
+
+/*
+ * conn_input - the input not consumed yet: *len bytes at the returned pointer,
+ * valid until the next conn_consume or conn_close, or the callback's return
+ */
+const char *conn_input(const struct conn *c, size_t *len);
+/* conn_consume - the first n bytes of the input are framed and done with */
+void conn_consume(struct conn *c, size_t n);
 
 /* conn_want_requests - true while the protocol may frame another request */
 bool conn_want_requests(const struct conn *c);

@@ -156,7 +156,7 @@ struct dict_ask {
 	char login[]; /* a counter lookup's user, for dict_recount */
 };
 
-static void dict_on_read(struct conn *c, struct evbuffer *in, void *arg);
+static void dict_on_read(struct conn *c, void *arg);
 static void dict_on_close(struct conn *c, void *data, void *arg);
 static bool dict_busy(const struct conn *c, void *data, void *arg);
 
@@ -1079,7 +1079,7 @@ static bool dict_refuse_late(struct conn *c, struct dict_conn *dc, enum dict_cmd
 	return true;
 }
 
-static void dict_on_read(struct conn *c, struct evbuffer *in, void *arg)
+static void dict_on_read(struct conn *c, void *arg)
 {
 	struct dict_listener *l = arg;
 	struct svc_dict *svc = l->svc;
@@ -1093,12 +1093,12 @@ static void dict_on_read(struct conn *c, struct evbuffer *in, void *arg)
 		conn_set_data(c, dc);
 	}
 	while (conn_want_requests(c)) {
-		size_t avail = evbuffer_get_length(in);
+		size_t avail;
+		const char *buf = conn_input(c, &avail);
 		if (avail == 0)
 			return;
 		/* A whole line of the longest allowed size, its "\r\n" and nothing more. */
 		size_t look = avail < DICT_MAX_LINE + 2 ? avail : DICT_MAX_LINE + 2;
-		const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
 		const char *err = NULL;
 		size_t used = 0;
 		switch (dictproto_parse_line(buf, look, &dc->scan, &svc->cmd, &used, &err)) {
@@ -1113,7 +1113,7 @@ static void dict_on_read(struct conn *c, struct evbuffer *in, void *arg)
 		if (dict_refuse_late(c, dc, svc->cmd.type))
 			return;
 		/* The parsed strings live in svc->cmd, so the input can go first. */
-		evbuffer_drain(in, used);
+		conn_consume(c, used);
 		if (!dict_command(svc, c, dc, &svc->cmd))
 			return;
 	}

@@ -16,7 +16,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <event2/buffer.h>
 
 #include "vmail/policy.h"
 #include "vmail/utf8.h"
@@ -61,7 +60,7 @@ static const char *const step_names[POL_STEP__COUNT] = {
 /* One reply is formatted at a time (single-threaded loop). */
 static char pol_out[POL_MAX_REPLY];
 
-static void pol_on_read(struct conn *c, struct evbuffer *in, void *arg);
+static void pol_on_read(struct conn *c, void *arg);
 
 const struct conn_proto svc_policy_proto = {
 	.name = "policy",
@@ -455,7 +454,7 @@ static void pol_request(struct conn *c, struct conn_req *r, const struct policy_
 }
 
 /* The connection's data is the scan state of its partial request, so no byte is searched twice. */
-static void pol_on_read(struct conn *c, struct evbuffer *in, void *arg)
+static void pol_on_read(struct conn *c, void *arg)
 {
 	struct policy_request req;
 	struct policy_scan *scan = conn_data_zalloc(c, sizeof(*scan));
@@ -463,11 +462,11 @@ static void pol_on_read(struct conn *c, struct evbuffer *in, void *arg)
 	if (!scan)
 		return;
 	while (conn_want_requests(c)) {
-		size_t avail = evbuffer_get_length(in);
+		size_t avail;
+		const char *buf = conn_input(c, &avail);
 		if (avail == 0)
 			return;
 		size_t look = avail < POLICY_MAX_REQUEST ? avail : POLICY_MAX_REQUEST;
-		const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
 		const char *err = NULL;
 		size_t used;
 		switch (policy_parse(buf, look, scan, &req, &used, &err)) {
@@ -498,10 +497,8 @@ static void pol_on_read(struct conn *c, struct evbuffer *in, void *arg)
 		struct conn_req *r = conn_req_new(c);
 		if (!r)
 			return;
-		/* pol_request copies what it needs, so the input can be drained afterwards. */
+		/* pol_request copies what it needs, so the input can be consumed afterwards. */
 		pol_request(c, r, &req, arg);
-		if (conn_state(c) == CONN_CLOSED)
-			return; /* the input buffer went with the connection */
-		evbuffer_drain(in, used);
+		conn_consume(c, used);
 	}
 }

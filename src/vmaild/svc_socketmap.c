@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-
 #include "lookup.h"
 #include "vmail/netstring.h"
 #include "vmail/socketmap.h"
@@ -25,7 +23,7 @@
 /* One reply is formatted at a time (single-threaded loop): no per-request buffers. */
 static char sm_out[SM_MAX_FRAME_OUT];
 
-static void sm_on_read(struct conn *c, struct evbuffer *in, void *arg);
+static void sm_on_read(struct conn *c, void *arg);
 
 /*
  * The map names Postfix may ask for and the kind each reaches: the service
@@ -171,18 +169,18 @@ static void sm_frame_error(struct conn *c, const char *buf, size_t len, const ch
 }
 
 /* The connection's data is the scan state of its partial netstring: its length is read once. */
-static void sm_on_read(struct conn *c, struct evbuffer *in, void *arg)
+static void sm_on_read(struct conn *c, void *arg)
 {
 	struct netstring_scan *scan = conn_data_zalloc(c, sizeof(*scan));
 
 	if (!scan)
 		return;
 	while (conn_want_requests(c)) {
-		size_t avail = evbuffer_get_length(in);
+		size_t avail;
+		const char *buf = conn_input(c, &avail);
 		if (avail == 0)
 			return;
 		size_t look = avail < SM_MAX_FRAME_IN ? avail : SM_MAX_FRAME_IN;
-		const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
 		const char *payload, *err = NULL;
 		size_t plen, used;
 		switch (netstring_parse(buf, look, SOCKETMAP_MAX_REQUEST, scan, &payload, &plen, &used,
@@ -198,8 +196,8 @@ static void sm_on_read(struct conn *c, struct evbuffer *in, void *arg)
 		struct conn_req *r = conn_req_new(c);
 		if (!r)
 			return;
-		/* lookup_submit copies the key, so the input can be drained afterwards. */
+		/* lookup_submit copies the key, so the input can be consumed afterwards. */
 		sm_request(c, r, payload, plen, arg);
-		evbuffer_drain(in, used);
+		conn_consume(c, used);
 	}
 }

@@ -44,8 +44,8 @@ PROBE_REPLY = "OK biuro@acme.lublin.pl"
 
 CONNECTIONS = 10000
 # Memory bounds for vmaild's resident set.  One idle client costs a struct conn
-# (~250 B), a bufferevent with two empty evbuffers (~600 B), an idle timer and
-# epoll bookkeeping: about 1-2 KiB, so 10 000 idle clients should add ~20 MiB;
+# (~300 B; it holds no buffer while idle), four events (read, write, kick, idle)
+# and epoll bookkeeping: about 1-2 KiB, so 10 000 idle clients should add ~20 MiB;
 # we allow 4 KiB each (40 MiB) plus 16 MiB for allocator slack.  A client that
 # never reads may cost at most max_output_buffer (64 KiB here) plus one read
 # buffer, so it must add well under 8 MiB.

@@ -16,7 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "check_main.h"
@@ -40,16 +39,18 @@ static struct conn_limits limits;
 static struct conn *c;
 static int client = -1;
 
-static void fake_read(struct conn *conn, struct evbuffer *in, void *arg)
+static void fake_read(struct conn *conn, void *arg)
 {
 	(void)arg;
 	while (conn_want_requests(conn)) {
-		struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
-		if (eol.pos < 0)
+		size_t avail;
+		const char *in = conn_input(conn, &avail);
+		const char *eol = memchr(in, '\n', avail);
+		if (!eol)
 			return;
+		size_t len = (size_t)(eol - in);
 		char line[32] = "";
-		evbuffer_copyout(in, line, (size_t)eol.pos < sizeof(line) - 1 ? (size_t)eol.pos
-									  : sizeof(line) - 1);
+		memcpy(line, in, len < sizeof(line) - 1 ? len : sizeof(line) - 1);
 		bool txn = strcmp(line, "begin") == 0 || strcmp(line, "commit") == 0;
 		/* Draining: new work sent after the drain began is refused, as svc_dict does. */
 		if (conn_state(conn) == CONN_DRAINING && !txn && !fk.busy &&
@@ -58,7 +59,7 @@ static void fake_read(struct conn *conn, struct evbuffer *in, void *arg)
 			conn_finish(conn);
 			return;
 		}
-		evbuffer_drain(in, (size_t)eol.pos + 1);
+		conn_consume(conn, len + 1);
 		ck_assert_uint_lt(fk.n, FAKE_MAX);
 		struct conn_req *r = conn_req_new(conn);
 		ck_assert_ptr_nonnull(r);
@@ -69,6 +70,12 @@ static void fake_read(struct conn *conn, struct evbuffer *in, void *arg)
 		else if (strcmp(line, "commit") == 0)
 			fk.busy = false;
 		fk.reqs[fk.n++] = r;
+		/* "now..." is answered from the read, as a cache hit is. */
+		if (strncmp(line, "now", 3) == 0) {
+			char out[40];
+			int n = snprintf(out, sizeof(out), "r%s\n", line);
+			conn_req_reply(r, out, (size_t)n, 0);
+		}
 	}
 }
 
@@ -102,6 +109,18 @@ static void set_closed(void *arg, long peer_uid)
 	fk.set_closes++;
 }
 
+/* open_conn - the conn under test, over a socketpair of the given type (client: the other end) */
+static void open_conn(int type)
+{
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, type, 0, sv), 0);
+	ck_assert_int_eq(evutil_make_socket_nonblocking(sv[0]), 0);
+	ck_assert_int_eq(evutil_make_socket_nonblocking(sv[1]), 0);
+	client = sv[1];
+	c = conn_new(&set, base, sv[0], "test", &fake_proto, NULL, &limits, false);
+	ck_assert_ptr_nonnull(c);
+}
+
 static void setup(void)
 {
 	memset(&fk, 0, sizeof(fk));
@@ -111,13 +130,7 @@ static void setup(void)
 				       .max_output_buffer = 64 * 1024 };
 	base = event_base_new();
 	ck_assert_ptr_nonnull(base);
-	int sv[2];
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	ck_assert_int_eq(evutil_make_socket_nonblocking(sv[0]), 0);
-	ck_assert_int_eq(evutil_make_socket_nonblocking(sv[1]), 0);
-	client = sv[1];
-	c = conn_new(&set, base, sv[0], "test", &fake_proto, NULL, &limits, false);
-	ck_assert_ptr_nonnull(c);
+	open_conn(SOCK_STREAM);
 }
 
 static void teardown(void)
@@ -399,6 +412,112 @@ START_TEST(test_drain_reads_a_split_line)
 }
 END_TEST
 
+/* A reply given outside a read (a database answer) leaves at once, with no loop turn. */
+START_TEST(test_reply_leaves_at_once)
+{
+	send_client("a\n");
+	ck_assert(pump_until(&fk.n, 1));
+	reply(0);
+	ck_assert_str_eq(recv_client(), "ra\n");
+}
+END_TEST
+
+/* reconnect - the fixture's conn replaced by one over a socketpair of the given type */
+static void reconnect(int type)
+{
+	conn_close(c, "test");
+	close(client);
+	open_conn(type);
+	fk.closes = fk.set_closes = 0;
+}
+
+/*
+ * The replies a read produces leave in one send: over a SOCK_SEQPACKET pair every send
+ * is one record, so one recv returns all of them only if they went out together.
+ */
+START_TEST(test_replies_of_a_read_in_one_send)
+{
+	limits.max_pipelined = 8;
+	reconnect(SOCK_SEQPACKET);
+	send_client("now1\nnow2\nnow3\n");
+	ck_assert(pump_until(&fk.n, 3));
+	pump_idle();
+	char buf[128];
+	ssize_t n = recv(client, buf, sizeof(buf) - 1, 0);
+	ck_assert_int_gt(n, 0);
+	buf[n] = '\0';
+	ck_assert_str_eq(buf, "rnow1\nrnow2\nrnow3\n");
+}
+END_TEST
+
+/* A client that stops reading its replies is dropped after idle_timeout, not held forever. */
+START_TEST(test_client_not_reading_is_dropped)
+{
+	limits.idle_timeout_ms = 100;
+	size_t big = 4u << 20;
+	char *data = malloc(big);
+	ck_assert_ptr_nonnull(data);
+	memset(data, 'x', big);
+	send_client("big\n");
+	ck_assert(pump_until(&fk.n, 1));
+	conn_req_reply(fk.reqs[0], data, big, 0);
+	free(data);
+	ck_assert(pump_until(&fk.set_closes, 1));
+	ck_assert_uint_eq(set.count, 0);
+}
+END_TEST
+
+/*
+ * Input the protocol cannot frame is bounded: a "line" that never ends closes the
+ * connection once 256 KiB are held, instead of growing the buffer without end.
+ */
+START_TEST(test_unframed_input_is_bounded)
+{
+	char chunk[4096];
+	memset(chunk, 'x', sizeof(chunk));
+	size_t sent = 0;
+	for (int i = 0; i < 5000 && fk.set_closes == 0 && sent < (8u << 20); i++) {
+		ssize_t w = write(client, chunk, sizeof(chunk));
+		if (w > 0)
+			sent += (size_t)w;
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	}
+	ck_assert_uint_eq(fk.set_closes, 1);
+	ck_assert_uint_lt(sent, 1u << 20);
+	ck_assert_uint_eq(fk.n, 0);
+}
+END_TEST
+
+/*
+ * idle_timeout counts from the last answer: a request pending for longer is never cut,
+ * and the conn goes once it has been idle that long.
+ */
+START_TEST(test_idle_timeout_counts_from_the_last_answer)
+{
+	limits.idle_timeout_ms = 100;
+	reconnect(SOCK_STREAM);
+	send_client("a\n");
+	ck_assert(pump_until(&fk.n, 1));
+	for (int i = 0; i < 15; i++)
+		pump_idle(); /* 150 ms or more with the request pending */
+	ck_assert_uint_eq(fk.set_closes, 0);
+	reply(0);
+	ck_assert(pump_until(&fk.set_closes, 1));
+	ck_assert_str_eq(recv_client(), "ra\n");
+}
+END_TEST
+
+/* A reload that shortens idle_timeout reaches connections open since before it. */
+START_TEST(test_shorter_idle_timeout_applies_to_open_conns)
+{
+	send_client("a\n");
+	ck_assert(pump_until(&fk.n, 1));
+	limits.idle_timeout_ms = 100; /* the conn's timer was armed for 10 s */
+	reply(0);
+	ck_assert(pump_until(&fk.set_closes, 1));
+}
+END_TEST
+
 static Suite *conn_suite(void)
 {
 	Suite *s = suite_create("conn");
@@ -413,6 +532,12 @@ static Suite *conn_suite(void)
 	tcase_add_test(tc, test_drain_reads_while_busy);
 	tcase_add_test(tc, test_drain_reads_while_answers_owed);
 	tcase_add_test(tc, test_drain_reads_a_split_line);
+	tcase_add_test(tc, test_reply_leaves_at_once);
+	tcase_add_test(tc, test_replies_of_a_read_in_one_send);
+	tcase_add_test(tc, test_client_not_reading_is_dropped);
+	tcase_add_test(tc, test_unframed_input_is_bounded);
+	tcase_add_test(tc, test_idle_timeout_counts_from_the_last_answer);
+	tcase_add_test(tc, test_shorter_idle_timeout_applies_to_open_conns);
 	suite_add_tcase(s, tc);
 	return s;
 }

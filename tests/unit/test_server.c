@@ -25,7 +25,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "check_main.h"
@@ -52,15 +51,16 @@ static size_t nclients;
 static unsigned exempt_calls;   /* how often the group asked whether a uid is exempt */
 static unsigned exempt_from;    /* the call (1-based) from which on peers are exempt; 0: none */
 
-static void fake_read(struct conn *c, struct evbuffer *in, void *arg)
+static void fake_read(struct conn *c, void *arg)
 {
 	(void)arg;
 	while (conn_want_requests(c)) {
-		size_t len;
-		char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
-		if (!line)
+		size_t avail;
+		const char *in = conn_input(c, &avail);
+		const char *eol = memchr(in, '\n', avail);
+		if (!eol)
 			return;
-		free(line);
+		conn_consume(c, (size_t)(eol - in) + 1);
 		struct conn_req *r = conn_req_new(c);
 		ck_assert_ptr_nonnull(r);
 		if (conn_is_over_limit(c)) {
