@@ -482,47 +482,53 @@ static struct dict_ask *dict_ask_new(struct svc_dict *svc, struct conn_req *r,
 	return a;
 }
 
-static void dict_lookup_done(void *arg, enum lookup_status st, const char *value, size_t len)
+/* dict_answer - the outcome of r's lookup, from the database or straight from the cache */
+static void dict_answer(struct svc_dict *svc, struct conn_req *r, enum dict_txn_role role,
+			const char *login, enum lookup_status st, const char *value, size_t len)
 {
-	struct dict_ask *ap = arg;
-	struct dict_ask a = *ap;
-	conn_req_on_drop(a.req, NULL, NULL);
-	bool quota = dict_is_quota(a.role);
+	bool quota = dict_is_quota(role);
 	if (quota && (st == LOOKUP_FOUND || st == LOOKUP_NOTFOUND))
-		dict_recount_db_ok(a.svc->recount);
+		dict_recount_db_ok(svc->recount);
 	else if (st == LOOKUP_TEMPFAIL || st == LOOKUP_PERMFAIL)
-		dict_quota_failed(a.svc, a.role, METRICS_QUOTA_LOOKUP,
+		dict_quota_failed(svc, role, METRICS_QUOTA_LOOKUP,
 				  st == LOOKUP_TEMPFAIL ? METRICS_QF_UNAVAILABLE : METRICS_QF_ERROR,
-				  ap->login);
+				  login);
 	if (quota && st == LOOKUP_FOUND && strcmp(value, "denied") == 0)
-		dict_quota_failed(a.svc, a.role, METRICS_QUOTA_LOOKUP, METRICS_QF_DENIED, ap->login);
+		dict_quota_failed(svc, role, METRICS_QUOTA_LOOKUP, METRICS_QF_DENIED, login);
 	/* Before the answer: a draining connection must stay open for the commit after it. */
 	if (quota && (st == LOOKUP_NOTFOUND || (st == LOOKUP_FOUND && strcmp(value, "denied"))))
-		dict_await_commit(conn_data(conn_req_conn(a.req)), ap->login);
-	free(ap);
+		dict_await_commit(conn_data(conn_req_conn(r)), login);
 	switch (st) {
 	case LOOKUP_FOUND:
 		if (quota && strcmp(value, "denied") == 0) {
-			conn_log(conn_req_conn(a.req), LOG_LEVEL_NOTICE,
+			conn_log(conn_req_conn(r), LOG_LEVEL_NOTICE,
 				 "refused: a counter of a user who does not run under the peer's uid");
-			dict_reply_fail(a.svc, a.req, "permission denied", 0);
+			dict_reply_fail(svc, r, "permission denied", 0);
 			return;
 		}
-		dict_reply_found(a.svc, a.req, value, len);
+		dict_reply_found(svc, r, value, len);
 		return;
 	case LOOKUP_NOTFOUND:
 		/* The account root always has a total: N would make Dovecot "recount" it. */
-		if (a.role == DICT_TXN_ROLE_ACCOUNT)
-			dict_reply_found(a.svc, a.req, "0", 1);
+		if (role == DICT_TXN_ROLE_ACCOUNT)
+			dict_reply_found(svc, r, "0", 1);
 		else
-			dict_reply_notfound(a.svc, a.req);
+			dict_reply_notfound(svc, r);
 		return;
 	case LOOKUP_TEMPFAIL:
 	case LOOKUP_PERMFAIL:
-		dict_reply_unanswered(a.svc, a.req, a.role, dict_failure_text(st));
+		dict_reply_unanswered(svc, r, role, dict_failure_text(st));
 		return;
 	}
-	dict_reply_unanswered(a.svc, a.req, a.role, "internal error");
+	dict_reply_unanswered(svc, r, role, "internal error");
+}
+
+static void dict_lookup_done(void *arg, enum lookup_status st, const char *value, size_t len)
+{
+	struct dict_ask *a = arg;
+	conn_req_on_drop(a->req, NULL, NULL);
+	dict_answer(a->svc, a->req, a->role, a->login, st, value, len);
+	free(a);
 }
 
 static bool has_prefix(const char *s, const char *prefix)
@@ -534,6 +540,15 @@ static bool has_prefix(const char *s, const char *prefix)
 static void dict_submit(struct svc_dict *svc, struct conn_req *r, enum dict_txn_role role,
 			enum lookup_kind kind, const char *const *params, unsigned nparams)
 {
+	/* A fresh cached answer goes out at once: no ask, no lookup request, no loop turn. */
+	enum lookup_status st;
+	const char *value;
+	size_t vlen;
+	if (nparams == 1 &&
+	    lookup_cached(METRICS_PROTO_DICT, kind, params[0], strlen(params[0]), &st, &value, &vlen)) {
+		dict_answer(svc, r, role, params[0], st, value, vlen);
+		return;
+	}
 	struct dict_ask *a = dict_ask_new(svc, r, role, params[0]);
 	if (!a) {
 		dict_quota_failed(svc, role, METRICS_QUOTA_LOOKUP, METRICS_QF_MEMORY, params[0]);

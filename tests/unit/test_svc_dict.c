@@ -18,6 +18,7 @@
 #include <event2/util.h>
 
 #include "dict_recount.h"
+#include "lookup_cache.h"
 #include "lookup_kinds.h"
 #include "metrics.h"
 #include "vmail/pg.h"
@@ -72,19 +73,26 @@ static void teardown(void)
 	rmdir(dir);
 }
 
-/* connect_quota - a connection on the quota listener (root: trusted), after its hello */
-static void connect_quota(bool over_limit)
+/* connect_to - a connection on a listener of the dict service, after its hello */
+static void connect_to(enum svc_dict_listener which, const char *dict, bool over_limit)
 {
 	int sv[2];
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	ck_assert_int_eq(evutil_make_socket_nonblocking(sv[0]), 0);
 	ck_assert_int_eq(evutil_make_socket_nonblocking(sv[1]), 0);
 	client = sv[1];
-	c = conn_new(&set, base, sv[0], "test", &svc_dict_proto,
-		     svc_dict_listener_arg(svc, SVC_DICT_QUOTA), &limits, over_limit);
+	c = conn_new(&set, base, sv[0], "test", &svc_dict_proto, svc_dict_listener_arg(svc, which),
+		     &limits, over_limit);
 	ck_assert_ptr_nonnull(c);
-	const char *hello = "H3\t2\t0\t\tquota\n";
-	ck_assert_int_eq(write(client, hello, strlen(hello)), (ssize_t)strlen(hello));
+	char hello[64];
+	int n = snprintf(hello, sizeof(hello), "H3\t2\t0\t\t%s\n", dict);
+	ck_assert_int_eq(write(client, hello, (size_t)n), n);
+}
+
+/* connect_quota - a connection on the quota listener (root: trusted), after its hello */
+static void connect_quota(bool over_limit)
+{
+	connect_to(SVC_DICT_QUOTA, "quota", over_limit);
 }
 
 /* pump - a few loop turns for whatever is due */
@@ -193,6 +201,51 @@ START_TEST(test_drain_reads_the_next_transaction_refuses_a_lookup)
 }
 END_TEST
 
+/* cache_userdb - a fresh cached userdb answer for login, the cache serving (live) */
+static void cache_userdb(const char *login, const char *value)
+{
+	static const struct lookup_cache_config cc = { .size = 1 << 20, .ttl_ms = 300000,
+						       .negative_ttl_ms = 10000 };
+	ck_assert(lookup_cache_configure(&cc));
+	lookup_cache_set_live(true);
+	char ck[LOOKUP_KEY_MAX];
+	ck_assert(lookup_cache_key(login, strlen(login), ck));
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	lookup_cache_put(LOOKUP_USERDB, ck, strlen(login), LOOKUP_FOUND, value, strlen(value),
+			 (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+}
+
+/*
+ * A cached userdb answer goes out from the read that framed it, with the database
+ * unreachable; behind a lookup still waiting for the database it waits its turn
+ * (Dovecot's 2.3 dict client matches answers by their order).
+ */
+START_TEST(test_cache_hit_answered_in_order)
+{
+	cache_userdb("jan@example.org", "{\"home\":\"/h/jan\"}");
+	connect_to(SVC_DICT_AUTH, "auth", false);
+	const char *hit = "Lshared/userdb/Jan@example.org\tjan@example.org\n";
+	ck_assert_int_eq(write(client, hit, strlen(hit)), (ssize_t)strlen(hit));
+	pump();
+	char buf[128];
+	ssize_t n = read(client, buf, sizeof(buf) - 1);
+	ck_assert_int_gt(n, 0);
+	buf[n] = '\0';
+	ck_assert_str_eq(buf, "O{\"home\":\"/h/jan\"}\n");
+	ck_assert_uint_eq(conn_pending(c), 0);
+
+	const char *two = "Lshared/userdb/ewa@example.org\tewa@example.org\n"
+			  "Lshared/userdb/jan@example.org\tjan@example.org\n";
+	ck_assert_int_eq(write(client, two, strlen(two)), (ssize_t)strlen(two));
+	pump();
+	ck_assert_uint_eq(conn_pending(c), 2);
+	ck_assert_int_lt(read(client, buf, sizeof(buf)), 0); /* nothing may pass ewa's lookup */
+	lookup_cache_set_live(false);
+	lookup_cache_close();
+}
+END_TEST
+
 static Suite *svc_dict_suite(void)
 {
 	Suite *s = suite_create("svc_dict");
@@ -202,6 +255,7 @@ static Suite *svc_dict_suite(void)
 	tcase_add_test(tc, test_open_transaction_cut_is_listed);
 	tcase_add_test(tc, test_unanswered_commit_is_listed);
 	tcase_add_test(tc, test_drain_reads_the_next_transaction_refuses_a_lookup);
+	tcase_add_test(tc, test_cache_hit_answered_in_order);
 	suite_add_tcase(s, tc);
 	return s;
 }
