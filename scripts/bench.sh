@@ -32,7 +32,7 @@
 # epoll echo server: the ceiling without a database), idle (10 000 idle
 # connections), notify (an alias flipped 200 times), memory (one million aliases cached, then
 # looked up uncached beside a flat table of as many rows: the growth figures; bulk load
-# bypassing the triggers).
+# bypassing the triggers), syscalls (strace -c over 10 000 cached socketmap and dict lookups).
 # -q: quick smoke check (2 000 addresses, 1 run, 2 s).  --commit REV: build REV in a
 # temporary git worktree and benchmark its schema and vmaild (the client, vmail-bench, stays
 # this build's), for the before/after comparison.  -M: pgbench query mode (prepared).
@@ -312,6 +312,14 @@ for run in $(seq "$runs"); do
 			for _ in $(seq 100); do [ -S "$work/echo.sock" ] && break; sleep 0.05; done
 		fi
 		vb_run echo "$run" -T "$secs" -m alias -k "$work/keys-w.txt" "unix:$work/echo.sock"
+		if $have_dict; then
+			# dict userdb hits, the way Dovecot's 2.3 dict passdb/userdb asks: 3000 logins
+			[ -s "$work/logins-w.txt" ] || head -n 3000 "$work/logins.txt" >"$work/logins-w.txt"
+			"$build/vmail-bench" -S -c "$conc" -P dict -m userdb -k "$work/logins-w.txt" \
+				"unix:$work/cached.dict.sock" >/dev/null
+			vb_run warm_userdb "$run" -T "$secs" -P dict -m userdb -k "$work/logins-w.txt" \
+				"unix:$work/cached.dict.sock"
+		fi
 	fi
 	if want fill; then
 		# a fresh vmaild with an empty cache; every address once, in random order
@@ -406,9 +414,50 @@ if want warm; then
 		row "pgbench flat alias, lower(\$1)" flat_alias
 		row "vmaild alias, cache warm" warm
 		row "echo server, epoll (no database)" echo
-		echo "  replies: $(mix warm); warm / echo $(ratio "$(rate warm)" "$(rate echo)")"
+		echo "  replies: $(mix warm)"
+		if $have_dict; then
+			row "vmaild dict userdb, cache warm" warm_userdb
+			echo "  replies: $(mix warm_userdb)"
+		fi
+		target "alias warm, baseline echo" warm echo 0.8 1000
+		target "alias warm, baseline pgbench flat" warm flat_alias 1.5 1000
+		if $have_dict; then target "dict userdb warm, baseline echo" warm_userdb echo 0.8 1000; fi
 	} >"$work/sec-warm.txt"
 	section warm
+fi
+
+# System calls per cached lookup, counted by strace over 10 000 warm lookups (issue 19)
+if want syscalls; then
+	if ! command -v strace >/dev/null; then
+		echo "syscalls: strace is not installed; skipped"
+	else
+		# Existing keys only: a NOTFOUND is cached for cache_negative_ttl (10 s), and one
+		# that expires during the count would count the database's round trip instead.
+		awk '!/^nobody/ && n++ < 3000' "$work/keys-u.txt" >"$work/keys-s.txt"
+		awk '!/^nobody/ && n++ < 3000' "$work/logins.txt" >"$work/logins-s.txt"
+		{
+			echo
+			echo "system calls of vmaild over 10 000 cached lookups (strace -c), $conc connections"
+			for p in socketmap dict; do
+				sock=$work/cached.sm.sock args=(-m alias -k "$work/keys-s.txt")
+				[ $p = dict ] && sock=$work/cached.dict.sock args=(-P dict -m userdb -k "$work/logins-s.txt")
+				"$build/vmail-bench" -S -c "$conc" "${args[@]}" "unix:$sock" >/dev/null
+				strace -c -f -p "$cached_pid" -o "$work/strace.$p" 2>/dev/null &
+				st=$!
+				sleep 1
+				"$build/vmail-bench" -c "$conc" -n 10000 "${args[@]}" "unix:$sock" >/dev/null
+				kill -INT "$st"
+				wait "$st" || true
+				awk -v p="$p" '$NF == "total" { t = $4 }
+					$NF == "epoll_wait" { w = $4 }
+					END { printf "  %-10s %6d calls, %.2f per lookup besides epoll_wait (%d epoll_wait)\n",
+						p, t, (t - w) / 10000, w }' "$work/strace.$p"
+				awk '/^-----/ { body++; next } body == 1 && n++ < 8 {
+					printf "             %s %s\n", $4, $NF }' "$work/strace.$p"
+			done
+		} >"$work/sec-syscalls.txt"
+		section syscalls
+	fi
 fi
 
 # issue 6's sections (only with -s): a random sample of the keys for the idle clients
