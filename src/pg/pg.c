@@ -421,6 +421,21 @@ static void pgc_ready(struct pg_conn *conn)
 	pool_kick(conn->pool);
 }
 
+/*
+ * pgc_sync - end one request's pipeline segment.  libpq 17's
+ * PQsendPipelineSync leaves the bytes in libpq's buffer for pool_kick_cb's
+ * one flush per connection, so a burst of lookups leaves in one send; older
+ * libpq's PQpipelineSync sends at once, one send per query.
+ */
+static int pgc_sync(PGconn *pq)
+{
+#ifdef LIBPQ_HAS_SEND_PIPELINE_SYNC
+	return PQsendPipelineSync(pq);
+#else
+	return PQpipelineSync(pq);
+#endif
+}
+
 /* pgc_send_prepare - queue PQsendPrepare plus its own sync, so one failure cannot abort the others */
 static bool pgc_send_prepare(struct pg_conn *conn, unsigned i)
 {
@@ -436,7 +451,7 @@ static bool pgc_send_prepare(struct pg_conn *conn, unsigned i)
 	conn->ninflight++;
 	conn->stmts[i].state = STMT_PREPARING;
 	if (!PQsendPrepare(conn->pc.pq, st->name, st->sql, (int)st->nparams, NULL) ||
-	    !PQpipelineSync(conn->pc.pq)) {
+	    !pgc_sync(conn->pc.pq)) {
 		pgc_fail(conn, "prepare", PQerrorMessage(conn->pc.pq));
 		return false;
 	}
@@ -696,7 +711,7 @@ static bool pgc_send(struct pg_conn *conn, struct pg_req *req)
 	conn->nqueries++;
 	if (!PQsendQueryPrepared(conn->pc.pq, st->name, (int)req->nparams,
 				 (const char *const *)req->params, NULL, NULL, 0) ||
-	    !PQpipelineSync(conn->pc.pq)) {
+	    !pgc_sync(conn->pc.pq)) {
 		pgc_fail(conn, "send", PQerrorMessage(conn->pc.pq));
 		return false;
 	}
