@@ -186,32 +186,32 @@ static int sock_fail(int fd, char *err, size_t errlen, const char *what, const c
  * A live listener means another vmaild (or something else) owns the name; we
  * must not steal it.
  */
-static bool unix_clear_stale(const struct endpoint *ep, char *err, size_t errlen)
+static bool unix_clear_stale(const char *path, char *err, size_t errlen)
 {
 	struct stat st;
-	if (lstat(ep->path, &st) < 0) {
+	if (lstat(path, &st) < 0) {
 		if (errno == ENOENT)
 			return true;
-		sock_fail(-1, err, errlen, "cannot stat", ep->path);
+		sock_fail(-1, err, errlen, "cannot stat", path);
 		return false;
 	}
 	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(err, errlen, "%s exists and is not a socket; not removing it", ep->path);
+		snprintf(err, errlen, "%s exists and is not a socket; not removing it", path);
 		return false;
 	}
 	int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (probe >= 0) {
 		struct sockaddr_un sun = { .sun_family = AF_UNIX };
-		memcpy(sun.sun_path, ep->path, strlen(ep->path) + 1);
+		memcpy(sun.sun_path, path, strlen(path) + 1);
 		int rc = connect(probe, (struct sockaddr *)&sun, sizeof(sun));
 		close(probe);
 		if (rc == 0) {
-			snprintf(err, errlen, "%s: another process is listening on it", ep->path);
+			snprintf(err, errlen, "%s: another process is listening on it", path);
 			return false;
 		}
 	}
-	if (unlink(ep->path) < 0 && errno != ENOENT) {
-		sock_fail(-1, err, errlen, "cannot remove stale socket", ep->path);
+	if (unlink(path) < 0 && errno != ENOENT) {
+		sock_fail(-1, err, errlen, "cannot remove stale socket", path);
 		return false;
 	}
 	return true;
@@ -255,19 +255,32 @@ bool endpoint_unix_set_perms(const char *path, const struct endpoint_perms *perm
 static int listen_unix(const struct endpoint *ep, const struct endpoint_perms *perms, int backlog,
 		       char *err, size_t errlen)
 {
-	if (!unix_clear_stale(ep, err, errlen))
+	if (!unix_clear_stale(ep->path, err, errlen))
+		return -1;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	/*
+	 * Bound under a temporary name and renamed into place once it listens:
+	 * between bind() and listen() a client that found the name (a test
+	 * waiting for it, Postfix starting beside us) would be refused and take
+	 * the service for down.  A path too long for the extra suffix is bound
+	 * in place, as before.
+	 */
+	int n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s.new", ep->path);
+	bool staged = n > 0 && (size_t)n < sizeof(sun.sun_path);
+	if (!staged)
+		memcpy(sun.sun_path, ep->path, strlen(ep->path) + 1);
+	const char *bound = sun.sun_path;
+	if (staged && !unix_clear_stale(bound, err, errlen))
 		return -1;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return sock_fail(-1, err, errlen, "socket", ep->text);
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	memcpy(sun.sun_path, ep->path, strlen(ep->path) + 1);
 	/*
 	 * The socket is born with its final mode: a chmod by path afterwards
 	 * would follow a symlink planted in its place, and fchmod on a socket
 	 * descriptor does not reach the file.  umask is process-wide; this runs
 	 * while the daemon is still single-threaded (startup, before any worker
-	 * thread exists).  Nobody connects before listen() below.
+	 * thread exists).
 	 */
 	mode_t mode = perms ? (mode_t)(perms->mode & 0777) : 0600;
 	mode_t old_umask = umask(~mode & 0777);
@@ -275,14 +288,17 @@ static int listen_unix(const struct endpoint *ep, const struct endpoint_perms *p
 	umask(old_umask);
 	if (rc < 0)
 		return sock_fail(fd, err, errlen, "bind", ep->text);
-	if (perms && !endpoint_unix_set_perms(ep->path, perms, err, errlen)) {
-		unlink(ep->path);
-		close(fd);
-		return -1;
-	}
-	if (listen(fd, backlog) < 0) {
-		sock_fail(-1, err, errlen, "listen", ep->text);
-		unlink(ep->path);
+	const char *what = NULL;
+	if (perms && !endpoint_unix_set_perms(bound, perms, err, errlen))
+		what = "";
+	else if (listen(fd, backlog) < 0)
+		what = "listen";
+	else if (staged && rename(bound, ep->path) < 0)
+		what = "rename";
+	if (what) {
+		if (*what)
+			sock_fail(-1, err, errlen, what, ep->text);
+		unlink(bound);
 		close(fd);
 		return -1;
 	}

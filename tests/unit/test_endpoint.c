@@ -2,7 +2,10 @@
 #include "vmail/endpoint.h"
 
 #include <check.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +153,63 @@ START_TEST(test_unix_listen_mode_and_stale)
 }
 END_TEST
 
+/* A client that connects as soon as the socket's name appears (what tests and services do). */
+static struct {
+	const char *path;
+	atomic_bool stop;
+	atomic_uint refused, accepted;
+} racer;
+
+static void *race_connect(void *arg)
+{
+	(void)arg;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", racer.path);
+	while (!atomic_load(&racer.stop)) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
+			atomic_fetch_add(&racer.accepted, 1);
+		else if (errno == ECONNREFUSED)
+			atomic_fetch_add(&racer.refused, 1);
+		close(fd);
+	}
+	return NULL;
+}
+
+/*
+ * The name appears only once the socket listens: a client that finds it must never be
+ * refused (it would take the service for down, and a test for failed).
+ */
+START_TEST(test_unix_name_appears_listening)
+{
+	make_tmpdir();
+	struct endpoint ep;
+	unix_endpoint(&ep, "sock");
+	struct endpoint_perms perms = { (uid_t)-1, (gid_t)-1, 0660 };
+	racer.path = ep.path;
+	atomic_store(&racer.stop, false);
+	atomic_store(&racer.refused, 0);
+	atomic_store(&racer.accepted, 0);
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, race_connect, NULL), 0);
+	char err[256] = "";
+	for (int i = 0; i < 2000; i++) {
+		int fd = endpoint_listen(&ep, &perms, 4096, err, sizeof(err));
+		ck_assert_msg(fd >= 0, "%s", err);
+		/* Gone by name first: a connect after this finds nothing, never a closed socket. */
+		unlink(ep.path);
+		close(fd);
+	}
+	atomic_store(&racer.stop, true);
+	pthread_join(t, NULL);
+	ck_assert_msg(atomic_load(&racer.refused) == 0, "%u connects refused (%u accepted)",
+		      atomic_load(&racer.refused), atomic_load(&racer.accepted));
+	rmdir(tmpdir);
+}
+END_TEST
+
 START_TEST(test_unix_listen_refuses_regular_file)
 {
 	make_tmpdir();
@@ -274,6 +334,7 @@ static Suite *endpoint_suite(void)
 	tcase_add_test(tc, test_parsed_fields);
 	tcase_add_test(tc, test_unix_listen_mode_and_stale);
 	tcase_add_test(tc, test_unix_listen_refuses_regular_file);
+	tcase_add_test(tc, test_unix_name_appears_listening);
 	tcase_add_test(tc, test_unix_perms_ignore_planted_symlink);
 	tcase_add_test(tc, test_unix_listen_owner);
 	tcase_add_test(tc, test_inet_listen);
