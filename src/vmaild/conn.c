@@ -743,8 +743,8 @@ void conn_req_reply(struct conn_req *r, const void *data, size_t len, unsigned f
 
 /*
  * conn_flush - write every answered request at the head of the FIFO.  Inside
- * on_read only the FIFO moves: the read callback sends and re-evaluates once
- * for the whole read.
+ * on_read the replies only gather: the read callback sends them and
+ * re-evaluates reading once for the whole read.
  */
 static void conn_flush(struct conn *c)
 {
