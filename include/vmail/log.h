@@ -24,8 +24,9 @@ bool log_parse_level(const char *name, enum log_level *out);
 
 /*
  * log_escape - copy in[0..len) to out as one safe log line: control
- * characters (C0, DEL, C1), NUL and bytes that are not well-formed UTF-8
- * become \xNN; well-formed UTF-8 text is kept.  out always ends in NUL and is
+ * characters (C0, DEL, C1), NUL, bytes that are not well-formed UTF-8 and the
+ * bidi and invisible format characters (utf8_shown_char) become \xNN, byte
+ * by byte; other well-formed UTF-8 text is kept.  out always ends in NUL and is
  * cut at a whole character or escape.  Returns the length written.  Every
  * message passes through it, so client input cannot start a line of its own.
  */

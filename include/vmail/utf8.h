@@ -25,6 +25,17 @@ bool utf8_valid_text(const char *s, size_t len);
 size_t utf8_text_char(const char *s, size_t len, size_t i);
 
 /*
+ * utf8_shown_char - utf8_text_char, and 0 also for a character that changes
+ * how the text around it is shown without showing itself: the bidi controls
+ * (U+061C, U+200E/F, U+202A..E, U+2066..9), the zero-width and invisible
+ * format characters (U+180E, U+200B..D, U+2060..4, U+206A..F, U+FEFF,
+ * U+FFF9..B) and the line and paragraph separators U+2028/9.  What a log line
+ * or a terminal cell may hold from a client's string: one could otherwise
+ * make a login read as another's, or start what looks like a line of its own.
+ */
+size_t utf8_shown_char(const char *s, size_t len, size_t i);
+
+/*
  * utf8_cut - how many bytes of s (len bytes) to keep under a limit of max:
  * len when it fits, else max backed off so that a UTF-8 sequence crossing
  * the cut is dropped whole.  Bytes that are not UTF-8 are cut anywhere.

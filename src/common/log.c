@@ -76,7 +76,7 @@ size_t log_escape(const char *in, size_t len, char *out, size_t outlen)
 	if (!outlen)
 		return 0;
 	while (i < len) {
-		size_t n = utf8_text_char(in, len, i);
+		size_t n = utf8_shown_char(in, len, i);
 		bool plain = n > 0;
 		if (!plain)
 			n = 1;

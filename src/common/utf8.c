@@ -52,6 +52,21 @@ size_t utf8_text_char(const char *s, size_t len, size_t i)
 	return n && !(cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) ? n : 0;
 }
 
+/* utf8_hidden - a format character or separator as utf8_shown_char lists them */
+static bool utf8_hidden(unsigned cp)
+{
+	return cp == 0x061c || cp == 0x180e || (cp >= 0x200b && cp <= 0x200f) ||
+	       (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x2064) ||
+	       (cp >= 0x2066 && cp <= 0x206f) || cp == 0xfeff || (cp >= 0xfff9 && cp <= 0xfffb);
+}
+
+size_t utf8_shown_char(const char *s, size_t len, size_t i)
+{
+	unsigned cp;
+	unsigned n = utf8_next((const unsigned char *)s, len, i, &cp);
+	return n && !(cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) && !utf8_hidden(cp) ? n : 0;
+}
+
 static bool utf8_scan(const char *s, size_t len, bool text)
 {
 	const unsigned char *p = (const unsigned char *)s;

@@ -473,52 +473,21 @@ static bool is_size_col(const char *name, const char *const *size_cols)
 #define BOOLOID 16
 #define TEXTARRAYOID 1009
 
-/*
- * ctl_invisible - the length of the character at s[i] when it reorders or hides text on a
- * terminal (a client's login could spoof another): the bidi embeddings, overrides and
- * isolates U+202A..U+202E and U+2066..U+2069, the zero-width and direction marks
- * U+200B..U+200F, the byte order mark U+FEFF; else 0
- */
-static size_t ctl_invisible(const unsigned char *s, size_t len, size_t i)
-{
-	if (len - i < 3)
-		return 0;
-	unsigned a = s[i], b = s[i + 1], c = s[i + 2];
-	if (a == 0xe2 && b == 0x80 && ((c >= 0x8b && c <= 0x8f) || (c >= 0xaa && c <= 0xae)))
-		return 3;
-	if (a == 0xe2 && b == 0x81 && c >= 0xa6 && c <= 0xa9)
-		return 3;
-	return a == 0xef && b == 0xbb && c == 0xbf ? 3 : 0;
-}
-
 const char *ctl_escape(const char *s, char *buf, size_t len)
 {
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *u = (const unsigned char *)s;
-	size_t n = strlen(s), o = 0;
-	bool clean = utf8_valid_text(s, n);
-	for (size_t i = 0; clean && i < n; i++)
-		clean = !ctl_invisible(u, n, i);
-	if (clean || len == 0)
-		return clean ? s : "";
-	for (size_t i = 0; i < n;) {
-		size_t k = utf8_text_char(s, n, i);
-		size_t esc = k ? ctl_invisible(u, n, i) : 1; /* bytes to show as \xNN */
-		if (o + (esc ? 4 * esc : k) >= len)
-			break; /* cut at a whole character or escape */
-		if (!esc) {
-			memcpy(buf + o, s + i, k);
-			o += k;
-		}
-		for (size_t j = 0; j < esc; j++) {
-			buf[o++] = '\\';
-			buf[o++] = 'x';
-			buf[o++] = hex[u[i + j] >> 4];
-			buf[o++] = hex[u[i + j] & 15];
-		}
-		i += esc ? esc : k;
+	size_t n = strlen(s);
+	size_t i = 0;
+	while (i < n) {
+		size_t k = utf8_shown_char(s, n, i);
+		if (!k)
+			break;
+		i += k;
 	}
-	buf[o] = '\0';
+	if (i == n)
+		return s;
+	if (len == 0)
+		return "";
+	log_escape(s, n, buf, len);
 	return buf;
 }
 

@@ -128,10 +128,10 @@ int ctl_run(struct ctl *ctx, const char *sql, int n, const char *const *params, 
 #define CTL_CELL_MAX (4 * 1024 + 1)
 
 /*
- * ctl_escape - s for the terminal: s itself when it is well-formed UTF-8 without control
- * characters and without the bidi and invisible format characters that could make one
- * login look like another (U+200B..U+200F, U+202A..U+202E, U+2066..U+2069, U+FEFF), else
- * a copy in buf (len bytes) with those bytes as \xNN (as log_escape), cut to fit.
+ * ctl_escape - s for the terminal: s itself when every character is one utf8_shown_char
+ * accepts (well-formed UTF-8, no control characters, none of the bidi and invisible format
+ * characters that could make one login look like another), else its log_escape in buf
+ * (len bytes), cut to fit.
  */
 const char *ctl_escape(const char *s, char *buf, size_t len);
 

@@ -80,6 +80,27 @@ START_TEST(config_errors)
 }
 END_TEST
 
+/* What vmailctl prints of a client's string (a login vmaild listed) in a table cell. */
+static const struct {
+	const char *in, *want;
+} escapes[] = {
+	{ "jan@acme.pl", "jan@acme.pl" },
+	{ "za\xc5\xbc\xc3\xb3\xc5\x82\xc4\x87@acme.pl", "za\xc5\xbc\xc3\xb3\xc5\x82\xc4\x87@acme.pl" },
+	{ "jan\xe2\x80\xae" "lp.emca@ewa", "jan\\xe2\\x80\\xaelp.emca@ewa" },
+	{ "a\xd8\x9c" "b", "a\\xd8\\x9cb" },
+	{ "a\xe2\x80\xa8" "b", "a\\xe2\\x80\\xa8" "b" },
+	{ "a\xe2\x81\xa0" "b", "a\\xe2\\x81\\xa0" "b" },
+	{ "a\nb", "a\\x0ab" },
+	{ "a\xff", "a\\xff" },
+};
+
+START_TEST(escape_table)
+{
+	char buf[CTL_CELL_MAX];
+	ck_assert_str_eq(ctl_escape(escapes[_i].in, buf, sizeof(buf)), escapes[_i].want);
+}
+END_TEST
+
 static Suite *ctl_suite(void)
 {
 	Suite *s = suite_create("ctl");
@@ -88,6 +109,7 @@ static Suite *ctl_suite(void)
 	tcase_add_test(tc, help_everywhere);
 	tcase_add_test(tc, usage_errors);
 	tcase_add_test(tc, config_errors);
+	tcase_add_loop_test(tc, escape_table, 0, sizeof(escapes) / sizeof(escapes[0]));
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -35,6 +35,21 @@ static const struct {
 	{ "bad continuation", B("\xe2(\xa1"), "\\xe2(\\xa1" },
 	{ "surrogate", B("\xed\xa0\x80"), "\\xed\\xa0\\x80" },
 	{ "backslash kept", B("a\\x0a"), "a\\x0a" },
+	{ "bidi override", B("jan\xe2\x80\xae@x"), "jan\\xe2\\x80\\xae@x" },
+	{ "bidi isolate", B("\xe2\x81\xa6" "a"), "\\xe2\\x81\\xa6a" },
+	{ "pop directional isolate", B("a\xe2\x81\xa9"), "a\\xe2\\x81\\xa9" },
+	{ "arabic letter mark", B("a\xd8\x9c" "b"), "a\\xd8\\x9cb" },
+	{ "left-to-right mark", B("a\xe2\x80\x8e"), "a\\xe2\\x80\\x8e" },
+	{ "zero width space", B("a\xe2\x80\x8b" "b"), "a\\xe2\\x80\\x8bb" },
+	{ "word joiner", B("a\xe2\x81\xa0" "b"), "a\\xe2\\x81\\xa0b" },
+	{ "line separator", B("x\xe2\x80\xa8" "forged"), "x\\xe2\\x80\\xa8forged" },
+	{ "paragraph separator", B("x\xe2\x80\xa9y"), "x\\xe2\\x80\\xa9y" },
+	{ "byte order mark", B("\xef\xbb\xbf" "a"), "\\xef\\xbb\\xbfa" },
+	{ "interlinear annotation", B("\xef\xbf\xb9" "a"), "\\xef\\xbf\\xb9a" },
+	{ "mongolian vowel separator", B("a\xe1\xa0\x8e"), "a\\xe1\\xa0\\x8e" },
+	{ "en dash kept (U+2013, beside the controls)", B("a\xe2\x80\x93" "b"), "a\xe2\x80\x93" "b" },
+	{ "hebrew letter kept", B("\xd7\x90"), "\xd7\x90" },
+	{ "arabic letter kept", B("\xd8\xa8"), "\xd8\xa8" },
 };
 
 START_TEST(test_escape)
