@@ -288,7 +288,7 @@ static int listen_unix(const struct endpoint *ep, const struct endpoint_perms *p
 	umask(old_umask);
 	if (rc < 0)
 		return sock_fail(fd, err, errlen, "bind", ep->text);
-	const char *what = NULL;
+	const char *what = NULL; /* the step that failed; "" when it wrote err itself */
 	if (perms && !endpoint_unix_set_perms(bound, perms, err, errlen))
 		what = "";
 	else if (listen(fd, backlog) < 0)
