@@ -180,7 +180,8 @@ static void *race_connect(void *arg)
 
 /*
  * The name appears only once the socket listens: a client that finds it must never be
- * refused (it would take the service for down, and a test for failed).
+ * refused (it would take the service for down, and a test for failed).  500 sockets are
+ * opened while a thread connects in a loop.
  */
 START_TEST(test_unix_name_appears_listening)
 {
@@ -195,15 +196,20 @@ START_TEST(test_unix_name_appears_listening)
 	pthread_t t;
 	ck_assert_int_eq(pthread_create(&t, NULL, race_connect, NULL), 0);
 	char err[256] = "";
-	for (int i = 0; i < 2000; i++) {
-		int fd = endpoint_listen(&ep, &perms, 4096, err, sizeof(err));
-		ck_assert_msg(fd >= 0, "%s", err);
-		/* Gone by name first: a connect after this finds nothing, never a closed socket. */
+	/*
+	 * Every listener stays open until the racer stopped: a connect that found the name
+	 * just before the unlink must not meet a socket closing under it, which refuses too.
+	 */
+	static int fds[500];
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		fds[i] = endpoint_listen(&ep, &perms, 4096, err, sizeof(err));
+		ck_assert_msg(fds[i] >= 0, "%s", err);
 		unlink(ep.path);
-		close(fd);
 	}
 	atomic_store(&racer.stop, true);
 	pthread_join(t, NULL);
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		close(fds[i]);
 	ck_assert_msg(atomic_load(&racer.refused) == 0, "%u connects refused (%u accepted)",
 		      atomic_load(&racer.refused), atomic_load(&racer.accepted));
 	rmdir(tmpdir);
