@@ -261,23 +261,45 @@ LANGUAGE sql STABLE AS $$
 	SELECT r.key FROM vmail.route r WHERE r.key = lower(p_key) AND r.kind = 'domain'
 $$;
 
+-- The answers with the deferral as data: v the answer, deferred the suspended domain whose
+-- mail waits (v is then NULL).  vmaild's batches (one query for many keys) read these, since
+-- one raised deferral would fail every key of the batch; route_alias, route_mailbox and
+-- route_sender raise it (VM451) for the single-key callers.
+CREATE OR REPLACE FUNCTION vmail.route_alias_answer(p_key text) RETURNS TABLE (v text, deferred text)
+LANGUAGE sql STABLE AS $$
+	SELECT CASE WHEN NOT f.suspended THEN replace(f.dest, chr(1), CASE WHEN f.rank = 2 THEN f.ext ELSE '' END) END,
+		CASE WHEN f.suspended THEN f.domain_name END
+	FROM vmail.route_find(p_key, true) f
+$$;
+
+CREATE OR REPLACE FUNCTION vmail.route_mailbox_answer(p_key text) RETURNS TABLE (v text, deferred text)
+LANGUAGE sql STABLE AS $$
+	SELECT CASE WHEN NOT f.suspended THEN f.mailbox END, CASE WHEN f.suspended THEN f.domain_name END
+	FROM vmail.route_find(p_key, false) f
+$$;
+
+CREATE OR REPLACE FUNCTION vmail.route_sender_answer(p_key text) RETURNS TABLE (v text, deferred text)
+LANGUAGE sql STABLE AS $$
+	SELECT CASE WHEN NOT f.suspended THEN f.sender END, CASE WHEN f.suspended THEN f.domain_name END
+	FROM vmail.route_find(p_key, false) f
+$$;
+
 CREATE OR REPLACE FUNCTION vmail.route_alias(p_key text) RETURNS SETOF text
 LANGUAGE sql STABLE AS $$
-	SELECT CASE WHEN f.suspended THEN vmail.route_deferred(f.domain_name)
-		ELSE replace(f.dest, chr(1), CASE WHEN f.rank = 2 THEN f.ext ELSE '' END) END
-	FROM vmail.route_find(p_key, true) f
+	SELECT CASE WHEN a.deferred IS NOT NULL THEN vmail.route_deferred(a.deferred) ELSE a.v END
+	FROM vmail.route_alias_answer(p_key) a
 $$;
 
 CREATE OR REPLACE FUNCTION vmail.route_mailbox(p_key text) RETURNS SETOF text
 LANGUAGE sql STABLE AS $$
-	SELECT CASE WHEN f.suspended THEN vmail.route_deferred(f.domain_name) ELSE f.mailbox END
-	FROM vmail.route_find(p_key, false) f
+	SELECT CASE WHEN a.deferred IS NOT NULL THEN vmail.route_deferred(a.deferred) ELSE a.v END
+	FROM vmail.route_mailbox_answer(p_key) a
 $$;
 
 CREATE OR REPLACE FUNCTION vmail.route_sender(p_key text) RETURNS SETOF text
 LANGUAGE sql STABLE AS $$
-	SELECT CASE WHEN f.suspended THEN vmail.route_deferred(f.domain_name) ELSE f.sender END
-	FROM vmail.route_find(p_key, false) f
+	SELECT CASE WHEN a.deferred IS NOT NULL THEN vmail.route_deferred(a.deferred) ELSE a.v END
+	FROM vmail.route_sender_answer(p_key) a
 $$;
 
 -- What vmaild calls (src/vmaild/lookup_kinds.c): the scalar answers, NULL for "not found".

@@ -47,6 +47,7 @@ GRANT EXECUTE ON FUNCTION
 	vmail.dict_peer_may(text, integer), vmail.mail_uid(text),
 	-- the routing relation's answers (R_route.sql), which the lookups above inline
 	vmail.route_domain(text), vmail.route_alias(text), vmail.route_mailbox(text), vmail.route_sender(text),
+	vmail.route_alias_answer(text), vmail.route_mailbox_answer(text), vmail.route_sender_answer(text),
 	vmail.route_find(text, boolean), vmail.route_deferred(text), vmail.route_keys(text, text, text, boolean),
 	-- the deliberate errors (VM400, VM451): raised, not answered
 	vmail.fail(text, text)

@@ -50,6 +50,18 @@ enum pg_shape {
  * One prepared statement.  The pool prepares every statement of its table on
  * every new connection; requests name a statement by its index in the table.
  * The table must outlive the pool (normally a static const array).
+ *
+ * batch_sql (optional, for PG_STMT_RETRY statements of PG_SHAPE_VALUE) asks
+ * the same question for many requests in one execution: requests for the
+ * statement that wait in the queue together leave as one query, which is
+ * what makes an uncached lookup cheaper than a point select of its own (one
+ * executor start, one plan, one round trip for the lot).  Its parameter $j
+ * is a text[] of the requests' $j, in order; it returns rows (i, v, deferred):
+ * i the 1-based position of a request, v its answer (SQL NULL: not found) and
+ * deferred true for what the single statement answers by raising
+ * PG_SQLSTATE_DEFER.  A request without a row is not found.  A batch that
+ * fails as a whole is resent one statement per request, so one bad key (or a
+ * schema without the batch form) costs its neighbours nothing.
  */
 struct pg_stmt {
 	const char *name;  /* prepared statement name, unique in the table */
@@ -58,7 +70,11 @@ struct pg_stmt {
 	unsigned ncols;    /* expected column count (1 for PG_SHAPE_VALUE) */
 	enum pg_shape shape;
 	unsigned flags;    /* PG_STMT_* */
+	const char *batch_sql; /* NULL, or the batch form (prepared as name "_n") */
 };
+
+/* The most requests one batch carries. */
+#define PG_BATCH_MAX 64
 
 /* Pool settings; pg_config_defaults fills the documented defaults. */
 struct pg_config {
@@ -88,12 +104,17 @@ struct pg_stats {
 	uint64_t timeouts;                    /* TEMPFAIL answers caused by the request deadline */
 	uint64_t cancelled;                   /* requests cancelled before their answer */
 	uint64_t conn_failures;               /* connections lost or failed to connect */
+	uint64_t batches;                     /* batch queries sent */
+	uint64_t batched;                     /* requests they carried */
+	uint64_t batch_fallbacks;             /* batches that failed and were resent singly */
 };
 
 /*
  * The answer to a request.  res is the PGresult for PG_FOUND and for
- * PG_NOTFOUND of a query that completed, NULL otherwise; it is valid only
- * during the callback (use pg_result_value or PQgetvalue/PQntuples on it).
+ * PG_NOTFOUND of a query that completed, NULL otherwise (and for PG_NOTFOUND
+ * of a batched request); it is valid only during the callback (use
+ * pg_result_value or PQgetvalue/PQntuples on it).  A batched request's
+ * PG_FOUND result has the one row and column its own statement would have.
  * The request handle is invalid once the callback runs.
  */
 typedef void pg_cb(void *arg, enum pg_status st, const PGresult *res);

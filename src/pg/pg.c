@@ -5,8 +5,10 @@
  * nothing about lookup kinds: callers hand it a statement table.
  *
  * Request life: pg_submit -> queue (FIFO, bounded) -> dispatched to the least
- * loaded READY connection -> in that connection's in-flight FIFO until its
- * result, NULL and PGRES_PIPELINE_SYNC have been read -> freed.  The caller's
+ * loaded READY connection, alone or in a batch of requests for the same
+ * statement that waited together -> in that connection's in-flight FIFO (a
+ * batch: in its batch op's member list) until its result, NULL and
+ * PGRES_PIPELINE_SYNC have been read -> freed.  The caller's
  * callback runs once, when the result arrives, the deadline passes or the
  * connection fails, whichever is first; the object lives on until the server
  * has answered, so the pipeline stays in step.
@@ -34,10 +36,18 @@
 #define STALL_MIN_MS 5000
 /* A statement that failed to prepare answers its recorded error without a round trip for this long. */
 #define PREPARE_RETRY_MS 1000
+/* How far down the queue a batch looks for requests of its statement. */
+#define BATCH_SCAN 1024
+/*
+ * Ops in a connection's pipeline from which requests that may batch wait
+ * (pool_kick_cb).  One measured best (docs/benchmarks.md): the batches grow,
+ * and the other connections keep the server's CPUs busy meanwhile.
+ */
+#define BATCH_DEPTH 1
 #define RATELIMIT_SEC 10
 #define POOL_SIZE_MAX 256
 
-enum op_kind { OP_QUERY, OP_PREPARE };
+enum op_kind { OP_QUERY, OP_PREPARE, OP_BATCH };
 enum req_where { REQ_NEW, REQ_QUEUED, REQ_DONE, REQ_INFLIGHT };
 enum pgc_phase { PHASE_RESULT, PHASE_NULL, PHASE_SYNC };
 enum stmt_state { STMT_UNPREPARED, STMT_PREPARING, STMT_PREPARED, STMT_FAILED };
@@ -48,7 +58,9 @@ struct pg_req {
 	struct pg_pool *pool;
 	TAILQ_ENTRY(pg_req) link; /* queue, done list or a connection's in-flight FIFO */
 	struct event timer;       /* deadline, then stall detection */
-	struct pg_conn *conn;     /* while in flight */
+	struct pg_conn *conn;     /* while in flight (a batch member: its batch's connection) */
+	struct req_list members;  /* OP_BATCH: the requests it carries, in parameter order */
+	unsigned nmembers;
 	pg_cb *cb;                /* NULL once answered or cancelled */
 	void *arg;
 	enum op_kind op;
@@ -57,6 +69,7 @@ struct pg_req {
 	unsigned stmt;
 	bool retried;
 	bool timed_out;
+	bool single;              /* its batch failed: sent alone from now on */
 	PGresult *held;           /* PG_STMT_AFTER_COMMIT: the result, until its sync arrived */
 	enum pg_status held_status;
 	unsigned nparams;
@@ -80,7 +93,7 @@ struct pg_conn {
 	unsigned nqueries;   /* of which queries */
 	unsigned prepares_pending;
 	enum pgc_phase phase;
-	struct stmt_slot *stmts;
+	struct stmt_slot *stmts; /* 2 * nstmts: statement i, then its batch form at nstmts + i */
 };
 
 struct ratelimit {
@@ -93,6 +106,7 @@ struct pg_pool {
 	struct event_base *base;
 	const struct pg_stmt *stmts;
 	unsigned nstmts;
+	char **batch_names;       /* per statement: its batch form's prepared name, or NULL */
 	struct pg_config cfg;
 	char *conninfo;
 	unsigned generation;
@@ -188,6 +202,20 @@ static bool ratelimit_pass(struct ratelimit *rl, const char *key, unsigned *supp
 	return true;
 }
 
+/*
+ * A connection's prepared statements are slots: statement i at slot i, its
+ * batch form at slot nstmts + i.  A batch op's stmt is its slot.
+ */
+static unsigned slot_stmt(const struct pg_pool *pool, unsigned slot)
+{
+	return slot < pool->nstmts ? slot : slot - pool->nstmts;
+}
+
+static const char *slot_name(const struct pg_pool *pool, unsigned slot)
+{
+	return slot < pool->nstmts ? pool->stmts[slot].name : pool->batch_names[slot - pool->nstmts];
+}
+
 /* ---------------------------------------------------------------- requests */
 
 static struct pg_req *req_alloc(struct pg_pool *pool, enum op_kind op, unsigned stmt,
@@ -204,6 +232,7 @@ static struct pg_req *req_alloc(struct pg_pool *pool, enum op_kind op, unsigned 
 	req->stmt = stmt;
 	req->where = REQ_NEW;
 	req->nparams = nparams;
+	TAILQ_INIT(&req->members);
 	char *p = (char *)&req->params[nparams];
 	for (unsigned i = 0; i < nparams; i++) {
 		size_t len = lens ? lens[i] : strlen(params[i]);
@@ -350,9 +379,39 @@ static void pgc_start(void *arg)
 	conn->phase = PHASE_RESULT;
 	/* A new session has nothing prepared. */
 	conn->prepares_pending = 0;
-	for (unsigned i = 0; i < pool->nstmts; i++)
+	for (unsigned i = 0; i < 2 * pool->nstmts; i++)
 		conn->stmts[i].state = STMT_UNPREPARED;
 	pgconn_connect(&conn->pc, keys, values, pool->cfg.connect_timeout_ms);
+}
+
+/* lost_may_retry - a read lost with its connection goes back to the queue, once */
+static bool lost_may_retry(const struct pg_pool *pool, const struct pg_req *req)
+{
+	return req->cb && !req->timed_out && !req->retried && !pool->closing &&
+	       (pool->stmts[req->stmt].flags & PG_STMT_RETRY);
+}
+
+static void requeue_lost(struct pg_pool *pool, struct pg_req *req)
+{
+	req->retried = true;
+	req->conn = NULL;
+	req->where = REQ_QUEUED;
+	TAILQ_INSERT_HEAD(&pool->queue, req, link);
+	pool->nqueued++;
+}
+
+/* op_answer_all - answer st to a query, or to every member a batch still holds, and free them */
+static void op_answer_all(struct pg_req *op, enum pg_status st)
+{
+	struct pg_req *m;
+	while ((m = TAILQ_FIRST(&op->members))) {
+		TAILQ_REMOVE(&op->members, m, link);
+		req_answer(m, st, NULL);
+		req_free(m);
+	}
+	if (op->op == OP_QUERY)
+		req_answer(op, st, NULL);
+	req_free(op);
 }
 
 /*
@@ -385,26 +444,31 @@ static void pgc_fail(struct pg_conn *conn, const char *what, const char *detail)
 	unsigned delay = pgconn_backoff(&conn->pc);
 	log_debug("pg[%u]: reconnect in %u ms", conn->id, delay);
 
-	/* First requeue (no callbacks run), walking backwards to keep their order at the head. */
+	/*
+	 * First requeue (no callbacks run), walking backwards to keep their order
+	 * at the head; a batch's members go back one by one, and may batch again.
+	 */
 	struct pg_req *req, *prev;
 	for (req = TAILQ_LAST(&lost, req_list); req; req = prev) {
 		prev = TAILQ_PREV(req, req_list, link);
-		if (req->op == OP_QUERY && req->cb && !req->timed_out && !req->retried &&
-		    !pool->closing && (pool->stmts[req->stmt].flags & PG_STMT_RETRY)) {
+		if (req->op == OP_BATCH) {
+			struct pg_req *m, *mprev;
+			for (m = TAILQ_LAST(&req->members, req_list); m; m = mprev) {
+				mprev = TAILQ_PREV(m, req_list, link);
+				if (lost_may_retry(pool, m)) {
+					TAILQ_REMOVE(&req->members, m, link);
+					requeue_lost(pool, m);
+				}
+			}
+		} else if (req->op == OP_QUERY && lost_may_retry(pool, req)) {
 			TAILQ_REMOVE(&lost, req, link);
-			req->retried = true;
-			req->conn = NULL;
-			req->where = REQ_QUEUED;
-			TAILQ_INSERT_HEAD(&pool->queue, req, link);
-			pool->nqueued++;
+			requeue_lost(pool, req);
 		}
 	}
 	/* Then answer.  A callback may cancel a neighbour: it stays REQ_INFLIGHT, so cancel only clears its cb. */
 	while ((req = TAILQ_FIRST(&lost))) {
 		TAILQ_REMOVE(&lost, req, link);
-		if (req->op == OP_QUERY)
-			req_answer(req, PG_TEMPFAIL, NULL);
-		req_free(req);
+		op_answer_all(req, PG_TEMPFAIL);
 	}
 	pool_kick(pool);
 }
@@ -439,7 +503,8 @@ static int pgc_sync(PGconn *pq)
 /* pgc_send_prepare - queue PQsendPrepare plus its own sync, so one failure cannot abort the others */
 static bool pgc_send_prepare(struct pg_conn *conn, unsigned i)
 {
-	const struct pg_stmt *st = &conn->pool->stmts[i];
+	const struct pg_stmt *st = &conn->pool->stmts[slot_stmt(conn->pool, i)];
+	const char *sql = i < conn->pool->nstmts ? st->sql : st->batch_sql;
 	struct pg_req *op = req_alloc(conn->pool, OP_PREPARE, i, NULL, NULL, 0);
 	if (!op) {
 		pgc_fail(conn, "prepare", "out of memory");
@@ -450,7 +515,7 @@ static bool pgc_send_prepare(struct pg_conn *conn, unsigned i)
 	TAILQ_INSERT_TAIL(&conn->inflight, op, link);
 	conn->ninflight++;
 	conn->stmts[i].state = STMT_PREPARING;
-	if (!PQsendPrepare(conn->pc.pq, st->name, st->sql, (int)st->nparams, NULL) ||
+	if (!PQsendPrepare(conn->pc.pq, slot_name(conn->pool, i), sql, (int)st->nparams, NULL) ||
 	    !pgc_sync(conn->pc.pq)) {
 		pgc_fail(conn, "prepare", PQerrorMessage(conn->pc.pq));
 		return false;
@@ -471,13 +536,18 @@ static void pgc_connected(void *arg)
 	log_debug("pg[%u]: connected to %s, server %d", conn->id,
 		  PQhost(pq) ? PQhost(pq) : "?", PQserverVersion(pq));
 	pgconn_setup(&conn->pc);
-	for (unsigned i = 0; i < pool->nstmts; i++)
+	unsigned n = 0;
+	for (unsigned i = 0; i < 2 * pool->nstmts; i++) {
+		if (i >= pool->nstmts && !pool->batch_names[i - pool->nstmts])
+			continue;
 		if (!pgc_send_prepare(conn, i))
 			return;
-	conn->prepares_pending = pool->nstmts;
+		n++;
+	}
+	conn->prepares_pending = n;
 	if (!pgconn_flush(&conn->pc, "send"))
 		return;
-	if (pool->nstmts == 0)
+	if (n == 0)
 		pgc_ready(conn);
 }
 
@@ -505,15 +575,16 @@ static enum pg_status classify(const char *sqlstate)
 	return PG_TEMPFAIL;
 }
 
-static void log_query_error(struct pg_conn *conn, unsigned stmt_index, const char *sqlstate,
+/* log_query_error - slot is a statement or its batch form, which share one rate limit */
+static void log_query_error(struct pg_conn *conn, unsigned slot, const char *sqlstate,
 			    const char *message)
 {
-	const char *stmt = conn->pool->stmts[stmt_index].name;
+	const char *stmt = slot_name(conn->pool, slot);
 	char msg[512], key[600];
 	unsigned suppressed = 0;
 	pgconn_one_line(msg, sizeof(msg), message);
 	snprintf(key, sizeof(key), "%s %s", sqlstate, msg);
-	if (!ratelimit_pass(&conn->pool->rl_stmt[stmt_index], key, &suppressed))
+	if (!ratelimit_pass(&conn->pool->rl_stmt[slot_stmt(conn->pool, slot)], key, &suppressed))
 		return;
 	if (suppressed)
 		log_warning("pg[%u]: %s: SQLSTATE %s: %s (%u similar suppressed)", conn->id, stmt,
@@ -539,6 +610,93 @@ static enum pg_status check_shape(struct pg_conn *conn, unsigned op_stmt, const 
 	return PG_FOUND;
 }
 
+/* one_row - row r of a batch's answers as the one-row, one-column result the single statement gives */
+static PGresult *one_row(const PGresult *res, int r)
+{
+	PGresAttDesc att = { .name = (char *)"v", .typid = PQftype(res, 1), .typlen = -1, .atttypmod = -1 };
+	PGresult *one = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+	if (!one || !PQsetResultAttrs(one, 1, &att) ||
+	    !PQsetvalue(one, 0, 0, PQgetvalue(res, r, 1), PQgetlength(res, r, 1))) {
+		PQclear(one);
+		return NULL;
+	}
+	return one;
+}
+
+/*
+ * batch_resend_singly - a batch failed as a whole: its members go back to the
+ * head of the queue, in order, each to be sent alone, so that the key that
+ * broke it fails by itself and a schema without the batch form still answers.
+ */
+static void batch_resend_singly(struct pg_pool *pool, struct pg_req *op)
+{
+	struct pg_req *m, *prev;
+	for (m = TAILQ_LAST(&op->members, req_list); m; m = prev) {
+		prev = TAILQ_PREV(m, req_list, link);
+		TAILQ_REMOVE(&op->members, m, link);
+		if (!m->cb || m->timed_out) {
+			req_free(m);
+			continue;
+		}
+		m->single = true;
+		m->conn = NULL;
+		m->where = REQ_QUEUED;
+		TAILQ_INSERT_HEAD(&pool->queue, m, link);
+		pool->nqueued++;
+	}
+	pool->stats.batch_fallbacks++;
+	pool_kick(pool);
+}
+
+/*
+ * pgc_batch_result - answer every member of a batch from its rows (i, v,
+ * deferred); a member without a row is not found.
+ */
+static void pgc_batch_result(struct pg_conn *conn, struct pg_req *op, const PGresult *res)
+{
+	struct pg_pool *pool = conn->pool;
+	int rowof[PG_BATCH_MAX];
+	unsigned n = op->nmembers;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 3) {
+		const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		bool unprepared = sqlstate && strcmp(sqlstate, "26000") == 0 &&
+				  conn->stmts[op->stmt].state == STMT_FAILED;
+		if (!unprepared) /* else its prepare failed just before and was logged */
+			log_query_error(conn, op->stmt, sqlstate ? sqlstate : "-----",
+					PQresultStatus(res) == PGRES_TUPLES_OK ?
+						"batch result is not (i, v, deferred)" :
+						PQresultErrorMessage(res));
+		batch_resend_singly(pool, op);
+		return;
+	}
+	for (unsigned k = 0; k < n; k++)
+		rowof[k] = -1;
+	for (int r = 0; r < PQntuples(res); r++) {
+		unsigned long i = strtoul(PQgetvalue(res, r, 0), NULL, 10);
+		if (i >= 1 && i <= n && rowof[i - 1] < 0)
+			rowof[i - 1] = r;
+	}
+	struct pg_req *m;
+	for (unsigned k = 0; (m = TAILQ_FIRST(&op->members)); k++) {
+		TAILQ_REMOVE(&op->members, m, link);
+		int r = k < n ? rowof[k] : -1;
+		if (!m->cb) {
+			/* cancelled or timed out: nothing to say */
+		} else if (r >= 0 && PQgetvalue(res, r, 2)[0] == 't') {
+			log_debug("pg[%u]: %s: deferred", conn->id, pool->stmts[m->stmt].name);
+			req_answer(m, PG_DEFERRED, NULL);
+		} else if (r < 0 || PQgetisnull(res, r, 1)) {
+			req_answer(m, PG_NOTFOUND, NULL);
+		} else {
+			PGresult *one = one_row(res, r);
+			req_answer(m, one ? PG_FOUND : PG_TEMPFAIL, one);
+			PQclear(one);
+		}
+		req_free(m);
+	}
+}
+
 /*
  * pgc_result - the first result of the op at the head of the pipeline.
  * Returns false if the connection failed (and was closed) meanwhile.
@@ -555,6 +713,12 @@ static bool pgc_result(struct pg_conn *conn, struct pg_req *op, PGresult *res)
 		PQclear(res);
 		pgc_fail(conn, "connection lost", detail);
 		return false;
+	}
+
+	if (op->op == OP_BATCH) {
+		pgc_batch_result(conn, op, res);
+		PQclear(res);
+		return true;
 	}
 
 	if (op->op == OP_PREPARE) {
@@ -617,6 +781,8 @@ static void pgc_pop(struct pg_conn *conn)
 	conn->ninflight--;
 	if (op->op == OP_QUERY)
 		conn->nqueries--;
+	else if (op->op == OP_BATCH)
+		conn->nqueries -= op->nmembers;
 	if (op->held) {
 		enum pg_status st = op->held_status;
 		req_answer(op, st, st == PG_FOUND || st == PG_NOTFOUND ? op->held : NULL);
@@ -679,8 +845,112 @@ static void pgc_read(void *arg)
 		pgc_fail(conn, "connection lost", PQerrorMessage(conn->pc.pq));
 }
 
+/* requeue_unsent - back to the head of the queue; a batch's members in order, free to batch again */
+static void requeue_unsent(struct pg_pool *pool, struct pg_req *req)
+{
+	if (req->op != OP_BATCH) {
+		req->where = REQ_QUEUED;
+		TAILQ_INSERT_HEAD(&pool->queue, req, link);
+		pool->nqueued++;
+		return;
+	}
+	struct pg_req *m;
+	while ((m = TAILQ_LAST(&req->members, req_list))) {
+		TAILQ_REMOVE(&req->members, m, link);
+		m->where = REQ_QUEUED;
+		m->conn = NULL;
+		TAILQ_INSERT_HEAD(&pool->queue, m, link);
+		pool->nqueued++;
+	}
+	req_free(req);
+}
+
+/* array_literal_len - the bytes of s as a quoted element of a text[] literal */
+static size_t array_literal_len(const char *s)
+{
+	size_t n = 2;
+	for (; *s; s++)
+		n += (*s == '"' || *s == '\\') ? 2 : 1;
+	return n;
+}
+
+static char *array_literal_put(char *p, const char *s)
+{
+	*p++ = '"';
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			*p++ = '\\';
+		*p++ = *s;
+	}
+	*p++ = '"';
+	return p;
+}
+
 /*
- * pgc_send - put one request into the pipeline.  A statement whose prepare
+ * batch_gather - first, just taken from the queue, and the requests for its
+ * statement waiting behind it become one batch op whose parameter j is the
+ * text[] of their $j.  Returns first itself when it goes alone: no batch
+ * form, no company, a batch form that failed to prepare a moment ago on this
+ * connection, or no memory.
+ */
+static struct pg_req *batch_gather(struct pg_pool *pool, struct pg_conn *conn, struct pg_req *first)
+{
+	unsigned stmt = first->stmt;
+	if (!pool->batch_names[stmt] || first->single)
+		return first;
+	const struct stmt_slot *slot = &conn->stmts[pool->nstmts + stmt];
+	if (slot->state == STMT_FAILED && ms_since(slot->failed_at) < PREPARE_RETRY_MS)
+		return first;
+
+	struct pg_req *take[PG_BATCH_MAX], *r;
+	unsigned n = 0, scanned = 0;
+	take[n++] = first;
+	TAILQ_FOREACH(r, &pool->queue, link) {
+		if (n == PG_BATCH_MAX || ++scanned > BATCH_SCAN)
+			break;
+		if (r->stmt == stmt && !r->single)
+			take[n++] = r;
+	}
+	if (n == 1)
+		return first;
+
+	unsigned np = first->nparams;
+	size_t bytes = sizeof(struct pg_req) + np * sizeof(char *);
+	for (unsigned j = 0; j < np; j++)
+		for (unsigned k = 0; k < n; k++)
+			bytes += array_literal_len(take[k]->params[j]) + 1; /* then ',' or '}' */
+	bytes += 2 * np;                                            /* '{' and NUL */
+	struct pg_req *op = calloc(1, bytes);
+	if (!op)
+		return first;
+	op->pool = pool;
+	op->op = OP_BATCH;
+	op->stmt = pool->nstmts + stmt;
+	op->where = REQ_NEW;
+	op->nparams = np;
+	TAILQ_INIT(&op->members);
+	evtimer_assign(&op->timer, pool->base, req_timer_cb, op);
+	char *p = (char *)&op->params[np];
+	for (unsigned j = 0; j < np; j++) {
+		op->params[j] = p;
+		*p++ = '{';
+		for (unsigned k = 0; k < n; k++) {
+			p = array_literal_put(p, take[k]->params[j]);
+			*p++ = k + 1 < n ? ',' : '}';
+		}
+		*p++ = '\0';
+	}
+	for (unsigned k = 0; k < n; k++) {
+		if (k > 0)
+			queue_remove(pool, take[k]);
+		TAILQ_INSERT_TAIL(&op->members, take[k], link);
+	}
+	op->nmembers = n;
+	return op;
+}
+
+/*
+ * pgc_send - put one request (or batch) into the pipeline.  A statement whose prepare
  * failed a moment ago answers that error at once; after PREPARE_RETRY_MS it
  * is prepared again in front of the query, so installing the schema later
  * needs no restart.  Returns false if the connection failed.
@@ -688,28 +958,39 @@ static void pgc_read(void *arg)
 static bool pgc_send(struct pg_conn *conn, struct pg_req *req)
 {
 	struct pg_pool *pool = conn->pool;
-	const struct pg_stmt *st = &pool->stmts[req->stmt];
 	struct stmt_slot *slot = &conn->stmts[req->stmt];
 
 	if (slot->state == STMT_FAILED && ms_since(slot->failed_at) < PREPARE_RETRY_MS) {
-		req_answer(req, slot->fail_status, NULL);
+		if (req->op == OP_BATCH)
+			batch_resend_singly(pool, req);
+		else
+			req_answer(req, slot->fail_status, NULL);
 		req_free(req);
 		return true;
 	}
 	if ((slot->state == STMT_FAILED || slot->state == STMT_UNPREPARED) &&
 	    !pgc_send_prepare(conn, req->stmt)) {
 		/* pgc_fail already ran; nothing of this request was sent, so it may wait for another */
-		req->where = REQ_QUEUED;
-		TAILQ_INSERT_HEAD(&pool->queue, req, link);
-		pool->nqueued++;
+		requeue_unsent(pool, req);
 		return false;
 	}
 	req->where = REQ_INFLIGHT;
 	req->conn = conn;
 	TAILQ_INSERT_TAIL(&conn->inflight, req, link);
 	conn->ninflight++;
-	conn->nqueries++;
-	if (!PQsendQueryPrepared(conn->pc.pq, st->name, (int)req->nparams,
+	if (req->op == OP_BATCH) {
+		struct pg_req *m;
+		TAILQ_FOREACH(m, &req->members, link) {
+			m->where = REQ_INFLIGHT;
+			m->conn = conn;
+		}
+		conn->nqueries += req->nmembers;
+		pool->stats.batches++;
+		pool->stats.batched += req->nmembers;
+	} else {
+		conn->nqueries++;
+	}
+	if (!PQsendQueryPrepared(conn->pc.pq, slot_name(pool, req->stmt), (int)req->nparams,
 				 (const char *const *)req->params, NULL, NULL, 0) ||
 	    !pgc_sync(conn->pc.pq)) {
 		pgc_fail(conn, "send", PQerrorMessage(conn->pc.pq));
@@ -731,7 +1012,7 @@ static struct pg_conn *pgc_new(struct pg_pool *pool)
 	struct pg_conn *conn = calloc(1, sizeof(*conn));
 	if (!conn)
 		return NULL;
-	conn->stmts = calloc(pool->nstmts ? pool->nstmts : 1, sizeof(*conn->stmts));
+	conn->stmts = calloc(pool->nstmts ? 2 * pool->nstmts : 1, sizeof(*conn->stmts));
 	if (!conn->stmts) {
 		free(conn);
 		return NULL;
@@ -762,13 +1043,16 @@ static void pool_kick(struct pg_pool *pool)
 	event_active(pool->kick, EV_TIMEOUT, 0);
 }
 
-/* pool_pick - the least loaded READY connection with room in its pipeline */
-static struct pg_conn *pool_pick(struct pg_pool *pool)
+/*
+ * pool_pick - the least loaded READY connection with fewer than depth ops in
+ * its pipeline
+ */
+static struct pg_conn *pool_pick(struct pg_pool *pool, unsigned depth)
 {
 	struct pg_conn *best = NULL;
 	for (unsigned i = 0; i < pool->nconns && i < pool->cfg.pool_size; i++) {
 		struct pg_conn *c = pool->conns[i];
-		if (pgc_state(c) != PG_CONN_READY || c->ninflight >= pool->cfg.max_inflight)
+		if (pgc_state(c) != PG_CONN_READY || c->ninflight >= depth)
 			continue;
 		if (!best || c->ninflight < best->ninflight)
 			best = c;
@@ -830,11 +1114,22 @@ static void pool_kick_cb(evutil_socket_t fd, short what, void *arg)
 		req_free(req);
 	}
 
+	/*
+	 * A request that may batch waits while every connection has BATCH_DEPTH
+	 * ops in its pipeline: the servers are busy anyway, and what arrives
+	 * meanwhile leaves with it as one query when a connection frees up.  At
+	 * low load nothing is in flight, so nothing waits.
+	 */
 	struct pg_conn *conn;
-	while (!TAILQ_EMPTY(&pool->queue) && (conn = pool_pick(pool))) {
-		req = TAILQ_FIRST(&pool->queue);
+	while ((req = TAILQ_FIRST(&pool->queue))) {
+		bool may_batch = pool->batch_names[req->stmt] && !req->single;
+		unsigned depth = pool->cfg.max_inflight;
+		if (may_batch && depth > BATCH_DEPTH)
+			depth = BATCH_DEPTH;
+		if (!(conn = pool_pick(pool, depth)))
+			break;
 		queue_remove(pool, req);
-		if (!pgc_send(conn, req))
+		if (!pgc_send(conn, batch_gather(pool, conn, req)))
 			continue;
 	}
 	for (unsigned i = 0; i < pool->nconns; i++) {
@@ -910,6 +1205,32 @@ static bool pool_apply(struct pg_pool *pool, const struct pg_config *cfg)
 	return true;
 }
 
+/*
+ * batch_names_new - the prepared name of each statement's batch form.  Only a
+ * resendable single-value read may be batched: a batch that fails is resent
+ * one request at a time.
+ */
+static bool batch_names_new(struct pg_pool *pool)
+{
+	pool->batch_names = calloc(pool->nstmts ? pool->nstmts : 1, sizeof(*pool->batch_names));
+	if (!pool->batch_names)
+		return false;
+	for (unsigned i = 0; i < pool->nstmts; i++) {
+		const struct pg_stmt *st = &pool->stmts[i];
+		if (!st->batch_sql)
+			continue;
+		if (!(st->flags & PG_STMT_RETRY) || st->shape != PG_SHAPE_VALUE || st->nparams == 0) {
+			log_error("pg: bug: statement %s cannot have a batch form", st->name);
+			continue;
+		}
+		size_t len = strlen(st->name) + 3;
+		if (!(pool->batch_names[i] = malloc(len)))
+			return false;
+		snprintf(pool->batch_names[i], len, "%s_n", st->name);
+	}
+	return true;
+}
+
 struct pg_pool *pg_pool_new(struct event_base *base, const struct pg_config *cfg,
 			    const struct pg_stmt *stmts, unsigned nstmts)
 {
@@ -925,7 +1246,7 @@ struct pg_pool *pg_pool_new(struct event_base *base, const struct pg_config *cfg
 	TAILQ_INIT(&pool->done);
 	pool->kick = event_new(base, -1, 0, pool_kick_cb, pool);
 	pool->rl_stmt = calloc(nstmts ? nstmts : 1, sizeof(*pool->rl_stmt));
-	if (!pool->kick || !pool->rl_stmt || !pool_apply(pool, cfg)) {
+	if (!pool->kick || !pool->rl_stmt || !batch_names_new(pool) || !pool_apply(pool, cfg)) {
 		log_error("pg: cannot create the pool: out of memory");
 		pg_pool_free(pool);
 		return NULL;
@@ -958,8 +1279,7 @@ void pg_pool_free(struct pg_pool *pool)
 		conn->ninflight = conn->nqueries = 0;
 		while ((req = TAILQ_FIRST(&lost))) {
 			TAILQ_REMOVE(&lost, req, link);
-			req_answer(req, PG_TEMPFAIL, NULL);
-			req_free(req);
+			op_answer_all(req, PG_TEMPFAIL);
 		}
 	}
 	while ((req = TAILQ_FIRST(&pool->queue))) {
@@ -980,6 +1300,9 @@ void pg_pool_free(struct pg_pool *pool)
 		event_free(pool->kick);
 	free(pool->conninfo);
 	free(pool->rl_stmt);
+	for (unsigned i = 0; pool->batch_names && i < pool->nstmts; i++)
+		free(pool->batch_names[i]);
+	free(pool->batch_names);
 	free(pool);
 }
 

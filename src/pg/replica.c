@@ -63,14 +63,14 @@ static const struct pg_stmt primary_stmts[] = {
 	 * its record is written out, so the write position may still be short of it.
 	 */
 	{ "vmail_replica_lsn", "SELECT pg_current_wal_insert_lsn()::text", 0, 1, PG_SHAPE_VALUE,
-	  PG_STMT_RETRY },
+	  PG_STMT_RETRY, NULL },
 };
 
 static const struct pg_stmt read_stmts[] = {
 	{ "vmail_replica_replayed",
 	  "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()"
 	  " ELSE pg_current_wal_insert_lsn() END)::text",
-	  0, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
+	  0, 1, PG_SHAPE_VALUE, PG_STMT_RETRY, NULL },
 };
 
 static void rw_schedule(struct replica_wait *rw, unsigned ms);

@@ -220,6 +220,12 @@ static void render_pool(struct evbuffer *out, const struct pg_stats *ps)
 		ps->cancelled);
 	counter(out, "vmaild_pg_connection_failures_total", "Connections lost or failed.",
 		ps->conn_failures);
+	counter(out, "vmaild_pg_batches_total", "Queries that carried several lookups at once.",
+		ps->batches);
+	counter(out, "vmaild_pg_batched_total", "Lookups those queries carried.", ps->batched);
+	counter(out, "vmaild_pg_batch_fallbacks_total",
+		"Batches that failed as a whole and were resent one lookup at a time.",
+		ps->batch_fallbacks);
 }
 
 static void render_cache(struct evbuffer *out, const struct lookup_cache_stats *cs)

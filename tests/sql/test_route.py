@@ -11,6 +11,7 @@ relation would still show).
 import concurrent.futures
 import json
 import os
+import re
 import sys
 import unittest
 
@@ -18,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import pgsql  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_lookups import CALLS  # noqa: E402
+from test_lookups import CALLS, GOLDEN, literal, read_table  # noqa: E402
 
 WORLD = os.path.join(pgsql.REPO, "tests", "fixtures", "lookups-world.sql")
 
@@ -142,6 +143,21 @@ FROM (SELECT f, x, pg_temp.answer(format('SELECT vmail.%s($1)', f[1]), x) a,
         self.assertRegex(out.strip().split("\n")[-1], r"^agree [1-9][0-9]+$", out)
 
 
+def caller_role(db):
+    """CALLER, a member of vmail_lookup (the role vmaild and Dovecot log in as), for db."""
+    pgsql.query(db, f"""
+DO $$ BEGIN CREATE ROLE {CALLER} NOLOGIN;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+GRANT vmail_lookup TO {CALLER};
+ANALYZE;""")
+
+
+def plan_nodes(plan):
+    yield plan
+    for p in plan.get("Plans", []):
+        yield from plan_nodes(p)
+
+
 class PlanTest(unittest.TestCase):
     """Each lookup the relation answers, planned as its caller's role: index scans on
     vmail.route, nothing else scanned, no function scan."""
@@ -160,11 +176,7 @@ class PlanTest(unittest.TestCase):
         cls.db = pgsql.fresh_database("route_plans")
         with open(WORLD) as f:
             pgsql.query(cls.db, f.read())
-        pgsql.query(cls.db, f"""
-DO $$ BEGIN CREATE ROLE {CALLER} NOLOGIN;
-EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
-GRANT vmail_lookup TO {CALLER};
-ANALYZE;""")
+        caller_role(cls.db)
 
     def plan(self, sql, key):
         out = pgsql.query(self.db, f"SET ROLE {CALLER}; PREPARE q(text) AS {sql};"
@@ -173,9 +185,7 @@ ANALYZE;""")
         return json.loads(out[out.index("["):])[0]["Plan"]
 
     def nodes(self, plan):
-        yield plan
-        for p in plan.get("Plans", []):
-            yield from self.nodes(p)
+        return plan_nodes(plan)
 
     def test_index_scans_on_the_relation_only(self):
         for name, (sql, relations) in self.LOOKUPS.items():
@@ -188,6 +198,115 @@ ANALYZE;""")
                     bad = [s for s in scans if s[0] not in ("Index Scan", "Index Only Scan", "Bitmap Index Scan", "Bitmap Heap Scan")
                            or s[1] not in relations + (None,)]
                     self.assertEqual(bad, [], f"{name}({key}) scans more than {relations} by index: {scans}")
+
+
+def c_strings(text):
+    """The concatenation of the C string literals in text (whose only escape is \\")."""
+    return "".join(m.replace('\\"', '"') for m in re.findall(r'"((?:[^"\\]|\\.)*)"', text))
+
+
+def batch_forms():
+    """{kind: (single statement, batch statement)} as src/vmaild/lookup_kinds.c declares them,
+    its BATCH_OF / BATCH_VALUE_OF macros expanded (their argument fn stands between literals)."""
+    with open(os.path.join(pgsql.REPO, "src", "vmaild", "lookup_kinds.c")) as f:
+        src = f.read()
+    macros = dict(re.findall(r"#define (BATCH_\w+)\(fn\) \\\n((?:.*\\\n)*.*)", src))
+    forms = {}
+    for kind, entry in re.findall(r"\[LOOKUP_(\w+)\] = \{ (\"vmail_.*?)\},\n", src, re.S):
+        single = re.match(r'\s*"\w+", ("(?:[^"\\]|\\.)*")', entry)
+        tail = entry.rsplit("PG_STMT_RETRY,", 1)
+        if not single or len(tail) != 2 or tail[1].strip() == "NULL":
+            continue
+        m = re.match(r'\s*(BATCH_\w+)\("([\w.]+)"\)\s*$', tail[1])
+        if m:
+            pieces = re.findall(r'"(?:[^"\\]|\\.)*"|\bfn\b', macros[m.group(1)])
+            batch = "".join(m.group(2) if p == "fn" else c_strings(p) for p in pieces)
+        else:
+            batch = c_strings(tail[1])
+        forms[kind.lower()] = (c_strings(single.group(1)), batch)
+    return forms
+
+
+class BatchTest(unittest.TestCase):
+    """vmaild asks many keys of a kind in one query (the batch forms of lookup_kinds.c): for
+    every key of the golden table, the batch answers what the single statement answers, with
+    VM451 as deferred = true, and plans index scans on the relation under an unnest."""
+
+    GOLDEN_CALL = {"domain": "lookup_domain", "alias": "lookup_alias", "mailbox": "lookup_mailbox",
+                   "sender": "lookup_sender", "passdb": "passdb_json", "userdb": "userdb_json",
+                   "policy": "policy_check"}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.db = pgsql.fresh_database("route_batches")
+        with open(WORLD) as f:
+            pgsql.query(cls.db, f.read())
+        caller_role(cls.db)
+        cls.forms = batch_forms()
+        rows, _ = read_table(GOLDEN)
+        cls.args = {}
+        for row in rows:
+            cls.args.setdefault(row.call, []).append(row.args())
+
+    def test_every_batchable_kind_has_golden_keys(self):
+        self.assertEqual(set(self.forms), set(self.GOLDEN_CALL), self.forms)
+        for kind, call in self.GOLDEN_CALL.items():
+            self.assertGreater(len(self.args.get(call, [])), 5, call)
+
+    def test_batch_answers_as_the_single_statement(self):
+        one = """CREATE FUNCTION pg_temp.one(q text) RETURNS text LANGUAGE plpgsql AS $f$
+DECLARE r text;
+BEGIN
+	EXECUTE q INTO r;
+	RETURN coalesce('v:' || r, 'notfound');
+EXCEPTION WHEN SQLSTATE 'VM451' THEN RETURN 'deferred';
+	WHEN OTHERS THEN RETURN 'error ' || SQLSTATE;
+END $f$;"""
+        for kind, call in self.GOLDEN_CALL.items():
+            single, batch = self.forms[kind]
+            keys = [a for a in self.args[call] if len(a) == single.count("$") and
+                    all(len(x) <= 1024 for x in a)]
+            script = [one]
+            for a in keys:
+                q = re.sub(r"\$(\d+)", lambda m: literal(a[int(m.group(1)) - 1]), single)
+                script.append(f"SELECT pg_temp.one({literal(q)});")
+            arrays = ["ARRAY[" + ",".join(literal(a[j]) for a in keys) + "]::text[]"
+                      for j in range(len(keys[0]))]
+            bq = re.sub(r"\$(\d+)(::text\[\])?", lambda m: arrays[int(m.group(1)) - 1], batch)
+            script.append(f"SELECT coalesce(json_agg(json_build_array(b.i, b.v, b.d)), '[]') FROM ({bq}) b(i, v, d);")
+            out = pgsql.query(self.db, f"SET ROLE {CALLER};\n" + "\n".join(script)).split("\n")
+            singles, got = out[:-1], json.loads(out[-1])
+            self.assertEqual(len(singles), len(keys), out)
+            answers = {}
+            for i, v, d in got:
+                self.assertNotIn(i, answers, f"{kind}: two rows for key {i}")
+                answers[i] = "deferred" if d else ("notfound" if v is None else "v:" + v)
+            kinds_seen = set()
+            for n, (a, s) in enumerate(zip(keys, singles), 1):
+                if s.startswith("error"):
+                    continue  # the single statement fails: vmaild resends a failed batch singly
+                kinds_seen.add(s.split(":")[0])
+                with self.subTest(kind=kind, key=a):
+                    self.assertEqual(answers.get(n, "notfound"), s)
+            with self.subTest(kind=kind):  # the golden keys reach found and not found
+                self.assertLessEqual({"v", "notfound"}, kinds_seen)
+
+    def test_batch_plans(self):
+        for kind, call in self.GOLDEN_CALL.items():
+            _, batch = self.forms[kind]
+            if kind not in ("domain", "alias", "mailbox", "sender"):
+                continue
+            keys = "ARRAY['someone+tag@example.org','unknown@example.org','biuro@acme.lublin.pl']"
+            out = pgsql.query(self.db, f"SET ROLE {CALLER}; SET enable_seqscan = off;"
+                              f" EXPLAIN (FORMAT JSON) {batch.replace('$1', keys)};")
+            plan = json.loads(out[out.index("["):])[0]["Plan"]
+            scans = [(n["Node Type"], n.get("Relation Name"), n.get("Function Name"))
+                     for n in plan_nodes(plan) if "Scan" in n["Node Type"]]
+            with self.subTest(kind=kind):
+                bad = [s for s in scans if not (s[0] in ("Index Scan", "Index Only Scan", "Bitmap Index Scan",
+                                                       "Bitmap Heap Scan") and s[1] in ("route", None))
+                       and s != ("Function Scan", None, "unnest")]
+                self.assertEqual(bad, [], f"{kind}: {scans}")
 
 
 def setUpModule():

@@ -246,7 +246,7 @@ static void pump(void)
  */
 START_TEST(test_insert_failure_backs_off)
 {
-	static const struct pg_stmt one[1] = { { "t0", "SELECT 1", 0, 1, PG_SHAPE_VALUE, 0 } };
+	static const struct pg_stmt one[1] = { { "t0", "SELECT 1", 0, 1, PG_SHAPE_VALUE, 0, NULL } };
 	struct pg_config cfg;
 	pg_config_defaults(&cfg);
 	cfg.conninfo = "host=/nonexistent-test-dict-recount port=1";
@@ -424,11 +424,11 @@ static struct pg_pool *db_pool(void)
 	ck_assert_msg(dsn && dsn[0], "VMAIL_TEST_DSN is not set (tests/world/pg.sh start DIR)");
 	for (unsigned i = 0; i < LOOKUP__COUNT; i++) {
 		snprintf(db_names[i], sizeof(db_names[i]), "t%u", i);
-		db_stmts[i] = (struct pg_stmt){ db_names[i], "SELECT 1", 0, 1, PG_SHAPE_VALUE, 0 };
+		db_stmts[i] = (struct pg_stmt){ db_names[i], "SELECT 1", 0, 1, PG_SHAPE_VALUE, 0, NULL };
 	}
 	db_stmts[LOOKUP_USAGE_RECOUNT_ADD] = (struct pg_stmt){
 		"recount", "SELECT cardinality($1::text[]) + cardinality($2::text[]) "
-			   "+ cardinality($3::integer[])", 3, 1, PG_SHAPE_VALUE, 0 };
+			   "+ cardinality($3::integer[])", 3, 1, PG_SHAPE_VALUE, 0, NULL };
 	struct pg_config cfg;
 	pg_config_defaults(&cfg);
 	cfg.conninfo = dsn;

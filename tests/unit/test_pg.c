@@ -43,24 +43,38 @@ enum {
 	T_APP,      /* application_name ':' $1: which pool answered (a read) */
 	T_APP_W,    /* the same, not to be resent: a write as far as routing goes */
 	T_APP_P,    /* the same, resendable but flagged PG_STMT_PRIMARY */
+	T_BECHO,    /* pgtest.becho with a batch form: 'none' no row, 'deferred' VM451, 'poison' 22012 */
+	T_BJOIN,    /* $1 '/' $2, with a batch form over two arrays */
+	T_BMISSING, /* T_BECHO whose batch form calls a function that does not exist */
+	T_BSLEEP,   /* T_SLEEP with a batch form */
 	T__COUNT,
 };
 
 static const struct pg_stmt test_stmts[T__COUNT] = {
-	[T_ECHO] = { "t_echo", "SELECT pgtest.echo($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
-	[T_PID_ECHO] = { "t_pid", "SELECT pg_backend_pid()::text || ':' || $1::text", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
-	[T_EMPTY] = { "t_empty", "SELECT $1::text WHERE false", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
-	[T_SLEEP] = { "t_sleep", "SELECT pgtest.sleep($1::float8)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
-	[T_RAISE] = { "t_raise", "SELECT pgtest.fail($1)", 1, 1, PG_SHAPE_VALUE, 0 },
-	[T_MISSING] = { "t_missing", "SELECT pgtest.no_such_function($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
-	[T_DIV] = { "t_div", "SELECT (100 / $1::int)::text", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
-	[T_COLS] = { "t_cols", "SELECT $1::text, $1::text", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
-	[T_MULTI] = { "t_multi", "SELECT g::text FROM generate_series(1, $1::int) g", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
-	[T_ROWS] = { "t_rows", "SELECT g::text FROM generate_series(1, $1::int) g", 1, 1, PG_SHAPE_ROWS, PG_STMT_RETRY },
-	[T_SLEEP_NR] = { "t_sleep_nr", "SELECT pgtest.sleep($1::float8)", 1, 1, PG_SHAPE_VALUE, 0 },
-	[T_APP] = { "t_app", "SELECT current_setting('application_name') || ':' || $1", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY },
-	[T_APP_W] = { "t_app_w", "SELECT current_setting('application_name') || ':' || $1", 1, 1, PG_SHAPE_VALUE, 0 },
-	[T_APP_P] = { "t_app_p", "SELECT current_setting('application_name') || ':' || $1", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY | PG_STMT_PRIMARY },
+	[T_ECHO] = { "t_echo", "SELECT pgtest.echo($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY, NULL },
+	[T_PID_ECHO] = { "t_pid", "SELECT pg_backend_pid()::text || ':' || $1::text", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY, NULL },
+	[T_EMPTY] = { "t_empty", "SELECT $1::text WHERE false", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY, NULL },
+	[T_SLEEP] = { "t_sleep", "SELECT pgtest.sleep($1::float8)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY, NULL },
+	[T_RAISE] = { "t_raise", "SELECT pgtest.fail($1)", 1, 1, PG_SHAPE_VALUE, 0, NULL },
+	[T_MISSING] = { "t_missing", "SELECT pgtest.no_such_function($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY, NULL },
+	[T_DIV] = { "t_div", "SELECT (100 / $1::int)::text", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY, NULL },
+	[T_COLS] = { "t_cols", "SELECT $1::text, $1::text", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY, NULL },
+	[T_MULTI] = { "t_multi", "SELECT g::text FROM generate_series(1, $1::int) g", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY, NULL },
+	[T_ROWS] = { "t_rows", "SELECT g::text FROM generate_series(1, $1::int) g", 1, 1, PG_SHAPE_ROWS, PG_STMT_RETRY, NULL },
+	[T_SLEEP_NR] = { "t_sleep_nr", "SELECT pgtest.sleep($1::float8)", 1, 1, PG_SHAPE_VALUE, 0, NULL },
+	[T_APP] = { "t_app", "SELECT current_setting('application_name') || ':' || $1", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY, NULL },
+	[T_APP_W] = { "t_app_w", "SELECT current_setting('application_name') || ':' || $1", 1, 1, PG_SHAPE_VALUE, 0, NULL },
+	[T_APP_P] = { "t_app_p", "SELECT current_setting('application_name') || ':' || $1", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY | PG_STMT_PRIMARY, NULL },
+	[T_BECHO] = { "t_becho", "SELECT CASE $1 WHEN 'deferred' THEN pgtest.fail('VM451') WHEN 'none' THEN NULL"
+		      " ELSE pgtest.becho($1) END", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY,
+		      "SELECT k.i, pgtest.becho(k.key), k.key = 'deferred' FROM unnest($1::text[])"
+		      " WITH ORDINALITY k(key, i) WHERE k.key <> 'none'" },
+	[T_BJOIN] = { "t_bjoin", "SELECT $1 || '/' || $2", 2, 1, PG_SHAPE_VALUE, PG_STMT_RETRY,
+		      "SELECT k.i, k.a || '/' || k.b, false FROM unnest($1::text[], $2::text[]) WITH ORDINALITY k(a, b, i)" },
+	[T_BMISSING] = { "t_bmissing", "SELECT pgtest.becho($1)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY,
+			 "SELECT k.i, pgtest.no_such_function(k.key), false FROM unnest($1::text[]) WITH ORDINALITY k(key, i)" },
+	[T_BSLEEP] = { "t_bsleep", "SELECT pgtest.sleep($1::float8)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY,
+		       "SELECT k.i, pgtest.sleep(k.s::float8), false FROM unnest($1::text[]) WITH ORDINALITY k(s, i)" },
 };
 
 static const char schema_sql[] =
@@ -70,6 +84,8 @@ static const char schema_sql[] =
 	"  AS $$ SELECT NULLIF(v, 'null') $$;"
 	"CREATE OR REPLACE FUNCTION pgtest.sleep(s float8) RETURNS text LANGUAGE plpgsql"
 	"  AS $$ BEGIN PERFORM pg_sleep(s); RETURN 'slept'; END $$;"
+	"CREATE OR REPLACE FUNCTION pgtest.becho(v text) RETURNS text LANGUAGE plpgsql"
+	"  AS $$ BEGIN IF v = 'poison' THEN RETURN (1 / 0)::text; END IF; RETURN NULLIF(v, 'null'); END $$;"
 	"CREATE OR REPLACE FUNCTION pgtest.fail(code text) RETURNS text LANGUAGE plpgsql"
 	"  AS $$ BEGIN RAISE EXCEPTION 'pgtest.fail(%)', code USING ERRCODE = code; END $$;"
 	/* an alias map that fails: a deliberate deferral for deferred@, a fault for broken@ */
@@ -462,6 +478,155 @@ START_TEST(test_primary_routing)
 END_TEST
 
 /* A backend killed under a request: reads are resent on the other connection, writes are not. */
+/*
+ * Requests for a statement with a batch form that wait together leave as one
+ * query; each gets its own answer, whatever the key holds (quotes,
+ * backslashes, braces, commas and the word NULL must survive the array
+ * literal), and statements without a batch form still go alone.
+ */
+START_TEST(test_batch)
+{
+	static const char *const keys[] = {
+		"plain", "null", "none", "deferred", "with \"quotes\"", "back\\slash", "{braces},comma",
+		"NULL", " spaced ", "zażółć",
+	};
+	enum { N = sizeof(keys) / sizeof(keys[0]) };
+	struct pg_pool *pool = new_pool(dsn, 2, 3000);
+	wait_ready(pool, 2);
+	struct answer a[N] = { 0 }, e = { 0 }, j = { 0 };
+	for (unsigned i = 0; i < N; i++) {
+		submit1(pool, T_BECHO, keys[i], &a[i]);
+		if (i == 3)
+			submit1(pool, T_ECHO, "between", &e);
+	}
+	const char *p2[2] = { "left", "right\"}" };
+	ck_assert_ptr_nonnull(pg_submit(pool, T_BJOIN, p2, NULL, 2, on_answer, &j));
+	ck_assert(run(base, N + 2, 5000));
+	for (unsigned i = 0; i < N; i++) {
+		ck_assert_int_eq(a[i].calls, 1);
+		if (i == 1 || i == 2) {
+			ck_assert_int_eq(a[i].st, PG_NOTFOUND);
+		} else if (i == 3) {
+			ck_assert_int_eq(a[i].st, PG_DEFERRED);
+		} else {
+			ck_assert_int_eq(a[i].st, PG_FOUND);
+			ck_assert_str_eq(a[i].value, keys[i]);
+			ck_assert_uint_eq(a[i].nrows, 1);
+		}
+	}
+	ck_assert_str_eq(e.value, "between");
+	ck_assert_str_eq(j.value, "left/right\"}");
+	struct pg_stats s;
+	pg_pool_stats(pool, &s);
+	ck_assert_uint_eq(s.batches, 1); /* T_BJOIN alone is no batch */
+	ck_assert_uint_eq(s.batched, N);
+	ck_assert_uint_eq(s.batch_fallbacks, 0);
+
+	/* more than PG_BATCH_MAX: several batches, every answer to its own asker */
+	enum { M = 2 * PG_BATCH_MAX + 5 };
+	static struct answer many[M];
+	char mk[M][16];
+	memset(many, 0, sizeof(many));
+	answered = 0;
+	for (unsigned i = 0; i < M; i++) {
+		snprintf(mk[i], sizeof(mk[i]), "k%u", i);
+		submit1(pool, T_BECHO, mk[i], &many[i]);
+	}
+	ck_assert(run(base, M, 5000));
+	for (unsigned i = 0; i < M; i++)
+		ck_assert_str_eq(many[i].value, mk[i]);
+	pg_pool_stats(pool, &s);
+	ck_assert_uint_eq(s.batches, 1 + 3);
+	ck_assert_uint_eq(s.batched, N + M);
+	ck_assert_uint_eq(s.inflight, 0);
+	pg_pool_free(pool);
+}
+END_TEST
+
+/*
+ * A batch that fails as a whole is resent one request at a time: the key that
+ * broke it fails alone, and a batch form that cannot be prepared (an older
+ * schema) costs nothing but the fallback.
+ */
+START_TEST(test_batch_fallback)
+{
+	struct pg_pool *pool = new_pool(dsn, 1, 3000);
+	wait_ready(pool, 1);
+	struct answer a[4] = { 0 }, m[3] = { 0 };
+	submit1(pool, T_BECHO, "one", &a[0]);
+	submit1(pool, T_BECHO, "poison", &a[1]);
+	submit1(pool, T_BECHO, "deferred", &a[2]);
+	submit1(pool, T_BECHO, "four", &a[3]);
+	ck_assert(run(base, 4, 5000));
+	ck_assert_str_eq(a[0].value, "one");
+	ck_assert_int_eq(a[1].st, PG_PERMFAIL); /* 22012 */
+	ck_assert_int_eq(a[2].st, PG_DEFERRED);  /* the single form raises VM451 */
+	ck_assert_str_eq(a[3].value, "four");
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(a[i].calls, 1);
+	struct pg_stats s;
+	pg_pool_stats(pool, &s);
+	ck_assert_uint_eq(s.batch_fallbacks, 1);
+
+	answered = 0;
+	submit1(pool, T_BMISSING, "x", &m[0]);
+	submit1(pool, T_BMISSING, "null", &m[1]);
+	submit1(pool, T_BMISSING, "z", &m[2]);
+	ck_assert(run(base, 3, 5000));
+	ck_assert_str_eq(m[0].value, "x");
+	ck_assert_int_eq(m[1].st, PG_NOTFOUND);
+	ck_assert_str_eq(m[2].value, "z");
+	pg_pool_stats(pool, &s);
+	ck_assert_uint_eq(s.inflight, 0);
+	ck_assert_uint_eq(s.queued, 0);
+	pg_pool_free(pool);
+}
+END_TEST
+
+/*
+ * A batch's members are requests like any other: one cancelled in flight gets
+ * no answer, and a batch lost with its connection is resent (its members are
+ * reads) and answered once each.
+ */
+START_TEST(test_batch_cancel_and_loss)
+{
+	struct pg_pool *pool = new_pool(dsn, 1, 3000);
+	wait_ready(pool, 1);
+	struct answer a[4] = { 0 };
+	struct pg_req *r[4];
+	for (int i = 0; i < 4; i++)
+		r[i] = submit1(pool, T_BSLEEP, "0.1", &a[i]);
+	run_for(base, 50);
+	struct pg_stats s;
+	pg_pool_stats(pool, &s);
+	ck_assert_uint_eq(s.batches, 1);
+	ck_assert_uint_eq(s.inflight, 4);
+	pg_cancel(r[1]);
+	ck_assert(run(base, 3, 3000));
+	run_for(base, 100);
+	ck_assert_int_eq(a[1].calls, 0);
+	for (int i = 0; i < 4; i++)
+		if (i != 1)
+			ck_assert_str_eq(a[i].value, "slept");
+
+	answered = 0;
+	memset(a, 0, sizeof(a));
+	for (int i = 0; i < 4; i++)
+		submit1(pool, T_BSLEEP, "0.2", &a[i]);
+	kill_sleeper();
+	ck_assert(run(base, 4, 5000));
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(a[i].calls, 1);
+		ck_assert_str_eq(a[i].value, "slept");
+	}
+	pg_pool_stats(pool, &s);
+	ck_assert_uint_eq(s.conn_failures, 1);
+	ck_assert_uint_eq(s.batches, 3);
+	ck_assert_uint_eq(s.inflight, 0);
+	pg_pool_free(pool);
+}
+END_TEST
+
 START_TEST(test_retry)
 {
 	struct pg_pool *pool = new_pool(dsn, 2, 3000);
@@ -1058,6 +1223,9 @@ int main(int argc, char **argv)
 		tcase_set_timeout(tc, 30);
 		tcase_add_test(tc, test_found_notfound_null);
 		tcase_add_test(tc, test_pipeline_200);
+		tcase_add_test(tc, test_batch);
+		tcase_add_test(tc, test_batch_fallback);
+		tcase_add_test(tc, test_batch_cancel_and_loss);
 		tcase_add_test(tc, test_multi_host);
 		tcase_add_test(tc, test_primary_routing);
 		tcase_add_test(tc, test_retry);
