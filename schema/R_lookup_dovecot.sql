@@ -33,21 +33,29 @@ $$;
 -- answer "no such user", which LMTP would turn into a bounce.
 -- STABLE, not IMMUTABLE: a constant argument must not raise while a query is planned, before
 -- a CASE that guards the call could skip it.
-CREATE OR REPLACE FUNCTION vmail.dovecot_login(p_login text) RETURNS text
+CREATE OR REPLACE FUNCTION vmail.dovecot_login_refused(p_login text) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
-	IF coalesce(p_login, '') = '' THEN
-		PERFORM vmail.fail('VM400', 'empty login in a passdb or userdb query (Dovecot could not escape the user name)');
-	END IF;
+	PERFORM vmail.fail('VM400', 'empty login in a passdb or userdb query (Dovecot could not escape the user name)');
 	RETURN p_login;
 END $$;
+
+-- The queries below check the login where they probe with it, as
+--   l.key = lower(CASE WHEN coalesce(p_login, '') <> '' THEN p_login
+--                 ELSE vmail.dovecot_login_refused(p_login) END)
+-- written out rather than a function of its own: the planner does not inline a scalar SQL
+-- function whose argument is used twice unless the argument is cheap, and a caller's
+-- expression (pgbench's, a view's) is not, while set-returning functions inline regardless.
+-- The PL/pgSQL call happens only for the empty login.
+DROP FUNCTION IF EXISTS vmail.dovecot_login(text);
 
 -- For Dovecot's sql driver: SELECT username AS user, password FROM vmail.passdb('%u').
 -- Suspended accounts have no row, so IMAP, POP3 and SMTP AUTH all refuse them.
 CREATE OR REPLACE FUNCTION vmail.passdb(p_login text) RETURNS TABLE (username text, password text)
 LANGUAGE sql STABLE AS $$
 	SELECT l.username, l.password FROM vmail.login l
-	 WHERE l.key = lower(vmail.dovecot_login(p_login)) AND NOT l.suspended AND l.password IS NOT NULL
+	 WHERE l.key = lower(CASE WHEN coalesce(p_login, '') <> '' THEN p_login ELSE vmail.dovecot_login_refused(p_login) END)
+	   AND NOT l.suspended AND l.password IS NOT NULL
 $$;
 
 -- vmaild's dict answers, set-returning so that vmaild's SELECT (SELECT v FROM
@@ -105,11 +113,26 @@ LANGUAGE sql STABLE AS $$
 	FROM vmail.mailbox_facts(p_login) f
 $$;
 
+-- What the other mailboxes (and files) of a mailbox's payer use: the account total less the
+-- mailbox's own counter.  PL/pgSQL, so that its three index probes are planned once per
+-- session and cost mailbox_effective's plan nothing (no subplans to start) when not called.
+CREATE OR REPLACE FUNCTION vmail.usage_of_others(p_payer_shell bigint, p_shell bigint, p_account bigint)
+RETURNS bigint
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN (SELECT t.bytes FROM vmail.usage_total(p_payer_shell, p_account) t)
+		- coalesce((SELECT u.bytes FROM vmail.mailbox_usage u WHERE u.shell_account_id = p_shell),
+			(SELECT u.bytes FROM vmail.mailbox_usage u WHERE u.mail_account_id = p_account), 0);
+END $$;
+
 -- R6 carried by the mailbox's own limit, for setups without a second quota root (the count
 -- backend): min(own quota, disk limit - (account total - this mailbox)), recomputed at every
 -- userdb lookup (LMTP looks up every delivery).  Shared by the 2.3 and 2.4 answers below.
 -- Plain SQL over the login relation and the counters: one probe of the login, then the few
--- counter rows of its payer by index (the planner inlines it into the callers' queries).
+-- counter rows of its payer by index (the planner inlines it into the callers' queries).  A
+-- paid account pays for itself alone (no payer, no shell account): its total less its own
+-- mailbox is 0 whatever its counter says, so its answer reads no counter; the others sum
+-- their payer's rows in vmail.usage_of_others.
 DROP FUNCTION IF EXISTS vmail.mailbox_effective(text); -- its columns grew (2.4's mail settings)
 CREATE OR REPLACE FUNCTION vmail.mailbox_effective(p_login text)
 RETURNS TABLE (username text, home text, mail text, uid integer, gid integer,
@@ -118,13 +141,13 @@ RETURNS TABLE (username text, home text, mail text, uid integer, gid integer,
 LANGUAGE sql STABLE AS $$
 	SELECT l.username, l.home, l.mail, l.uid, l.gid,
 		greatest(1, least(l.own_quota, l.account_limit
-			- ((SELECT t.bytes FROM vmail.usage_total(l.payer_shell_id, l.account_id) t)
-			   - coalesce((SELECT u.bytes FROM vmail.mailbox_usage u WHERE u.shell_account_id = l.shell_id),
-				(SELECT u.bytes FROM vmail.mailbox_usage u WHERE u.mail_account_id = l.account_id), 0)))),
+			- CASE WHEN l.payer_shell_id IS NULL AND l.shell_id IS NULL THEN 0
+			ELSE vmail.usage_of_others(l.payer_shell_id, l.shell_id, l.account_id) END)),
 		CASE WHEN l.suspended THEN 'account suspended' END,
 		l.mail_driver, l.mail_path, l.mail_inbox_path, l.mail_index_path, l.mail_control_path,
 		l.mailbox_list_layout
-	FROM vmail.login l WHERE l.key = lower(vmail.dovecot_login(p_login))
+	FROM vmail.login l
+	WHERE l.key = lower(CASE WHEN coalesce(p_login, '') <> '' THEN p_login ELSE vmail.dovecot_login_refused(p_login) END)
 $$;
 
 -- Dovecot 2.3's sql userdb with one quota root: quota_rule in 2.3's syntax.

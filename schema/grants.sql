@@ -43,7 +43,7 @@ GRANT EXECUTE ON FUNCTION
 	vmail.canonical_address(bigint, bigint), vmail.canonical_login(bigint, bigint),
 	vmail.entry_destinations(vmail.address, text), vmail.address_mailboxes(text, boolean),
 	vmail.mailbox_facts(text), vmail.account_usage(bigint, bigint), vmail.usage_total(bigint, bigint), vmail.mailbox_usage_of(bigint, bigint),
-	vmail.mailbox_effective(text), vmail.mail_location_v24(text, text), vmail.dovecot_login(text),
+	vmail.mailbox_effective(text), vmail.mail_location_v24(text, text), vmail.dovecot_login_refused(text), vmail.usage_of_others(bigint, bigint, bigint),
 	vmail.dict_peer_may(text, integer), vmail.mail_uid(text),
 	-- the routing relation's answers (R_route.sql), which the lookups above inline
 	vmail.route_domain(text), vmail.route_alias(text), vmail.route_mailbox(text), vmail.route_sender(text),
