@@ -1094,6 +1094,24 @@ static void pool_maintain(struct pg_pool *pool)
 	}
 }
 
+/*
+ * batch_form_usable - some ready connection has stmt's batch form, or may try
+ * it again: where none has (a schema from before the batch forms), requests
+ * go alone at full pipeline depth instead of waiting to form batches that
+ * would be resent one by one.
+ */
+static bool batch_form_usable(const struct pg_pool *pool, unsigned stmt)
+{
+	for (unsigned i = 0; i < pool->nconns && i < pool->cfg.pool_size; i++) {
+		const struct pg_conn *c = pool->conns[i];
+		const struct stmt_slot *slot = &c->stmts[pool->nstmts + stmt];
+		if (pgc_state(c) == PG_CONN_READY &&
+		    (slot->state != STMT_FAILED || ms_since(slot->failed_at) >= PREPARE_RETRY_MS))
+			return true;
+	}
+	return false;
+}
+
 static void pool_kick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pg_pool *pool = arg;
@@ -1122,7 +1140,8 @@ static void pool_kick_cb(evutil_socket_t fd, short what, void *arg)
 	 */
 	struct pg_conn *conn;
 	while ((req = TAILQ_FIRST(&pool->queue))) {
-		bool may_batch = pool->batch_names[req->stmt] && !req->single;
+		bool may_batch = pool->batch_names[req->stmt] && !req->single &&
+				 batch_form_usable(pool, req->stmt);
 		unsigned depth = pool->cfg.max_inflight;
 		if (may_batch && depth > BATCH_DEPTH)
 			depth = BATCH_DEPTH;

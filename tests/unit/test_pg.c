@@ -579,6 +579,24 @@ START_TEST(test_batch_fallback)
 	pg_pool_stats(pool, &s);
 	ck_assert_uint_eq(s.inflight, 0);
 	ck_assert_uint_eq(s.queued, 0);
+
+	/* without a usable batch form, requests do not wait to batch: they fill the pipeline */
+	enum { K = 20 };
+	static struct answer k[K];
+	char kk[K][8];
+	memset(k, 0, sizeof(k));
+	answered = 0;
+	max_inflight_seen = 0;
+	pipe_pool = pool;
+	for (int i = 0; i < K; i++) {
+		snprintf(kk[i], sizeof(kk[i]), "k%d", i);
+		const char *p[1] = { kk[i] };
+		ck_assert_ptr_nonnull(pg_submit(pool, T_BMISSING, p, NULL, 1, on_pipe, &k[i]));
+	}
+	ck_assert(run(base, K, 5000));
+	for (int i = 0; i < K; i++)
+		ck_assert_str_eq(k[i].value, kk[i]);
+	ck_assert_uint_gt(max_inflight_seen, 1);
 	pg_pool_free(pool);
 }
 END_TEST
