@@ -25,6 +25,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import pgsql  # noqa: E402
+import world  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("VMAIL_BUILD_DIR", os.path.join(REPO, "build"))
@@ -37,12 +38,9 @@ MAIL_HOSTS = "mx1.example.net mx2.example.net"
 
 
 def free_udp_port():
-    """A loopback UDP port nobody uses right now (bound, then released)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback UDP port nobody uses right now, outside the range DNS clients' source ports
+    come from (world.free_port)."""
+    return world.free_port(socket.SOCK_DGRAM)
 
 
 def dns_ready(port):

@@ -18,6 +18,7 @@ import time
 import urllib.parse
 
 import pgsql
+from world import free_port  # noqa: F401 (test_panel_http imports it from here)
 
 REPO = pgsql.REPO
 BUILD = os.environ.get("VMAIL_BUILD_DIR", os.path.join(REPO, "build"))
@@ -32,12 +33,6 @@ def sha512_crypt(password):
     out = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=password + "\n",
                          capture_output=True, text=True, check=True)
     return "{SHA512-CRYPT}" + out.stdout.strip()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def panel_dsn(db):

@@ -36,11 +36,39 @@ PG_SH = os.path.join(REPO, "tests", "world", "pg.sh")
 POSTFIX_MAIN_CF = "/etc/postfix/main.cf"
 
 
-def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_next_port = None
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A loopback port (TCP, or UDP with kind=socket.SOCK_DGRAM) that is free now, for a server
+    a test starts next.  Taken below the kernel's ephemeral range, never from it: a port the
+    kernel hands out (bind to port 0) is also what it gives the next outgoing connection or
+    DNS query of any process, which can take it before the server binds.  Below that range
+    only tests pick ports; each process walks from its own point (by pid) and never hands
+    out a port twice, and a port found in use is skipped."""
+    global _next_port
+    hi = min(_ephemeral_low(), 65536)
+    lo = max(1024, hi - 12000)
+    if _next_port is None:
+        _next_port = lo + (os.getpid() * 7919) % (hi - lo)
+    for _ in range(hi - lo):
+        port = _next_port
+        _next_port = lo + (_next_port + 1 - lo) % (hi - lo)
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free loopback port in {lo}..{hi - 1}")
 
 
 def wait_for(what, predicate, timeout=10.0, interval=0.05):
