@@ -50,7 +50,33 @@ BEGIN
 	IF n > 0 THEN
 		PERFORM vmail.fail('VM409', format('domain %s is the mail domain of %s shell accounts', d.name, n));
 	END IF;
+	IF EXISTS (SELECT 1 FROM vmail.domain WHERE alias_of = d.id) THEN
+		PERFORM vmail.fail('VM409', format('domain %s is the target of the alias domains %s; unalias them first', d.name,
+			(SELECT string_agg(name, ', ' ORDER BY name) FROM vmail.domain WHERE alias_of = d.id)));
+	END IF;
 	DELETE FROM vmail.domain WHERE id = d.id;
+END $$;
+
+-- Domain aliases (issue 20): every address of p_target answers at p_alias too, after
+-- p_alias's own addresses (R_route.sql).  The rules are the domain_alias_before trigger's.
+CREATE OR REPLACE FUNCTION vmail.domain_alias(p_alias text, p_target text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+	a vmail.domain := vmail.domain_row(p_alias);
+	t vmail.domain := vmail.domain_row(p_target);
+BEGIN
+	UPDATE vmail.domain SET alias_of = t.id WHERE id = a.id;
+END $$;
+
+CREATE OR REPLACE FUNCTION vmail.domain_unalias(p_alias text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+	a vmail.domain := vmail.domain_row(p_alias);
+BEGIN
+	IF a.alias_of IS NULL THEN
+		PERFORM vmail.fail('VM404', format('domain %s is not an alias domain', a.name));
+	END IF;
+	UPDATE vmail.domain SET alias_of = NULL WHERE id = a.id;
 END $$;
 
 -- Where the customer publishes the ownership token: a name of its own under the domain, so

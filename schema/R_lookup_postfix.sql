@@ -80,7 +80,7 @@ DECLARE
 	f record;
 BEGIN
 	-- the routing relation's row for the key (R_route.sql): one probe
-	SELECT * INTO f FROM vmail.route_find(p_key, with_catchall);
+	SELECT * INTO f FROM vmail.route_find(p_key, with_catchall, true);
 	IF f.suspended THEN
 		PERFORM vmail.route_deferred(f.domain_name);
 	ELSIF f.kind = 'postmaster' THEN

@@ -14,7 +14,7 @@
 --                   accounts (changes whose reach is not worth working out).
 --
 -- Table            change                              payloads
--- domain           insert, delete, state              domain <name>
+-- domain           insert, delete, state, alias_of    domain <name> (and of its alias domains)
 --                  name                                all
 -- alias            any                                 domain <its domain>
 -- alias_target     any                                 domain <its alias's domain>
@@ -28,10 +28,14 @@
 --                  login                               all
 -- settings         any                                 all
 
+-- A domain's addresses also answer at its alias domains (issue 20): their entries go too.
 CREATE OR REPLACE FUNCTION vmail.cache_notify(p_what text, p_arg text DEFAULT NULL) RETURNS void
 LANGUAGE sql AS $$
 	SELECT pg_notify('vmail_cache', CASE WHEN p_arg IS NULL THEN 'all' ELSE p_what || ' ' || p_arg END)
-	 WHERE p_what = 'all' OR p_arg IS NOT NULL
+	 WHERE p_what = 'all' OR p_arg IS NOT NULL;
+	SELECT pg_notify('vmail_cache', 'domain ' || a.name)
+	  FROM vmail.domain a JOIN vmail.domain t ON t.id = a.alias_of
+	 WHERE p_what = 'domain' AND t.name = p_arg
 $$;
 
 CREATE OR REPLACE FUNCTION vmail.cache_domain_name(p_domain bigint) RETURNS text

@@ -6,13 +6,20 @@
 -- transition tables (a bulk insert recomputes the rows it touches, once); a change of a setting
 -- the rows depend on (primary_domain, postmaster_address, subaddress_delimiter) rebuilds all.
 
--- The candidate keys of address key k (lower case) in domain d, most specific first: k; its
--- local part without the sub-address extension (cut at the earliest first occurrence of a
--- delimiter character, a character that first occurs at the start not counting; postmaster
--- and mailer-daemon are never cut), or NULL; with p_fallbacks, '!postmaster' for postmaster@ and abuse@ (else NULL) and the
--- catch-all '@d' (else NULL).  PL/pgSQL, not SQL: inlined SQL would repeat the split in every
--- place the keys are used, and the planner's expression trees cost more than the probe.
-CREATE OR REPLACE FUNCTION vmail.route_keys(k text, d text, delims text, p_fallbacks boolean)
+-- The candidate keys of address key k (lower case) in domain d, most specific first, always
+-- seven (NULL where one does not apply), so that a key's position says what it is:
+--   1 k; 2 its local part without the sub-address extension at d (cut at the earliest first
+--   occurrence of a delimiter character, a character that first occurs at the start not
+--   counting; postmaster and mailer-daemon are never cut), or NULL;
+--   with p_mirrors and a target domain t (d is a domain alias of t): 3 k's local part at t,
+--   4 the cut one at t;
+--   with p_fallbacks: 5 '!postmaster' for postmaster@ and abuse@, 6 the catch-all '@d', and
+--   with p_mirrors too, 7 t's catch-all '@t'.
+-- PL/pgSQL, not SQL: inlined SQL would repeat the split in every place the keys are used, and
+-- the planner's expression trees cost more than the probe.
+DROP FUNCTION IF EXISTS vmail.route_keys(text, text, text, boolean);
+CREATE OR REPLACE FUNCTION vmail.route_keys(k text, d text, delims text, t text,
+	p_fallbacks boolean, p_mirrors boolean)
 RETURNS text[]
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
@@ -20,6 +27,7 @@ DECLARE
 	pos integer := 0;
 	p integer;
 	base text;
+	m boolean := p_mirrors AND t IS NOT NULL;
 BEGIN
 	IF lp NOT IN ('postmaster', 'mailer-daemon') THEN
 		FOR i IN 1 .. length(delims) LOOP
@@ -32,8 +40,11 @@ BEGIN
 	base := CASE WHEN pos > 1 THEN left(lp, pos - 1) ELSE lp END;
 	RETURN ARRAY[k,
 		CASE WHEN pos > 1 THEN base || '@' || d END,
+		CASE WHEN m THEN lp || '@' || t END,
+		CASE WHEN m AND pos > 1 THEN base || '@' || t END,
 		CASE WHEN p_fallbacks AND base IN ('postmaster', 'abuse') THEN '!postmaster' END,
-		CASE WHEN p_fallbacks THEN '@' || d END];
+		CASE WHEN p_fallbacks THEN '@' || d END,
+		CASE WHEN p_fallbacks AND m THEN '@' || t END];
 END $$;
 
 -- lookup_sender's answer for an address row (lookup_sender before the relation).
@@ -73,21 +84,23 @@ BEGIN
 		vmail.entry_destinations(a, chr(1)),
 		CASE WHEN a.kind IN ('account', 'primary')
 			THEN vmail.canonical_address(a.shell_account_id, a.mail_account_id) END,
-		vmail.route_entry_sender(a), shells, accounts)::vmail.route;
+		vmail.route_entry_sender(a), shells, accounts, NULL, NULL)::vmail.route;
 END $$;
 
 -- The rows of the given domains (NULL: every domain, and the postmaster default).
 CREATE OR REPLACE FUNCTION vmail.route_rows(p_domains bigint[]) RETURNS SETOF vmail.route
 LANGUAGE sql STABLE AS $$
-	SELECT d.name, d.id, 'domain', d.state, st.subaddress_delimiter, NULL, NULL, NULL, NULL, NULL
-	  FROM vmail.domain d, vmail.settings st
+	SELECT d.name, d.id, 'domain', d.state, st.subaddress_delimiter, NULL, NULL, NULL, NULL, NULL,
+		t.name, t.state
+	  FROM vmail.domain d CROSS JOIN vmail.settings st LEFT JOIN vmail.domain t ON t.id = d.alias_of
 	 WHERE d.state IN ('active', 'suspended') AND (p_domains IS NULL OR d.id = ANY (p_domains))
 	UNION ALL
 	SELECT r.* FROM vmail.address a JOIN vmail.domain d ON d.id = a.domain_id
 	 CROSS JOIN LATERAL vmail.route_row(a, d.name) r
 	 WHERE d.state IN ('active', 'suspended') AND (p_domains IS NULL OR d.id = ANY (p_domains))
 	UNION ALL
-	SELECT '!postmaster', NULL, 'postmaster', NULL, NULL, st.postmaster_address, NULL, NULL, NULL, NULL
+	SELECT '!postmaster', NULL, 'postmaster', NULL, NULL, st.postmaster_address, NULL, NULL, NULL, NULL,
+		NULL, NULL
 	  FROM vmail.settings st WHERE p_domains IS NULL
 $$;
 
@@ -174,7 +187,9 @@ BEGIN
 	ELSE
 		EXECUTE format('SELECT coalesce(array_agg(DISTINCT %I), ''{}'') FROM (%s) x', col, src) INTO ids;
 		IF TG_TABLE_NAME = 'domain' THEN
-			PERFORM vmail.route_refresh(ids);
+			-- an alias domain's row carries its target's name and state
+			PERFORM vmail.route_refresh(ids || coalesce((SELECT array_agg(a.id) FROM vmail.domain a
+				WHERE a.alias_of = ANY (ids) AND NOT a.id = ANY (ids)), '{}'));
 			RETURN NULL;
 		END IF;
 		SELECT array_agg(t.domain_id), array_agg(t.local_part) INTO dids, lps
@@ -235,21 +250,29 @@ BEGIN
 	RETURN NULL;
 END $$;
 
--- The route of an address key: the first of its candidate keys that exists — the key itself
--- (rank 1); without its sub-address extension (rank 2, ext the extension); with p_fallbacks,
--- for postmaster@ and abuse@ the ISP default (rank 3) and the domain's catch-all (rank 4).
--- No row for a key without a local part or outside our active and suspended domains.
-CREATE OR REPLACE FUNCTION vmail.route_find(p_key text, p_fallbacks boolean)
+-- The route of an address key: the first of its candidate keys (route_keys) that exists, rank
+-- its position there: the key itself (1); without its sub-address extension (2, ext the
+-- extension); with p_mirrors in a domain alias, the same two at the target (3, 4); with
+-- p_fallbacks, for postmaster@ and abuse@ the ISP default (5), the domain's catch-all (6) and
+-- the target's (7).  Suspended: the key's domain is, or an answer that is not the domain's own
+-- (a mirrored one, or none) would come from a suspended target.  No row for a key without a
+-- local part or outside our active and suspended domains.
+DROP FUNCTION IF EXISTS vmail.route_find(text, boolean);
+CREATE OR REPLACE FUNCTION vmail.route_find(p_key text, p_fallbacks boolean, p_mirrors boolean)
 RETURNS TABLE (domain_name text, suspended boolean, rank integer, ext text, kind text,
 	dest text, mailbox text, sender text, shells bigint[], accounts bigint[])
 LANGUAGE sql STABLE AS $$
-	SELECT d.key, d.state = 'suspended', array_position(c.keys, r.key),
+	SELECT CASE WHEN d.state = 'suspended' THEN d.key ELSE d.target END,
+		d.state = 'suspended' OR (p_mirrors AND d.target_state = 'suspended'
+			AND (r.key IS NULL OR array_position(c.keys, r.key) NOT IN (1, 2, 5, 6))),
+		array_position(c.keys, r.key),
 		CASE WHEN c.keys[2] IS NOT NULL THEN substr(q.k, strpos(c.keys[2], '@'),
 			length(q.k) - length(c.keys[2])) END,
 		r.kind, r.dest, r.mailbox, r.sender, r.shells, r.accounts
 	FROM (SELECT lower(p_key) AS k) q
 	JOIN vmail.route d ON d.key = substr(q.k, length(q.k) - strpos(reverse(q.k), '@') + 2) AND d.kind = 'domain'
-	CROSS JOIN LATERAL (SELECT vmail.route_keys(q.k, d.key, d.delims, p_fallbacks) AS keys OFFSET 0) c
+	CROSS JOIN LATERAL (SELECT vmail.route_keys(q.k, d.key, d.delims, d.target, p_fallbacks, p_mirrors) AS keys
+		OFFSET 0) c
 	LEFT JOIN LATERAL (SELECT r.* FROM vmail.route r WHERE r.key = ANY (c.keys)
 		ORDER BY array_position(c.keys, r.key) LIMIT 1) r ON true
 	WHERE strpos(q.k, '@') > 0 AND strpos(reverse(q.k), '@') < length(q.k)
@@ -267,21 +290,21 @@ $$;
 -- route_sender raise it (VM451) for the single-key callers.
 CREATE OR REPLACE FUNCTION vmail.route_alias_answer(p_key text) RETURNS TABLE (v text, deferred text)
 LANGUAGE sql STABLE AS $$
-	SELECT CASE WHEN NOT f.suspended THEN replace(f.dest, chr(1), CASE WHEN f.rank = 2 THEN f.ext ELSE '' END) END,
+	SELECT CASE WHEN NOT f.suspended THEN replace(f.dest, chr(1), CASE WHEN f.rank IN (2, 4) THEN f.ext ELSE '' END) END,
 		CASE WHEN f.suspended THEN f.domain_name END
-	FROM vmail.route_find(p_key, true) f
+	FROM vmail.route_find(p_key, true, true) f
 $$;
 
 CREATE OR REPLACE FUNCTION vmail.route_mailbox_answer(p_key text) RETURNS TABLE (v text, deferred text)
 LANGUAGE sql STABLE AS $$
 	SELECT CASE WHEN NOT f.suspended THEN f.mailbox END, CASE WHEN f.suspended THEN f.domain_name END
-	FROM vmail.route_find(p_key, false) f
+	FROM vmail.route_find(p_key, false, false) f
 $$;
 
 CREATE OR REPLACE FUNCTION vmail.route_sender_answer(p_key text) RETURNS TABLE (v text, deferred text)
 LANGUAGE sql STABLE AS $$
 	SELECT CASE WHEN NOT f.suspended THEN f.sender END, CASE WHEN f.suspended THEN f.domain_name END
-	FROM vmail.route_find(p_key, false) f
+	FROM vmail.route_find(p_key, false, true) f
 $$;
 
 CREATE OR REPLACE FUNCTION vmail.route_alias(p_key text) RETURNS SETOF text

@@ -67,6 +67,54 @@ BEGIN
 	END IF;
 END $$;
 
+-- Domain aliases (issue 20): R8 between the alias domain and its target (the same customer,
+-- both active when linked, neither the primary domain), one target per domain (the column),
+-- no chains and no alias of itself.  One advisory lock serialises new links, so two racing
+-- links (a -> b and b -> c) cannot both pass the chain checks.
+CREATE OR REPLACE FUNCTION vmail.domain_alias_before() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+	t vmail.domain;
+	other text;
+BEGIN
+	-- a domain's name, kind and customer never change (domain_before), so only a new link is checked
+	IF NEW.alias_of IS NULL OR (TG_OP = 'UPDATE' AND NEW.alias_of IS NOT DISTINCT FROM OLD.alias_of) THEN
+		RETURN NEW;
+	END IF;
+	PERFORM pg_advisory_xact_lock(hashtext('vmail.domain.alias_of'));
+	SELECT * INTO t FROM vmail.domain WHERE id = NEW.alias_of;
+	IF t.id = NEW.id THEN
+		PERFORM vmail.fail('VM409', format('domain %s cannot be an alias of itself', NEW.name));
+	END IF;
+	IF NEW.kind = 'primary' OR t.kind = 'primary' THEN
+		PERFORM vmail.fail('VMR08', format('R8: the primary domain %s cannot be an alias domain or a target',
+			CASE WHEN NEW.kind = 'primary' THEN NEW.name ELSE t.name END));
+	END IF;
+	IF NEW.customer_id IS DISTINCT FROM t.customer_id THEN
+		PERFORM vmail.fail('VMR08', format('R8: domain %s belongs to customer %s, domain %s to customer %s',
+			NEW.name, (SELECT name FROM vmail.customer WHERE id = NEW.customer_id),
+			t.name, (SELECT name FROM vmail.customer WHERE id = t.customer_id)));
+	END IF;
+	IF NEW.state <> 'active' THEN
+		PERFORM vmail.fail('VMR08', format('R8: domain %s %s', NEW.name, vmail.domain_state_text(NEW.state)));
+	END IF;
+	IF t.state <> 'active' THEN
+		PERFORM vmail.fail('VMR08', format('R8: domain %s %s', t.name, vmail.domain_state_text(t.state)));
+	END IF;
+	IF t.alias_of IS NOT NULL THEN
+		PERFORM vmail.fail('VM409', format('domain %s is itself an alias of %s: no chains',
+			t.name, (SELECT name FROM vmail.domain WHERE id = t.alias_of)));
+	END IF;
+	SELECT string_agg(a.name, ', ' ORDER BY a.name) INTO other FROM vmail.domain a WHERE a.alias_of = NEW.id;
+	IF other IS NOT NULL THEN
+		PERFORM vmail.fail('VM409', format('domain %s is the target of the alias domains %s: no chains', NEW.name, other));
+	END IF;
+	RETURN NEW;
+END $$;
+-- Named to fire after domain_before (triggers fire by name), which fills in an insert's kind and state.
+CREATE OR REPLACE TRIGGER domain_before_alias BEFORE INSERT OR UPDATE ON vmail.domain
+	FOR EACH ROW EXECUTE FUNCTION vmail.domain_alias_before();
+
 -- Aliases: R8, R7, R1.
 CREATE OR REPLACE FUNCTION vmail.alias_before() RETURNS trigger
 LANGUAGE plpgsql AS $$

@@ -48,7 +48,8 @@ GRANT EXECUTE ON FUNCTION
 	-- the routing relation's answers (R_route.sql), which the lookups above inline
 	vmail.route_domain(text), vmail.route_alias(text), vmail.route_mailbox(text), vmail.route_sender(text),
 	vmail.route_alias_answer(text), vmail.route_mailbox_answer(text), vmail.route_sender_answer(text),
-	vmail.route_find(text, boolean), vmail.route_deferred(text), vmail.route_keys(text, text, text, boolean),
+	vmail.route_find(text, boolean, boolean), vmail.route_deferred(text),
+	vmail.route_keys(text, text, text, text, boolean, boolean),
 	-- the deliberate errors (VM400, VM451): raised, not answered
 	vmail.fail(text, text)
 	TO vmail_lookup;

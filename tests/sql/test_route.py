@@ -86,6 +86,18 @@ class RebuildTest(unittest.TestCase):
                     " WHERE mail_account_id IS NOT NULL)"):
             self.change_then_compare(sql)
 
+    def test_domain_aliases(self):
+        """A domain alias row carries its target's name and state: linking, the target's
+        suspension and unlinking keep it up to date."""
+        for sql in ("SELECT vmail.domain_unalias('acme.pl')",
+                    "SELECT vmail.domain_alias('acme.pl', 'acme.lublin.pl')",
+                    "SELECT vmail.domain_set_state('acme.lublin.pl', 'suspended')",
+                    "SELECT vmail.domain_set_state('acme.lublin.pl', 'active')",
+                    "SELECT vmail.domain_unalias('acme.net.pl')"):
+            self.change_then_compare(sql)
+        self.assertEqual(pgsql.query(self.db, "SELECT target || ' ' || target_state FROM vmail.route"
+                                     " WHERE key = 'acme.pl'"), "acme.lublin.pl active")
+
 
 class ConcurrentWritersTest(unittest.TestCase):
     """Two transactions change what one row depends on (a shell account and its mail account):

@@ -55,7 +55,9 @@ class RulesTest(unittest.TestCase):
                         " (SELECT count(*) FROM vmail.mail_account), (SELECT count(*) FROM vmail.address),"
                         " (SELECT count(*) FROM vmail.audit_log), (SELECT count(*) FROM vmail.grant_log),"
                         " (SELECT string_agg(login || disk_limit || coalesce(mail_domain_id::text, '-'), ',')"
-                        "    FROM vmail.shell_account)")
+                        "    FROM vmail.shell_account),"
+                        " (SELECT string_agg(name || ':' || coalesce(alias_of::text, '-'), ',' ORDER BY name)"
+                        "    FROM vmail.domain)")
 
     def mail_domains(self):
         self.sql("SELECT vmail.shell_set('jan', 'mail_domain', 'acme.lublin.pl')")
@@ -173,6 +175,51 @@ class RulesTest(unittest.TestCase):
         self.refused("SELECT vmail.alias_add('y@acme.com.pl', ARRAY['ola'], false)",
                      "VMR08", "mailbox ola@platon.man.lublin.pl belongs to customer other")
 
+    # Domain aliases (issue 20): R8 between the two domains, no chains, the target stays
+    def test_domain_alias_rules(self):
+        self.refused("SELECT vmail.domain_alias('other.pl', 'acme.lublin.pl')",
+                     "VMR08", "domain other.pl belongs to customer other, domain acme.lublin.pl to customer acme")
+        self.refused("SELECT vmail.domain_alias('acme.com.pl', 'acme.com.pl')", "VM409", "alias of itself")
+        self.refused("SELECT vmail.domain_alias('platon.man.lublin.pl', 'acme.lublin.pl')", "VMR08", "primary domain")
+        self.refused("SELECT vmail.domain_alias('acme.com.pl', 'platon.man.lublin.pl')", "VMR08", "primary domain")
+        self.sql("SELECT vmail.domain_add('acme', 'nowa.lublin.pl')")
+        self.refused("SELECT vmail.domain_alias('nowa.lublin.pl', 'acme.lublin.pl')",
+                     "VMR08", "domain nowa.lublin.pl is awaiting registration")
+        self.refused("SELECT vmail.domain_alias('acme.com.pl', 'nowa.lublin.pl')",
+                     "VMR08", "domain nowa.lublin.pl is awaiting registration")
+        audited = int(self.sql("SELECT count(*) FROM vmail.audit_log"))
+        self.sql("SELECT vmail.domain_alias('acme.com.pl', 'acme.lublin.pl')")
+        self.assertGreater(int(self.sql("SELECT count(*) FROM vmail.audit_log")), audited)
+        self.sql("SELECT vmail.domain_set_state('nowa.lublin.pl', 'active')")
+        self.refused("SELECT vmail.domain_alias('acme.lublin.pl', 'nowa.lublin.pl')",
+                     "VM409", "domain acme.lublin.pl is the target of the alias domains acme.com.pl: no chains")
+        self.refused("SELECT vmail.domain_alias('nowa.lublin.pl', 'acme.com.pl')",
+                     "VM409", "domain acme.com.pl is itself an alias of acme.lublin.pl: no chains")
+        self.refused("SELECT vmail.domain_del('acme.lublin.pl')", "VM409", "unalias them first")
+        self.refused("SELECT vmail.domain_unalias('acme.lublin.pl')", "VM404", "not an alias domain")
+        # a second alias domain of the same target is fine; a domain has one target (a column)
+        self.sql("SELECT vmail.domain_alias('nowa.lublin.pl', 'acme.lublin.pl')")
+        self.assertEqual(self.sql("SELECT string_agg(name, ',' ORDER BY name) FROM vmail.domain"
+                                  " WHERE alias_of = (SELECT id FROM vmail.domain WHERE name = 'acme.lublin.pl')"),
+                         "acme.com.pl,nowa.lublin.pl")
+        self.sql("SELECT vmail.domain_unalias('nowa.lublin.pl')")
+        self.sql("SELECT vmail.domain_del('nowa.lublin.pl')")
+
+    def test_domain_alias_addresses_count_as_their_own(self):
+        """The alias domain's explicit addresses are its own under R7 and R1; mirrors count for nothing."""
+        self.mail_domains()
+        self.sql("SELECT vmail.account_add('f@acme.lublin.pl', 'free', 'jan', NULL, 1048576)")
+        self.sql("SELECT vmail.domain_alias('acme.com.pl', 'acme.lublin.pl')")
+        self.sql(f"SELECT vmail.self_alias_add('{self.jan}', 'info@acme.lublin.pl', 'f@acme.lublin.pl')")
+        counted = self.sql("SELECT count(*) FROM vmail.alias WHERE counts")
+        self.assertEqual(self.sql("SELECT vmail.lookup_alias('info@acme.com.pl')"), "f@acme.lublin.pl")
+        self.assertEqual(self.sql("SELECT count(*) FROM vmail.alias WHERE counts"), counted)
+        # R7 is checked against acme.com.pl's own rows: the same local part is free there
+        self.sql(f"SELECT vmail.self_alias_add('{self.jan}', 'info@acme.com.pl', 'jan')")
+        self.assertEqual(self.sql("SELECT count(*) FROM vmail.alias WHERE counts"), str(int(counted) + 1))
+        self.assertEqual(self.sql("SELECT vmail.lookup_alias('info@acme.com.pl')"), "jan@platon.man.lublin.pl")
+        self.refused(f"SELECT vmail.self_alias_add('{self.jan}', 'info@acme.com.pl', 'jan')", "VMR07", "info@acme.com.pl")
+
     # R9
     def test_r9_suspension(self):
         self.mail_domains()
@@ -257,6 +304,19 @@ class RaceTest(unittest.TestCase):
                             for i in range(20)])
         self.assertEqual(sum(e is None for e in errors), 1, errors)
         self.assertTrue(all("VMR04" in e for e in errors if e is not None))
+
+    def test_domain_alias_chain(self):
+        """Linking a -> b and b -> c at once would make a chain: exactly one of them wins."""
+        for d in ("a.pl", "b.pl", "c.pl"):
+            pgsql.query(self.db, f"SELECT vmail.domain_add('acme', '{d}'), vmail.domain_set_state('{d}', 'active')")
+        for _ in range(3):
+            pgsql.query(self.db, "UPDATE vmail.domain SET alias_of = NULL")
+            errors = self.race(["SELECT vmail.domain_alias('a.pl', 'b.pl')",
+                                "SELECT vmail.domain_alias('b.pl', 'c.pl')"])
+            self.assertEqual(sum(e is None for e in errors), 1, errors)
+            self.assertTrue(all("VM409" in e and "no chains" in e for e in errors if e is not None), errors)
+            self.assertEqual(pgsql.query(self.db, "SELECT count(*) FROM vmail.domain a JOIN vmail.domain t"
+                                         " ON t.id = a.alias_of WHERE t.alias_of IS NOT NULL"), "0")
 
     def test_same_address(self):
         errors = self.race(["SELECT vmail.alias_add('same@acme.lublin.pl', ARRAY['ewa'], false)"
