@@ -1,6 +1,7 @@
 /*
- * ctl_domain: "vmailctl domain add|list|show|confirm|registered|verify|check|set|del" — one
- * virtual mail server per DNS domain, and its life cycle (docs/domains.md).
+ * ctl_domain: "vmailctl domain add|list|show|confirm|registered|verify|check|set|alias|
+ * unalias|del" — one virtual mail server per DNS domain, its life cycle and its domain
+ * aliases (docs/domains.md).
  */
 #include "ctl.h"
 
@@ -63,8 +64,26 @@ static int domain_del(struct ctl *ctx, const struct ctl_args *a)
 	return ctl_run(ctx, "SELECT vmail.domain_del($1)", 1, p, done);
 }
 
+static int domain_alias(struct ctl *ctx, const struct ctl_args *a)
+{
+	const char *p[] = { a->argv[0], a->argv[1] };
+	char done[600];
+	snprintf(done, sizeof(done), "domain %s is now an alias of %s: the addresses of %s answer at %s too",
+		 a->argv[0], a->argv[1], a->argv[1], a->argv[0]);
+	return ctl_run(ctx, "SELECT vmail.domain_alias($1, $2)", 2, p, done);
+}
+
+static int domain_unalias(struct ctl *ctx, const struct ctl_args *a)
+{
+	const char *p[] = { a->argv[0] };
+	char done[300];
+	snprintf(done, sizeof(done), "domain %s is no longer an alias domain", a->argv[0]);
+	return ctl_run(ctx, "SELECT vmail.domain_unalias($1)", 1, p, done);
+}
+
 #define DOMAIN_COLS                                                                                \
 	"SELECT d.name, coalesce(c.name, '(ISP)') AS customer, d.kind, d.state,"                   \
+	" (SELECT t.name FROM vmail.domain t WHERE t.id = d.alias_of) AS alias_of,"               \
 	" (SELECT count(*) FROM vmail.alias a WHERE a.domain_id = d.id) AS aliases,"               \
 	" (SELECT count(*) FROM vmail.mail_account m WHERE m.domain_id = d.id AND m.kind = 'free')" \
 	"  AS free_accounts,"                                                                      \
@@ -93,7 +112,9 @@ static int domain_show(struct ctl *ctx, const struct ctl_args *a)
 			      " to_char(d.created_at, 'YYYY-MM-DD HH24:MI') AS created,"
 			      " to_char(d.activated_at, 'YYYY-MM-DD HH24:MI') AS activated,"
 			      " ARRAY(SELECT s.login FROM vmail.shell_account s WHERE s.mail_domain_id = d.id"
-			      "  ORDER BY 1) AS mail_domain_of"
+			      "  ORDER BY 1) AS mail_domain_of,"
+			      " ARRAY(SELECT a.name FROM vmail.domain a WHERE a.alias_of = d.id ORDER BY 1)"
+			      "  AS alias_domains"
 			      " FROM (" DOMAIN_COLS " WHERE d.name = lower(btrim($1))) q"
 			      " JOIN vmail.domain d ON d.name = q.name",
 			      1, p, NULL, nf);
@@ -430,6 +451,17 @@ static const struct ctl_verb domain_verbs[] = {
 	  NULL, domain_add },
 	{ "list", "", 0, 0, CTL_ADMIN, "list domains", NULL, list_opts, domain_list },
 	{ "show", "NAME", 1, 1, CTL_ADMIN, "show one domain", NULL, NULL, domain_show },
+	{ "alias", "ALIAS-DOMAIN TARGET-DOMAIN", 2, 2, CTL_ADMIN,
+	  "make every address of TARGET-DOMAIN answer at ALIAS-DOMAIN too",
+	  "A lookup of local+ext@ALIAS answers from the first that exists: local+ext@ALIAS,\n"
+	  "local@ALIAS, local+ext@TARGET, local@TARGET, the postmaster/abuse default, ALIAS's\n"
+	  "catch-all, TARGET's catch-all.  Both domains belong to one customer and are active;\n"
+	  "neither is the primary domain; a target is no alias domain itself.  Mirrored addresses\n"
+	  "count toward no limit, are no login names and no mailboxes, and may be used as senders\n"
+	  "by whoever may send as their target.  ALIAS keeps its own addresses, which win.",
+	  NULL, domain_alias },
+	{ "unalias", "ALIAS-DOMAIN", 1, 1, CTL_ADMIN, "stop mirroring the target's addresses",
+	  NULL, NULL, domain_unalias },
 	{ "confirm", "NAME", 1, 1, CTL_ADMIN, "make a domain active (registered, or ownership confirmed)",
 	  NULL, NULL, domain_confirm },
 	{ "registered", "NAME", 1, 1, CTL_ADMIN, "a local domain has been registered: make it active",

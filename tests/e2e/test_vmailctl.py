@@ -387,6 +387,32 @@ class TestCli(Base):
             self.assertIn(msg, err, args)
             self.assertEqual(before, self.snapshot())
 
+    def test_domain_alias(self):
+        """Issue 20: domain alias / unalias, shown by domain show and domain list --json."""
+        ok, refused = self.ok, self.refused
+        for c, d in (("dali", "dali.lublin.pl"), ("dali", "dali.com.pl"), ("dali", "dali.eu"),
+                     ("dalo", "dalo.lublin.pl")):
+            if c not in ok(["customer", "list"]):
+                ok(["customer", "add", c])
+            ok(["domain", "add", c, d])
+            ok(["domain", "confirm", d])
+        self.assertIn("the addresses of dali.lublin.pl answer at dali.com.pl",
+                      ok(["domain", "alias", "dali.com.pl", "dali.lublin.pl"]))
+        self.assertEqual(json.loads(ok(["domain", "show", "dali.com.pl", "--json"]))["alias_of"], "dali.lublin.pl")
+        self.assertEqual(json.loads(ok(["domain", "show", "dali.lublin.pl", "--json"]))["alias_domains"],
+                         ["dali.com.pl"])
+        listed = {d["name"]: d["alias_of"] for d in json.loads(ok(["domain", "list", "--json", "--customer", "dali"]))}
+        self.assertEqual(listed, {"dali.com.pl": "dali.lublin.pl", "dali.eu": None, "dali.lublin.pl": None})
+        refused(["domain", "alias", "dali.eu", "dali.com.pl"], "no chains", "itself an alias of dali.lublin.pl")
+        refused(["domain", "alias", "dalo.lublin.pl", "dali.lublin.pl"], "R8", "customer dalo")
+        refused(["domain", "del", "dali.lublin.pl"], "target of the alias domains dali.com.pl", "unalias them first")
+        refused(["domain", "unalias", "dali.eu"], "not an alias domain")
+        refused(["domain", "alias", "dali.eu"], "needs ALIAS-DOMAIN TARGET-DOMAIN", rc=2)
+        self.assertIn("no longer an alias domain", ok(["domain", "unalias", "dali.com.pl"]))
+        self.assertIsNone(json.loads(ok(["domain", "show", "dali.com.pl", "--json"]))["alias_of"])
+        log = json.loads(ok(["log", "--object", "dali.com.pl", "--json"]))
+        self.assertGreaterEqual(sum('"alias_of"' in json.dumps(e) for e in log), 2, log)
+
     def test_json(self):
         self.ok(["customer", "add", "jsonco", "--display", 'Quote " and \\ backslash'])
         listed = json.loads(self.ok(["customer", "list", "--json"]))
