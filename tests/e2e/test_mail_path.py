@@ -545,6 +545,64 @@ class MailPathTest(unittest.TestCase):
         self.tell("re-created %s: IMAP shows only the new message; purge: %s"
                   % (addr, out.strip().splitlines()[-1]))
 
+    def test_7_domain_alias(self):
+        """Issue 20: every address of acme.lublin.pl answers at an alias domain, through
+        Postfix, Dovecot and submission; the alias domain's own address wins; a change at
+        the target is seen at the alias domain at once, through vmaild's warm cache."""
+        alias_dom = "acme-firma.pl"
+        ewa_primary, jan_primary = "%s@%s" % (self.ewa, PRIMARY), "%s@%s" % (self.jan, PRIMARY)
+        self.ctl("domain", "add", "acme", alias_dom)
+        self.pg.psql("SELECT vmail.domain_set_state('%s', 'active')" % alias_dom)
+        self.ctl("domain", "alias", alias_dom, DOMAIN)
+        # kontakt@acme.lublin.pl is jan's; the alias domain's own kontakt@ is ewa's and wins
+        self.pg.psql("SELECT vmail.alias_add('kontakt@%s', ARRAY['%s'], false, NULL)" % (alias_dom, ewa_primary))
+
+        for rcpt, subject in (("ewa@" + alias_dom, "mirrored alias"),
+                              ("Ewa+x@" + alias_dom.upper(), "mirrored with extension"),
+                              ("kontakt@" + alias_dom, "the alias domain's own address")):
+            with self.subTest(rcpt=rcpt):
+                code, text = self.send(rcpt, message(subject, rcpt))
+                self.assertEqual(code, 250, text)
+                self.wait_delivered(self.home_ewa, subject)
+        self.assertNotIn("the alias domain's own address", self.maildir_subjects(self.home_jan))
+        code, text = self.send("nobody@" + alias_dom, message("unknown", "nobody@" + alias_dom))
+        self.assertEqual(code, 550, text)
+        self.assertTrue(text.startswith("5.1.1"), text)
+
+        def may_send(session, sender):
+            session.rset()
+            code, text = session.mail(sender)
+            if code == 250:
+                code, text = session.rcpt(ewa_primary)
+            return code, text.decode(errors="replace")
+
+        # reject_sender_login_mismatch: a mirrored sender belongs to its target's owner
+        s = self.submission(self.ewa, PW_EWA)
+        self.assertNotIsInstance(s, tuple, s)
+        self.assertEqual(may_send(s, "ewa@" + alias_dom)[0], 250)
+        self.assertEqual(may_send(s, "kontakt@" + alias_dom)[0], 250)
+        code, text = may_send(s, "info@" + alias_dom)
+        self.assertEqual(code, 553, text)
+        s = self.submission(self.jan, PW_JAN)
+        self.assertNotIsInstance(s, tuple, s)
+        self.assertEqual(may_send(s, "info@" + alias_dom)[0], 250)
+        code, text = may_send(s, "ewa@" + alias_dom)
+        self.assertEqual(code, 553, text)
+        self.assertIn("not owned by user %s" % self.jan, text)
+
+        # Warm cache: team@ at the alias domain is cached as jan's (for 300 s); moving
+        # team@acme.lublin.pl to ewa must reach the alias domain's entry at once.
+        def alias_of(key):
+            return self.pf.postmap_q(key, "socketmap:unix:private/vmaild:alias")[:2]
+        self.pg.psql("SELECT vmail.alias_add('team@%s', ARRAY['%s'], false, NULL)" % (DOMAIN, jan_primary))
+        self.assertEqual(alias_of("team@" + alias_dom), (0, jan_primary))
+        self.assertEqual(alias_of("team@" + alias_dom), (0, jan_primary))
+        self.pg.psql("SELECT vmail.alias_set('team@%s', ARRAY['%s'])" % (DOMAIN, ewa_primary))
+        world.wait_for("team@%s follows its target" % alias_dom,
+                       lambda: alias_of("team@" + alias_dom) == (0, ewa_primary), timeout=3)
+        self.tell("domain alias %s: mirrored and own addresses delivered, senders by owner, "
+                  "cache follows the target" % alias_dom)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
