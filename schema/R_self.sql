@@ -220,7 +220,8 @@ BEGIN
 		'aliases_used', (SELECT count(*) FROM vmail.alias WHERE owner_shell_id = s.id AND counts),
 		'free_account_limit', (SELECT free_account_limit FROM vmail.settings),
 		'domains', coalesce((SELECT json_agg(json_build_object('name', d.name, 'kind', d.kind, 'state', d.state,
-			'verify_token', d.verify_token) ORDER BY d.name) FROM vmail.domain d WHERE d.customer_id = s.customer_id), '[]'),
+			'verify_token', d.verify_token, 'alias_of', t.name) ORDER BY d.name)
+			FROM vmail.domain d LEFT JOIN vmail.domain t ON t.id = d.alias_of WHERE d.customer_id = s.customer_id), '[]'),
 		'aliases', coalesce((SELECT json_agg(json_build_object('address', a.address, 'self_service', a.self_service,
 			'counts', a.counts, 'destinations', vmail.entry_destinations(e, NULL)) ORDER BY a.address)
 			FROM vmail.alias a JOIN vmail.address e ON e.alias_id = a.id

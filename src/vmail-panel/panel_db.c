@@ -41,7 +41,7 @@ static const struct {
 		"  j->>'mail_domain', j->>'disk_limit', j->>'files', j->>'mailbox', j->>'total', "
 		"  j->>'allocated', j->>'alias_limit', j->>'aliases_used', j->>'free_account_limit' FROM o "
 		"UNION ALL SELECT 1, d.i, d.v->>'name', d.v->>'kind', d.v->>'state', d.v->>'verify_token', "
-		"  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL "
+		"  d.v->>'alias_of', NULL, NULL, NULL, NULL, NULL, NULL, NULL "
 		"  FROM o, json_array_elements(o.j->'domains') WITH ORDINALITY d(v, i) "
 		"UNION ALL SELECT 2, a.i, a.v->>'address', a.v->>'self_service', a.v->>'counts', "
 		"  a.v->>'destinations', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL "
@@ -166,6 +166,7 @@ static struct panel_overview *parse_overview(PGresult *res)
 			d->kind = str(res, r, 3);
 			d->state = str(res, r, 4);
 			d->verify_token = val(res, r, 5);
+			d->alias_of = val(res, r, 6);
 			break;
 		}
 		case '2': {

@@ -40,6 +40,7 @@ enum panel_db_op {
 
 struct panel_domain {
 	const char *name, *kind, *state, *verify_token; /* verify_token may be NULL */
+	const char *alias_of; /* a domain alias's target (set by the administrator), or NULL */
 };
 
 struct panel_alias {

@@ -50,6 +50,7 @@ enum panel_lang {
 	X(M_DSTATE_PENDING_PROOF, "awaiting ownership proof", "czeka na potwierdzenie własności") \
 	X(M_DSTATE_SUSPENDED, "suspended", "zawieszona") \
 	X(M_VERIFY_TOKEN, "Proof of ownership: DNS TXT record", "Potwierdzenie własności: rekord DNS TXT") \
+	X(M_DOMAIN_ALIAS_OF, "Alias domain: mirrors every address of", "Alias domeny: powiela każdy adres domeny") \
 	X(M_STATE_ACTIVE, "active", "aktywne") \
 	X(M_STATE_SUSPENDED, "suspended", "zawieszone") \
 	X(M_DISK, "Disk space", "Miejsce na dysku") \

@@ -253,6 +253,13 @@ static void section_domains(struct evbuffer *out, const struct panel_page *pg,
 			ESC(d->verify_token);
 			RAW("</code></span>");
 		}
+		if (d->alias_of) {
+			RAW("<br><span class=\"muted\">");
+			MSG(M_DOMAIN_ALIAS_OF);
+			RAW(": <strong>");
+			ESC(d->alias_of);
+			RAW("</strong></span>");
+		}
 		RAW("</td></tr>\n");
 	}
 	RAW("</tbody>\n</table>\n</section>\n");

@@ -97,6 +97,26 @@ class TestLogin(World):
         self.assertEqual(b.get("/").header("Location"), "/login")
         self.assertEqual(Browser(self.w).login("ewa").status, 303)
 
+    def test_alias_domains_listed_read_only(self):
+        """Issue 20: the customer sees which of its domains mirror another, in both languages;
+        the panel has no form to change it (an administrator's job)."""
+        self.w.sql("SELECT vmail.domain_add('acme', 'acme-firma.pl');"
+                   "SELECT vmail.domain_set_state('acme-firma.pl', 'active');"
+                   "SELECT vmail.domain_alias('acme-firma.pl', 'acme.lublin.pl')")
+        try:
+            for lang, text in (("en", "Alias domain: mirrors every address of"),
+                               ("pl", "Alias domeny: powiela każdy adres domeny")):
+                with self.subTest(lang=lang):
+                    body = self.logged_in("jan", lang=lang).overview().body
+                    row = body[body.index("<td>acme-firma.pl</td>"):]
+                    row = row[:row.index("</tr>")]
+                    self.assertIn(text + ": <strong>acme.lublin.pl</strong>", row)
+                    self.assertNotIn("alias_of", body)
+                    self.assertNotIn("/domain", body)
+        finally:
+            self.w.sql("SELECT vmail.domain_unalias('acme-firma.pl');"
+                       "SELECT vmail.domain_del('acme-firma.pl')")
+
     def test_unknown_and_wrong_look_the_same(self):
         b = Browser(self.w, real_ip="203.0.113.10")
         wrong = b.login("jan", "not-the-password")
