@@ -6,15 +6,17 @@
 #                    [-p PG_POOL_SIZE] [-M PGBENCH_MODE] [-s SECTIONS] [--commit REV]
 #
 # Data: ADDRESSES (default 10 000) addresses in domains dK.lublin.pl of 1000 addresses each,
+# each dK with an alias domain eK.lublin.pl (domain alias: every address of dK answers at eK),
 # half paid mailboxes userJ@, half aliases aliasJ@ -> userJ@, all entered through the
 # administration functions (so every rule trigger runs); the load time is reported.  Beside
 # them, in schema bench_flat, what a PostfixAdmin-style setup reads: alias(address, goto)
-# with one row per address, users(login, password, home, uid, gid, quota_bytes) with one
-# row per mailbox, each with a b-tree index on its key.
+# with one row per address at dK and one at eK (the copy such a setup makes for a domain
+# alias), users(login, password, home, uid, gid, quota_bytes) with one row per mailbox, each
+# with a b-tree index on its key.
 #
 # Keys: a third existing addresses (AliasJ+tU@ or UserJ+tU@, mixed case, a distinct tag),
-# two thirds unknown addresses nobodyU@ in hosted domains; U is never repeated, so no key is
-# asked twice.  pgbench draws keys the same way from SQL (\set r random(0, 2), u random),
+# two thirds unknown addresses nobodyU@ in hosted domains, half of either at the alias
+# domains (mirrored); U is never repeated, so no key is asked twice.  pgbench draws keys the same way from SQL (\set r random(0, 2), u random),
 # the existing third without the tag for the flat table (one probe that hits).
 # Logins for passdb/userdb: a third mailboxes userJ@, two thirds unknown nobodyU@.
 #
@@ -115,14 +117,26 @@ SELECT count(vmail.account_add('user' || j || '@d' || d || '.lublin.pl', 'paid',
 SELECT count(vmail.alias_add('alias' || j || '@d' || d || '.lublin.pl',
                              ARRAY['user' || j || '@d' || d || '.lublin.pl'], false, NULL))
   FROM generate_series(1, :ndom) d, generate_series(1, :per) j;
+-- every dK has an alias domain eK (issue 20): half the lookup keys are mirrored (a schema
+-- from before domain aliases, benchmarked with --commit, gets the domains unlinked)
+SELECT vmail.domain_add('bench', 'e' || d || '.lublin.pl'),
+       vmail.domain_set_state('e' || d || '.lublin.pl', 'active')
+  FROM generate_series(1, :ndom) d;
+DO $$ BEGIN
+	IF to_regproc('vmail.domain_alias') IS NOT NULL THEN
+		PERFORM vmail.domain_alias('e' || d || '.lublin.pl', 'd' || d || '.lublin.pl')
+		   FROM generate_series(1, (SELECT count(*) FROM vmail.domain WHERE name LIKE 'e%.lublin.pl')) d;
+	END IF;
+END $$;
 SQL
 load_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 psql -X -q -v ON_ERROR_STOP=1 -v ndom="$ndom" -v per="$per" "$dsn" >/dev/null <<'SQL'
 CREATE SCHEMA bench_flat;
 CREATE TABLE bench_flat.alias (address text PRIMARY KEY, goto text NOT NULL);
 INSERT INTO bench_flat.alias
-  SELECT k || j || '@d' || d || '.lublin.pl', 'user' || j || '@d' || d || '.lublin.pl'
-    FROM generate_series(1, :ndom) d, generate_series(1, :per) j, unnest(ARRAY['user', 'alias']) k;
+  SELECT k || j || '@' || e || d || '.lublin.pl', 'user' || j || '@d' || d || '.lublin.pl'
+    FROM generate_series(1, :ndom) d, generate_series(1, :per) j, unnest(ARRAY['user', 'alias']) k,
+         unnest(ARRAY['d', 'e']) e;
 CREATE TABLE bench_flat.users (login text PRIMARY KEY, password text, home text NOT NULL,
                                uid integer NOT NULL, gid integer NOT NULL, quota_bytes bigint);
 INSERT INTO bench_flat.users
@@ -136,12 +150,12 @@ echo "   loaded through the rule triggers in ${load_s}s"
 
 # The key expressions, in SQL over r (0..2) and u (a number used once): both pgbench and the
 # key files vmail-bench reads come from them.
-keyexpr() { # keyexpr R U [notag]
+keyexpr() { # keyexpr R U [notag]: half of them at the alias domains eK (mirrored keys)
 	local tag="|| '+t' || $2"
 	[ "${3:-}" = notag ] && tag=""
 	echo "CASE WHEN $1 = 0 THEN CASE WHEN $2 % 2 = 0 THEN 'Alias' ELSE 'User' END
 	      || ($2 / 2 % $per + 1) $tag ELSE 'nobody' || $2 END
-	      || '@d' || ($2 / 7 % $ndom + 1) || '.lublin.pl'"
+	      || CASE WHEN $2 / 3 % 2 = 0 THEN '@d' ELSE '@e' END || ($2 / 7 % $ndom + 1) || '.lublin.pl'"
 }
 mkeyexpr() { # mkeyexpr R U [notag]: the same mix over the memory section's million aliases
 	local tag="|| '+t' || $2"
