@@ -207,6 +207,14 @@ class MailPathTest(unittest.TestCase):
         self.assertEqual(code, 235, text)
         return s
 
+    def may_send(self, session, sender):
+        """(code, text) of MAIL FROM:<sender> and RCPT TO ewa in a submission session."""
+        session.rset()
+        code, text = session.mail(sender)
+        if code == 250:
+            code, text = session.rcpt("%s@%s" % (self.ewa, PRIMARY))
+        return code, text.decode(errors="replace")
+
     def usage(self, login):
         """(bytes, messages) of a mailbox's counter, (0, 0) if there is none."""
         out = self.pg.psql("SELECT u.bytes || ' ' || u.messages FROM vmail.mailbox_usage u "
@@ -382,13 +390,7 @@ class MailPathTest(unittest.TestCase):
 
     def test_4_submission_sender_ownership(self):
         ewa_rcpt = "%s@%s" % (self.ewa, PRIMARY)
-
-        def may_send(session, sender):
-            session.rset()
-            code, text = session.mail(sender)
-            if code == 250:
-                code, text = session.rcpt(ewa_rcpt)
-            return code, text.decode(errors="replace")
+        may_send = self.may_send
 
         s = self.submission(self.jan, PW_JAN)
         self.assertNotIsInstance(s, tuple, s)
@@ -568,13 +570,7 @@ class MailPathTest(unittest.TestCase):
         code, text = self.send("nobody@" + alias_dom, message("unknown", "nobody@" + alias_dom))
         self.assertEqual(code, 550, text)
         self.assertTrue(text.startswith("5.1.1"), text)
-
-        def may_send(session, sender):
-            session.rset()
-            code, text = session.mail(sender)
-            if code == 250:
-                code, text = session.rcpt(ewa_primary)
-            return code, text.decode(errors="replace")
+        may_send = self.may_send
 
         # reject_sender_login_mismatch: a mirrored sender belongs to its target's owner
         s = self.submission(self.ewa, PW_EWA)
