@@ -194,11 +194,11 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 # Every measurement leaves one line "RESULT lookups_per_s=.. p50_us=.. p99_us=.. p999_us=.."
 # (plus the reply mix for vmail-bench) in $work/res/NAME.RUN.
 mkdir -p "$work/res"
-pgbench_run() { # pgbench_run NAME RUN SQL
+pgbench_run() { # pgbench_run NAME RUN SQL [MODE]
 	local d="$work/pgbench-$1-$2"
 	mkdir -p "$d"
 	printf '%s\n%s\n' "$pg_r" "$3" >"$d/script.sql"
-	(cd "$d" && "$pgbin/pgbench" -n -M "$mode" -f script.sql -c "$conc" -j 2 \
+	(cd "$d" && "$pgbin/pgbench" -n -M "${4:-$mode}" -f script.sql -c "$conc" -j 2 \
 		-T "$secs" -l --log-prefix=log "$dsn" >out 2>&1) || { cat "$d/out"; exit 1; }
 	local tps p50 p99 p999
 	tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$d/out" | head -n1)
@@ -309,10 +309,20 @@ for run in $(seq "$runs"); do
 		done
 	fi
 	if want dovecot; then
-		pgbench_run dovecot_passdb "$run" "SELECT username AS user, password FROM vmail.passdb($pg_login);"
-		pgbench_run dovecot_userdb "$run" "SELECT username AS user, home, uid, gid, mail_driver, mail_path,
-			mail_inbox_path, mail_index_path, mail_control_path, mailbox_list_layout,
-			quota_storage_size, tempfail FROM vmail.userdb_v24($pg_login);"
+		# as -M says, and as Dovecot's driver sends them: simple protocol, the login a literal
+		# (pgbench writes the values into the text), so every query is parsed and planned
+		for m in "$mode" simple; do
+			sfx=""
+			[ "$m" = "$mode" ] || sfx=_simple
+			[ -n "$sfx" ] && pgbench_run "flat_users$sfx" "$run" \
+				"SELECT password, home, uid, gid, quota_bytes FROM bench_flat.users WHERE login = $pg_login;" "$m"
+			pgbench_run "dovecot_passdb$sfx" "$run" \
+				"SELECT username AS user, password FROM vmail.passdb($pg_login);" "$m"
+			pgbench_run "dovecot_userdb$sfx" "$run" "SELECT username AS user, home, uid, gid, mail_driver, mail_path,
+				mail_inbox_path, mail_index_path, mail_control_path, mailbox_list_layout,
+				quota_storage_size, tempfail FROM vmail.userdb_v24($pg_login);" "$m"
+			[ "$m" = simple ] && break
+		done
 	fi
 	if want warm; then
 		# issue 6's figures: 3000 keys asked at random from a warm cache, and the echo server
@@ -404,6 +414,15 @@ if want dovecot; then
 		row "pgbench vmail.userdb_v24(login)" dovecot_userdb
 		target "vmail.passdb" dovecot_passdb flat_users 1.0
 		target "vmail.userdb_v24" dovecot_userdb flat_users 1.0
+		if [ "$mode" != simple ]; then
+			echo "the same, -M simple (Dovecot's pgsql driver: PQsendQuery, the login a literal)"
+			header
+			row "pgbench flat users point select" flat_users_simple
+			row "pgbench vmail.passdb(login)" dovecot_passdb_simple
+			row "pgbench vmail.userdb_v24(login)" dovecot_userdb_simple
+			target "vmail.passdb, simple" dovecot_passdb_simple flat_users_simple 1.0
+			target "vmail.userdb_v24, simple" dovecot_userdb_simple flat_users_simple 1.0
+		fi
 	} >"$work/sec-dovecot.txt"
 	section dovecot
 fi
