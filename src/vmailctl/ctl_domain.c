@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/event.h>
 
 #include "vmail/config.h"
 #include "dnscheck.h"
@@ -131,7 +130,6 @@ static int domain_registered(struct ctl *ctx, const struct ctl_args *a)
 /* ---- DNS: ownership proof and delivery check ---- */
 
 struct dns {
-	struct event_base *base;
 	struct dnscheck_resolver *res;
 };
 
@@ -146,27 +144,17 @@ static bool dns_open(struct ctl *ctx, struct dns *d)
 	memset(d, 0, sizeof(*d));
 	if (!config_load_keys(path, wanted, &cfg, err, sizeof(err)))
 		return (ctl_fail("cannot read configuration: %s", err), false);
-	d->base = event_base_new();
-	if (d->base)
-		d->res = dnscheck_resolver_new(d->base, cfg.dns_resolv_conf, cfg.dns_nameserver,
-					       cfg.dns_timeout, err, sizeof(err));
-	else
-		snprintf(err, sizeof(err), "cannot create an event base");
+	d->res = dnscheck_resolver_new(cfg.dns_resolv_conf, cfg.dns_nameserver, cfg.dns_timeout, err,
+				       sizeof(err));
 	config_free(&cfg);
-	if (!d->res) {
-		ctl_fail("%s: DNS: %s", path, err);
-		if (d->base)
-			event_base_free(d->base);
-		return false;
-	}
+	if (!d->res)
+		return (ctl_fail("%s: DNS: %s", path, err), false);
 	return true;
 }
 
 static void dns_close(struct dns *d)
 {
 	dnscheck_resolver_free(d->res);
-	if (d->base)
-		event_base_free(d->base);
 }
 
 /* A PostgreSQL text[] literal of the records (quotes and backslashes escaped); NULL on no memory. */

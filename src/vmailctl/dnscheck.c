@@ -1,25 +1,25 @@
-/* dnscheck: TXT/MX queries over UDP on an event_base, the RFC 1035 codec, and the comparisons. */
+/*
+ * dnscheck: vmailctl's DNS questions.  c-ares asks (servers, ports, timeouts, retries over
+ * TCP), libresolv's message parser reads the reply; this file owns what counts as an answer
+ * (only FOUND, NODATA, NXDOMAIN), how CNAMEs are followed, and the comparisons that
+ * "domain verify" and "domain check" make.
+ */
+#define CARES_NO_DEPRECATED /* the calls below exist in c-ares 1.18 (Debian 12) and 1.34 (13) */
 #include "dnscheck.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
+#include <arpa/nameser.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <time.h>
 
-#include <event2/dns.h>
-#include <event2/event.h>
-#include <event2/util.h>
+#include <ares.h>
 
-#define HDR_LEN 12
-#define TYPE_CNAME 5
-#define TYPE_OPT 41
-#define CLASS_IN 1
 #define MAX_SERVERS 8
 #define MAX_CNAME_HOPS 8
-#define NAME_MAX_TEXT 256 /* 253 characters of a dotted name, with room to spare */
 
 const char *dnscheck_status_name(enum dnscheck_status s)
 {
@@ -36,124 +36,32 @@ const char *dnscheck_status_name(enum dnscheck_status s)
 	return "temporary failure";
 }
 
-/* ---- wire format ---- */
-
-static uint16_t get16(const unsigned char *p)
-{
-	return (uint16_t)((p[0] << 8) | p[1]);
-}
-
-static void put16(unsigned char *p, unsigned v)
-{
-	p[0] = (unsigned char)(v >> 8);
-	p[1] = (unsigned char)v;
-}
-
 static bool label_char(unsigned char c)
 {
-	/* '_' for service labels such as _vmail-verify */
+	/* '_' for service labels such as _vmail-verify and _imaps._tcp */
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
 	       c == '_';
 }
 
-/* encode_name - "a.b.c" or "a.b.c." as length-prefixed labels; 0 on a bad name or no room */
-static size_t encode_name(const char *name, unsigned char *out, size_t outlen)
+bool dnscheck_name_valid(const char *name)
 {
-	size_t o = 0;
+	size_t total = 0;
 	const char *p = name;
 	if (!*p || strcmp(p, ".") == 0)
-		return 0; /* the root has no TXT or MX we would ask for */
+		return false; /* the root has no record we would ask for */
 	while (*p) {
-		const char *dot = strchr(p, '.');
-		size_t n = dot ? (size_t)(dot - p) : strlen(p);
+		size_t n = strcspn(p, ".");
 		if (n == 0 || n > 63)
-			return 0;
+			return false;
 		for (size_t i = 0; i < n; i++)
 			if (!label_char((unsigned char)p[i]))
-				return 0;
-		if (o + 1 + n + 1 > outlen || o + 1 + n + 1 > 255)
-			return 0;
-		out[o++] = (unsigned char)n;
-		memcpy(out + o, p, n);
-		o += n;
+				return false;
+		total += n + 1;
 		p += n;
 		if (*p == '.')
 			p++;
 	}
-	out[o++] = 0;
-	return o;
-}
-
-size_t dnscheck_build_query(uint16_t id, const char *name, uint16_t qtype, unsigned char *out,
-			    size_t outlen)
-{
-	if (outlen < HDR_LEN)
-		return 0;
-	memset(out, 0, HDR_LEN);
-	put16(out, id);
-	out[2] = 0x01; /* RD: we ask a recursive resolver, or the authoritative server itself */
-	put16(out + 4, 1); /* QDCOUNT */
-	put16(out + 10, 1); /* ARCOUNT: the OPT record */
-	size_t n = encode_name(name, out + HDR_LEN, outlen - HDR_LEN);
-	size_t o = HDR_LEN + n;
-	/* question tail (4) + OPT: root name, type, class = payload size, ttl, rdlen (11) */
-	if (!n || o + 4 + 11 > outlen)
-		return 0;
-	put16(out + o, qtype);
-	put16(out + o + 2, CLASS_IN);
-	o += 4;
-	out[o] = 0;
-	put16(out + o + 1, TYPE_OPT);
-	put16(out + o + 3, DNSCHECK_MSG_MAX);
-	memset(out + o + 5, 0, 6);
-	return o + 11;
-}
-
-/*
- * read_name - the (possibly compressed) name at *off into out as "a.b.c" (root = ""); *off
- * moves past it in the message.  Pointers are followed a bounded number of times, so a
- * pointer loop is an error rather than a hang; labels are bounded by the name's length
- * (a name may have 127 of them: only pointers count as hops).
- */
-static bool read_name(const unsigned char *msg, size_t len, size_t *off, char *out, size_t outlen)
-{
-	size_t p = *off, o = 0;
-	bool jumped = false;
-	int hops = 0;
-	for (;;) {
-		if (p >= len)
-			return false;
-		unsigned c = msg[p];
-		if ((c & 0xc0) == 0xc0) {
-			if (p + 1 >= len || ++hops > 64)
-				return false;
-			if (!jumped)
-				*off = p + 2;
-			jumped = true;
-			p = ((c & 0x3f) << 8) | msg[p + 1];
-			continue;
-		}
-		if (c & 0xc0)
-			return false; /* extended label types: not in replies we asked for */
-		if (c == 0) {
-			if (!jumped)
-				*off = p + 1;
-			if (o >= outlen)
-				return false;
-			out[o] = '\0';
-			return true;
-		}
-		if (p + 1 + c > len || o + c + 2 > outlen || o + c + 1 > 254)
-			return false;
-		if (o)
-			out[o++] = '.';
-		for (unsigned i = 0; i < c; i++) {
-			unsigned char ch = msg[p + 1 + i];
-			/* a name is data for messages and comparisons: no control bytes or dots inside */
-			out[o++] = (char)(ch < 0x21 || ch > 0x7e || ch == '.' ? '?' : ch);
-		}
-		p += 1 + c;
-	}
+	return total + 1 <= 255; /* the wire form: labels with their lengths, and the root */
 }
 
 /* Names in messages and configuration may end in a dot; DNS ignores case. */
@@ -178,14 +86,29 @@ bool dnscheck_host_equal(const char *a, const char *b)
 	return true;
 }
 
-static void set_error(struct dnscheck_answer *ans, const char *why)
+/* ---- reading a reply ---- */
+
+static bool fail(struct dnscheck_answer *ans, const char *why)
 {
 	ans->status = DNSCHECK_TEMPFAIL;
 	ans->count = 0;
 	snprintf(ans->error, sizeof(ans->error), "%s", why);
+	return false;
 }
 
-/* TXT rdata: character-strings, joined as RFC 7208 does; control bytes become '?' for printing */
+/*
+ * A name from a record, for messages and comparisons: libresolv writes it in presentation
+ * form ("\." for a dot inside a label, "\DDD" for other bytes), which keeps it printable.
+ */
+static bool rdata_name(const ns_msg *h, const unsigned char *p, char *out, size_t outlen)
+{
+	char name[NS_MAXDNAME];
+	if (ns_name_uncompress(ns_msg_base(*h), ns_msg_end(*h), p, name, sizeof(name)) < 0)
+		return false;
+	return snprintf(out, outlen, "%s", strcmp(name, "") == 0 ? "." : name) < (int)outlen;
+}
+
+/* TXT rdata: character-strings joined as RFC 7208 does; control bytes become '?' for printing */
 static bool read_txt(const unsigned char *rd, size_t rdlen, char *out, size_t outlen)
 {
 	size_t p = 0, o = 0;
@@ -202,125 +125,101 @@ static bool read_txt(const unsigned char *rd, size_t rdlen, char *out, size_t ou
 	return true;
 }
 
-struct rr {
-	char owner[NAME_MAX_TEXT];
-	uint16_t type;
-	size_t rdata, rdlen; /* offsets into the message */
-};
-
-/*
- * parse - 1: an answer (FOUND, NODATA, NXDOMAIN); 0: a reply to our query that is no answer
- * (TEMPFAIL, ans->error says why); -1: not a reply to our query at all (keep waiting).
- */
-static int parse(const unsigned char *msg, size_t len, uint16_t id, const char *name, uint16_t qtype,
-		 struct dnscheck_answer *ans)
+/* One record's data into *out; false when it does not hold what its type says. */
+static bool read_record(const ns_msg *h, const ns_rr *rr, struct dnscheck_record *out)
 {
-	char owner[NAME_MAX_TEXT];
+	const unsigned char *rd = ns_rr_rdata(*rr);
+	size_t n = ns_rr_rdlen(*rr);
+	memset(out, 0, sizeof(*out));
+	switch (ns_rr_type(*rr)) {
+	case ns_t_txt:
+		return read_txt(rd, n, out->text, sizeof(out->text));
+	case ns_t_mx:
+		out->pref = ns_get16(rd);
+		return n >= 3 && rdata_name(h, rd + 2, out->text, sizeof(out->text));
+	case ns_t_srv:
+		if (n < 7)
+			return false;
+		out->pref = ns_get16(rd);
+		out->weight = ns_get16(rd + 2);
+		out->port = ns_get16(rd + 4);
+		return rdata_name(h, rd + 6, out->text, sizeof(out->text));
+	case ns_t_cname:
+		return rdata_name(h, rd, out->text, sizeof(out->text));
+	case ns_t_a:
+		return n == 4 && inet_ntop(AF_INET, rd, out->text, sizeof(out->text));
+	case ns_t_aaaa:
+		return n == 16 && inet_ntop(AF_INET6, rd, out->text, sizeof(out->text));
+	default:
+		return false;
+	}
+}
+
+bool dnscheck_parse_reply(const unsigned char *msg, size_t len, const char *name, uint16_t qtype,
+			  struct dnscheck_answer *ans)
+{
+	ns_msg h;
+	ns_rr rr;
 	memset(ans, 0, sizeof(*ans));
-	ans->status = DNSCHECK_TEMPFAIL;
-	if (len < HDR_LEN || get16(msg) != id || !(msg[2] & 0x80) || get16(msg + 4) != 1) {
-		snprintf(ans->error, sizeof(ans->error), "not a reply to our query");
-		return -1;
-	}
-	size_t off = HDR_LEN;
-	if (!read_name(msg, len, &off, owner, sizeof(owner)) || off + 4 > len ||
-	    !dnscheck_host_equal(owner, name) || get16(msg + off) != qtype ||
-	    get16(msg + off + 2) != CLASS_IN) {
-		snprintf(ans->error, sizeof(ans->error), "not a reply to our query");
-		return -1;
-	}
-	off += 4;
-	if (msg[2] & 0x02) {
-		set_error(ans, "truncated reply (over UDP)");
-		return 0;
-	}
-	unsigned rcode = msg[3] & 0x0f;
-	if (rcode == 2) {
-		set_error(ans, "server failure (SERVFAIL)");
-		return 0;
-	}
-	if (rcode == 5) {
-		set_error(ans, "query refused (REFUSED)");
-		return 0;
-	}
-	if (rcode != 0 && rcode != 3) {
+	if (len > 65535 || ns_initparse(msg, (int)len, &h) < 0)
+		return fail(ans, "malformed reply");
+	if (!ns_msg_getflag(h, ns_f_qr) || ns_msg_count(h, ns_s_qd) != 1 ||
+	    ns_parserr(&h, ns_s_qd, 0, &rr) < 0 || !dnscheck_host_equal(ns_rr_name(rr), name) ||
+	    ns_rr_type(rr) != qtype || ns_rr_class(rr) != ns_c_in)
+		return fail(ans, "not a reply to our question");
+	if (ns_msg_getflag(h, ns_f_tc))
+		return fail(ans, "truncated reply");
+	int rcode = ns_msg_getflag(h, ns_f_rcode);
+	if (rcode == ns_r_servfail)
+		return fail(ans, "server failure (SERVFAIL)");
+	if (rcode == ns_r_refused)
+		return fail(ans, "query refused (REFUSED)");
+	if (rcode != ns_r_noerror && rcode != ns_r_nxdomain) {
 		char code[32];
-		snprintf(code, sizeof(code), "error code %u", rcode);
-		set_error(ans, code);
-		return 0;
+		snprintf(code, sizeof(code), "error code %d", rcode);
+		return fail(ans, code);
 	}
 
-	/* The answer section, owner names decoded once, then CNAMEs followed from the question. */
-	struct rr rrs[64], extra;
-	size_t nrr = 0, ancount = get16(msg + 6);
-	for (size_t i = 0; i < ancount; i++) {
-		/* past 64 records the rest are read (to check the framing) and ignored */
-		struct rr *r = nrr < 64 ? &rrs[nrr] : &extra;
-		if (!read_name(msg, len, &off, r->owner, sizeof(r->owner)) || off + 10 > len) {
-			set_error(ans, "malformed reply");
-			return 0;
-		}
-		r->type = get16(msg + off);
-		uint16_t cls = get16(msg + off + 2);
-		r->rdlen = get16(msg + off + 8);
-		r->rdata = off + 10;
-		off += 10 + r->rdlen;
-		if (off > len) {
-			set_error(ans, "malformed reply");
-			return 0;
-		}
-		if (cls == CLASS_IN && nrr < 64)
-			nrr++;
-	}
-	char want[NAME_MAX_TEXT];
-	snprintf(want, sizeof(want), "%s", name);
-	for (int hop = 0; hop < MAX_CNAME_HOPS; hop++) {
+	/*
+	 * The answer section, read whole first (so that bad framing anywhere is an error), then
+	 * once per CNAME hop from the question's name, then once for the records of that name.
+	 * libresolv parses in order, so each pass is linear.
+	 */
+	int ancount = ns_msg_count(h, ns_s_an);
+	for (int i = 0; i < ancount; i++)
+		if (ns_parserr(&h, ns_s_an, i, &rr) < 0)
+			return fail(ans, "malformed reply");
+	snprintf(ans->canonical, sizeof(ans->canonical), "%s", name);
+	for (int hop = 0; qtype != ns_t_cname && hop < MAX_CNAME_HOPS; hop++) {
 		bool moved = false;
-		for (size_t i = 0; i < nrr && !moved; i++) {
-			if (rrs[i].type != TYPE_CNAME || !dnscheck_host_equal(rrs[i].owner, want))
+		for (int i = 0; i < ancount && !moved; i++) {
+			if (ns_parserr(&h, ns_s_an, i, &rr) < 0)
+				return fail(ans, "malformed reply");
+			if (ns_rr_type(rr) != ns_t_cname || ns_rr_class(rr) != ns_c_in ||
+			    !dnscheck_host_equal(ns_rr_name(rr), ans->canonical))
 				continue;
-			size_t p = rrs[i].rdata;
-			if (!read_name(msg, len, &p, want, sizeof(want))) {
-				set_error(ans, "malformed CNAME");
-				return 0;
-			}
+			if (!rdata_name(&h, ns_rr_rdata(rr), ans->canonical, sizeof(ans->canonical)))
+				return fail(ans, "malformed CNAME");
 			moved = true;
 		}
 		if (!moved)
 			break;
 	}
-	for (size_t i = 0; i < nrr && ans->count < DNSCHECK_MAX_RECORDS; i++) {
-		const struct rr *r = &rrs[i];
-		if (r->type != qtype || !dnscheck_host_equal(r->owner, want))
+	for (int i = 0; i < ancount && ans->count < DNSCHECK_MAX_RECORDS; i++) {
+		if (ns_parserr(&h, ns_s_an, i, &rr) < 0)
+			return fail(ans, "malformed reply");
+		if (ns_rr_type(rr) != qtype || ns_rr_class(rr) != ns_c_in ||
+		    !dnscheck_host_equal(ns_rr_name(rr), ans->canonical))
 			continue;
-		struct dnscheck_record *out = &ans->rec[ans->count];
-		bool ok;
-		if (qtype == DNSCHECK_TYPE_MX) {
-			size_t p = r->rdata + 2;
-			ok = r->rdlen >= 3 && read_name(msg, len, &p, out->text, sizeof(out->text));
-			if (ok)
-				out->pref = get16(msg + r->rdata);
-		} else {
-			ok = read_txt(msg + r->rdata, r->rdlen, out->text, sizeof(out->text));
-		}
-		if (!ok) {
-			set_error(ans, "malformed record");
-			return 0;
-		}
+		if (!read_record(&h, &rr, &ans->rec[ans->count]))
+			return fail(ans, "malformed record");
 		ans->count++;
 	}
-	ans->error[0] = '\0';
 	if (ans->count)
 		ans->status = DNSCHECK_FOUND;
 	else
-		ans->status = rcode == 3 ? DNSCHECK_NXDOMAIN : DNSCHECK_NODATA;
-	return 1;
-}
-
-bool dnscheck_parse_reply(const unsigned char *msg, size_t len, uint16_t id, const char *name,
-			  uint16_t qtype, struct dnscheck_answer *ans)
-{
-	return parse(msg, len, id, name, qtype, ans) == 1;
+		ans->status = rcode == ns_r_nxdomain ? DNSCHECK_NXDOMAIN : DNSCHECK_NODATA;
+	return true;
 }
 
 /* ---- comparisons ---- */
@@ -348,7 +247,7 @@ int dnscheck_token_match(const struct dnscheck_answer *ans, const char *token)
 bool dnscheck_host_in_list(const char *host, const char *list)
 {
 	const char *p = list;
-	char item[NAME_MAX_TEXT];
+	char item[DNSCHECK_NAME_MAX];
 	while (*p) {
 		p += strspn(p, ", \t");
 		size_t n = strcspn(p, ", \t");
@@ -374,104 +273,168 @@ bool dnscheck_proof_name(const char *domain, char *out, size_t outlen)
 /* ---- the resolver ---- */
 
 struct dnscheck_resolver {
-	struct event_base *base;
-	struct sockaddr_storage addr[MAX_SERVERS];
-	socklen_t addrlen[MAX_SERVERS];
+	ares_channel ch;
+	struct ares_addr_port_node server[MAX_SERVERS];
 	char label[MAX_SERVERS][64]; /* "127.0.0.1:5353" for messages */
 	int count;
 	unsigned timeout_ms;
+	struct pollfd fds[ARES_GETSOCK_MAXNUM]; /* the sockets c-ares wants watched */
+	int nfds;
 };
 
-static void format_addr(const struct sockaddr *sa, char *out, size_t outlen)
+static void on_sock_state(void *data, ares_socket_t fd, int readable, int writable)
+{
+	struct dnscheck_resolver *r = data;
+	int i = 0;
+	while (i < r->nfds && r->fds[i].fd != fd)
+		i++;
+	if (!readable && !writable) {
+		if (i < r->nfds)
+			r->fds[i] = r->fds[--r->nfds];
+		return;
+	}
+	if (i == r->nfds) {
+		if (r->nfds == ARES_GETSOCK_MAXNUM)
+			return; /* one question at a time never needs that many */
+		r->nfds++;
+	}
+	r->fds[i].fd = fd;
+	r->fds[i].events = (short)((readable ? POLLIN : 0) | (writable ? POLLOUT : 0));
+}
+
+static void label_of(const struct ares_addr_port_node *s, char *out, size_t outlen)
 {
 	char host[INET6_ADDRSTRLEN] = "?";
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		snprintf(out, outlen, "%s:%u", host, ntohs(in->sin_port));
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		snprintf(out, outlen, "[%s]:%u", host, ntohs(in6->sin6_port));
-	} else {
-		snprintf(out, outlen, "(address family %d)", sa->sa_family);
+	unsigned port = s->udp_port ? (unsigned)s->udp_port : 53;
+	inet_ntop(s->family, &s->addr, host, sizeof(host));
+	snprintf(out, outlen, s->family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
+}
+
+/* The servers as c-ares read them from resolv.conf or our list; false when there are none. */
+static bool take_servers(struct dnscheck_resolver *r)
+{
+	struct ares_addr_port_node *list = NULL;
+	if (ares_get_servers_ports(r->ch, &list) != ARES_SUCCESS)
+		return false;
+	for (struct ares_addr_port_node *s = list; s && r->count < MAX_SERVERS; s = s->next) {
+		r->server[r->count] = *s;
+		r->server[r->count].next = NULL;
+		label_of(s, r->label[r->count], sizeof(r->label[0]));
+		r->count++;
 	}
+	ares_free_data(list);
+	return r->count > 0;
+}
+
+/* The servers of a comma- or blank-separated list, item by item so that a bad one is named. */
+static bool set_servers(struct dnscheck_resolver *r, const char *list, char *err, size_t errlen)
+{
+	char csv[1024] = "";
+	size_t used = 0;
+	for (const char *p = list; *p;) {
+		p += strspn(p, ", \t");
+		size_t n = strcspn(p, ", \t");
+		if (n == 0)
+			break;
+		char item[128];
+		snprintf(item, sizeof(item), "%.*s", (int)(n < sizeof(item) ? n : sizeof(item) - 1), p);
+		if (n >= sizeof(item) || (!strchr(item, '.') && !strchr(item, ':')) ||
+		    ares_set_servers_ports_csv(r->ch, item) != ARES_SUCCESS || used + n + 2 > sizeof(csv)) {
+			snprintf(err, errlen, "bad nameserver \"%.*s\": expected IP or IP:PORT",
+				 (int)(n > 100 ? 100 : n), p);
+			return false;
+		}
+		used += (size_t)snprintf(csv + used, sizeof(csv) - used, "%s%s", used ? "," : "", item);
+		p += n;
+	}
+	if (ares_set_servers_ports_csv(r->ch, csv) != ARES_SUCCESS) {
+		snprintf(err, errlen, "bad nameserver list \"%.100s\"", list);
+		return false;
+	}
+	if (!take_servers(r)) {
+		snprintf(err, errlen, "no usable nameserver");
+		return false;
+	}
+	return true;
 }
 
 /*
- * evdns (libevent 2.1) asks only for A, AAAA and PTR records, so it cannot send our TXT and
- * MX queries; it still reads the nameserver configuration, so "host:port" lists and
- * resolv.conf mean exactly what they mean to libevent, and we take its server list.
+ * The servers of resolv.conf's "nameserver" lines, blank-separated into out.  Read here rather
+ * than by c-ares, which would quietly ask 127.0.0.1 when there is none, and which ignores the
+ * "IP:PORT" form that libevent (and so earlier vmailctl configurations) accepted.
  */
-struct dnscheck_resolver *dnscheck_resolver_new(struct event_base *base, const char *resolv_conf,
-						const char *nameservers, unsigned timeout_ms, char *err,
-						size_t errlen)
+static bool resolv_conf_servers(const char *path, char *out, size_t outlen, char *err, size_t errlen)
 {
-	struct evdns_base *evdns = evdns_base_new(base, 0);
-	if (!evdns) {
-		snprintf(err, errlen, "cannot set up evdns");
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "%s: cannot read it", path);
+		return false;
+	}
+	char line[512];
+	size_t used = 0;
+	out[0] = '\0';
+	while (fgets(line, sizeof(line), f)) {
+		const char *p = line + strspn(line, " \t");
+		if (strncmp(p, "nameserver", 10) != 0 || (p[10] != ' ' && p[10] != '\t'))
+			continue;
+		p += 10 + strspn(p + 10, " \t");
+		size_t n = strcspn(p, " \t\r\n#;");
+		if (n && used + n + 2 <= outlen)
+			used += (size_t)snprintf(out + used, outlen - used, "%s%.*s", used ? " " : "", (int)n, p);
+	}
+	fclose(f);
+	if (!used)
+		snprintf(err, errlen, "%s: no \"nameserver\" line", path);
+	return used > 0;
+}
+
+struct dnscheck_resolver *dnscheck_resolver_new(const char *resolv_conf, const char *nameservers,
+						unsigned timeout_ms, char *err, size_t errlen)
+{
+	static bool initialised;
+	if (!initialised && ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS) {
+		snprintf(err, errlen, "cannot initialise c-ares");
 		return NULL;
 	}
-	if (nameservers && *nameservers) {
-		const char *p = nameservers;
-		while (*p) {
-			p += strspn(p, ", \t");
-			size_t n = strcspn(p, ", \t");
-			if (n == 0)
-				break;
-			char item[128] = "";
-			if (n < sizeof(item)) {
-				memcpy(item, p, n);
-				item[n] = '\0';
-			}
-			/* evdns parses with the same function, but would log its refusal to stderr */
-			struct sockaddr_storage ss;
-			int sslen = (int)sizeof(ss);
-			if (!item[0] || evutil_parse_sockaddr_port(item, (struct sockaddr *)&ss, &sslen) != 0 ||
-			    evdns_base_nameserver_ip_add(evdns, item) != 0) {
-				snprintf(err, errlen, "bad nameserver \"%.*s\": expected IP or IP:PORT",
-					 (int)(n > 100 ? 100 : n), p);
-				evdns_base_free(evdns, 0);
-				return NULL;
-			}
-			p += n;
-		}
-	} else {
+	initialised = true;
+	char from_file[512];
+	if (!nameservers || !nameservers[strspn(nameservers, ", \t")]) {
 		const char *path = resolv_conf && *resolv_conf ? resolv_conf : "/etc/resolv.conf";
-		int rc = evdns_base_resolv_conf_parse(
-			evdns, DNS_OPTION_NAMESERVERS | DNS_OPTION_NAMESERVERS_NO_DEFAULT, path);
-		if (rc != 0) {
-			snprintf(err, errlen, "%s: %s", path,
-				 rc == 1 || rc == 2 ? "cannot read it"
-				 : rc == 6	    ? "no \"nameserver\" line"
-						    : "cannot parse it");
-			evdns_base_free(evdns, 0);
+		if (!resolv_conf_servers(path, from_file, sizeof(from_file), err, errlen))
 			return NULL;
-		}
+		nameservers = from_file;
 	}
 	struct dnscheck_resolver *r = calloc(1, sizeof(*r));
 	if (!r) {
 		snprintf(err, errlen, "out of memory");
-		evdns_base_free(evdns, 0);
 		return NULL;
 	}
-	r->base = base;
 	r->timeout_ms = timeout_ms ? timeout_ms : 1;
-	int n = evdns_base_count_nameservers(evdns);
-	for (int i = 0; i < n && r->count < MAX_SERVERS; i++) {
-		int len = evdns_base_get_nameserver_addr(evdns, i, (struct sockaddr *)&r->addr[r->count],
-							 sizeof(r->addr[0]));
-		if (len <= 0 || (size_t)len > sizeof(r->addr[0]))
-			continue;
-		r->addrlen[r->count] = (socklen_t)len;
-		format_addr((struct sockaddr *)&r->addr[r->count], r->label[r->count],
-			    sizeof(r->label[0]));
-		r->count++;
-	}
-	evdns_base_free(evdns, 0);
-	if (r->count == 0) {
-		snprintf(err, errlen, "no usable nameserver");
+	struct ares_options o;
+	memset(&o, 0, sizeof(o));
+	/* each server once, no search list, EDNS0: we ask exact names and report every failure */
+	o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_EDNS;
+	o.timeout = (int)r->timeout_ms;
+	o.tries = 1;
+	o.ndomains = 0;
+	o.ednspsz = DNSCHECK_MSG_MAX;
+	o.sock_state_cb = on_sock_state;
+	o.sock_state_cb_data = r;
+	int mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_DOMAINS |
+		   ARES_OPT_EDNSPSZ | ARES_OPT_SOCK_STATE_CB;
+#ifdef ARES_OPT_QUERY_CACHE
+	/* c-ares 1.23 and later cache answers; a check asks what DNS says now */
+	o.qcache_max_ttl = 0;
+	mask |= ARES_OPT_QUERY_CACHE;
+#endif
+	int rc = ares_init_options(&r->ch, &o, mask);
+	if (rc != ARES_SUCCESS) {
+		snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
 		free(r);
+		return NULL;
+	}
+	if (!set_servers(r, nameservers, err, errlen)) {
+		dnscheck_resolver_free(r);
 		return NULL;
 	}
 	return r;
@@ -479,183 +442,111 @@ struct dnscheck_resolver *dnscheck_resolver_new(struct event_base *base, const c
 
 void dnscheck_resolver_free(struct dnscheck_resolver *r)
 {
+	if (!r)
+		return;
+	if (r->ch)
+		ares_destroy(r->ch);
 	free(r);
 }
 
-/* One lookup: the servers are tried in turn, each once, until one gives an answer. */
-struct query {
-	struct dnscheck_resolver *res;
-	char name[NAME_MAX_TEXT];
-	uint16_t qtype, id;
-	unsigned char msg[DNSCHECK_MSG_MAX];
-	size_t msglen;
-	int server; /* the one being asked */
-	evutil_socket_t fd;
-	struct event *ev;
-	dnscheck_cb cb;
-	void *arg;
-	struct dnscheck_answer ans;
-	char errors[256]; /* every server's failure, for the final message */
-};
-
-static void query_next(struct query *q);
-
-static void query_close_attempt(struct query *q)
-{
-	if (q->ev) {
-		event_free(q->ev);
-		q->ev = NULL;
-	}
-	if (q->fd >= 0) {
-		evutil_closesocket(q->fd);
-		q->fd = -1;
-	}
-}
-
-static void attempt_failed(struct query *q, const char *why)
-{
-	size_t used = strlen(q->errors);
-	snprintf(q->errors + used, sizeof(q->errors) - used, "%s%s: %s", used ? "; " : "",
-		 q->res->label[q->server], why);
-	query_close_attempt(q);
-	q->server++;
-	query_next(q);
-}
-
-static void on_reply(evutil_socket_t fd, short what, void *arg)
-{
-	struct query *q = arg;
-	char why[128];
-	if (what & EV_TIMEOUT) {
-		snprintf(why, sizeof(why), "no reply within %ums", q->res->timeout_ms);
-		attempt_failed(q, why);
-		return;
-	}
-	unsigned char buf[4096];
-	ssize_t n = recv(fd, buf, sizeof(buf), 0);
-	if (n < 0) {
-		int e = errno;
-		if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR) {
-			struct timeval tv = { q->res->timeout_ms / 1000, (q->res->timeout_ms % 1000) * 1000 };
-			event_add(q->ev, &tv);
-			return;
-		}
-		/* on a connected UDP socket, ECONNREFUSED is the ICMP "port unreachable" */
-		attempt_failed(q, e == ECONNREFUSED ? "connection refused (no DNS server there)"
-						    : strerror(e));
-		return;
-	}
-	int rc = parse(buf, (size_t)n, q->id, q->name, q->qtype, &q->ans);
-	if (rc < 0) {
-		/* someone else's datagram; the timer keeps running for ours */
-		struct timeval tv = { q->res->timeout_ms / 1000, (q->res->timeout_ms % 1000) * 1000 };
-		event_add(q->ev, &tv);
-		return;
-	}
-	if (rc == 0) {
-		attempt_failed(q, q->ans.error);
-		return;
-	}
-	query_close_attempt(q);
-	q->cb(&q->ans, q->arg);
-	free(q);
-}
-
-static void on_all_failed(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct query *q = arg;
-	query_close_attempt(q);
-	memset(&q->ans, 0, sizeof(q->ans));
-	q->ans.status = DNSCHECK_TEMPFAIL;
-	snprintf(q->ans.error, sizeof(q->ans.error), "%s", q->errors[0] ? q->errors : "no nameserver");
-	q->cb(&q->ans, q->arg);
-	free(q);
-}
-
-static void query_next(struct query *q)
-{
-	struct dnscheck_resolver *r = q->res;
-	if (q->server >= r->count) {
-		/* through the loop, so the callback never runs inside dnscheck_query */
-		q->ev = evtimer_new(r->base, on_all_failed, q);
-		if (q->ev) {
-			struct timeval zero = { 0, 0 };
-			evtimer_add(q->ev, &zero);
-		}
-		return;
-	}
-	const struct sockaddr *sa = (const struct sockaddr *)&r->addr[q->server];
-	q->fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (q->fd < 0) {
-		attempt_failed(q, strerror(errno));
-		return;
-	}
-	/* connected: replies from elsewhere are dropped by the kernel, and ICMP errors reach us */
-	if (connect(q->fd, sa, r->addrlen[q->server]) != 0 ||
-	    send(q->fd, q->msg, q->msglen, 0) != (ssize_t)q->msglen) {
-		attempt_failed(q, strerror(errno));
-		return;
-	}
-	q->ev = event_new(r->base, q->fd, EV_READ, on_reply, q);
-	struct timeval tv = { r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000 };
-	if (!q->ev || event_add(q->ev, &tv) != 0)
-		attempt_failed(q, "cannot wait for the reply");
-}
-
-bool dnscheck_query(struct dnscheck_resolver *r, const char *name, uint16_t qtype, dnscheck_cb cb,
-		    void *arg, char *err, size_t errlen)
-{
-	struct query *q = calloc(1, sizeof(*q));
-	if (!q) {
-		snprintf(err, errlen, "out of memory");
-		return false;
-	}
-	q->res = r;
-	q->qtype = qtype;
-	q->cb = cb;
-	q->arg = arg;
-	q->fd = -1;
-	snprintf(q->name, sizeof(q->name), "%s", name);
-	/* an unpredictable id, so a blind off-path answer is hard to forge */
-	evutil_secure_rng_get_bytes(&q->id, sizeof(q->id));
-	q->msglen = dnscheck_build_query(q->id, name, qtype, q->msg, sizeof(q->msg));
-	if (!q->msglen) {
-		snprintf(err, errlen, "\"%.100s\" is not a name that can be looked up", name);
-		free(q);
-		return false;
-	}
-	query_next(q);
-	return true;
-}
-
-struct lookup_wait {
+struct wait {
 	struct dnscheck_answer *ans;
+	const char *name;
+	uint16_t qtype;
+	unsigned timeout_ms;
 	bool done;
 };
 
-static void lookup_done(const struct dnscheck_answer *ans, void *arg)
+/* What one server said, into w->ans: an answer, or TEMPFAIL and why. */
+static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
-	struct lookup_wait *w = arg;
-	*w->ans = *ans;
+	(void)timeouts;
+	struct wait *w = arg;
+	struct dnscheck_answer *ans = w->ans;
 	w->done = true;
+	if (abuf && alen > 0 && status != ARES_ECANCELLED && status != ARES_EDESTRUCTION) {
+		dnscheck_parse_reply(abuf, (size_t)alen, w->name, w->qtype, ans);
+		return;
+	}
+	memset(ans, 0, sizeof(*ans));
+	snprintf(ans->canonical, sizeof(ans->canonical), "%s", w->name);
+	switch (status) {
+	case ARES_ENOTFOUND:
+		ans->status = DNSCHECK_NXDOMAIN;
+		return;
+	case ARES_ENODATA:
+		ans->status = DNSCHECK_NODATA;
+		return;
+	case ARES_ETIMEOUT:
+		snprintf(ans->error, sizeof(ans->error), "no reply within %ums", w->timeout_ms);
+		break;
+	case ARES_ECONNREFUSED:
+		snprintf(ans->error, sizeof(ans->error), "connection refused (no DNS server there)");
+		break;
+	case ARES_ESERVFAIL:
+		snprintf(ans->error, sizeof(ans->error), "server failure (SERVFAIL)");
+		break;
+	case ARES_EREFUSED:
+		snprintf(ans->error, sizeof(ans->error), "query refused (REFUSED)");
+		break;
+	default:
+		snprintf(ans->error, sizeof(ans->error), "%s", ares_strerror(status));
+		break;
+	}
+	ans->status = DNSCHECK_TEMPFAIL;
+}
+
+/* Drive c-ares until the callback ran; c-ares bounds every attempt by its timeout. */
+static void run(struct dnscheck_resolver *r, struct wait *w)
+{
+	while (!w->done) {
+		struct timeval tv, *t = ares_timeout(r->ch, NULL, &tv);
+		int ms = t ? (int)(t->tv_sec * 1000 + (t->tv_usec + 999) / 1000) : 1000;
+		int n = poll(r->fds, (nfds_t)r->nfds, ms);
+		if (n <= 0) {
+			ares_process_fd(r->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD); /* timeouts */
+			continue;
+		}
+		struct pollfd ready[ARES_GETSOCK_MAXNUM];
+		int nready = r->nfds;
+		memcpy(ready, r->fds, sizeof(ready[0]) * (size_t)nready); /* the callbacks edit r->fds */
+		for (int i = 0; i < nready; i++) {
+			short ev = ready[i].revents;
+			if (!ev)
+				continue;
+			ares_process_fd(r->ch, ev & (POLLIN | POLLERR | POLLHUP) ? ready[i].fd : ARES_SOCKET_BAD,
+					ev & POLLOUT ? ready[i].fd : ARES_SOCKET_BAD);
+		}
+	}
 }
 
 void dnscheck_lookup(struct dnscheck_resolver *r, const char *name, uint16_t qtype,
 		     struct dnscheck_answer *ans)
 {
-	struct lookup_wait w = { ans, false };
 	memset(ans, 0, sizeof(*ans));
-	if (!dnscheck_query(r, name, qtype, lookup_done, &w, ans->error, sizeof(ans->error))) {
+	if (!dnscheck_name_valid(name)) {
 		ans->status = DNSCHECK_TEMPFAIL;
+		snprintf(ans->error, sizeof(ans->error), "\"%.100s\" is not a name that can be looked up", name);
 		return;
 	}
-	while (!w.done)
-		if (event_base_loop(r->base, EVLOOP_ONCE) != 0)
-			break; /* error, or nothing left to wait for */
-	if (!w.done) {
-		ans->status = DNSCHECK_TEMPFAIL;
-		snprintf(ans->error, sizeof(ans->error), "event loop failed");
+	/* each server in turn, so that every failure is told with the server that failed */
+	char errors[sizeof(ans->error)] = "";
+	for (int i = 0; i < r->count; i++) {
+		struct wait w = { ans, name, qtype, r->timeout_ms, false };
+		if (ares_set_servers_ports(r->ch, &r->server[i]) != ARES_SUCCESS) {
+			snprintf(ans->error, sizeof(ans->error), "cannot select the server");
+			ans->status = DNSCHECK_TEMPFAIL;
+		} else {
+			ares_query(r->ch, name, ns_c_in, qtype, on_answer, &w);
+			run(r, &w);
+		}
+		if (ans->status != DNSCHECK_TEMPFAIL)
+			return;
+		size_t used = strlen(errors);
+		snprintf(errors + used, sizeof(errors) - used, "%s%s: %s", used ? "; " : "", r->label[i],
+			 ans->error);
 	}
+	memset(ans, 0, sizeof(*ans));
+	ans->status = DNSCHECK_TEMPFAIL;
+	snprintf(ans->error, sizeof(ans->error), "%s", errors[0] ? errors : "no nameserver");
 }

@@ -1,9 +1,9 @@
 /*
- * fuzz_dnscheck: vmailctl's DNS codec (dnscheck.c) on hostile replies, and queries built
- * from hostile names.
+ * fuzz_dnscheck: vmailctl's reading of DNS replies (dnscheck.c over libresolv's ns_parse) on
+ * hostile bytes, and hostile names checked, asked and answered.
  *
  * The first input byte picks the question (one of four names, and MX, TXT, A or CNAME) and
- * how the rest is used: bit 7 clear, the rest is the whole reply, its own id taken as ours;
+ * how the rest is used: bit 7 clear, the rest is the whole reply;
  * bit 7 set, the rest is the reply's header and record sections around a question written
  * here, so that mutations reach the records and the compression pointers into the question
  * instead of breaking the question match.  A query is also built from the input as a name:
@@ -11,6 +11,8 @@
  */
 #include "dnscheck.h"
 
+#include <arpa/nameser.h>
+#include <resolv.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +33,8 @@ static const char *const names[] = {
 	"Mail.Example.ORG.",
 	"a.b",
 };
-static const uint16_t qtypes[] = {DNSCHECK_TYPE_MX, DNSCHECK_TYPE_TXT, 1, 5};
+static const uint16_t qtypes[] = {DNSCHECK_TYPE_MX, DNSCHECK_TYPE_TXT, DNSCHECK_TYPE_SRV,
+				  DNSCHECK_TYPE_A};
 
 static struct dnscheck_answer ans;
 static unsigned char msg[65536 + 512];
@@ -62,14 +65,16 @@ static void check_answer(bool ok, uint16_t qtype)
 		CHECK(n < sizeof(r->text));
 		for (size_t k = 0; k < n; k++) {
 			unsigned char c = (unsigned char)r->text[k];
-			/* printable: names as 0x21..0x7e (labels joined by '.'), TXT without controls */
-			if (qtype == DNSCHECK_TYPE_MX)
-				CHECK(c >= 0x21 && c <= 0x7e);
-			else
+			/* printable: names in presentation form, addresses, TXT without controls */
+			if (qtype == DNSCHECK_TYPE_TXT)
 				CHECK(c >= 0x20 && c != 0x7f);
+			else
+				CHECK(c >= 0x21 && c <= 0x7e);
 		}
-		if (qtype != DNSCHECK_TYPE_MX)
+		if (qtype != DNSCHECK_TYPE_MX && qtype != DNSCHECK_TYPE_SRV)
 			CHECK(r->pref == 0);
+		if (qtype != DNSCHECK_TYPE_SRV)
+			CHECK(r->weight == 0 && r->port == 0);
 	}
 	/* the comparisons on a decoded answer */
 	(void)dnscheck_token_match(&ans, "vmail-verify=0123456789abcdef");
@@ -77,27 +82,42 @@ static void check_answer(bool ok, uint16_t qtype)
 		(void)dnscheck_host_in_list(ans.rec[0].text, "mx1.example.com, mx2.example.com");
 }
 
-/* framed - our question between the input's header and its record sections */
-static size_t framed(const uint8_t *in, size_t n, uint16_t id, const char *name, uint16_t qtype)
+/* question - name/qtype as a question section (uncompressed labels, type, class IN) */
+static size_t question(const char *name, uint16_t qtype, unsigned char *out)
 {
-	unsigned char q[512];
-	size_t qlen = dnscheck_build_query(id, name, qtype, q, sizeof(q));
-	CHECK(qlen > HDR_LEN + 11);
-	qlen -= 11; /* without the OPT record */
+	size_t o = 0;
+	for (const char *p = name; *p;) {
+		size_t n = strcspn(p, ".");
+		out[o++] = (unsigned char)n;
+		memcpy(out + o, p, n);
+		o += n;
+		p += n;
+		if (*p == '.')
+			p++;
+	}
+	out[o++] = 0;
+	out[o++] = (unsigned char)(qtype >> 8);
+	out[o++] = (unsigned char)qtype;
+	out[o++] = 0;
+	out[o++] = 1;
+	return o;
+}
+
+/* framed - our question between the input's header and its record sections */
+static size_t framed(const uint8_t *in, size_t n, const char *name, uint16_t qtype)
+{
 	if (n < HDR_LEN)
 		return 0;
 	memcpy(msg, in, HDR_LEN);
-	msg[0] = (unsigned char)(id >> 8);
-	msg[1] = (unsigned char)id;
 	msg[2] |= 0x80; /* QR */
 	msg[4] = 0;
 	msg[5] = 1; /* QDCOUNT */
-	memcpy(msg + HDR_LEN, q + HDR_LEN, qlen - HDR_LEN);
+	size_t qlen = HDR_LEN + question(name, qtype, msg + HDR_LEN);
 	memcpy(msg + qlen, in + HDR_LEN, n - HDR_LEN);
 	return qlen + n - HDR_LEN;
 }
 
-/* query_round_trip - a query for the input as a name, answered by itself, is "no data" */
+/* query_round_trip - a name we may ask, asked by libresolv and answered by itself, is "no data" */
 static void query_round_trip(const uint8_t *data, size_t size)
 {
 	char name[300];
@@ -106,16 +126,15 @@ static void query_round_trip(const uint8_t *data, size_t size)
 
 	memcpy(name, data, n);
 	name[n] = '\0';
-	size_t qlen = dnscheck_build_query(0x1234, name, DNSCHECK_TYPE_TXT, q, sizeof(q));
-	if (!qlen)
+	if (!dnscheck_name_valid(name))
 		return;
-	CHECK(qlen >= HDR_LEN + 2 + 4 + 11 && qlen <= HDR_LEN + 255 + 4 + 11);
+	int qlen = res_mkquery(ns_o_query, name, ns_c_in, ns_t_txt, NULL, 0, NULL, q, sizeof(q));
+	CHECK(qlen >= HDR_LEN + 2 + 4 && qlen <= HDR_LEN + 255 + 4);
 	q[2] |= 0x80;
-	CHECK(dnscheck_parse_reply(q, qlen, 0x1234, name, DNSCHECK_TYPE_TXT, &ans));
+	CHECK(dnscheck_parse_reply(q, (size_t)qlen, name, DNSCHECK_TYPE_TXT, &ans));
 	CHECK(ans.status == DNSCHECK_NODATA && ans.count == 0);
 	/* and to no other question */
-	CHECK(!dnscheck_parse_reply(q, qlen, 0x1235, name, DNSCHECK_TYPE_TXT, &ans));
-	CHECK(!dnscheck_parse_reply(q, qlen, 0x1234, name, DNSCHECK_TYPE_MX, &ans));
+	CHECK(!dnscheck_parse_reply(q, (size_t)qlen, name, DNSCHECK_TYPE_MX, &ans));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -129,12 +148,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t n = size - 1;
 
 	size_t len;
-	uint16_t id;
 	if (sel & 0x80) {
-		id = 0x4242;
-		len = framed(in, n, id, name, qtype);
+		len = framed(in, n, name, qtype);
 	} else {
-		id = n >= 2 ? (uint16_t)((in[0] << 8) | in[1]) : 0;
 		memcpy(msg, in, n);
 		len = n;
 	}
@@ -142,7 +158,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned char *exact = malloc(len ? len : 1);
 	CHECK(exact != NULL);
 	memcpy(exact, msg, len);
-	bool ok = dnscheck_parse_reply(exact, len, id, name, qtype, &ans);
+	bool ok = dnscheck_parse_reply(exact, len, name, qtype, &ans);
 	check_answer(ok, qtype);
 	free(exact);
 

@@ -1,4 +1,4 @@
-/* test_dnscheck: the DNS codec, token and MX comparisons (table-driven), and resolver failures. */
+/* test_dnscheck: reading DNS replies, names, token and MX comparisons (table-driven), resolver failures. */
 #include <check.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -6,8 +6,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <event2/event.h>
 
 #include "dnscheck.h"
 #include "check_main.h"
@@ -133,13 +131,21 @@ static void put16(struct msg *m, unsigned v)
 	put(m, x, 2);
 }
 
+/* a name as labels, uncompressed: the reference the parser is checked against */
 static void put_name(struct msg *m, const char *name)
 {
-	unsigned char buf[300];
-	/* the query encoder is the reference: take its question name */
-	size_t n = dnscheck_build_query(0, name, 1, buf, sizeof(buf));
-	ck_assert_uint_gt(n, 12 + 4 + 11);
-	put(m, buf + 12, n - 12 - 4 - 11);
+	const char *p = name;
+	while (*p) {
+		size_t n = strcspn(p, ".");
+		ck_assert_uint_gt(n, 0);
+		unsigned char l = (unsigned char)n;
+		put(m, &l, 1);
+		put(m, p, n);
+		p += n;
+		if (*p == '.')
+			p++;
+	}
+	put(m, "", 1);
 }
 
 static void header(struct msg *m, unsigned id, unsigned flags, unsigned an)
@@ -195,26 +201,70 @@ static void rr_mx(struct msg *m, const char *owner, unsigned pref, const char *h
 	put(m, tmp.b, tmp.len);
 }
 
+static void rr_srv(struct msg *m, const char *owner, unsigned prio, unsigned weight, unsigned port,
+		   const char *target)
+{
+	struct msg tmp = { .len = 0 };
+	if (strcmp(target, ".") == 0)
+		put(&tmp, "", 1);
+	else
+		put_name(&tmp, target);
+	rr_head(m, owner, 33, (unsigned)(6 + tmp.len));
+	put16(m, prio);
+	put16(m, weight);
+	put16(m, port);
+	put(m, tmp.b, tmp.len);
+}
+
+static void rr_cname(struct msg *m, const char *owner, const char *target)
+{
+	struct msg tmp = { .len = 0 };
+	put_name(&tmp, target);
+	rr_head(m, owner, 5, (unsigned)tmp.len);
+	put(m, tmp.b, tmp.len);
+}
+
+static void rr_addr(struct msg *m, const char *owner, unsigned type, const void *addr, size_t n)
+{
+	rr_head(m, owner, type, (unsigned)n);
+	put(m, addr, n);
+}
+
 #define QNAME "_vmail-verify.acme.com.pl"
 #define OK_FLAGS 0x8180 /* QR, RD, RA, NOERROR */
 
-START_TEST(test_build_query)
+/* names that can be asked, and those that cannot */
+static const struct {
+	const char *name;
+	bool valid;
+} names[] = {
+	{ "acme.com.pl", true },
+	{ "Acme.com.pl.", true },
+	{ "_imaps._tcp.acme.pl", true },
+	{ "xn--d1acufc.pl", true },
+	{ "localhost", true },
+	{ "", false },
+	{ ".", false },
+	{ "a..b", false },
+	{ ".a", false },
+	{ "a b.pl", false },
+	{ "a/b.pl", false },
+	{ "a\\.b.pl", false },
+	{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.pl", false }, /* label of 64 */
+};
+
+START_TEST(test_name_valid)
 {
-	unsigned char q[512];
-	size_t n = dnscheck_build_query(0x1234, "Acme.com.pl.", DNSCHECK_TYPE_MX, q, sizeof(q));
-	static const unsigned char want[] = {
-		0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1,                           /* header */
-		4, 'A', 'c', 'm', 'e', 3, 'c', 'o', 'm', 2, 'p', 'l', 0, 0, 15, 0, 1,     /* question */
-		0, 0, 41, (DNSCHECK_MSG_MAX >> 8), (DNSCHECK_MSG_MAX & 0xff), 0, 0, 0, 0, 0, 0, /* OPT */
-	};
-	ck_assert_uint_eq(n, sizeof(want));
-	ck_assert(memcmp(q, want, sizeof(want)) == 0);
-	/* names that cannot be asked */
-	const char *bad[] = { "", ".", "a..b", ".a", "a b.pl", "a/b.pl",
-			      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.pl" };
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		ck_assert_msg(dnscheck_build_query(1, bad[i], 16, q, sizeof(q)) == 0, "%s", bad[i]);
-	ck_assert_uint_eq(dnscheck_build_query(1, "acme.pl", 16, q, 20), 0); /* no room */
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		ck_assert_msg(dnscheck_name_valid(names[i].name) == names[i].valid, "%s", names[i].name);
+	/* 253 characters is the longest name; 255 wire bytes */
+	char name[300] = "";
+	for (int i = 0; i < 63; i++)
+		strcat(name, "abc.");
+	strcat(name, "a"); /* 63 * 4 + 1 = 253 */
+	ck_assert(dnscheck_name_valid(name));
+	strcat(name, "b");
+	ck_assert(!dnscheck_name_valid(name));
 }
 END_TEST
 
@@ -229,39 +279,45 @@ START_TEST(test_parse_txt)
 	header(&m, 7, OK_FLAGS, 3);
 	question(&m, QNAME, 16);
 	rr_txt(&m, NULL, spf);
-	rr_txt(&m, NULL, split); /* long records arrive as several strings: joined */
+	rr_txt(&m, NULL, split); /* long records arrive as several strings: joined per record */
 	rr_txt(&m, "other.acme.com.pl", one); /* not our name: ignored */
-	ck_assert(dnscheck_parse_reply(m.b, m.len, 7, QNAME, 16, &a));
+	ck_assert(dnscheck_parse_reply(m.b, m.len, QNAME, 16, &a));
 	ck_assert_int_eq(a.status, DNSCHECK_FOUND);
 	ck_assert_uint_eq(a.count, 2);
 	ck_assert_str_eq(a.rec[0].text, "v=spf1 -all");
 	ck_assert_str_eq(a.rec[1].text, TOKEN);
 	ck_assert_int_eq(dnscheck_token_match(&a, TOKEN), 1);
 	/* the name is compared without regard to case or a trailing dot */
-	ck_assert(dnscheck_parse_reply(m.b, m.len, 7, "_VMAIL-verify.ACME.com.pl.", 16, &a));
+	ck_assert(dnscheck_parse_reply(m.b, m.len, "_VMAIL-verify.ACME.com.pl.", 16, &a));
 
 	/* NOERROR without records, and NXDOMAIN */
 	header(&m, 7, OK_FLAGS, 0);
 	question(&m, QNAME, 16);
-	ck_assert(dnscheck_parse_reply(m.b, m.len, 7, QNAME, 16, &a));
+	ck_assert(dnscheck_parse_reply(m.b, m.len, QNAME, 16, &a));
 	ck_assert_int_eq(a.status, DNSCHECK_NODATA);
 	header(&m, 7, OK_FLAGS | 3, 0);
 	question(&m, QNAME, 16);
-	ck_assert(dnscheck_parse_reply(m.b, m.len, 7, QNAME, 16, &a));
+	ck_assert(dnscheck_parse_reply(m.b, m.len, QNAME, 16, &a));
 	ck_assert_int_eq(a.status, DNSCHECK_NXDOMAIN);
 	ck_assert_int_eq(dnscheck_token_match(&a, TOKEN), -1);
 
 	/* a CNAME in front of the record is followed */
 	header(&m, 9, OK_FLAGS, 2);
 	question(&m, QNAME, 16);
-	struct msg target = { .len = 0 };
-	put_name(&target, "proof.hosting.example");
-	rr_head(&m, NULL, 5, (unsigned)target.len);
-	put(&m, target.b, target.len);
+	rr_cname(&m, NULL, "proof.hosting.example");
 	rr_txt(&m, "proof.hosting.example", one);
-	ck_assert(dnscheck_parse_reply(m.b, m.len, 9, QNAME, 16, &a));
+	ck_assert(dnscheck_parse_reply(m.b, m.len, QNAME, 16, &a));
 	ck_assert_uint_eq(a.count, 1);
 	ck_assert_str_eq(a.rec[0].text, TOKEN);
+	ck_assert_str_eq(a.canonical, "proof.hosting.example");
+
+	/* control bytes are printed as '?' */
+	const char *ctl[] = { "a\tb\x7f", NULL };
+	header(&m, 9, OK_FLAGS, 1);
+	question(&m, QNAME, 16);
+	rr_txt(&m, NULL, ctl);
+	ck_assert(dnscheck_parse_reply(m.b, m.len, QNAME, 16, &a));
+	ck_assert_str_eq(a.rec[0].text, "a?b?");
 }
 END_TEST
 
@@ -273,7 +329,7 @@ START_TEST(test_parse_mx)
 	question(&m, "acme.com.pl", 15);
 	rr_mx(&m, NULL, 10, "mx1.example.net");
 	rr_mx(&m, NULL, 20, "MX2.example.net");
-	ck_assert(dnscheck_parse_reply(m.b, m.len, 0xbeef, "acme.com.pl", 15, &a));
+	ck_assert(dnscheck_parse_reply(m.b, m.len, "acme.com.pl", 15, &a));
 	ck_assert_int_eq(a.status, DNSCHECK_FOUND);
 	ck_assert_uint_eq(a.count, 2);
 	ck_assert_str_eq(a.rec[0].text, "mx1.example.net");
@@ -284,8 +340,96 @@ START_TEST(test_parse_mx)
 }
 END_TEST
 
+/* SRV records as RFC 6186 publishes them; "." is "no such service here" */
+START_TEST(test_parse_srv)
+{
+	struct msg m;
+	struct dnscheck_answer a;
+	header(&m, 1, OK_FLAGS, 2);
+	question(&m, "_imaps._tcp.acme.pl", 33);
+	rr_srv(&m, NULL, 0, 1, 993, "mail.isp.example");
+	rr_srv(&m, NULL, 10, 5, 994, "imap2.isp.example");
+	ck_assert(dnscheck_parse_reply(m.b, m.len, "_imaps._tcp.acme.pl", DNSCHECK_TYPE_SRV, &a));
+	ck_assert_int_eq(a.status, DNSCHECK_FOUND);
+	ck_assert_uint_eq(a.count, 2);
+	ck_assert_str_eq(a.rec[0].text, "mail.isp.example");
+	ck_assert_uint_eq(a.rec[0].pref, 0);
+	ck_assert_uint_eq(a.rec[0].weight, 1);
+	ck_assert_uint_eq(a.rec[0].port, 993);
+	ck_assert_uint_eq(a.rec[1].pref, 10);
+	ck_assert_uint_eq(a.rec[1].weight, 5);
+	ck_assert_uint_eq(a.rec[1].port, 994);
+
+	header(&m, 1, OK_FLAGS, 1);
+	question(&m, "_pop3._tcp.acme.pl", 33);
+	rr_srv(&m, NULL, 0, 0, 0, ".");
+	ck_assert(dnscheck_parse_reply(m.b, m.len, "_pop3._tcp.acme.pl", DNSCHECK_TYPE_SRV, &a));
+	ck_assert_uint_eq(a.count, 1);
+	ck_assert_str_eq(a.rec[0].text, ".");
+	ck_assert_uint_eq(a.rec[0].port, 0);
+
+	/* SRV data too short for its fixed fields */
+	header(&m, 1, OK_FLAGS, 1);
+	question(&m, "_imaps._tcp.acme.pl", 33);
+	rr_head(&m, NULL, 33, 5);
+	put(&m, "\0\0\0\0\0", 5);
+	ck_assert(!dnscheck_parse_reply(m.b, m.len, "_imaps._tcp.acme.pl", DNSCHECK_TYPE_SRV, &a));
+	ck_assert_int_eq(a.status, DNSCHECK_TEMPFAIL);
+}
+END_TEST
+
+/* autoconfig.<domain>: asked as CNAME it is the first link; asked as A the chain is followed */
+START_TEST(test_parse_a_cname)
+{
+	struct msg m;
+	struct dnscheck_answer a;
+	static const unsigned char v4[4] = { 192, 0, 2, 7 };
+	static const unsigned char v6[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 };
+
+	header(&m, 1, OK_FLAGS, 3);
+	question(&m, "autoconfig.acme.pl", 1);
+	rr_cname(&m, NULL, "web.isp.example");
+	rr_cname(&m, "web.isp.example", "front.isp.example");
+	rr_addr(&m, "front.isp.example", 1, v4, 4);
+	ck_assert(dnscheck_parse_reply(m.b, m.len, "autoconfig.acme.pl", DNSCHECK_TYPE_A, &a));
+	ck_assert_int_eq(a.status, DNSCHECK_FOUND);
+	ck_assert_uint_eq(a.count, 1);
+	ck_assert_str_eq(a.rec[0].text, "192.0.2.7");
+	ck_assert_str_eq(a.canonical, "front.isp.example");
+
+	header(&m, 1, OK_FLAGS, 1);
+	question(&m, "autoconfig.acme.pl", 5);
+	rr_cname(&m, NULL, "Web.ISP.example");
+	ck_assert(dnscheck_parse_reply(m.b, m.len, "autoconfig.acme.pl", DNSCHECK_TYPE_CNAME, &a));
+	ck_assert_uint_eq(a.count, 1);
+	ck_assert_str_eq(a.rec[0].text, "Web.ISP.example");
+	ck_assert(dnscheck_host_equal(a.rec[0].text, "web.isp.example."));
+
+	header(&m, 1, OK_FLAGS, 1);
+	question(&m, "mail.isp.example", 28);
+	rr_addr(&m, NULL, 28, v6, 16);
+	ck_assert(dnscheck_parse_reply(m.b, m.len, "mail.isp.example", DNSCHECK_TYPE_AAAA, &a));
+	ck_assert_str_eq(a.rec[0].text, "2001:db8::1");
+
+	/* an address of the wrong length is no address */
+	header(&m, 1, OK_FLAGS, 1);
+	question(&m, "mail.isp.example", 1);
+	rr_addr(&m, NULL, 1, v6, 16);
+	ck_assert(!dnscheck_parse_reply(m.b, m.len, "mail.isp.example", DNSCHECK_TYPE_A, &a));
+	ck_assert_str_eq(a.error, "malformed record");
+
+	/* a CNAME loop ends after a bounded number of hops, with no record */
+	header(&m, 1, OK_FLAGS, 2);
+	question(&m, "a.acme.pl", 1);
+	rr_cname(&m, NULL, "b.acme.pl");
+	rr_cname(&m, "b.acme.pl", "a.acme.pl");
+	ck_assert(dnscheck_parse_reply(m.b, m.len, "a.acme.pl", DNSCHECK_TYPE_A, &a));
+	ck_assert_int_eq(a.status, DNSCHECK_NODATA);
+}
+END_TEST
+
 /*
- * Names of many short labels (found by fuzz_dnscheck): a name the encoder accepts, up to 127
+ * Names of many short labels (found by fuzz_dnscheck): a name that can be asked, up to 127
  * labels in 255 bytes, is read back, in the question and in an MX host, however many labels.
  */
 START_TEST(test_parse_many_labels)
@@ -293,7 +437,6 @@ START_TEST(test_parse_many_labels)
 	char name[256], host[256];
 	struct msg m;
 	struct dnscheck_answer a;
-	unsigned char q[512];
 
 	/* "a.a.…" 125 labels + "pl": 254 wire bytes; "b.b.…" 100 labels + "net" */
 	name[0] = '\0';
@@ -304,19 +447,19 @@ START_TEST(test_parse_many_labels)
 	for (int i = 0; i < 100; i++)
 		strcat(host, "b.");
 	strcat(host, "net");
-	ck_assert_uint_gt(dnscheck_build_query(5, name, DNSCHECK_TYPE_MX, q, sizeof(q)), 0);
+	ck_assert(dnscheck_name_valid(name));
 
 	header(&m, 5, OK_FLAGS, 1);
 	question(&m, name, 15);
 	rr_mx(&m, NULL, 10, host);
-	ck_assert_msg(dnscheck_parse_reply(m.b, m.len, 5, name, 15, &a), "%s", a.error);
+	ck_assert_msg(dnscheck_parse_reply(m.b, m.len, name, 15, &a), "%s", a.error);
 	ck_assert_int_eq(a.status, DNSCHECK_FOUND);
 	ck_assert_uint_eq(a.count, 1);
 	ck_assert_str_eq(a.rec[0].text, host);
 }
 END_TEST
 
-/* Replies that are no answer: each is TEMPFAIL (or not ours), never "no record". */
+/* Replies that are no answer: each is TEMPFAIL, never "no record". */
 START_TEST(test_parse_failures)
 {
 	struct msg m;
@@ -333,20 +476,19 @@ START_TEST(test_parse_failures)
 	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
 		header(&m, 1, codes[i].flags, 0);
 		question(&m, QNAME, 16);
-		ck_assert(!dnscheck_parse_reply(m.b, m.len, 1, QNAME, 16, &a));
+		ck_assert(!dnscheck_parse_reply(m.b, m.len, QNAME, 16, &a));
 		ck_assert_int_eq(a.status, DNSCHECK_TEMPFAIL);
 		ck_assert_msg(strstr(a.error, codes[i].why), "%s: %s", codes[i].why, a.error);
 	}
-	/* not ours: other id, other name, other type, a query rather than a reply */
+	/* not ours: other name, other type, a query rather than a reply */
 	header(&m, 1, OK_FLAGS, 0);
 	question(&m, QNAME, 16);
-	ck_assert(!dnscheck_parse_reply(m.b, m.len, 2, QNAME, 16, &a));
-	ck_assert(!dnscheck_parse_reply(m.b, m.len, 1, "acme.com.pl", 16, &a));
-	ck_assert(!dnscheck_parse_reply(m.b, m.len, 1, QNAME, 15, &a));
+	ck_assert(!dnscheck_parse_reply(m.b, m.len, "acme.com.pl", 16, &a));
+	ck_assert(!dnscheck_parse_reply(m.b, m.len, QNAME, 15, &a));
 	ck_assert_int_eq(a.status, DNSCHECK_TEMPFAIL);
 	header(&m, 1, 0x0100, 0);
 	question(&m, QNAME, 16);
-	ck_assert(!dnscheck_parse_reply(m.b, m.len, 1, QNAME, 16, &a));
+	ck_assert(!dnscheck_parse_reply(m.b, m.len, QNAME, 16, &a));
 
 	/* malformed: every truncation of a good reply, and a compression loop */
 	const char *one[] = { TOKEN, NULL };
@@ -354,8 +496,9 @@ START_TEST(test_parse_failures)
 	question(&m, QNAME, 16);
 	rr_txt(&m, NULL, one);
 	for (size_t cut = 0; cut < m.len; cut++) {
-		ck_assert_msg(!dnscheck_parse_reply(m.b, cut, 3, QNAME, 16, &a), "cut %zu", cut);
+		ck_assert_msg(!dnscheck_parse_reply(m.b, cut, QNAME, 16, &a), "cut %zu", cut);
 		ck_assert_int_eq(a.status, DNSCHECK_TEMPFAIL);
+		ck_assert_int_eq(a.count, 0);
 	}
 	header(&m, 3, OK_FLAGS, 1);
 	question(&m, QNAME, 16);
@@ -366,7 +509,7 @@ START_TEST(test_parse_failures)
 	put16(&m, 0);
 	put16(&m, 0);
 	put16(&m, 0);
-	ck_assert(!dnscheck_parse_reply(m.b, m.len, 3, QNAME, 16, &a));
+	ck_assert(!dnscheck_parse_reply(m.b, m.len, QNAME, 16, &a));
 	ck_assert_str_eq(a.error, "malformed reply");
 }
 END_TEST
@@ -387,27 +530,43 @@ static int udp_socket(unsigned short *port)
 
 START_TEST(test_resolver_down)
 {
-	struct event_base *base = event_base_new();
 	unsigned short closed, silent;
 	close(udp_socket(&closed)); /* nobody listens there any more: ICMP port unreachable */
 	int quiet = udp_socket(&silent); /* receives and never answers: the timeout */
 	char list[128], err[256];
 	snprintf(list, sizeof(list), "127.0.0.1:%u, 127.0.0.1:%u", closed, silent);
-	struct dnscheck_resolver *r = dnscheck_resolver_new(base, NULL, list, 200, err, sizeof(err));
+	struct dnscheck_resolver *r = dnscheck_resolver_new(NULL, list, 200, err, sizeof(err));
 	ck_assert_msg(r != NULL, "%s", err);
 	struct dnscheck_answer a;
 	dnscheck_lookup(r, QNAME, DNSCHECK_TYPE_TXT, &a);
 	ck_assert_int_eq(a.status, DNSCHECK_TEMPFAIL);
 	ck_assert_msg(strstr(a.error, "connection refused"), "%s", a.error);
 	ck_assert_msg(strstr(a.error, "no reply within 200ms"), "%s", a.error);
+	/* a name that cannot be asked is never sent */
+	dnscheck_lookup(r, "a b.pl", DNSCHECK_TYPE_TXT, &a);
+	ck_assert_int_eq(a.status, DNSCHECK_TEMPFAIL);
+	ck_assert_msg(strstr(a.error, "not a name"), "%s", a.error);
 	dnscheck_resolver_free(r);
 	close(quiet);
 
-	ck_assert(!dnscheck_resolver_new(base, NULL, "not-an-address", 200, err, sizeof(err)));
+	ck_assert(!dnscheck_resolver_new(NULL, "not-an-address", 200, err, sizeof(err)));
 	ck_assert_msg(strstr(err, "not-an-address"), "%s", err);
-	ck_assert(!dnscheck_resolver_new(base, "/nonexistent/resolv.conf", "", 200, err, sizeof(err)));
+	ck_assert(!dnscheck_resolver_new("/nonexistent/resolv.conf", "", 200, err, sizeof(err)));
 	ck_assert_msg(strstr(err, "/nonexistent/resolv.conf"), "%s", err);
-	event_base_free(base);
+
+	/* resolv.conf: without a nameserver line c-ares would ask 127.0.0.1; we refuse */
+	char path[] = "/tmp/test_dnscheck.XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "search example.net\n", 19), 19);
+	ck_assert(!dnscheck_resolver_new(path, NULL, 200, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "no \"nameserver\" line"), "%s", err);
+	ck_assert_int_eq(write(fd, "nameserver 127.0.0.1\n", 21), 21);
+	close(fd);
+	r = dnscheck_resolver_new(path, NULL, 200, err, sizeof(err));
+	ck_assert_msg(r != NULL, "%s", err);
+	dnscheck_resolver_free(r);
+	unlink(path);
 }
 END_TEST
 
@@ -419,9 +578,11 @@ static Suite *dnscheck_suite(void)
 	tcase_add_test(tc, test_host_in_list);
 	tcase_add_test(tc, test_token_match);
 	tcase_add_test(tc, test_proof_name);
-	tcase_add_test(tc, test_build_query);
+	tcase_add_test(tc, test_name_valid);
 	tcase_add_test(tc, test_parse_txt);
 	tcase_add_test(tc, test_parse_mx);
+	tcase_add_test(tc, test_parse_srv);
+	tcase_add_test(tc, test_parse_a_cname);
 	tcase_add_test(tc, test_parse_many_labels);
 	tcase_add_test(tc, test_parse_failures);
 	tcase_add_test(tc, test_resolver_down);

@@ -21,7 +21,7 @@ mirror=http://deb.debian.org/debian
 
 # Everything the Debian 13 stage needs inside the root: scripts/install-deps.sh's Debian 12 list
 # without clang (no fuzzers in the root) and with what the remaining suites call (man, systemd).
-pkgs=(build-essential cmake pkg-config libevent-dev libpq-dev libsodium-dev libcrypt-dev check
+pkgs=(build-essential cmake pkg-config libevent-dev libpq-dev libsodium-dev libcrypt-dev libc-ares-dev check
       python3 postgresql postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pop3d dovecot-pgsql
       openssl ca-certificates systemd dnsmasq-base man-db nginx
       chromium nodejs npm) # test_panel_browser: about 100 s more on a cold build, 500 packages
