@@ -30,6 +30,7 @@ import world  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("VMAIL_BUILD_DIR", os.path.join(REPO, "build"))
 VMAILCTL = os.path.join(BUILD, "vmailctl")
+PROBE = os.path.join(BUILD, "dnscheck_probe")  # tests/unit/dnscheck_probe.c
 SCHEMA = os.path.join(REPO, "schema")
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 DB = "vmail_domains_dns"
@@ -93,6 +94,7 @@ class DomainsDns(unittest.TestCase):
         # CI counts a skipped test as a failure: say plainly what is missing
         assert os.access(VMAILCTL, os.X_OK), "no vmailctl at %s (set VMAIL_BUILD_DIR)" % VMAILCTL
         assert os.access(DNSMASQ, os.X_OK), "dnsmasq is not installed (apt-get install dnsmasq-base)"
+        assert os.access(PROBE, os.X_OK), "no dnscheck_probe at %s (build the tests)" % PROBE
         cls.dir = tempfile.mkdtemp(prefix="vmail-dns-", dir="/tmp")
         cls.resolv = os.path.join(cls.dir, "resolv.conf")
         cls.conf = cls.config("vmail.conf", "dns_resolv_conf = %s\ndns_timeout = 2s\n" % cls.resolv)
@@ -120,6 +122,13 @@ class DomainsDns(unittest.TestCase):
             "--mx-host=ok.test,MX2.example.net.,20",
             "--mx-host=elsewhere.test,mx1.example.net,10",
             "--mx-host=elsewhere.test,mail.other-isp.test,5",
+            # client setup (RFC 6186 SRV, autoconfig CNAME), read through dnscheck_probe
+            "--srv-host=_imaps._tcp.ok.test,mail.isp.test,993,0,1",
+            "--srv-host=_submission._tcp.ok.test,mail.isp.test,587,10,5",
+            "--srv-host=_submission._tcp.ok.test,smtp2.isp.test,587,20,5",
+            "--srv-host=_pop3._tcp.ok.test",  # no target: the service is not offered
+            "--host-record=mail.isp.test,192.0.2.7,2001:db8::7",
+            "--cname=autoconfig.ok.test,mail.isp.test",
         ]
         cls.dns = DnsServer(records)
         with open(cls.resolv, "w") as f:
@@ -340,6 +349,50 @@ class DomainsDns(unittest.TestCase):
         rc, _, err = self.run_ctl(["domain", "check", "ok.test"], path)
         self.assertEqual(rc, 1)
         self.assertIn("settings set mail_hosts", err)
+
+    # ---- the lookups client setup needs: SRV, A/AAAA, CNAME (issue 21) ----
+
+    def probe(self, rtype, name, servers=None):
+        p = subprocess.run([PROBE, servers or "127.0.0.1:%d" % self.dns.port, rtype, name],
+                           capture_output=True, text=True, timeout=30)
+        lines = p.stdout.splitlines()
+        return p.returncode, lines[0] if lines else "", lines[1:]
+
+    def test_srv(self):
+        rc, status, rest = self.probe("SRV", "_imaps._tcp.ok.test")
+        self.assertEqual((rc, status), (0, "found"), rest)
+        self.assertEqual(rest, ["_imaps._tcp.ok.test", "0 1 993 mail.isp.test"])
+        rc, status, rest = self.probe("SRV", "_submission._tcp.OK.test.")
+        self.assertEqual((rc, status), (0, "found"), rest)
+        self.assertEqual(sorted(rest[1:]), ["10 5 587 mail.isp.test", "20 5 587 smtp2.isp.test"])
+        rc, status, rest = self.probe("SRV", "_pop3._tcp.ok.test")
+        self.assertEqual((rc, status), (0, "found"), rest)
+        self.assertEqual([r.split()[-1] for r in rest[1:]], ["."])  # "not offered" (dnsmasq: port 1)
+        rc, status, rest = self.probe("SRV", "_imaps._tcp.missing.test")
+        self.assertEqual((rc, status), (0, "no such name"), rest)
+
+    def test_a_aaaa_cname(self):
+        rc, status, rest = self.probe("A", "autoconfig.ok.test")
+        self.assertEqual((rc, status), (0, "found"), rest)
+        self.assertEqual(rest, ["mail.isp.test", "0 0 0 192.0.2.7"])  # the CNAME followed
+        rc, status, rest = self.probe("CNAME", "autoconfig.ok.test")
+        self.assertEqual((rc, status), (0, "found"), rest)
+        self.assertEqual(rest, ["autoconfig.ok.test", "0 0 0 mail.isp.test"])
+        rc, status, rest = self.probe("AAAA", "mail.isp.test")
+        self.assertEqual((rc, status), (0, "found"), rest)
+        self.assertEqual(rest[1:], ["0 0 0 2001:db8::7"])
+        rc, status, rest = self.probe("A", "autoconfig.missing.test")
+        self.assertEqual((rc, status), (0, "no such name"), rest)
+        rc, status, rest = self.probe("CNAME", "mail.isp.test")  # a name with addresses only
+        self.assertEqual((rc, status), (0, "no data"), rest)
+
+    def test_lookups_down_are_temporary(self):
+        port = free_udp_port()  # nothing listens there
+        for rtype, name in (("SRV", "_imaps._tcp.ok.test"), ("A", "autoconfig.ok.test"),
+                            ("CNAME", "autoconfig.ok.test")):
+            rc, status, rest = self.probe(rtype, name, "127.0.0.1:%d" % port)
+            self.assertEqual((rc, status), (EX_TEMPFAIL, "temporary failure"), rest)
+            self.assertIn("127.0.0.1:%d: connection refused" % port, rest[0])
 
     def test_settings_and_help(self):
         out, _ = self.ok(["settings"])
