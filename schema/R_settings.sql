@@ -122,6 +122,32 @@ BEGIN
 			PERFORM vmail.fail('VM400', format('mail_hosts: "%s" is not a host name', bad));
 		END IF;
 		UPDATE vmail.settings SET mail_hosts = hosts;
+	WHEN 'imaps_port', 'imap_port', 'pop3s_port', 'pop3_port', 'submissions_port', 'submission_port' THEN
+		IF p_value !~ '^[0-9]{1,5}$' OR p_value::integer NOT BETWEEN 1 AND 65535 THEN
+			PERFORM vmail.fail('VM400', format('%s must be a port number from 1 to 65535, not "%s"', p_key, p_value));
+		END IF;
+		EXECUTE format('UPDATE vmail.settings SET %I = $1::integer', p_key) USING p_value;
+	WHEN 'imap_host', 'pop3_host', 'submission_host', 'web_host' THEN
+		-- empty: the primary domain
+		IF coalesce(btrim(p_value), '') <> '' AND NOT vmail.valid_domain_name(rtrim(lower(btrim(p_value)), '.')) THEN
+			PERFORM vmail.fail('VM400', format('%s: "%s" is not a host name', p_key, p_value));
+		END IF;
+		EXECUTE format('UPDATE vmail.settings SET %I = $1', p_key)
+			USING nullif(rtrim(lower(btrim(coalesce(p_value, ''))), '.'), '');
+	WHEN 'client_services' THEN
+		hosts := ARRAY(SELECT h FROM unnest(regexp_split_to_array(lower(btrim(coalesce(p_value, ''))),
+		                                                          '[,[:space:]]+')) h WHERE h <> '');
+		SELECT h INTO bad FROM unnest(hosts) h
+		 WHERE h NOT IN ('imaps', 'imap', 'pop3s', 'pop3', 'submissions', 'submission') LIMIT 1;
+		IF bad IS NOT NULL THEN
+			PERFORM vmail.fail('VM400', format('client_services: "%s" is not one of imaps, imap, pop3s, pop3, submissions, submission', bad));
+		END IF;
+		UPDATE vmail.settings SET client_services = hosts;
+	WHEN 'service_name' THEN
+		IF length(btrim(coalesce(p_value, ''))) NOT BETWEEN 1 AND 64 OR p_value ~ '[[:cntrl:]<>&"]' THEN
+			PERFORM vmail.fail('VM400', 'service_name must be 1 to 64 characters, without control characters or <>&"');
+		END IF;
+		UPDATE vmail.settings SET service_name = btrim(p_value);
 	ELSE
 		PERFORM vmail.fail('VM400', format('unknown setting "%s"', p_key));
 	END CASE;
