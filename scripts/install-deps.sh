@@ -3,7 +3,7 @@
 # Installs only what is missing; safe to run again.  Needs root.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
-      libevent-dev libpq-dev libsodium-dev libcrypt-dev libc-ares-dev check
+      libevent-dev libpq-dev libsodium-dev libcrypt-dev libc-ares-dev uuid-dev check
       postgresql postgresql-contrib postfix
       dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-pgsql
       dnsmasq-base chromium python3 ca-certificates openssl systemd

@@ -21,9 +21,9 @@ mirror=http://deb.debian.org/debian
 
 # Everything the Debian 13 stage needs inside the root: scripts/install-deps.sh's Debian 12 list
 # without clang (no fuzzers in the root) and with what the remaining suites call (man, systemd).
-pkgs=(build-essential cmake pkg-config libevent-dev libpq-dev libsodium-dev libcrypt-dev libc-ares-dev check
-      python3 postgresql postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pop3d dovecot-pgsql
-      openssl ca-certificates systemd dnsmasq-base man-db nginx
+pkgs=(build-essential cmake pkg-config libevent-dev libpq-dev libsodium-dev libcrypt-dev libc-ares-dev
+      uuid-dev check python3 postgresql postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pop3d
+      dovecot-pgsql openssl ca-certificates systemd dnsmasq-base man-db nginx
       chromium nodejs npm) # test_panel_browser: about 100 s more on a cold build, 500 packages
 # What the root's own environment may carry over from the caller's: nothing else leaks in (the
 # host's PATH, a build directory or DSN of the Debian 12 stage would be wrong inside).
