@@ -61,9 +61,12 @@ static const struct {
 				      true },
 	[PANEL_DB_ACCOUNT_DEL] = { WITH_CLIENT("vmail.self_account_del($2, $3)"), 2, true },
 	[PANEL_DB_PASSWD] = { WITH_CLIENT("vmail.self_passwd($2, $3, $4)"), 3, true },
+	[PANEL_DB_CLIENT_SETUP] = { "SELECT service, protocol, host, port, security, username, domain, "
+				    "service_name FROM vmail.client_setup($1)", 1, false },
 };
 
 #define OVERVIEW_COLS 14
+#define SETUP_COLS 8
 
 struct db_thread {
 	const struct panel_db_settings *s;
@@ -204,6 +207,45 @@ void panel_overview_free(struct panel_overview *ov)
 	free(ov);
 }
 
+/* copy - v into out; false when it does not fit (the row then has an unexpected shape) */
+static bool copy(char *out, size_t outlen, const char *v)
+{
+	size_t n = strlen(v);
+	if (n >= outlen)
+		return false;
+	memcpy(out, v, n + 1);
+	return true;
+}
+
+/* parse_setup - client_setup's rows copied into a new struct; NULL if malformed */
+static struct panel_client_setup *parse_setup(PGresult *res)
+{
+	int n = PQntuples(res);
+	if (PQnfields(res) != SETUP_COLS || n > PANEL_SETUP_MAX_SERVERS)
+		return NULL;
+	struct panel_client_setup *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	for (int r = 0; r < n; r++) {
+		struct panel_setup_server *v = &s->srv[s->n++];
+		char *end;
+		unsigned long port = strtoul(str(res, r, 3), &end, 10);
+		if (!copy(v->service, sizeof(v->service), str(res, r, 0)) ||
+		    !copy(v->protocol, sizeof(v->protocol), str(res, r, 1)) ||
+		    !copy(v->host, sizeof(v->host), str(res, r, 2)) ||
+		    !copy(v->security, sizeof(v->security), str(res, r, 4)) ||
+		    !copy(s->username, sizeof(s->username), str(res, r, 5)) ||
+		    !copy(s->domain, sizeof(s->domain), str(res, r, 6)) ||
+		    !copy(s->service_name, sizeof(s->service_name), str(res, r, 7)) || *end ||
+		    port == 0 || port > 65535 || !v->host[0]) {
+			free(s);
+			return NULL;
+		}
+		v->port = (unsigned)port;
+	}
+	return s;
+}
+
 /*
  * run - one statement.  A refusal (SQLSTATE class VM, raised by vmail.fail)
  * is REFUSED with its message; anything else that failed is TEMPFAIL, and a
@@ -281,12 +323,23 @@ static void db_work(struct panel_job *job, void *ctx)
 				break;
 			}
 			return; /* the overview owns res */
+		case PANEL_DB_CLIENT_SETUP:
+			if (!(call->setup = parse_setup(res))) {
+				call->status = PANEL_DB_TEMPFAIL;
+				log_warning("panel db: client_setup has an unexpected shape");
+			}
+			break;
 		default:
 			break;
 		}
 		PQclear(res);
 		return;
 	}
+	/* client_setup refuses only what is no address or no domain of ours; the rest is ours */
+	if (call->status == PANEL_DB_REFUSED && call->op == PANEL_DB_CLIENT_SETUP &&
+	    strcmp(call->sqlstate, PANEL_DB_NO_ADDRESS) != 0 &&
+	    strcmp(call->sqlstate, PANEL_DB_NOT_SERVED) != 0)
+		call->status = PANEL_DB_TEMPFAIL;
 	/* no overview for a session that is gone: it would be refused the same way */
 	if (call->status == PANEL_DB_REFUSED && call->want_overview &&
 	    strcmp(call->sqlstate, PANEL_DB_SESSION_GONE) != 0) {
@@ -321,6 +374,8 @@ void panel_db_call_clear(struct panel_db_call *call)
 	call->value = NULL;
 	panel_overview_free(call->overview);
 	call->overview = NULL;
+	free(call->setup);
+	call->setup = NULL;
 	call->sqlstate[0] = '\0';
 	call->message[0] = '\0';
 	call->rehashed = false;

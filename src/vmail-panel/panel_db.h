@@ -29,6 +29,7 @@ enum panel_db_op {
 	PANEL_DB_ACCOUNT_RESIZE, /* (token, address, quota) */
 	PANEL_DB_ACCOUNT_DEL,    /* (token, address) */
 	PANEL_DB_PASSWD,         /* (token, current password's derived hash, new hash) */
+	PANEL_DB_CLIENT_SETUP,   /* (address) -> struct panel_client_setup; VM400, VM404 refused */
 	PANEL_DB_OP__COUNT,
 };
 
@@ -37,6 +38,9 @@ enum panel_db_op {
 /* SQLSTATEs the flow acts on: the session is unknown or expired; the current password is wrong */
 #define PANEL_DB_SESSION_GONE "VM401"
 #define PANEL_DB_WRONG_PASSWORD "VM412"
+/* client_setup's refusals: not an e-mail address; its domain is not served here */
+#define PANEL_DB_NO_ADDRESS "VM400"
+#define PANEL_DB_NOT_SERVED "VM404"
 
 struct panel_domain {
 	const char *name, *kind, *state, *verify_token; /* verify_token may be NULL */
@@ -67,6 +71,30 @@ struct panel_overview {
 	void *res; /* the PGresult */
 };
 
+#define PANEL_SETUP_MAX_SERVERS 6
+
+/* One row of vmail.client_setup: copied, so the loop thread needs no PGresult. */
+struct panel_setup_server {
+	char service[16];  /* imaps imap pop3s pop3 submissions submission */
+	char protocol[8];  /* imap pop3 smtp */
+	char host[256];
+	unsigned port;
+	char security[16]; /* ssl starttls */
+};
+
+/*
+ * vmail.client_setup(address): the servers in advertising order and what every row repeats
+ * (empty strings when no service is offered at all: n is then 0).  service_name is up to 64
+ * characters of UTF-8.
+ */
+struct panel_client_setup {
+	char username[256];
+	char domain[256];
+	char service_name[260];
+	size_t n;
+	struct panel_setup_server srv[PANEL_SETUP_MAX_SERVERS];
+};
+
 /*
  * One database call.  The caller fills op, params (copied strings it owns)
  * and client (the browser's address, recorded in the audit log), submits
@@ -87,6 +115,7 @@ struct panel_db_call {
 	char *value;              /* LOGIN_PARAMS: the setting; LOGIN: the token (malloc'd, may be NULL) */
 	bool rehashed;            /* REHASH: the row was still at the old hash */
 	struct panel_overview *overview;
+	struct panel_client_setup *setup; /* CLIENT_SETUP */
 };
 
 struct panel_db_settings {
@@ -102,7 +131,7 @@ struct panel_pool *panel_db_pool_new(struct event_base *base, const struct panel
 bool panel_db_submit(struct panel_pool *pool, struct panel_db_call *call,
 		     void (*done)(struct panel_job *job));
 
-/* panel_db_call_clear - free the results (value, overview) for reuse or release */
+/* panel_db_call_clear - free the results (value, overview, setup) for reuse or release */
 void panel_db_call_clear(struct panel_db_call *call);
 
 void panel_overview_free(struct panel_overview *ov);

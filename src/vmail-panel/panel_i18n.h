@@ -124,6 +124,44 @@ enum panel_lang {
 	X(M_E400, "The value is not valid.", "Nieprawidłowa wartość.") \
 	X(M_E403, "You may not change this.", "Nie możesz tego zmienić.") \
 	X(M_E409, "This conflicts with what already exists.", "To koliduje z istniejącymi danymi.") \
+	X(M_PROGRAMS, "Mail programs", "Programy pocztowe") \
+	X(M_PROGRAMS_LINK, "Settings for mail programs (Thunderbird, Outlook, phones)", \
+	  "Ustawienia programów pocztowych (Thunderbird, Outlook, telefony)") \
+	X(M_PROGRAMS_INTRO, "Most mail programs find these settings by themselves once you type your " \
+	  "address and password. If yours asks for them, type them in as below.", \
+	  "Większość programów pocztowych sama znajduje te ustawienia po wpisaniu adresu i hasła. " \
+	  "Jeśli Twój o nie zapyta, wpisz je tak jak poniżej.") \
+	X(M_PROGRAMS_ALIASES, "Aliases are not logins: you cannot log in with an alias address. Mail sent " \
+	  "to an alias arrives in the mailbox it is delivered to; read it there.", \
+	  "Aliasy nie są loginami: nie można się zalogować adresem aliasu. Poczta wysłana na alias " \
+	  "trafia do skrzynki, do której jest dostarczany; tam ją odczytasz.") \
+	X(M_PROGRAMS_NONE, "No mail servers are offered at the moment; ask the administrator.", \
+	  "Obecnie nie są udostępniane żadne serwery poczty; zapytaj administratora.") \
+	X(M_MAILBOX_OWN, "your own mailbox (shell account)", "Twoja skrzynka (konto shellowe)") \
+	X(M_MAILBOX_ACCOUNT, "mail account", "konto pocztowe") \
+	X(M_EMAIL_ADDRESS, "E-mail address", "Adres e-mail") \
+	X(M_USERNAME, "Login (user name)", "Login (nazwa użytkownika)") \
+	X(M_PASSWORD_OWN, "the password of your shell account", "hasło Twojego konta shellowego") \
+	X(M_PASSWORD_ACCOUNT, "the password of this mail account", "hasło tego konta pocztowego") \
+	X(M_AUTH, "Authentication", "Uwierzytelnianie") \
+	X(M_AUTH_NORMAL, "normal password, the same for incoming and outgoing mail", \
+	  "zwykłe hasło, to samo dla poczty przychodzącej i wychodzącej") \
+	X(M_SERVICE, "Service", "Usługa") \
+	X(M_SERVER, "Server", "Serwer") \
+	X(M_PORT, "Port", "Port") \
+	X(M_SECURITY, "Security", "Zabezpieczenie") \
+	X(M_SEC_SSL, "SSL/TLS", "SSL/TLS") \
+	X(M_SEC_STARTTLS, "STARTTLS", "STARTTLS") \
+	X(M_PROTO_IMAP, "Incoming mail (IMAP)", "Poczta przychodząca (IMAP)") \
+	X(M_PROTO_POP3, "Incoming mail (POP3)", "Poczta przychodząca (POP3)") \
+	X(M_PROTO_SMTP, "Outgoing mail (SMTP)", "Poczta wychodząca (SMTP)") \
+	X(M_APPLE_PROFILE, "Download the profile for Apple devices (iPhone, iPad, Mac)", \
+	  "Pobierz profil dla urządzeń Apple (iPhone, iPad, Mac)") \
+	X(M_APPLE_NOTE, \
+	  "The profile holds no password: the device asks for it when the profile is installed.", \
+	  "Profil nie zawiera hasła: urządzenie zapyta o nie podczas instalacji profilu.") \
+	X(M_NO_PROFILE, "No profile can be made: the service offers no IMAP or no SMTP server.", \
+	  "Nie można przygotować profilu: usługa nie udostępnia serwera IMAP lub SMTP.") \
 	X(M_LANGUAGE, "Language", "Język") \
 	X(M_SKIP, "Skip to the content", "Przejdź do treści")
 

@@ -216,7 +216,9 @@ static void section_account(struct evbuffer *out, const struct panel_page *pg,
 		MSG(M_NONE_SET);
 		RAW("</span>");
 	}
-	RAW("</dd>\n</dl>\n</section>\n");
+	RAW("</dd>\n</dl>\n<p><a href=\"/mail-programs\" id=\"programs-link\">");
+	MSG(M_PROGRAMS_LINK);
+	RAW("</a></p>\n</section>\n");
 }
 
 static void section_domains(struct evbuffer *out, const struct panel_page *pg,
@@ -649,5 +651,133 @@ void panel_page_overview(struct evbuffer *out, const struct panel_page *pg,
 	section_aliases(out, pg, ov, ref);
 	section_accounts(out, pg, ov, ref);
 	section_password(out, pg, ref);
+	page_end(out);
+}
+
+/* query_esc - s percent-encoded for a query value (unreserved characters and '@' as they are) */
+static void query_esc(struct evbuffer *out, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+		if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+		    strchr("-._~@", *c))
+			evbuffer_add(out, c, 1);
+		else
+			evbuffer_add_printf(out, "%%%c%c", hex[*c >> 4], hex[*c & 15]);
+	}
+}
+
+static enum panel_msg protocol_msg(const char *p)
+{
+	return strcmp(p, "imap") == 0 ? M_PROTO_IMAP : strcmp(p, "pop3") == 0 ? M_PROTO_POP3 :
+										   M_PROTO_SMTP;
+}
+
+/* setup_has - whether setup offers a server for protocol (the Apple profile needs imap and smtp) */
+static bool setup_has(const struct panel_client_setup *setup, const char *protocol)
+{
+	for (size_t i = 0; setup && i < setup->n; i++)
+		if (strcmp(setup->srv[i].protocol, protocol) == 0)
+			return true;
+	return false;
+}
+
+/* mailbox_section - one mailbox: its address, the exact login to type, and the servers */
+static void mailbox_section(struct evbuffer *out, const struct panel_page *pg,
+			    const struct panel_client_setup *setup, size_t idx, const char *address,
+			    const char *login, bool own, bool suspended)
+{
+	evbuffer_add_printf(out, "<section class=\"mailbox\" id=\"mailbox-%zu\" "
+			    "aria-labelledby=\"h-mailbox-%zu\">\n<h2 id=\"h-mailbox-%zu\">", idx, idx, idx);
+	ESC(address);
+	RAW(" <span class=\"count\">");
+	MSG(own ? M_MAILBOX_OWN : M_MAILBOX_ACCOUNT);
+	if (suspended) {
+		RAW(", ");
+		MSG(M_STATE_SUSPENDED);
+	}
+	RAW("</span></h2>\n<dl>\n<dt>");
+	MSG(M_EMAIL_ADDRESS);
+	RAW("</dt><dd>");
+	ESC(address);
+	RAW("</dd>\n<dt>");
+	MSG(M_USERNAME);
+	RAW("</dt><dd><code class=\"login\">");
+	ESC(login);
+	RAW("</code></dd>\n<dt>");
+	MSG(M_PASSWORD);
+	RAW("</dt><dd>");
+	MSG(own ? M_PASSWORD_OWN : M_PASSWORD_ACCOUNT);
+	RAW("</dd>\n<dt>");
+	MSG(M_AUTH);
+	RAW("</dt><dd>");
+	MSG(M_AUTH_NORMAL);
+	RAW("</dd>\n</dl>\n");
+	if (!setup || setup->n == 0) {
+		RAW("</section>\n");
+		return;
+	}
+	RAW("<table class=\"servers\">\n<thead><tr><th scope=\"col\">");
+	MSG(M_SERVICE);
+	RAW("</th><th scope=\"col\">");
+	MSG(M_SERVER);
+	RAW("</th><th scope=\"col\" class=\"num\">");
+	MSG(M_PORT);
+	RAW("</th><th scope=\"col\">");
+	MSG(M_SECURITY);
+	RAW("</th><th scope=\"col\">");
+	MSG(M_LOGIN);
+	RAW("</th></tr></thead>\n<tbody>\n");
+	for (size_t i = 0; i < setup->n; i++) {
+		const struct panel_setup_server *v = &setup->srv[i];
+		RAW("<tr><th scope=\"row\">");
+		MSG(protocol_msg(v->protocol));
+		RAW("</th><td><code>");
+		ESC(v->host);
+		evbuffer_add_printf(out, "</code></td><td class=\"num\">%u</td><td>", v->port);
+		MSG(strcmp(v->security, "ssl") == 0 ? M_SEC_SSL : M_SEC_STARTTLS);
+		RAW("</td><td><code>");
+		ESC(login);
+		RAW("</code></td></tr>\n");
+	}
+	RAW("</tbody>\n</table>\n");
+	if (setup_has(setup, "imap") && setup_has(setup, "smtp")) {
+		RAW("<p><a class=\"profile\" href=\"/mail-programs/apple?address=");
+		query_esc(out, address);
+		RAW("\">");
+		MSG(M_APPLE_PROFILE);
+		RAW("</a></p>\n");
+	}
+	RAW("</section>\n");
+}
+
+void panel_page_programs(struct evbuffer *out, const struct panel_page *pg,
+			 const struct panel_overview *ov, const struct panel_client_setup *setup)
+{
+	page_begin(out, pg, M_PROGRAMS);
+	RAW("<section aria-label=\"");
+	MSG(M_PROGRAMS);
+	RAW("\">\n<p>");
+	MSG(M_PROGRAMS_INTRO);
+	RAW("</p>\n<p id=\"aliases-not-logins\"><strong>");
+	MSG(M_PROGRAMS_ALIASES);
+	RAW("</strong></p>\n");
+	if (!setup || setup->n == 0) {
+		RAW("<p class=\"error\" id=\"no-servers\">");
+		MSG(M_PROGRAMS_NONE);
+		RAW("</p>\n");
+	} else if (setup_has(setup, "imap") && setup_has(setup, "smtp")) {
+		RAW("<p class=\"muted\">");
+		MSG(M_APPLE_NOTE);
+		RAW("</p>\n");
+	}
+	RAW("<p><a href=\"/\">");
+	MSG(M_BACK);
+	RAW("</a></p>\n</section>\n");
+	mailbox_section(out, pg, setup, 0, ov->primary_address, ov->login, true,
+			strcmp(ov->state, "active") != 0);
+	for (size_t i = 0; i < ov->naccounts; i++)
+		mailbox_section(out, pg, setup, i + 1, ov->accounts[i].address, ov->accounts[i].address,
+				false, strcmp(ov->accounts[i].state, "active") != 0);
 	page_end(out);
 }

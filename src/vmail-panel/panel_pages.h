@@ -43,5 +43,11 @@ void panel_page_login(struct evbuffer *out, const struct panel_page *pg, const c
 void panel_page_message(struct evbuffer *out, const struct panel_page *pg, enum panel_msg text);
 void panel_page_overview(struct evbuffer *out, const struct panel_page *pg,
 			 const struct panel_overview *ov, const struct panel_refusal *ref);
+/*
+ * panel_page_programs - "Mail programs": for the shell account's own mailbox and each mail
+ * account of ov, the login to type and the servers of setup (NULL or empty: none offered).
+ */
+void panel_page_programs(struct evbuffer *out, const struct panel_page *pg,
+			 const struct panel_overview *ov, const struct panel_client_setup *setup);
 
 #endif

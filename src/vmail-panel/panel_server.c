@@ -15,6 +15,11 @@
  * them, and self_login compares it and returns a session token, which the
  * in-memory session keeps (the cookie stays our own random value) and every
  * later self_* call sends.  The panel never sees a stored hash.
+ *
+ * Mail programs' automatic configuration (Thunderbird's config-v1.1.xml,
+ * Outlook's autodiscover) needs no login: it is answered from
+ * vmail.client_setup for the address the program asks about, never from the
+ * Host header, and the answer is the same whether that mailbox exists or not.
  */
 #include "panel_server.h"
 
@@ -41,6 +46,7 @@
 #include "vmail/endpoint.h"
 #include "vmail/httpcap.h"
 #include "vmail/log.h"
+#include "panel_autoconf.h"
 #include "panel_config.h"
 #include "panel_db.h"
 #include "panel_form.h"
@@ -63,6 +69,7 @@
 #define PANEL_THROTTLE_KEYS 100000
 #define PANEL_SWEEP_MS 60000
 #define PANEL_LOGIN_TOKEN_MAX_AGE 3600 /* seconds a login form stays valid */
+#define PANEL_RETRY_AFTER "30"         /* seconds, for a mail program told the database is down */
 
 #define COOKIE_SESSION "vmail_session"
 #define COOKIE_LOGIN "vmail_login"
@@ -88,6 +95,7 @@ enum preq_state {
 	PREQ_HASH_NEW,       /* hash: a new password for a change */
 	PREQ_ACTION,         /* db: the change (with the overview if refused) */
 	PREQ_LOGOUT,         /* db: self_logout */
+	PREQ_SETUP,          /* db: client_setup, the servers for mail programs */
 	PREQ_DONE,
 	PREQ_STATE__COUNT,
 };
@@ -104,14 +112,24 @@ static const char *const preq_state_names[PREQ_STATE__COUNT] = {
 	[PREQ_HASH_NEW] = "hash-new",
 	[PREQ_ACTION] = "action",
 	[PREQ_LOGOUT] = "logout",
+	[PREQ_SETUP] = "setup",
 	[PREQ_DONE] = "done",
 };
 
 /* What a request is for; decides the flow through the states. */
 enum preq_kind {
 	PREQ_KIND_LOGIN,
-	PREQ_KIND_PAGE,   /* GET /: the overview */
-	PREQ_KIND_CHANGE, /* a POST that changes something */
+	PREQ_KIND_PAGE,     /* GET /: the overview */
+	PREQ_KIND_CHANGE,   /* a POST that changes something */
+	PREQ_KIND_PROGRAMS, /* GET /mail-programs: the overview, then the servers */
+	PREQ_KIND_APPLE,    /* GET /mail-programs/apple: the same, drawn as a profile */
+	PREQ_KIND_AUTOCONF, /* a mail program's question: only the servers; no session */
+};
+
+/* Which automatic configuration a mail program asked for. */
+enum autoconf_answer {
+	AUTOCONF_ANSWER_THUNDERBIRD,
+	AUTOCONF_ANSWER_AUTODISCOVER,
 };
 
 enum hash_op {
@@ -144,6 +162,12 @@ struct preq {
 
 	/* a refusal found before the database (drawn after an overview) */
 	enum panel_msg local_refusal;
+
+	/* mail programs: the address asked about; the overview kept while the servers are asked */
+	enum autoconf_answer answer;
+	char address[AUTOCONF_MAX_ADDRESS + 1];
+	struct panel_overview *ov;
+	const char *mb_address, *mb_login; /* APPLE: the chosen mailbox, inside ov */
 
 	/* hash job: owned by the worker while in flight */
 	struct panel_job hjob;
@@ -278,6 +302,37 @@ static void send_redirect(struct evhttp_request *req, const char *location)
 	evhttp_send_reply(req, 303, "See Other", NULL);
 }
 
+/*
+ * send_body - a non-HTML answer (XML for mail programs, a profile, a short text/plain
+ * reason); takes body.  disposition may be NULL.
+ */
+static void send_body(struct evhttp_request *req, int code, const char *reason, const char *type,
+		      const char *disposition, struct evbuffer *body)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	security_headers(h);
+	evhttp_add_header(h, "Content-Type", type);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (disposition)
+		evhttp_add_header(h, "Content-Disposition", disposition);
+	if (code == 503)
+		evhttp_add_header(h, "Retry-After", PANEL_RETRY_AFTER);
+	evhttp_send_reply(req, code, reason, body);
+	evbuffer_free(body);
+}
+
+/* send_text - one line of text/plain: mail programs read no HTML, and some show the line */
+static void send_text(struct evhttp_request *req, int code, const char *reason, const char *text)
+{
+	struct evbuffer *b = evbuffer_new();
+	if (!b) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	evbuffer_add_printf(b, "%s\n", text);
+	send_body(req, code, reason, "text/plain; charset=utf-8", NULL, b);
+}
+
 static struct panel_page page_for(enum panel_lang lang, const char *login, const char *csrf)
 {
 	struct panel_page pg = { lang, login, csrf ? csrf : "", PANEL_MSG__COUNT, false };
@@ -376,6 +431,7 @@ static void preq_finish(struct preq *r)
 	if (r->timer)
 		event_free(r->timer);
 	panel_db_call_clear(&r->db);
+	panel_overview_free(r->ov);
 	if (r->form) {
 		sodium_memzero(r->form, sizeof(*r->form));
 		free(r->form);
@@ -386,7 +442,10 @@ static void preq_finish(struct preq *r)
 
 static void preq_unavailable(struct preq *r)
 {
-	send_message(r->http, r->lang, 503, "Service Unavailable", M_UNAVAILABLE);
+	if (r->kind == PREQ_KIND_AUTOCONF)
+		send_text(r->http, 503, "Service Unavailable", panel_msg(r->lang, M_UNAVAILABLE));
+	else
+		send_message(r->http, r->lang, 503, "Service Unavailable", M_UNAVAILABLE);
 	preq_finish(r);
 }
 
@@ -558,8 +617,8 @@ static bool valid_login(const char *s)
 
 /* ---- the state machine ---- */
 
-static void render_overview(struct preq *r, int code, const char *reason,
-			    const struct panel_overview *ov, const struct panel_refusal *ref)
+/* live_session - r's session if still open; else the browser is sent to log in and r ends */
+static struct panel_session *live_session(struct preq *r)
 {
 	bool expired;
 	struct panel_session *s = panel_session_find(r->p->sessions, r->token, now_ms(), &expired);
@@ -567,13 +626,29 @@ static void render_overview(struct preq *r, int code, const char *reason,
 		/* logged out (another tab) while the database answered */
 		send_redirect(r->http, expired ? "/login?expired=1" : "/login");
 		preq_finish(r);
-		return;
 	}
+	return s;
+}
+
+/* The live session and a buffer for a page; NULL when the request has been answered instead. */
+static struct evbuffer *page_buffer(struct preq *r, struct panel_session **s)
+{
+	*s = live_session(r);
+	if (!*s)
+		return NULL;
 	struct evbuffer *b = evbuffer_new();
-	if (!b) {
+	if (!b)
 		preq_unavailable(r);
+	return b;
+}
+
+static void render_overview(struct preq *r, int code, const char *reason,
+			    const struct panel_overview *ov, const struct panel_refusal *ref)
+{
+	struct panel_session *s;
+	struct evbuffer *b = page_buffer(r, &s);
+	if (!b)
 		return;
-	}
 	struct panel_page pg = page_for(r->lang, s->login, s->csrf);
 	if (!ref && s->flash != PANEL_MSG__COUNT) {
 		pg.notice = s->flash;
@@ -601,6 +676,167 @@ static void session_gone(struct preq *r)
 			      panel_session_find(r->p->sessions, r->token, now_ms(), &expired));
 	log_info("panel: session of \"%s\" ended by the database", r->login);
 	send_redirect(r->http, "/login");
+	preq_finish(r);
+}
+
+/* ---- mail programs ---- */
+
+/* setup_view - the autoconf module's view of copied client_setup rows (pointers into in) */
+static void setup_view(const struct panel_client_setup *in, struct autoconf_setup *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->username = in->username;
+	out->domain = in->domain;
+	out->service_name = in->service_name;
+	for (size_t i = 0; i < in->n && i < AUTOCONF_MAX_SERVERS; i++) {
+		out->srv[i].service = in->srv[i].service;
+		out->srv[i].protocol = in->srv[i].protocol;
+		out->srv[i].host = in->srv[i].host;
+		out->srv[i].port = in->srv[i].port;
+		out->srv[i].security = in->srv[i].security;
+		out->n = i + 1;
+	}
+}
+
+/*
+ * own_mailbox - the customer's mailbox whose address is address (any case): the shell
+ * account's own, whose login is the Unix login, or a mail account, whose login is its
+ * address.  false when it is not one of theirs: an alias or someone else's is no mailbox.
+ */
+static bool own_mailbox(const struct panel_overview *ov, const char *address, const char **email,
+			const char **login)
+{
+	if (strcasecmp(address, ov->primary_address) == 0) {
+		*email = ov->primary_address;
+		*login = ov->login;
+		return true;
+	}
+	for (size_t i = 0; i < ov->naccounts; i++) {
+		if (strcasecmp(address, ov->accounts[i].address) == 0) {
+			*email = *login = ov->accounts[i].address;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* programs_overview - the overview is in: keep it, and ask for the servers */
+static void programs_overview(struct preq *r)
+{
+	r->ov = r->db.overview;
+	r->db.overview = NULL;
+	if (r->kind == PREQ_KIND_APPLE && !own_mailbox(r->ov, r->address, &r->mb_address, &r->mb_login)) {
+		log_info("panel: \"%s\" asked for the profile of \"%s\", not a mailbox of theirs", r->login,
+			 r->address);
+		send_message(r->http, r->lang, 404, "Not Found", M_NOT_FOUND);
+		preq_finish(r);
+		return;
+	}
+	/* the servers are the same for every address; the primary one's domain is always served */
+	start_db(r, PREQ_SETUP, PANEL_DB_CLIENT_SETUP, r->ov->primary_address, NULL, NULL, NULL, false);
+}
+
+static void render_programs(struct preq *r)
+{
+	if (r->db.status == PANEL_DB_REFUSED)
+		log_warning("panel: client_setup refused the primary address: %s", r->db.message);
+	else if (r->db.status != PANEL_DB_OK) {
+		preq_unavailable(r);
+		return;
+	}
+	struct panel_session *s;
+	struct evbuffer *b = page_buffer(r, &s);
+	if (!b)
+		return;
+	struct panel_page pg = page_for(r->lang, s->login, s->csrf);
+	panel_page_programs(b, &pg, r->ov, r->db.setup);
+	send_html(r->http, 200, "OK", b);
+	preq_finish(r);
+}
+
+/* content_disposition - an attachment named after the address, in characters no header mangles */
+static void content_disposition(char *out, size_t outlen, const char *address)
+{
+	char name[AUTOCONF_MAX_ADDRESS + 1];
+	size_t n = 0;
+	for (const char *c = address; *c && n < sizeof(name) - 1; c++)
+		name[n++] = isalnum((unsigned char)*c) || strchr("@.-_+", *c) ? *c : '_';
+	name[n] = '\0';
+	snprintf(out, outlen, "attachment; filename=\"%s.mobileconfig\"", name);
+}
+
+static void send_apple(struct preq *r)
+{
+	if (r->db.status == PANEL_DB_TEMPFAIL) {
+		preq_unavailable(r);
+		return;
+	}
+	if (!live_session(r))
+		return;
+	struct evbuffer *b = evbuffer_new();
+	if (!b) {
+		preq_unavailable(r);
+		return;
+	}
+	struct autoconf_setup setup;
+	bool ok = r->db.status == PANEL_DB_OK && r->db.setup;
+	if (ok) {
+		/* the rows name the primary address; the profile is for the mailbox chosen */
+		const char *at = strchr(r->mb_address, '@');
+		setup_view(r->db.setup, &setup);
+		setup.username = r->mb_address;
+		setup.domain = at ? at + 1 : "";
+		ok = autoconf_write_apple(b, &setup, r->mb_address, r->mb_login);
+	}
+	if (!ok) {
+		evbuffer_free(b);
+		send_message(r->http, r->lang, 404, "Not Found", M_NO_PROFILE);
+		preq_finish(r);
+		return;
+	}
+	char disposition[2 * AUTOCONF_MAX_ADDRESS];
+	content_disposition(disposition, sizeof(disposition), r->mb_address);
+	log_info("panel: Apple profile of %s for \"%s\"", r->mb_address, r->login);
+	send_body(r->http, 200, "OK", "application/x-apple-aspen-config", disposition, b);
+	preq_finish(r);
+}
+
+/* send_autoconf - a mail program's answer: the servers, or why not, never an HTML page */
+static void send_autoconf(struct preq *r)
+{
+	const struct panel_db_call *c = &r->db;
+	if (c->status == PANEL_DB_REFUSED) {
+		/* client_setup refuses only VM400 and VM404: both about what the program sent */
+		if (strcmp(c->sqlstate, PANEL_DB_NO_ADDRESS) == 0)
+			send_text(r->http, 400, "Bad Request", c->message);
+		else
+			send_text(r->http, 404, "Not Found", c->message);
+		preq_finish(r);
+		return;
+	}
+	if (c->status != PANEL_DB_OK || !c->setup) {
+		preq_unavailable(r);
+		return;
+	}
+	if (c->setup->n == 0) {
+		send_text(r->http, 404, "Not Found", panel_msg(r->lang, M_PROGRAMS_NONE));
+		preq_finish(r);
+		return;
+	}
+	struct evbuffer *b = evbuffer_new();
+	if (!b) {
+		preq_unavailable(r);
+		return;
+	}
+	struct autoconf_setup setup;
+	setup_view(c->setup, &setup);
+	if (r->answer == AUTOCONF_ANSWER_THUNDERBIRD)
+		autoconf_write_thunderbird(b, &setup);
+	else
+		autoconf_write_autodiscover(b, &setup);
+	log_debug("panel: %s for %s to %s", r->answer == AUTOCONF_ANSWER_THUNDERBIRD ? "autoconfig" :
+		  "autodiscover", c->setup->username, r->client);
+	send_body(r->http, 200, "OK", "application/xml; charset=utf-8", NULL, b);
 	preq_finish(r);
 }
 
@@ -709,7 +945,9 @@ static void preq_step(struct preq *r)
 			preq_unavailable(r);
 			return;
 		}
-		if (r->local_refusal != PANEL_MSG__COUNT)
+		if (r->kind == PREQ_KIND_PROGRAMS || r->kind == PREQ_KIND_APPLE)
+			programs_overview(r);
+		else if (r->local_refusal != PANEL_MSG__COUNT)
 			change_refused(r, r->db.overview, r->local_refusal, NULL);
 		else
 			render_overview(r, 200, "OK", r->db.overview, NULL);
@@ -766,6 +1004,14 @@ static void preq_step(struct preq *r)
 				    r->login);
 		send_redirect(r->http, "/login?out=1");
 		preq_finish(r);
+		return;
+	case PREQ_SETUP:
+		if (r->kind == PREQ_KIND_AUTOCONF)
+			send_autoconf(r);
+		else if (r->kind == PREQ_KIND_APPLE)
+			send_apple(r);
+		else
+			render_programs(r);
 		return;
 	case PREQ_NEW:
 	case PREQ_FAIL_DELAY:
@@ -852,6 +1098,27 @@ static struct panel_session *current_session(struct panel *p, struct evhttp_requ
 	if (!req_cookie(req, COOKIE_SESSION, token, sizeof(token)))
 		return NULL;
 	return panel_session_find(p->sessions, token, now_ms(), expired);
+}
+
+/*
+ * query_value - the decoded value of name in a query string, into out; false when absent,
+ * too long, or the query is malformed (decoded as strictly as a form)
+ */
+static bool query_value(const char *query, const char *name, char *out, size_t outlen)
+{
+	struct panel_form *f;
+	bool ok = false;
+	if (!query || !(f = malloc(sizeof(*f))))
+		return false;
+	if (panel_form_parse(query, strlen(query), f) == PANEL_FORM_OK) {
+		const char *v = panel_form_get(f, name);
+		if (v && strlen(v) < outlen) {
+			memcpy(out, v, strlen(v) + 1);
+			ok = true;
+		}
+	}
+	free(f);
+	return ok;
 }
 
 static void handle_login_get(struct panel *p, struct evhttp_request *req, enum panel_lang lang,
@@ -962,6 +1229,91 @@ static void handle_overview(struct panel *p, struct evhttp_request *req, enum pa
 	snprintf(r->token, sizeof(r->token), "%s", s->token);
 	snprintf(r->dbtoken, sizeof(r->dbtoken), "%s", s->dbtoken);
 	start_db(r, PREQ_OVERVIEW, PANEL_DB_OVERVIEW, r->dbtoken, NULL, NULL, NULL, false);
+}
+
+/* handle_programs - the Mail programs page, or (APPLE) one mailbox's profile; logged in only */
+static void handle_programs(struct panel *p, struct evhttp_request *req, enum panel_lang lang,
+			    enum preq_kind kind, const char *query)
+{
+	bool expired;
+	char address[AUTOCONF_MAX_ADDRESS + 1] = "";
+	struct panel_session *s = current_session(p, req, &expired);
+	if (!s) {
+		send_redirect(req, expired ? "/login?expired=1" : "/login");
+		return;
+	}
+	if (kind == PREQ_KIND_APPLE && !query_value(query, "address", address, sizeof(address))) {
+		send_message(req, lang, 404, "Not Found", M_NOT_FOUND);
+		return;
+	}
+	struct preq *r = preq_new(p, req, kind, lang);
+	if (!r) {
+		send_message(req, lang, 503, "Service Unavailable", M_UNAVAILABLE);
+		return;
+	}
+	snprintf(r->address, sizeof(r->address), "%s", address);
+	snprintf(r->login, sizeof(r->login), "%s", s->login);
+	snprintf(r->token, sizeof(r->token), "%s", s->token);
+	snprintf(r->dbtoken, sizeof(r->dbtoken), "%s", s->dbtoken);
+	start_db(r, PREQ_OVERVIEW, PANEL_DB_OVERVIEW, r->dbtoken, NULL, NULL, NULL, false);
+}
+
+/* start_autoconf - ask client_setup about address for a mail program */
+static void start_autoconf(struct panel *p, struct evhttp_request *req, enum panel_lang lang,
+			   enum autoconf_answer answer, const char *address)
+{
+	struct preq *r = preq_new(p, req, PREQ_KIND_AUTOCONF, lang);
+	if (!r) {
+		send_text(req, 503, "Service Unavailable", panel_msg(lang, M_UNAVAILABLE));
+		return;
+	}
+	r->answer = answer;
+	snprintf(r->address, sizeof(r->address), "%s", address);
+	start_db(r, PREQ_SETUP, PANEL_DB_CLIENT_SETUP, r->address, NULL, NULL, NULL, false);
+}
+
+/* handle_autoconfig - Thunderbird: GET config-v1.1.xml?emailaddress=ADDR */
+static void handle_autoconfig(struct panel *p, struct evhttp_request *req, enum panel_lang lang,
+			      const char *query)
+{
+	char address[AUTOCONF_MAX_ADDRESS + 1];
+	if (!query_value(query, "emailaddress", address, sizeof(address)) || !address[0]) {
+		send_text(req, 400, "Bad Request", autoconf_req_reason(AUTOCONF_REQ_NO_ADDRESS));
+		return;
+	}
+	start_autoconf(p, req, lang, AUTOCONF_ANSWER_THUNDERBIRD, address);
+}
+
+/* handle_autodiscover - Outlook: POST an autodiscover Request naming the EMailAddress */
+static void handle_autodiscover(struct panel *p, struct evhttp_request *req, enum panel_lang lang)
+{
+	char address[AUTOCONF_MAX_ADDRESS + 1];
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	enum autoconf_req st = AUTOCONF_REQ_TOO_LARGE;
+	/* the size is refused before a byte is parsed */
+	if (len <= AUTOCONF_MAX_BODY) {
+		const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+		st = body ? autoconf_parse_request(body, len, address, sizeof(address)) :
+			    AUTOCONF_REQ_MALFORMED;
+	}
+	if (st == AUTOCONF_REQ_TOO_LARGE) {
+		send_text(req, 413, "Content Too Large", autoconf_req_reason(st));
+		return;
+	}
+	if (st != AUTOCONF_REQ_OK) {
+		log_info("panel: autodiscover request refused: %s", autoconf_req_reason(st));
+		send_text(req, 400, "Bad Request", autoconf_req_reason(st));
+		return;
+	}
+	start_autoconf(p, req, lang, AUTOCONF_ANSWER_AUTODISCOVER, address);
+}
+
+/* method_not_allowed - for the automatic configuration's paths, whose clients read no HTML */
+static void method_not_allowed(struct evhttp_request *req, enum panel_lang lang, const char *allow)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+	send_text(req, 405, "Method Not Allowed", panel_msg(lang, M_BAD_REQUEST));
 }
 
 static const struct {
@@ -1120,6 +1472,22 @@ static void route(struct evhttp_request *req, void *arg)
 		handle_login_post(p, req, lang);
 	} else if (post && strcmp(path, "/logout") == 0) {
 		handle_logout(p, req, lang);
+	} else if (get && strcmp(path, "/mail-programs") == 0) {
+		handle_programs(p, req, lang, PREQ_KIND_PROGRAMS, NULL);
+	} else if (get && strcmp(path, "/mail-programs/apple") == 0) {
+		handle_programs(p, req, lang, PREQ_KIND_APPLE, query);
+	} else if (strcmp(path, "/mail/config-v1.1.xml") == 0 ||
+		   strcmp(path, "/.well-known/autoconfig/mail/config-v1.1.xml") == 0) {
+		if (get)
+			handle_autoconfig(p, req, lang, query);
+		else
+			method_not_allowed(req, lang, "GET, HEAD");
+	} else if (strcasecmp(path, "/autodiscover/autodiscover.xml") == 0) {
+		/* Outlook's spellings of the path differ in case only */
+		if (post)
+			handle_autodiscover(p, req, lang);
+		else
+			method_not_allowed(req, lang, "POST");
 	} else {
 		for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
 			if (strcmp(path, changes[i].path) != 0)

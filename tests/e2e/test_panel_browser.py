@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """test_panel_browser: a person at the panel in a real browser — Debian's Chromium driven by
 playwright-core (tests/e2e/browser/panel.mjs): log in, add aliases until the 6th is refused,
-add a free mail account, see the usage bar, switch to Polish, log out.  A screenshot of each
+add a free mail account, see the usage bar, read the Mail programs page (in English and in
+Polish), switch to Polish, log out.  A screenshot of each
 page is kept in tests/artifacts/panel/.
 
 Needs the Debian packages chromium and nodejs (with npm); playwright-core comes from the npm
@@ -65,7 +66,7 @@ class TestPanelInChromium(unittest.TestCase):
 
         shots = sorted(f for f in os.listdir(SHOTS) if f.endswith(".png"))
         for name in ("login", "overview", "alias-added", "sixth-alias-refused", "account-added", "usage",
-                     "polish", "logged-out"):
+                     "mail-programs", "polish", "mail-programs-polish", "logged-out"):
             self.assertTrue(any(f.endswith("-%s.png" % name) for f in shots), "screenshot %s in %s" % (name, shots))
         for f in shots:
             with open(os.path.join(SHOTS, f), "rb") as fh:

@@ -6,12 +6,18 @@ escaping of hostile names, the 6th alias refused with R1's words, free mail acco
 usage bar, own password, Polish, security headers, size limits, and the panel role's rights.
 Also: the client address believed only from configured proxies (and contrib/nginx itself in
 front of the panel), log lines that client input cannot forge, and SIGTERM under login load.
+Mail programs (issue 22): Thunderbird autoconfig and Outlook autodiscover answered by address
+alone (every field, unknown mailboxes like known ones, foreign and pending domains 404, hostile
+and oversized bodies 400/413, the Host header ignored, POP3 when offered, 503 without the
+database, through nginx's autoconfig/autodiscover names), the Mail programs page and the Apple
+profiles (plistlib; stable UUIDs, no password, only the customer's own mailboxes).
 
 Environment: VMAIL_BUILD_DIR (default <repo>/build) holds vmail-panel.
 Run: python3 -m unittest tests/e2e/test_panel_http.py -v
 """
 import os
 import http.client
+import plistlib
 import re
 import socket
 import subprocess
@@ -19,6 +25,8 @@ import sys
 import threading
 import time
 import unittest
+import urllib.parse
+import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -573,6 +581,344 @@ class TestShutdownUnderLoad(unittest.TestCase):
         self.assertEqual(rc, 0, log[-4000:])
 
 
+TB_PATHS = ("/mail/config-v1.1.xml", "/.well-known/autoconfig/mail/config-v1.1.xml")
+AD_PATHS = ("/autodiscover/autodiscover.xml", "/Autodiscover/Autodiscover.xml")
+AD_RESPONSE = "{http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006}"
+AD_OUTLOOK = "{http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a}"
+IMAP_HOST, SMTP_HOST = "imap.platon.man.lublin.pl", "smtp.platon.man.lublin.pl"
+
+
+def ad_request(address):
+    """An autodiscover request as Outlook sends it."""
+    return ('<?xml version="1.0" encoding="utf-8"?>\n'
+            '<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/'
+            'requestschema/2006">\n'
+            "  <Request>\n    <EMailAddress>%s</EMailAddress>\n"
+            "    <AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/"
+            "responseschema/2006a</AcceptableResponseSchema>\n  </Request>\n</Autodiscover>\n"
+            % address).encode()
+
+
+def servers(services="imaps imap submissions submission"):
+    """What every answer must list for client_services, in order: (protocol, host, port, ssl)."""
+    every = {"imaps": ("imap", IMAP_HOST, 993, True), "imap": ("imap", IMAP_HOST, 143, False),
+             "pop3s": ("pop3", "platon.man.lublin.pl", 995, True),
+             "pop3": ("pop3", "platon.man.lublin.pl", 110, False),
+             "submissions": ("smtp", SMTP_HOST, 465, True), "submission": ("smtp", SMTP_HOST, 587, False)}
+    order = ("imaps", "imap", "pop3s", "pop3", "submissions", "submission")
+    return [every[k] for k in order if k in services.split()]
+
+
+class AutoconfWorld(World):
+    """Mail programs' answers: the IMAP and submission hosts are set, POP3's is the primary domain."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.w.sql(f"SELECT vmail.setting_set('imap_host', '{IMAP_HOST}');"
+                  f"SELECT vmail.setting_set('submission_host', '{SMTP_HOST}');"
+                  "SELECT vmail.account_add('box@acme.lublin.pl', 'free', 'jan', NULL, 1048576);"
+                  "SELECT vmail.alias_add('sales@acme.lublin.pl', ARRAY['jan'], true, 'jan');"
+                  "SELECT vmail.account_add('olabox@acme.lublin.pl', 'free', 'ola', NULL, 1048576)")
+
+    def autoconfig(self, address, path=TB_PATHS[0], host=None):
+        q = "" if address is None else "?emailaddress=" + urllib.parse.quote(address, safe="")
+        return Browser(self.w).get(path + q, headers={"Host": host} if host else None)
+
+    def autodiscover(self, body, path=AD_PATHS[0], host=None):
+        h = {"Content-Type": "text/xml; charset=utf-8"}
+        if host:
+            h["Host"] = host
+        return Browser(self.w).request("POST", path, raw_body=body, headers=h)
+
+    def assert_headers(self, r, ctype):
+        self.assertEqual(r.header("Content-Type"), ctype)
+        self.assertEqual(r.header("Cache-Control"), "no-store")
+        self.assertEqual(r.header("X-Content-Type-Options"), "nosniff")
+        self.assertEqual(r.header("X-Frame-Options"), "DENY")
+        self.assertIn("default-src 'none'", r.header("Content-Security-Policy"))
+        self.assertFalse(r.cookies())  # no session, nothing remembered
+
+    def thunderbird(self, r, address, services="imaps imap submissions submission"):
+        """Every field of a config-v1.1.xml answer for address."""
+        self.assertEqual(r.status, 200, r.body)
+        self.assert_headers(r, "application/xml; charset=utf-8")
+        root = ET.fromstring(r.body)
+        domain = address.split("@")[1].lower()
+        self.assertEqual((root.tag, root.get("version")), ("clientConfig", "1.1"))
+        (prov,) = root.findall("emailProvider")
+        self.assertEqual(prov.get("id"), domain)
+        self.assertEqual([e.text for e in prov.findall("domain")], [domain])
+        self.assertEqual(prov.findtext("displayName"), "Platon")
+        self.assertEqual(prov.findtext("displayShortName"), "Platon")
+        got = []
+        for e in prov:
+            if e.tag in ("incomingServer", "outgoingServer"):
+                self.assertEqual(e.tag == "outgoingServer", e.get("type") == "smtp")
+                self.assertEqual(e.findtext("authentication"), "password-cleartext")
+                self.assertEqual(e.findtext("username"), address.lower())
+                got.append((e.get("type"), e.findtext("hostname"), int(e.findtext("port")),
+                            {"SSL": True, "STARTTLS": False}[e.findtext("socketType")]))
+        self.assertEqual(got, servers(services))
+        return root
+
+    def outlook(self, r, address, services="imaps imap submissions submission"):
+        """Every field of an autodiscover answer for address."""
+        self.assertEqual(r.status, 200, r.body)
+        self.assert_headers(r, "application/xml; charset=utf-8")
+        root = ET.fromstring(r.body)
+        self.assertEqual(root.tag, AD_RESPONSE + "Autodiscover")
+        (resp,) = root.findall(AD_OUTLOOK + "Response")
+        self.assertEqual(resp.findtext(AD_OUTLOOK + "User/" + AD_OUTLOOK + "DisplayName"), "Platon")
+        (acct,) = resp.findall(AD_OUTLOOK + "Account")
+        self.assertEqual(acct.findtext(AD_OUTLOOK + "AccountType"), "email")
+        self.assertEqual(acct.findtext(AD_OUTLOOK + "Action"), "settings")
+        got = []
+        for p in acct.findall(AD_OUTLOOK + "Protocol"):
+            f = {c.tag[len(AD_OUTLOOK):]: c.text for c in p}
+            self.assertEqual(f["LoginName"], address.lower())
+            self.assertEqual((f["SSL"], f["SPA"], f["AuthRequired"], f["DomainRequired"]),
+                             ("on", "off", "on", "off"))
+            got.append((f["Type"].lower(), f["Server"], int(f["Port"]),
+                        {"SSL": True, "TLS": False}[f["Encryption"]]))
+        self.assertEqual(got, servers(services))
+        return root
+
+
+class TestAutoconfig(AutoconfWorld):
+    def test_thunderbird_both_paths(self):
+        for path in TB_PATHS:
+            with self.subTest(path=path):
+                self.thunderbird(self.autoconfig("jan@acme.lublin.pl", path), "jan@acme.lublin.pl")
+        # the shell account's own address (login jan: Dovecot takes the address too), lower-cased
+        self.thunderbird(self.autoconfig("  JAN@Platon.Man.Lublin.PL "), "jan@platon.man.lublin.pl")
+        # HEAD answers the same headers without a body
+        r = Browser(self.w).request("HEAD", TB_PATHS[0] + "?emailaddress=jan%40acme.lublin.pl")
+        self.assertEqual((r.status, r.body), (200, ""))
+
+    def test_outlook_both_paths(self):
+        for path in AD_PATHS:
+            with self.subTest(path=path):
+                self.outlook(self.autodiscover(ad_request("Box@ACME.lublin.pl"), path), "box@acme.lublin.pl")
+
+    def test_unknown_address_answered_like_a_known_one(self):
+        """No probing for mailboxes: a made-up address gets the answer of a real one, bar the address."""
+        for known, unknown in (("box@acme.lublin.pl", "nobody-x7@acme.lublin.pl"),
+                               ("jan@platon.man.lublin.pl", "nobody-x7@platon.man.lublin.pl"),
+                               ("sales@acme.lublin.pl", "nobody-x7@acme.lublin.pl")):
+            with self.subTest(known=known):
+                a, b = self.autoconfig(known), self.autoconfig(unknown)
+                self.thunderbird(b, unknown)
+                self.assertEqual((a.status, a.body.replace(known, unknown)), (b.status, b.body))
+                a, b = self.autodiscover(ad_request(known)), self.autodiscover(ad_request(unknown))
+                self.outlook(b, unknown)
+                self.assertEqual((a.status, a.body.replace(known, unknown)), (b.status, b.body))
+
+    def test_domains_not_served(self):
+        """A foreign domain and a hosted one not active yet look alike: 404, text/plain."""
+        for address in ("jan@example.org", "jan@acme.com.pl"):
+            with self.subTest(address=address):
+                for r in (self.autoconfig(address), self.autodiscover(ad_request(address))):
+                    self.assertEqual(r.status, 404, r.body)
+                    self.assert_headers(r, "text/plain; charset=utf-8")
+                    self.assertEqual(r.body, "domain %s is not served here\n" % address.split("@")[1])
+
+    def test_bad_addresses(self):
+        for query, want in (("", "no e-mail address in the request"),
+                            ("?emailaddress=", "no e-mail address in the request"),
+                            ("?email=jan%40acme.lublin.pl", "no e-mail address in the request"),
+                            ("?emailaddress=a%40acme.lublin.pl&emailaddress=b%40acme.lublin.pl",
+                             "no e-mail address in the request"),
+                            ("?emailaddress=%zz", "no e-mail address in the request"),
+                            ("?emailaddress=" + "a" * 300 + "%40acme.lublin.pl",
+                             "no e-mail address in the request"),
+                            ("?emailaddress=not-an-address", 'not an e-mail address: "not-an-address"'),
+                            ("?emailaddress=jan%40%40acme.lublin.pl",
+                             'not an e-mail address: "jan@@acme.lublin.pl"')):
+            with self.subTest(query=query):
+                r = Browser(self.w).get(TB_PATHS[0] + query)
+                self.assertEqual((r.status, r.body), (400, want + "\n"))
+                self.assert_headers(r, "text/plain; charset=utf-8")
+        r = self.autodiscover(ad_request("not-an-address"))
+        self.assertEqual((r.status, r.body), (400, 'not an e-mail address: "not-an-address"\n'))
+
+    def test_hostile_bodies(self):
+        ns = 'xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"'
+        laughs = ('<?xml version="1.0"?>\n<!DOCTYPE lolz [\n<!ENTITY lol "lol">\n'
+                  + "".join('<!ENTITY lol%d "%s">\n' % (i, ("&lol%d;" % (i - 1) if i > 1 else "&lol;") * 10)
+                            for i in range(1, 10))
+                  + ']>\n<Autodiscover %s><Request><EMailAddress>&lol9;@acme.lublin.pl</EMailAddress>'
+                  '</Request></Autodiscover>' % ns)
+        bodies = {
+            "external entity": ('<?xml version="1.0"?>\n'
+                                '<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n'
+                                '<Autodiscover %s><Request><EMailAddress>&x;</EMailAddress></Request>'
+                                '</Autodiscover>' % ns, "document type declarations are not accepted"),
+            "billion laughs": (laughs, "document type declarations are not accepted"),
+            "processing instruction": ('<?xml version="1.0"?>\n<?xml-stylesheet href="http://x/"?>\n'
+                                       + ad_request("jan@acme.lublin.pl").decode().split("\n", 1)[1],
+                                       "processing instructions are not accepted"),
+            "unclosed element": ('<Autodiscover %s><Request><EMailAddress>jan@acme.lublin.pl</Request>'
+                                 '</Autodiscover>' % ns, "not a well-formed autodiscover request"),
+            "not autodiscover": ("<html><body>jan@acme.lublin.pl</body></html>",
+                                 "not a well-formed autodiscover request"),
+            "empty": ("", "not a well-formed autodiscover request"),
+            "no address": ("<Autodiscover %s><Request></Request></Autodiscover>" % ns,
+                           "no e-mail address in the request"),
+        }
+        for name, (body, reason) in bodies.items():
+            with self.subTest(body=name):
+                r = self.autodiscover(body.encode())
+                self.assertEqual((r.status, r.body), (400, reason + "\n"))
+                self.assert_headers(r, "text/plain; charset=utf-8")
+        # over 8 KiB: refused before parsing (a well-formed request padded with blanks), and
+        # over the panel's 16 KiB by evhttp itself
+        padded = ad_request("jan@acme.lublin.pl").replace(b"</Autodiscover>",
+                                                          b" " * 8200 + b"</Autodiscover>")
+        r = self.autodiscover(padded)
+        self.assertEqual((r.status, r.body), (413, "request too large\n"))
+        self.assertEqual(self.autodiscover(b"<" * 20000).status, 413)
+        # exactly 8 KiB is still read
+        exact = ad_request("jan@acme.lublin.pl")
+        exact = exact.replace(b"</Autodiscover>", b" " * (8192 - len(exact)) + b"</Autodiscover>")
+        self.assertEqual(len(exact), 8192)
+        self.outlook(self.autodiscover(exact), "jan@acme.lublin.pl")
+
+    def test_methods(self):
+        for path in TB_PATHS:
+            r = Browser(self.w).request("POST", path + "?emailaddress=jan%40acme.lublin.pl", raw_body=b"x")
+            self.assertEqual((r.status, r.header("Allow")), (405, "GET, HEAD"))
+        for path in AD_PATHS:
+            r = Browser(self.w).get(path)
+            self.assertEqual((r.status, r.header("Allow")), (405, "POST"))
+
+    def test_host_header_ignored(self):
+        """The address decides, never the name the request came to."""
+        r = self.autoconfig("jan@acme.lublin.pl", host="autoconfig.example.org")
+        self.thunderbird(r, "jan@acme.lublin.pl")
+        self.assertNotIn("example.org", r.body)
+        r = self.autodiscover(ad_request("box@acme.lublin.pl"), host="autodiscover.example.org")
+        self.outlook(r, "box@acme.lublin.pl")
+        self.assertEqual(self.autoconfig("jan@example.org", host="autoconfig.acme.lublin.pl").status, 404)
+
+    def test_pop3_when_offered(self):
+        services = "imaps imap pop3s submissions submission"
+        self.w.sql(f"SELECT vmail.setting_set('client_services', '{services}')")
+        try:
+            self.thunderbird(self.autoconfig("jan@acme.lublin.pl"), "jan@acme.lublin.pl", services)
+            self.outlook(self.autodiscover(ad_request("jan@acme.lublin.pl")), "jan@acme.lublin.pl", services)
+            page = self.logged_in("jan").get("/mail-programs")
+            self.assertIn("Incoming mail (POP3)", page.body)
+            self.assertIn("<code>platon.man.lublin.pl</code></td><td class=\"num\">995</td><td>SSL/TLS</td>",
+                          page.body)
+        finally:
+            self.w.sql("SELECT vmail.setting_set('client_services', 'imaps imap submissions submission')")
+        self.assertNotIn("POP3", self.logged_in("jan").get("/mail-programs").body)
+
+
+def page_rows(body, idx):
+    """The login and the server rows of mailbox section idx of the Mail programs page."""
+    sec = re.search(r'<section class="mailbox" id="mailbox-%d".*?</section>' % idx, body, re.S).group(0)
+    rows = re.findall(r'<tr><th scope="row">([^<]*)</th><td><code>([^<]*)</code></td>'
+                      r'<td class="num">(\d+)</td><td>([^<]*)</td><td><code>([^<]*)</code></td></tr>', sec)
+    return sec, rows
+
+
+class TestMailProgramsPage(AutoconfWorld):
+    def test_page_lists_every_mailbox_and_its_login(self):
+        b = self.logged_in("jan")
+        overview = b.overview()
+        self.assertIn('<a href="/mail-programs" id="programs-link">', overview.body)
+        r = b.get("/mail-programs")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("Cache-Control"), "no-store")
+        self.assertIn("<h1>Mail programs</h1>", r.body)
+        self.assertIn("Aliases are not logins: you cannot log in with an alias address.", r.body)
+        self.assertIn('name="csrf"', r.body)  # the header's logout form
+        want = [("Incoming mail (IMAP)", IMAP_HOST, "993", "SSL/TLS"),
+                ("Incoming mail (IMAP)", IMAP_HOST, "143", "STARTTLS"),
+                ("Outgoing mail (SMTP)", SMTP_HOST, "465", "SSL/TLS"),
+                ("Outgoing mail (SMTP)", SMTP_HOST, "587", "STARTTLS")]
+        # the shell account's mailbox: its login is the Unix login
+        sec, rows = page_rows(r.body, 0)
+        self.assertIn("jan@platon.man.lublin.pl <span", sec)
+        self.assertIn('<code class="login">jan</code>', sec)
+        self.assertEqual(rows, [w + ("jan",) for w in want])
+        self.assertIn('href="/mail-programs/apple?address=jan@platon.man.lublin.pl"', sec)
+        # a mail account: its login is the full address
+        sec, rows = page_rows(r.body, 1)
+        self.assertIn('<code class="login">box@acme.lublin.pl</code>', sec)
+        self.assertEqual(rows, [w + ("box@acme.lublin.pl",) for w in want])
+        self.assertIn('href="/mail-programs/apple?address=box@acme.lublin.pl"', sec)
+        # aliases and other customers' mailboxes are not listed as mailboxes
+        self.assertNotIn('id="mailbox-2"', r.body)
+        self.assertNotIn("sales@acme.lublin.pl", r.body)
+        self.assertNotIn("olabox@", r.body)
+        # Polish
+        r = self.logged_in("jan", lang="pl").get("/mail-programs")
+        self.assertIn("<h1>Programy pocztowe</h1>", r.body)
+        self.assertIn("Aliasy nie są loginami", r.body)
+        self.assertEqual(page_rows(r.body, 0)[1][0],
+                         ("Poczta przychodząca (IMAP)", IMAP_HOST, "993", "SSL/TLS", "jan"))
+        self.assertIn("Login (nazwa użytkownika)", r.body)
+
+    def test_logged_out(self):
+        for path in ("/mail-programs", "/mail-programs/apple?address=jan%40platon.man.lublin.pl"):
+            r = Browser(self.w).get(path)
+            self.assertEqual((r.status, r.header("Location")), (303, "/login"), path)
+
+    def apple(self, b, address):
+        r = b.get("/mail-programs/apple?address=" + urllib.parse.quote(address, safe=""))
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.header("Content-Type"), "application/x-apple-aspen-config")
+        self.assertEqual(r.header("Content-Disposition"),
+                         'attachment; filename="%s.mobileconfig"' % address.lower())
+        self.assertEqual(r.header("Cache-Control"), "no-store")
+        return r
+
+    def test_apple_profiles(self):
+        b = self.logged_in("jan")
+        for address, login in (("jan@platon.man.lublin.pl", "jan"),
+                               ("box@acme.lublin.pl", "box@acme.lublin.pl"),
+                               ("BOX@acme.lublin.pl", "box@acme.lublin.pl")):
+            with self.subTest(address=address):
+                r = self.apple(b, address)
+                again = self.apple(self.logged_in("jan"), address)
+                self.assertEqual(r.body, again.body)  # stable UUIDs: a second download replaces the first
+                prof = plistlib.loads(r.body.encode())
+                self.assertEqual((prof["PayloadType"], prof["PayloadVersion"]), ("Configuration", 1))
+                (mail,) = prof["PayloadContent"]
+                self.assertEqual(mail["PayloadType"], "com.apple.mail.managed")
+                self.assertRegex(prof["PayloadUUID"], r"^[0-9A-F]{8}-[0-9A-F]{4}-5[0-9A-F]{3}-")
+                self.assertNotEqual(prof["PayloadUUID"], mail["PayloadUUID"])
+                self.assertEqual(mail["EmailAddress"], address.lower())
+                self.assertEqual(mail["EmailAccountType"], "EmailTypeIMAP")
+                self.assertEqual((mail["IncomingMailServerHostName"], mail["IncomingMailServerPortNumber"],
+                                  mail["IncomingMailServerUseSSL"], mail["IncomingMailServerUsername"]),
+                                 (IMAP_HOST, 993, True, login))
+                self.assertEqual((mail["OutgoingMailServerHostName"], mail["OutgoingMailServerPortNumber"],
+                                  mail["OutgoingMailServerUseSSL"], mail["OutgoingMailServerUsername"]),
+                                 (SMTP_HOST, 465, True, login))
+                for p in (prof, mail):
+                    self.assertFalse({"IncomingPassword", "OutgoingPassword", "Password"} & set(p), p.keys())
+                self.assertNotIn(PASSWORD, r.body)
+        uuids = {plistlib.loads(self.apple(b, a).body.encode())["PayloadUUID"]
+                 for a in ("jan@platon.man.lublin.pl", "box@acme.lublin.pl")}
+        self.assertEqual(len(uuids), 2)
+
+    def test_apple_profile_of_another_mailbox(self):
+        b = self.logged_in("jan")
+        for address in ("ola@platon.man.lublin.pl", "olabox@acme.lublin.pl", "sales@acme.lublin.pl",
+                        "nobody@acme.lublin.pl", "<script>@acme.lublin.pl"):
+            with self.subTest(address=address):
+                r = b.get("/mail-programs/apple?address=" + urllib.parse.quote(address, safe=""))
+                self.assertEqual(r.status, 404)
+                self.assertEqual(r.header("Content-Type"), "text/html; charset=utf-8")
+                self.assertNotIn("<script>", r.body)
+        for query in ("", "?address=", "?addr=jan%40platon.man.lublin.pl", "?address=%zz"):
+            self.assertEqual(b.get("/mail-programs/apple" + query).status, 404, query)
+
+
 NGINX_CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "contrib", "nginx",
                           "vmail-panel.conf")
 
@@ -588,11 +934,14 @@ class TestBehindNginx(unittest.TestCase):
                             trusted_proxy_users="www-data").start()
         os.chmod(self.w.dir, 0o711)  # www-data may reach the socket (mode 0660, group www-data)
         self.port = free_port()
+        self.port80 = free_port()  # the automatic configuration's plain-HTTP server
         with open(NGINX_CONF) as f:
             site = f.read()
         site = re.sub(r"server \{[^{}]*return 301[^{}]*\}", "", site)  # the port-80 redirect
+        self.assertIn("listen 80;", site)
         site = site.replace("listen 443 ssl http2;", "listen 127.0.0.1:%d;" % self.port)
-        site = re.sub(r"(?m)^\s*(listen \[::\]:443.*|ssl_.*)$", "", site)
+        site = site.replace("listen 80;", "listen 127.0.0.1:%d;" % self.port80)
+        site = re.sub(r"(?m)^\s*(listen \[::\]:(443|80)\b.*|ssl_.*)$", "", site)
         self.assertIn("/run/vmail-panel/http.sock", site)
         site = site.replace("/run/vmail-panel/http.sock", self.w.unix_path)
         d = self.w.dir
@@ -612,6 +961,7 @@ class TestBehindNginx(unittest.TestCase):
             self.assertIsNone(self.nginx.poll(), "nginx exited")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                socket.create_connection(("127.0.0.1", self.port80), timeout=0.2).close()
                 break
             except OSError:
                 self.assertLess(time.monotonic(), deadline, "nginx did not listen")
@@ -636,6 +986,43 @@ class TestBehindNginx(unittest.TestCase):
         self.assertNotIn("203.0.113.77", log)
         self.assertNotIn(" from local", log)  # nginx is not an unknown local peer
 
+    def test_automatic_configuration(self):
+        """The four paths reach the panel under autoconfig.* and autodiscover.* names (Thunderbird's
+        plain-HTTP fallback included) and under the web host's; nothing else does."""
+        tls = Browser(type("Front", (), {"port": self.port}))
+        plain = Browser(type("Front", (), {"port": self.port80}))
+        q = "?emailaddress=jan%40acme.lublin.pl"
+        for front, host, path in ((plain, "autoconfig.acme.lublin.pl", TB_PATHS[0]),
+                                  (plain, "autoconfig.acme.lublin.pl", TB_PATHS[1]),
+                                  (tls, "autoconfig.acme.lublin.pl", TB_PATHS[0]),
+                                  (tls, "panel.example.net", TB_PATHS[1])):
+            with self.subTest(host=host, path=path, port=front.world.port):
+                r = front.get(path + q, headers={"Host": host})
+                self.assertEqual(r.status, 200, r.body)
+                self.assertEqual(r.header("Content-Type"), "application/xml; charset=utf-8")
+                self.assertEqual({e.text for e in ET.fromstring(r.body).iter("username")},
+                                 {"jan@acme.lublin.pl"})
+        for host, path in (("autodiscover.acme.lublin.pl", AD_PATHS[0]),
+                           ("autodiscover.acme.lublin.pl", AD_PATHS[1]), ("panel.example.net", AD_PATHS[1])):
+            with self.subTest(host=host, path=path):
+                r = tls.request("POST", path, raw_body=ad_request("box@acme.lublin.pl"),
+                                headers={"Host": host, "Content-Type": "text/xml"})
+                self.assertEqual(r.status, 200, r.body)
+                self.assertEqual({e.text for e in ET.fromstring(r.body).iter(AD_OUTLOOK + "LoginName")},
+                                 {"box@acme.lublin.pl"})
+        # only those paths: the panel's pages are not reachable under these names
+        for front, host in ((plain, "autoconfig.acme.lublin.pl"), (tls, "autoconfig.acme.lublin.pl"),
+                            (tls, "autodiscover.acme.lublin.pl")):
+            for path in ("/login", "/", "/mail/config-v1.1.xml.bak" + q):
+                self.assertEqual(front.get(path, headers={"Host": host}).status, 404, (host, path))
+        self.assertEqual(plain.request("POST", AD_PATHS[0], raw_body=ad_request("jan@acme.lublin.pl"),
+                                       headers={"Host": "autoconfig.acme.lublin.pl"}).status, 404)
+        # nginx stops a body over 8 KiB itself
+        r = tls.request("POST", AD_PATHS[0], raw_body=b" " * 9000,
+                        headers={"Host": "autodiscover.acme.lublin.pl"})
+        self.assertEqual(r.status, 413)
+        self.assertNotIn("autodiscover request refused", self.w.log_text())
+
 
 class TestDatabaseDown(unittest.TestCase):
     def test_unavailable_not_wrong_password(self):
@@ -648,6 +1035,17 @@ class TestDatabaseDown(unittest.TestCase):
             self.assertEqual(r.status, 503)
             self.assertIn("temporarily unavailable", r.body)
             self.assertNotIn("Wrong login", r.body)
+            # a mail program is told to come back, in text it can show, never an HTML page
+            for r in (b.get(TB_PATHS[0] + "?emailaddress=jan%40acme.lublin.pl"),
+                      b.request("POST", AD_PATHS[0], raw_body=ad_request("jan@acme.lublin.pl"))):
+                self.assertEqual(r.status, 503)
+                self.assertEqual(r.header("Retry-After"), "30")
+                self.assertEqual(r.header("Content-Type"), "text/plain; charset=utf-8")
+                self.assertEqual(r.header("Cache-Control"), "no-store")
+                self.assertIn("temporarily unavailable", r.body)
+            # client input is still answered 4xx without the database
+            self.assertEqual(b.get(TB_PATHS[0]).status, 400)
+            self.assertEqual(b.request("POST", AD_PATHS[0], raw_body=b"<!DOCTYPE x>").status, 400)
         finally:
             self.assertEqual(w.stop(), 0)
 

@@ -117,6 +117,23 @@ try {
   await shot(page, 'usage');
   console.log('step usage: ok');
 
+  // Mail programs: each mailbox with the exact login to type, the shell account's is the Unix login
+  await page.getByRole('link', { name: 'Settings for mail programs' }).click();
+  await page.waitForURL(url + '/mail-programs');
+  check(await page.getByRole('heading', { name: 'Mail programs', level: 1 }).isVisible(), 'programs heading');
+  check((await page.locator('#mailbox-0 code.login').textContent()) === login, 'own login is the Unix login');
+  check((await page.locator('#mailbox-1 code.login').textContent()) === `office@${domain}`,
+    'a mail account logs in with its address');
+  const imaps = page.locator('#mailbox-0 table.servers tbody tr').first();
+  check((await imaps.locator('td').allTextContents()).slice(1, 3).join(' ') === '993 SSL/TLS',
+    'IMAP over TLS first');
+  check(await page.locator('#aliases-not-logins').isVisible(), 'aliases are not logins');
+  check((await page.locator('a.profile').count()) === 2, 'an Apple profile per mailbox');
+  await shot(page, 'mail-programs');
+  await page.getByRole('link', { name: 'Back to the overview' }).click();
+  await page.waitForURL(url + '/');
+  console.log('step mail programs: ok');
+
   // Polish, by the language switch
   await page.getByRole('link', { name: 'Polski' }).click();
   await page.waitForLoadState();
@@ -124,6 +141,13 @@ try {
   check(await page.getByRole('heading', { name: 'Konfiguracja poczty' }).isVisible(), 'Polish heading');
   check((await page.locator('#alias-count').textContent()) === '5 z 5', '5 z 5');
   await shot(page, 'polish');
+  await page.getByRole('link', { name: 'Ustawienia programów pocztowych' }).click();
+  await page.waitForURL(url + '/mail-programs');
+  check(await page.getByRole('heading', { name: 'Programy pocztowe', level: 1 }).isVisible(),
+    'Polish programs page');
+  check(await page.locator('#mailbox-0').getByRole('rowheader', { name: 'Poczta przychodząca (IMAP)' })
+    .first().isVisible(), 'Polish server table');
+  await shot(page, 'mail-programs-polish');
   await page.getByRole('link', { name: 'English' }).click();
   await page.waitForLoadState();
   console.log('step language: ok');
