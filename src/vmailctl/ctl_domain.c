@@ -101,22 +101,54 @@ static int domain_list(struct ctl *ctx, const struct ctl_args *a)
 			      1, p, NULL);
 }
 
+#define DOMAIN_SHOW_COLS                                                                           \
+	"SELECT q.*, d.verify_token, vmail.domain_proof_record(d.name) AS proof_record,"           \
+	" to_char(d.created_at, 'YYYY-MM-DD HH24:MI') AS created,"                                 \
+	" to_char(d.activated_at, 'YYYY-MM-DD HH24:MI') AS activated,"                             \
+	" ARRAY(SELECT s.login FROM vmail.shell_account s WHERE s.mail_domain_id = d.id"           \
+	"  ORDER BY 1) AS mail_domain_of,"                                                         \
+	" ARRAY(SELECT a.name FROM vmail.domain a WHERE a.alias_of = d.id ORDER BY 1)"             \
+	"  AS alias_domains"
+#define DOMAIN_SHOW_FROM                                                                           \
+	" FROM (" DOMAIN_COLS " WHERE d.name = lower(btrim($1))) q"                                \
+	" JOIN vmail.domain d ON d.name = q.name"
+/* the records mail programs find the servers by, in the order they are advertised */
+#define CLIENT_RECORDS_OF(domain)                                                                  \
+	" FROM vmail.client_dns_records(" domain ") WITH ORDINALITY c(name, type, value, n)"
+/* --json: the records inside the one object, so that a script needs no second call */
+#define DOMAIN_SHOW_RECORDS_JSON                                                                   \
+	", (SELECT json_agg(json_build_object('name', c.name, 'type', c.type, 'value', c.value)"   \
+	"   ORDER BY c.n)" CLIENT_RECORDS_OF("d.name") ") AS client_records"
+#define CLIENT_RECORDS                                                                             \
+	"SELECT c.name, c.type, c.value" CLIENT_RECORDS_OF("lower(btrim($1))") " ORDER BY c.n"
+
+/*
+ * The records mail programs find the servers by, as zone-file lines under a zone-file
+ * comment, unindented: the block can be pasted into the customer's zone as it is.
+ */
+static int print_client_records(struct ctl *ctx, const char *name)
+{
+	const char *p[] = { name };
+	PGresult *r = ctl_exec(ctx, CLIENT_RECORDS, 1, p);
+	if (!r)
+		return CTL_EXIT_FAIL;
+	printf("\n; mail programs find the servers by these (vmailctl domain check compares them with DNS)\n");
+	for (int i = 0; i < PQntuples(r); i++)
+		printf("%s. %s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+	PQclear(r);
+	return CTL_EXIT_OK;
+}
+
 static int domain_show(struct ctl *ctx, const struct ctl_args *a)
 {
 	const char *p[] = { a->argv[0] };
 	char nf[300];
 	snprintf(nf, sizeof(nf), "unknown domain \"%s\"", a->argv[0]);
-	return ctl_print_show(ctx,
-			      "SELECT q.*, d.verify_token, vmail.domain_proof_record(d.name) AS proof_record,"
-			      " to_char(d.created_at, 'YYYY-MM-DD HH24:MI') AS created,"
-			      " to_char(d.activated_at, 'YYYY-MM-DD HH24:MI') AS activated,"
-			      " ARRAY(SELECT s.login FROM vmail.shell_account s WHERE s.mail_domain_id = d.id"
-			      "  ORDER BY 1) AS mail_domain_of,"
-			      " ARRAY(SELECT a.name FROM vmail.domain a WHERE a.alias_of = d.id ORDER BY 1)"
-			      "  AS alias_domains"
-			      " FROM (" DOMAIN_COLS " WHERE d.name = lower(btrim($1))) q"
-			      " JOIN vmail.domain d ON d.name = q.name",
-			      1, p, NULL, nf);
+	if (ctx->json)
+		return ctl_print_show(ctx, DOMAIN_SHOW_COLS DOMAIN_SHOW_RECORDS_JSON DOMAIN_SHOW_FROM, 1, p,
+				      NULL, nf);
+	int rc = ctl_print_show(ctx, DOMAIN_SHOW_COLS DOMAIN_SHOW_FROM, 1, p, NULL, nf);
+	return rc == CTL_EXIT_OK ? print_client_records(ctx, a->argv[0]) : rc;
 }
 
 static int domain_registered(struct ctl *ctx, const struct ctl_args *a)
@@ -328,37 +360,16 @@ static int domain_verify(struct ctl *ctx, const struct ctl_args *a)
 	return worst;
 }
 
-static int domain_check(struct ctl *ctx, const struct ctl_args *a)
+/*
+ * The MX part of "domain check": are the domain's MX hosts ours?  The outcome goes to the
+ * audit log.  Returns the exit status: a temporary DNS error is the only failure.
+ */
+static int check_mx(struct ctl *ctx, struct dns *dns, const char *dname, const char *hosts)
 {
-	const char *p[] = { a->argv[0] };
-	PGresult *r = ctl_exec(ctx,
-			       "SELECT d.name, array_to_string(s.mail_hosts, ', ')"
-			       " FROM vmail.domain d, vmail.settings s WHERE d.name = lower(btrim($1))",
-			       1, p);
-	if (!r)
-		return CTL_EXIT_FAIL;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
-		return ctl_fail("unknown domain \"%s\"", a->argv[0]);
-	}
-	char dname[256], hosts[1024];
-	snprintf(dname, sizeof(dname), "%s", PQgetvalue(r, 0, 0));
-	snprintf(hosts, sizeof(hosts), "%s", PQgetvalue(r, 0, 1));
-	PQclear(r);
-	if (!hosts[0])
-		return ctl_fail("no mail hosts to compare with: vmailctl settings set mail_hosts "
-				"\"mx1.example.net mx2.example.net\"");
-
-	struct dns dns;
-	if (!dns_open(ctx, &dns))
-		return CTL_EXIT_FAIL;
 	struct dnscheck_answer *ans = malloc(sizeof(*ans));
-	if (!ans) {
-		dns_close(&dns);
+	if (!ans)
 		return ctl_fail("out of memory");
-	}
-	dnscheck_lookup(dns.res, dname, DNSCHECK_TYPE_MX, ans);
-	dns_close(&dns);
+	dnscheck_lookup(dns->res, dname, DNSCHECK_TYPE_MX, ans);
 
 	/* most preferred first, as a sending server tries them */
 	for (size_t i = 1; i < ans->count; i++)
@@ -381,6 +392,7 @@ static int domain_check(struct ctl *ctx, const struct ctl_args *a)
 			    ans->status == DNSCHECK_TEMPFAIL ? NULL : ok ? "true" : "false",
 			    ans->status == DNSCHECK_TEMPFAIL ? ans->error : NULL };
 	int rc = CTL_EXIT_FAIL;
+	PGresult *r;
 	if (ctl_begin(ctx) &&
 	    (r = ctl_exec(ctx, "SELECT vmail.domain_check_result($1, $2::text[], $3::boolean, $4)", 4, q))) {
 		PQclear(r);
@@ -415,6 +427,157 @@ static int domain_check(struct ctl *ctx, const struct ctl_args *a)
 	return CTL_EXIT_OK;
 }
 
+/* One record vmail.client_dns_records lists: what to ask and what the answer must hold. */
+struct client_record {
+	const char *name, *type, *value; /* as the database gives them; value as a zone file has it */
+	uint16_t qtype;
+	unsigned port;                   /* SRV */
+	char target[DNSCHECK_NAME_MAX];  /* "." for a service not offered */
+};
+
+static bool client_record_parse(struct client_record *c)
+{
+	unsigned prio, weight;
+	if (strcmp(c->type, "SRV") == 0) {
+		c->qtype = DNSCHECK_TYPE_SRV;
+		return sscanf(c->value, "%u %u %u %255s", &prio, &weight, &c->port, c->target) == 4;
+	}
+	c->qtype = DNSCHECK_TYPE_CNAME;
+	c->port = 0;
+	return strcmp(c->type, "CNAME") == 0 &&
+	       snprintf(c->target, sizeof(c->target), "%s", c->value) < (int)sizeof(c->target);
+}
+
+/*
+ * Does one of the records found say what c says?  Priority and weight are the customer's to
+ * choose (a backup server of its own may come first), and extra records are allowed; a
+ * service not offered ("." target) has no port worth comparing.
+ */
+static bool client_record_found(const struct client_record *c, const struct dnscheck_answer *ans)
+{
+	bool not_offered = strcmp(c->target, ".") == 0;
+	for (size_t i = 0; ans->status == DNSCHECK_FOUND && i < ans->count; i++)
+		if (dnscheck_host_equal(ans->rec[i].text, c->target) &&
+		    (c->qtype != DNSCHECK_TYPE_SRV || not_offered || ans->rec[i].port == c->port))
+			return true;
+	return false;
+}
+
+/* What DNS holds instead, the way the expected value is written: "0 1 993 other.host." */
+static void found_list(const struct client_record *c, const struct dnscheck_answer *ans, char *out,
+		       size_t outlen)
+{
+	size_t o = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < ans->count && o + 1 < outlen; i++) {
+		const struct dnscheck_record *f = &ans->rec[i];
+		const char *dot = strcmp(f->text, ".") == 0 ? "" : ".";
+		int n = c->qtype == DNSCHECK_TYPE_SRV
+				? snprintf(out + o, outlen - o, "%s%u %u %u %s%s", i ? ", " : "", f->pref,
+					   f->weight, f->port, f->text, dot)
+				: snprintf(out + o, outlen - o, "%s%s%s", i ? ", " : "", f->text, dot);
+		if (n < 0)
+			break;
+		o += (size_t)n;
+	}
+}
+
+enum client_outcome { CLIENT_OK, CLIENT_WRONG, CLIENT_TEMPFAIL };
+
+/* Look one record up and say what was found: ok on stdout, missing or different as a warning. */
+static enum client_outcome check_client_record(struct dns *dns, const char *dname,
+					       const struct client_record *c, struct dnscheck_answer *ans)
+{
+	dnscheck_lookup(dns->res, c->name, c->qtype, ans);
+	if (ans->status == DNSCHECK_TEMPFAIL) {
+		ctl_fail("domain %s: temporary DNS error: %s (%s %s); it and the records after it "
+			 "not checked", dname, ans->error, c->type, c->name);
+		return CLIENT_TEMPFAIL;
+	}
+	if (client_record_found(c, ans)) {
+		printf("%s %s: ok\n", c->type, c->name);
+		return CLIENT_OK;
+	}
+	if (ans->status != DNSCHECK_FOUND) {
+		fprintf(stderr, "vmailctl: warning: %s %s: missing (publish: %s. %s %s)\n", c->type, c->name,
+			c->name, c->type, c->value);
+		return CLIENT_WRONG;
+	}
+	char found[1024];
+	found_list(c, ans, found, sizeof(found));
+	fprintf(stderr, "vmailctl: warning: %s %s: different (found %s, publish: %s. %s %s)\n", c->type,
+		c->name, found, c->name, c->type, c->value);
+	return CLIENT_WRONG;
+}
+
+/*
+ * The client-setup part of "domain check": the records "domain show" lists, each looked up.
+ * Wrong ones are warnings, as for MX: a customer may configure its mail programs by hand.
+ */
+static int check_client_records(struct ctl *ctx, struct dns *dns, const char *dname)
+{
+	const char *p[] = { dname };
+	PGresult *r = ctl_exec(ctx, CLIENT_RECORDS, 1, p);
+	if (!r)
+		return CTL_EXIT_FAIL;
+	struct dnscheck_answer *ans = malloc(sizeof(*ans));
+	if (!ans) {
+		PQclear(r);
+		return ctl_fail("out of memory");
+	}
+	int rc = CTL_EXIT_OK, wrong = 0;
+	for (int i = 0; i < PQntuples(r) && rc == CTL_EXIT_OK; i++) {
+		struct client_record c = { .name = PQgetvalue(r, i, 0), .type = PQgetvalue(r, i, 1),
+					   .value = PQgetvalue(r, i, 2) };
+		if (!client_record_parse(&c)) {
+			rc = ctl_fail("vmail.client_dns_records gave a record vmailctl cannot read: %s %s %s",
+				      c.name, c.type, c.value);
+			break;
+		}
+		enum client_outcome o = check_client_record(dns, dname, &c, ans);
+		if (o == CLIENT_TEMPFAIL)
+			rc = CTL_EXIT_TEMPFAIL;
+		wrong += o == CLIENT_WRONG;
+	}
+	if (rc == CTL_EXIT_OK && !wrong)
+		printf("domain %s: mail programs OK: every record they find the servers by is in place\n",
+		       dname);
+	free(ans);
+	PQclear(r);
+	return rc;
+}
+
+static int domain_check(struct ctl *ctx, const struct ctl_args *a)
+{
+	const char *p[] = { a->argv[0] };
+	PGresult *r = ctl_exec(ctx,
+			       "SELECT d.name, array_to_string(s.mail_hosts, ', ')"
+			       " FROM vmail.domain d, vmail.settings s WHERE d.name = lower(btrim($1))",
+			       1, p);
+	if (!r)
+		return CTL_EXIT_FAIL;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return ctl_fail("unknown domain \"%s\"", a->argv[0]);
+	}
+	char dname[256], hosts[1024];
+	snprintf(dname, sizeof(dname), "%s", PQgetvalue(r, 0, 0));
+	snprintf(hosts, sizeof(hosts), "%s", PQgetvalue(r, 0, 1));
+	PQclear(r);
+	if (!hosts[0])
+		return ctl_fail("no mail hosts to compare with: vmailctl settings set mail_hosts "
+				"\"mx1.example.net mx2.example.net\"");
+
+	struct dns dns;
+	if (!dns_open(ctx, &dns))
+		return CTL_EXIT_FAIL;
+	int rc = check_mx(ctx, &dns, dname, hosts);
+	if (rc == CTL_EXIT_OK)
+		rc = check_client_records(ctx, &dns, dname);
+	dns_close(&dns);
+	return rc;
+}
+
 static const struct ctl_opt list_opts[] = {
 	{ "customer", "NAME", "only this customer's" },
 	{ "pending", NULL, "the work queue: domains awaiting registration or ownership proof" },
@@ -438,7 +601,16 @@ static const struct ctl_verb domain_verbs[] = {
 	  "becomes usable once active (\"domain confirm\").",
 	  NULL, domain_add },
 	{ "list", "", 0, 0, CTL_ADMIN, "list domains", NULL, list_opts, domain_list },
-	{ "show", "NAME", 1, 1, CTL_ADMIN, "show one domain", NULL, NULL, domain_show },
+	{ "show", "NAME", 1, 1, CTL_ADMIN, "show one domain and the DNS records it should publish",
+	  "After the domain's row, the records mail programs find the servers by, as zone-file lines\n"
+	  "to paste into the domain's zone:\n"
+	  "  _imaps._tcp.NAME. SRV 0 1 993 mail.example.net.   (RFC 6186, one per service)\n"
+	  "  _autodiscover._tcp.NAME. SRV 0 1 443 www.example.net.   (Outlook)\n"
+	  "  autoconfig.NAME. CNAME www.example.net.   (Thunderbird)\n"
+	  "A service not offered gets \"0 0 0 .\".  Hosts, ports and services come from the settings\n"
+	  "(imap_host, submission_host, web_host, client_services, ...).  With --json the records\n"
+	  "are client_records: [{name, type, value}].",
+	  NULL, domain_show },
 	{ "alias", "ALIAS-DOMAIN TARGET-DOMAIN", 2, 2, CTL_ADMIN,
 	  "make every address of TARGET-DOMAIN answer at ALIAS-DOMAIN too",
 	  "A lookup of local+ext@ALIAS answers from the first that exists: local+ext@ALIAS,\n"
@@ -463,10 +635,15 @@ static const struct ctl_verb domain_verbs[] = {
 	  "(state unchanged).  With --all: one line per domain; 1 only when an active domain lost\n"
 	  "its record, 75 when DNS failed for any.  Every attempt goes to the audit log.",
 	  verify_opts, domain_verify },
-	{ "check", "NAME", 1, 1, CTL_ADMIN, "check that the domain's MX records point at our mail hosts",
-	  "Prints every MX host and whether it is one of the mail_hosts setting.  A domain whose\n"
-	  "mail goes elsewhere is the customer's choice: a warning, exit status 0.  75 on a\n"
-	  "temporary DNS error.  Every check goes to the audit log.",
+	{ "check", "NAME", 1, 1, CTL_ADMIN,
+	  "check the domain's MX records and the records mail programs use in DNS",
+	  "Prints every MX host and whether it is one of the mail_hosts setting, then each record\n"
+	  "\"domain show\" lists: \"SRV _imaps._tcp.NAME: ok\", or a warning that it is missing or\n"
+	  "different, with what to publish.  SRV records are compared on port and target (priority\n"
+	  "and weight are the customer's), the autoconfig CNAME on its target.  A domain whose mail\n"
+	  "goes elsewhere, or whose mail programs are set up by hand, is the customer's choice:\n"
+	  "warnings, exit status 0.  75 on a temporary DNS error.  The MX outcome goes to the\n"
+	  "audit log.",
 	  NULL, domain_check },
 	{ "set", "NAME", 1, 1, CTL_ADMIN, "change a domain's state", NULL, set_opts, domain_set },
 	{ "del", "NAME", 1, 1, CTL_ADMIN, "delete a domain without addresses", NULL, NULL, domain_del },

@@ -412,8 +412,12 @@ struct dnscheck_resolver *dnscheck_resolver_new(const char *resolv_conf, const c
 	r->timeout_ms = timeout_ms ? timeout_ms : 1;
 	struct ares_options o;
 	memset(&o, 0, sizeof(o));
-	/* each server once, no search list, EDNS0: we ask exact names and report every failure */
-	o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_EDNS;
+	/*
+	 * Each server once, no search list, EDNS0: we ask exact names and report every failure.
+	 * NOCHECKRESP: a SERVFAIL or REFUSED reply reaches our parser, which says so; c-ares 1.18
+	 * would otherwise drop it and report the query as "connection refused".
+	 */
+	o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_EDNS | ARES_FLAG_NOCHECKRESP;
 	o.timeout = (int)r->timeout_ms;
 	o.tries = 1;
 	o.ndomains = 0;

@@ -8,6 +8,11 @@ token leaves them pending with what DNS holds; a DNS server that is down or sile
 temporary error (exit 75) that changes nothing; "domain check" compares MX hosts with the
 mail_hosts setting and warns without refusing.  Every step is in the audit log.
 
+"domain check" then looks up the records mail programs find the servers by (issue 22: RFC 6186
+SRV, the autodiscover SRV, the autoconfig CNAME) and says of each: ok, missing or different,
+the last two as warnings; a DNS failure there is exit 75 too (a small server of the test's
+own answers MX and fails the rest).
+
 Environment: VMAIL_BUILD_DIR (default <repo>/build) holds the vmailctl binary.  dnsmasq
 (Debian package dnsmasq-base) and PostgreSQL must be installed: a missing one fails the test.
 Run: python3 -m unittest -v tests/e2e/test_domains_dns.py
@@ -16,9 +21,11 @@ import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -36,6 +43,10 @@ DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 DB = "vmail_domains_dns"
 EX_TEMPFAIL = 75
 MAIL_HOSTS = "mx1.example.net mx2.example.net"
+# where mail programs go (settings imap_host, submission_host, web_host): the hosts the SRV and
+# CNAME records of ok.test below point at
+CLIENT_HOSTS = (("imap_host", "mail.isp.test"), ("submission_host", "smtp2.isp.test"),
+                ("web_host", "mail.isp.test"))
 
 
 def free_udp_port():
@@ -85,6 +96,47 @@ class DnsServer:
             self.proc.stderr.close()
 
 
+class MxOnlyDns:
+    """A DNS server on 127.0.0.1 that answers every MX question with mx1.example.net and every
+    other question with SERVFAIL: the MX part of "domain check" passes, the rest fails."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)  # a closed socket does not wake a blocked recvfrom
+        self.port = self.sock.getsockname()[1]
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def reply(query):
+        end = 12
+        while query[end]:
+            end += 1 + query[end]
+        question = query[12:end + 5]
+        qtype = struct.unpack("!H", question[-4:-2])[0]
+        if qtype != 15:
+            return query[:2] + struct.pack("!HHHHH", 0x8182, 1, 0, 0, 0) + question
+        exchange = b"".join(bytes([len(x)]) + x for x in b"mx1.example.net".split(b".")) + b"\0"
+        rdata = struct.pack("!H", 10) + exchange
+        answer = struct.pack("!HHHIH", 0xC00C, 15, 1, 60, len(rdata)) + rdata
+        return query[:2] + struct.pack("!HHHHH", 0x8180, 1, 1, 0, 0) + question + answer
+
+    def serve(self):
+        while not self.stopped.is_set():
+            try:
+                query, peer = self.sock.recvfrom(4096)
+                self.sock.sendto(self.reply(query), peer)
+            except (OSError, IndexError, struct.error):
+                continue  # a timeout, or a query too short to answer
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
 class DomainsDns(unittest.TestCase):
     dir = None
     dns = None
@@ -100,8 +152,9 @@ class DomainsDns(unittest.TestCase):
         cls.conf = cls.config("vmail.conf", "dns_resolv_conf = %s\ndns_timeout = 2s\n" % cls.resolv)
         cls.new_db(DB, cls.conf)
         run = cls.run_ctl
-        for cmd in (["customer", "add", "acme"], ["customer", "add", "beta"],
-                    ["settings", "set", "mail_hosts", MAIL_HOSTS]):
+        for cmd in [["customer", "add", "acme"], ["customer", "add", "beta"],
+                    ["settings", "set", "mail_hosts", MAIL_HOSTS]] + \
+                [["settings", "set", key, host] for key, host in CLIENT_HOSTS]:
             rc, out, err = run(cmd)
             assert rc == 0, err
         # external: ok (right token), wrong (another token), missing (nothing), down, slow,
@@ -129,6 +182,20 @@ class DomainsDns(unittest.TestCase):
             "--srv-host=_pop3._tcp.ok.test",  # no target: the service is not offered
             "--host-record=mail.isp.test,192.0.2.7,2001:db8::7",
             "--cname=autoconfig.ok.test,mail.isp.test",
+            # the rest of ok.test's client setup records (all in place with CLIENT_HOSTS)
+            "--srv-host=_imap._tcp.ok.test,mail.isp.test,143,0,1",
+            "--srv-host=_submissions._tcp.ok.test,smtp2.isp.test,465,0,1",
+            "--srv-host=_autodiscover._tcp.ok.test,mail.isp.test,443,0,1",
+            # elsewhere.test's: a wrong target, a wrong port, one right (in other letters, other
+            # priority), POP3's the wrong way round, a CNAME elsewhere, and _submissions and
+            # _autodiscover missing
+            "--srv-host=_imaps._tcp.elsewhere.test,mail.other-isp.test,993,0,1",
+            "--srv-host=_imap._tcp.elsewhere.test,mail.isp.test,1143,0,1",
+            "--srv-host=_submission._tcp.elsewhere.test,SMTP2.isp.test.,587,5,0",
+            "--srv-host=_pop3._tcp.elsewhere.test,mail.isp.test,110,0,1",
+            "--srv-host=_pop3s._tcp.elsewhere.test",  # "not offered" (dnsmasq: 0 0 1 .)
+            "--host-record=www.other-isp.test,192.0.2.9",  # dnsmasq serves CNAMEs to names it knows
+            "--cname=autoconfig.elsewhere.test,www.other-isp.test",
         ]
         cls.dns = DnsServer(records)
         with open(cls.resolv, "w") as f:
@@ -338,6 +405,100 @@ class DomainsDns(unittest.TestCase):
         out, err = self.ok(["domain", "check", "nomx.test"])
         self.assertIn("has no MX record", err)
 
+    # ---- the records mail programs find the servers by (issue 22) ----
+
+    def client_check(self, dom):
+        """domain check dom: exit status 0; (the client setup lines of stdout, the warnings)."""
+        out, err = self.ok(["domain", "check", dom])
+        lines = [x for x in out.splitlines() if x.startswith(("SRV ", "CNAME "))]
+        warnings = err.splitlines()
+        for w in warnings:
+            self.assertTrue(w.startswith("vmailctl: warning: "), w)
+        return lines, warnings
+
+    def test_check_client_records_in_place(self):
+        lines, warnings = self.client_check("ok.test")
+        self.assertEqual(lines, ["SRV _imaps._tcp.ok.test: ok", "SRV _imap._tcp.ok.test: ok",
+                                 "SRV _submissions._tcp.ok.test: ok",
+                                 # smtp2 is there, at priority 20 behind mail.isp.test: still ok
+                                 "SRV _submission._tcp.ok.test: ok",
+                                 "SRV _autodiscover._tcp.ok.test: ok", "CNAME autoconfig.ok.test: ok"])
+        self.assertEqual(warnings, [])
+        out, _ = self.ok(["domain", "check", "ok.test"])
+        self.assertIn("domain ok.test: mail programs OK", out)
+        # the lines "domain show" prints are the records checked
+        out, _ = self.ok(["domain", "show", "ok.test"])
+        self.assertIn("_imaps._tcp.ok.test. SRV 0 1 993 mail.isp.test.", out.splitlines())
+        self.assertIn("autoconfig.ok.test. CNAME mail.isp.test.", out.splitlines())
+
+    def test_check_client_records_missing_or_different(self):
+        lines, warnings = self.client_check("elsewhere.test")
+        self.assertEqual(lines, ["SRV _submission._tcp.elsewhere.test: ok"])  # SMTP2.isp.test., priority 5
+        pre = "vmailctl: warning: "
+        self.assertEqual(warnings[1:], [  # after the MX warning
+            pre + "SRV _imaps._tcp.elsewhere.test: different (found 0 1 993 mail.other-isp.test., "
+                  "publish: _imaps._tcp.elsewhere.test. SRV 0 1 993 mail.isp.test.)",
+            pre + "SRV _imap._tcp.elsewhere.test: different (found 0 1 1143 mail.isp.test., "
+                  "publish: _imap._tcp.elsewhere.test. SRV 0 1 143 mail.isp.test.)",
+            pre + "SRV _submissions._tcp.elsewhere.test: missing "
+                  "(publish: _submissions._tcp.elsewhere.test. SRV 0 1 465 smtp2.isp.test.)",
+            pre + "SRV _autodiscover._tcp.elsewhere.test: missing "
+                  "(publish: _autodiscover._tcp.elsewhere.test. SRV 0 1 443 mail.isp.test.)",
+            pre + "CNAME autoconfig.elsewhere.test: different (found www.other-isp.test., "
+                  "publish: autoconfig.elsewhere.test. CNAME mail.isp.test.)"])
+        self.assertIn("MX hosts are not ours", warnings[0])
+        # a domain without any record: everything missing, still no refusal
+        lines, warnings = self.client_check("nomx.test")
+        self.assertEqual(lines, [])
+        self.assertEqual(len(warnings), 1 + 6, warnings)
+        self.assertTrue(all(": missing (publish: " in w for w in warnings[1:]), warnings)
+
+    def test_check_follows_the_settings(self):
+        """POP3 offered (pop3s only: pop3 wants the "not offered" record), another web host."""
+        changes = [("client_services", "imaps imap pop3s submissions submission",
+                    "imaps imap submissions submission"),
+                   ("pop3_host", "mail.isp.test", ""), ("web_host", "www.isp.test", "mail.isp.test")]
+        try:
+            for key, new, _ in changes:
+                self.ok(["settings", "set", key, new])
+            lines, warnings = self.client_check("ok.test")
+            self.assertIn("SRV _pop3._tcp.ok.test: ok", lines)  # dnsmasq's "." record
+            self.assertIn("vmailctl: warning: SRV _pop3s._tcp.ok.test: missing "
+                          "(publish: _pop3s._tcp.ok.test. SRV 0 1 995 mail.isp.test.)", warnings)
+            self.assertIn("vmailctl: warning: CNAME autoconfig.ok.test: different (found mail.isp.test., "
+                          "publish: autoconfig.ok.test. CNAME www.isp.test.)", warnings)
+            self.assertIn("vmailctl: warning: SRV _autodiscover._tcp.ok.test: different (found 0 1 443 "
+                          "mail.isp.test., publish: _autodiscover._tcp.ok.test. SRV 0 1 443 www.isp.test.)",
+                          warnings)
+            self.assertEqual(len(warnings), 3, warnings)
+            lines, warnings = self.client_check("elsewhere.test")
+            self.assertIn("vmailctl: warning: SRV _pop3._tcp.elsewhere.test: different (found 0 1 110 "
+                          "mail.isp.test., publish: _pop3._tcp.elsewhere.test. SRV 0 0 0 .)", warnings)
+            self.assertIn("vmailctl: warning: SRV _pop3s._tcp.elsewhere.test: different (found 0 0 1 ., "
+                          "publish: _pop3s._tcp.elsewhere.test. SRV 0 1 995 mail.isp.test.)", warnings)
+        finally:
+            for key, _, old in changes:
+                self.ok(["settings", "set", key, old])
+
+    def test_check_client_records_dns_failure_is_temporary(self):
+        dns = MxOnlyDns()
+        try:
+            conf = self.config("mxonly.conf", "dns_nameserver = 127.0.0.1:%d\n" % dns.port)
+            rc, out, err = self.run_ctl(["domain", "check", "ok.test"], conf)
+        finally:
+            dns.stop()
+        self.assertEqual(rc, EX_TEMPFAIL, err)
+        self.assertIn("MX 10 mx1.example.net: ours", out)
+        self.assertIn("delivery OK", out)
+        self.assertNotIn(": ok", out)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        self.assertTrue(err.startswith("vmailctl: domain ok.test: temporary DNS error: "), err)
+        self.assertIn("server failure (SERVFAIL)", err)  # the reply's own reason, with its server
+        self.assertIn("127.0.0.1:%d" % dns.port, err)
+        self.assertTrue(err.rstrip().endswith(
+            " (SRV _imaps._tcp.ok.test); it and the records after it not checked"), err)
+        self.assertEqual(self.events("ok.test", "check")[-1]["ours"], True)  # the MX part is recorded
+
     def test_check_without_mail_hosts_refused(self):
         conf_db = "vmail_domains_dns_nohosts"
         path = os.path.join(self.dir, "nohosts.conf")
@@ -407,6 +568,10 @@ class DomainsDns(unittest.TestCase):
         for verb in ("verify", "check", "registered"):
             out, _ = self.ok(["domain", verb, "--help"])
             self.assertIn("Exit status" if verb == "verify" else "domain", out)
+        out, _ = self.ok(["domain", "check", "--help"])
+        self.assertIn("compared on port and target", out)
+        out, _ = self.ok(["domain", "show", "--help"])
+        self.assertIn("client_records", out)
 
 
 if __name__ == "__main__":

@@ -413,6 +413,57 @@ class TestCli(Base):
         log = json.loads(ok(["log", "--object", "dali.com.pl", "--json"]))
         self.assertGreaterEqual(sum('"alias_of"' in json.dumps(e) for e in log), 2, log)
 
+    def test_client_setup(self):
+        """Issue 22: the settings of mail programs' servers, and the records "domain show" lists."""
+        ok, refused = self.ok, self.refused
+        ok(["customer", "add", "mailco"])
+        ok(["domain", "add", "mailco", "mailco.pl"])
+        primary = ok(["settings", "show", "primary_domain"]).split()[-1]
+        changes = [  # key, value as typed, as "settings set" echoes it, the default to go back to
+            ("imap_host", " IMAP.isp.pl. ", "imap.isp.pl", ""),
+            ("submission_host", "smtp.isp.pl", "smtp.isp.pl", ""),
+            ("web_host", "WWW.isp.pl", "www.isp.pl", ""), ("imaps_port", "10993", "10993", "993"),
+            ("client_services", "imaps, submission POP3S", "imaps submission pop3s",
+             "imaps imap submissions submission"),
+            ("service_name", " ISP Poczta ", "ISP Poczta", "Platon")]
+        try:
+            for key, value, shown, _ in changes:
+                self.assertEqual(ok(["settings", "set", key, value]), "%s = %s\n" % (key, shown))
+                self.assertEqual(ok(["settings", "show", key]).split(None, 1)[1].strip(), shown)
+            want = [("_imaps._tcp.mailco.pl", "SRV", "0 1 10993 imap.isp.pl."),
+                    ("_imap._tcp.mailco.pl", "SRV", "0 0 0 ."),
+                    ("_pop3s._tcp.mailco.pl", "SRV", "0 1 995 %s." % primary),
+                    ("_pop3._tcp.mailco.pl", "SRV", "0 0 0 ."),
+                    ("_submissions._tcp.mailco.pl", "SRV", "0 0 0 ."),
+                    ("_submission._tcp.mailco.pl", "SRV", "0 1 587 smtp.isp.pl."),
+                    ("_autodiscover._tcp.mailco.pl", "SRV", "0 1 443 www.isp.pl."),
+                    ("autoconfig.mailco.pl", "CNAME", "www.isp.pl.")]
+            row, records = ok(["domain", "show", "MailCo.pl"]).split("\n\n", 1)
+            self.assertIn("proof_record", row)  # what it printed before stays first
+            self.assertTrue(records.startswith("; "), records)  # a zone file's comment
+            self.assertEqual(records.splitlines()[1:], ["%s. %s %s" % r for r in want])
+            shown = json.loads(ok(["domain", "show", "mailco.pl", "--json"]))
+            self.assertEqual(shown["client_records"],
+                             [dict(zip(("name", "type", "value"), r)) for r in want])
+            self.assertEqual(shown["name"], "mailco.pl")
+            refused(["domain", "show", "nosuch.pl"], 'unknown domain "nosuch.pl"')
+            refused(["domain", "show", "nosuch.pl", "--json"], 'unknown domain "nosuch.pl"')
+            for key, value, message in (
+                    ("imaps_port", "0", 'imaps_port must be a port number from 1 to 65535, not "0"'),
+                    ("submission_port", "65536", "submission_port must be a port number from 1 to"),
+                    ("pop3_port", "x", 'pop3_port must be a port number from 1 to 65535, not "x"'),
+                    ("web_host", "not a host", 'web_host: "not a host" is not a host name'),
+                    ("imap_host", "bad_host.pl", 'imap_host: "bad_host.pl" is not a host name'),
+                    ("client_services", "imaps smtp", 'client_services: "smtp" is not one of imaps'),
+                    ("service_name", "<b>ISP</b>", "service_name must be 1 to 64 characters, without")):
+                with self.subTest(key=key, value=value):
+                    refused(["settings", "set", key, value], message)
+        finally:
+            for key, _, _, default in changes:
+                ok(["settings", "set", key, default])
+        self.assertIn("_imaps._tcp.mailco.pl. SRV 0 1 993 %s." % primary,
+                      ok(["domain", "show", "mailco.pl"]))
+
     def test_json(self):
         self.ok(["customer", "add", "jsonco", "--display", 'Quote " and \\ backslash'])
         listed = json.loads(self.ok(["customer", "list", "--json"]))

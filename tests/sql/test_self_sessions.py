@@ -69,6 +69,7 @@ class SelfSessionTest(unittest.TestCase):
                              " AND has_function_privilege('vmail_panel', p.oid, 'EXECUTE')")
         self.assertTrue(ok, out)
         self.assertEqual(sorted(out.split(" ")), sorted([
+            "vmail.client_dns_records(text)", "vmail.client_setup(text)",
             "vmail.domain_proof_name(text)", "vmail.domain_proof_record(text)",
             "vmail.self_account_add(text,text,text,bigint)", "vmail.self_account_del(text,text)",
             "vmail.self_account_passwd(text,text,text)", "vmail.self_account_resize(text,text,bigint)",
