@@ -312,3 +312,18 @@ BEGIN
 	END IF;
 	UPDATE vmail.shell_account SET password = vmail.check_hash(p_password_hash) WHERE id = s.id;
 END $$;
+
+-- The records each domain of the session's customer should publish so that mail programs find
+-- the servers (vmail.client_dns_records), for the panel's Mail programs page.
+CREATE OR REPLACE FUNCTION vmail.self_client_records(p_token text)
+RETURNS TABLE (domain text, name text, type text, value text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = vmail, pg_temp AS $$
+DECLARE
+	s vmail.shell_account := vmail.self_session_account(p_token);
+BEGIN
+	RETURN QUERY SELECT d.name, r.name, r.type, r.value
+	  FROM vmail.domain d
+	 CROSS JOIN LATERAL vmail.client_dns_records(d.name) WITH ORDINALITY r(name, type, value, i)
+	 WHERE d.customer_id = s.customer_id
+	 ORDER BY d.name, r.i;
+END $$;

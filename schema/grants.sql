@@ -67,4 +67,5 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION vmail.domain_proof_name(text), vmail.domain_proof_record(text) TO vmail_panel;
 -- Mail programs' settings (R_client_setup.sql): the same for every address of a hosted,
 -- active domain, so the panel may ask them for any address, logged in or not.
-GRANT EXECUTE ON FUNCTION vmail.client_setup(text), vmail.client_dns_records(text) TO vmail_panel;
+GRANT EXECUTE ON FUNCTION vmail.client_setup(text), vmail.client_dns_records(text), vmail.self_client_records(text)
+	TO vmail_panel;

@@ -63,10 +63,15 @@ static const struct {
 	[PANEL_DB_PASSWD] = { WITH_CLIENT("vmail.self_passwd($2, $3, $4)"), 3, true },
 	[PANEL_DB_CLIENT_SETUP] = { "SELECT service, protocol, host, port, security, username, domain, "
 				    "service_name FROM vmail.client_setup($1)", 1, false },
+	/* one row past PANEL_RECORDS_MAX says that there were more */
+	[PANEL_DB_CLIENT_RECORDS] = { "SELECT domain, name, type, value FROM vmail.self_client_records($1) "
+				      "LIMIT 513", 1, false },
 };
+_Static_assert(PANEL_RECORDS_MAX == 512, "the LIMIT of PANEL_DB_CLIENT_RECORDS");
 
 #define OVERVIEW_COLS 14
 #define SETUP_COLS 8
+#define RECORDS_COLS 4
 
 struct db_thread {
 	const struct panel_db_settings *s;
@@ -246,6 +251,30 @@ static struct panel_client_setup *parse_setup(PGresult *res)
 	return s;
 }
 
+/* parse_records - self_client_records' rows copied into a new struct; NULL if malformed */
+static struct panel_client_records *parse_records(PGresult *res)
+{
+	int n = PQntuples(res);
+	if (PQnfields(res) != RECORDS_COLS)
+		return NULL;
+	size_t keep = n > PANEL_RECORDS_MAX ? PANEL_RECORDS_MAX : (size_t)n;
+	struct panel_client_records *s = calloc(1, sizeof(*s) + keep * sizeof(s->rec[0]));
+	if (!s)
+		return NULL;
+	s->truncated = (size_t)n > keep;
+	for (size_t r = 0; r < keep; r++) {
+		struct panel_dns_record *v = &s->rec[s->n++];
+		if (!copy(v->domain, sizeof(v->domain), str(res, (int)r, 0)) ||
+		    !copy(v->name, sizeof(v->name), str(res, (int)r, 1)) ||
+		    !copy(v->type, sizeof(v->type), str(res, (int)r, 2)) ||
+		    !copy(v->value, sizeof(v->value), str(res, (int)r, 3))) {
+			free(s);
+			return NULL;
+		}
+	}
+	return s;
+}
+
 /*
  * run - one statement.  A refusal (SQLSTATE class VM, raised by vmail.fail)
  * is REFUSED with its message; anything else that failed is TEMPFAIL, and a
@@ -329,6 +358,12 @@ static void db_work(struct panel_job *job, void *ctx)
 				log_warning("panel db: client_setup has an unexpected shape");
 			}
 			break;
+		case PANEL_DB_CLIENT_RECORDS:
+			if (!(call->records = parse_records(res))) {
+				call->status = PANEL_DB_TEMPFAIL;
+				log_warning("panel db: self_client_records has an unexpected shape");
+			}
+			break;
 		default:
 			break;
 		}
@@ -376,6 +411,8 @@ void panel_db_call_clear(struct panel_db_call *call)
 	call->overview = NULL;
 	free(call->setup);
 	call->setup = NULL;
+	free(call->records);
+	call->records = NULL;
 	call->sqlstate[0] = '\0';
 	call->message[0] = '\0';
 	call->rehashed = false;

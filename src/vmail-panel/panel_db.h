@@ -30,6 +30,7 @@ enum panel_db_op {
 	PANEL_DB_ACCOUNT_DEL,    /* (token, address) */
 	PANEL_DB_PASSWD,         /* (token, current password's derived hash, new hash) */
 	PANEL_DB_CLIENT_SETUP,   /* (address) -> struct panel_client_setup; VM400, VM404 refused */
+	PANEL_DB_CLIENT_RECORDS, /* (token) -> struct panel_client_records */
 	PANEL_DB_OP__COUNT,
 };
 
@@ -95,6 +96,22 @@ struct panel_client_setup {
 	struct panel_setup_server srv[PANEL_SETUP_MAX_SERVERS];
 };
 
+#define PANEL_RECORDS_MAX 512 /* 64 domains of 8 records; a customer with more sees the first */
+
+/* One record a domain should publish (vmail.self_client_records), as a zone file has it. */
+struct panel_dns_record {
+	char domain[256];
+	char name[300];
+	char type[8];
+	char value[300];
+};
+
+struct panel_client_records {
+	size_t n;
+	bool truncated; /* more than PANEL_RECORDS_MAX */
+	struct panel_dns_record rec[];
+};
+
 /*
  * One database call.  The caller fills op, params (copied strings it owns)
  * and client (the browser's address, recorded in the audit log), submits
@@ -116,6 +133,7 @@ struct panel_db_call {
 	bool rehashed;            /* REHASH: the row was still at the old hash */
 	struct panel_overview *overview;
 	struct panel_client_setup *setup; /* CLIENT_SETUP */
+	struct panel_client_records *records; /* CLIENT_RECORDS */
 };
 
 struct panel_db_settings {
@@ -131,7 +149,7 @@ struct panel_pool *panel_db_pool_new(struct event_base *base, const struct panel
 bool panel_db_submit(struct panel_pool *pool, struct panel_db_call *call,
 		     void (*done)(struct panel_job *job));
 
-/* panel_db_call_clear - free the results (value, overview, setup) for reuse or release */
+/* panel_db_call_clear - free the results (value, overview, setup, records) for reuse or release */
 void panel_db_call_clear(struct panel_db_call *call);
 
 void panel_overview_free(struct panel_overview *ov);

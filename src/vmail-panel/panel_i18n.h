@@ -137,6 +137,13 @@ enum panel_lang {
 	  "trafia do skrzynki, do której jest dostarczany; tam ją odczytasz.") \
 	X(M_PROGRAMS_NONE, "No mail servers are offered at the moment; ask the administrator.", \
 	  "Obecnie nie są udostępniane żadne serwery poczty; zapytaj administratora.") \
+	X(M_PROGRAMS_DNS, "DNS records for your domains", "Rekordy DNS Twoich domen") \
+	X(M_PROGRAMS_DNS_NOTE, "Publish these records in each domain's DNS, so that mail programs find " \
+	  "the servers from the address alone.", \
+	  "Opublikuj te rekordy w DNS każdej domeny, aby programy pocztowe same znalazły serwery " \
+	  "po adresie.") \
+	X(M_PROGRAMS_DNS_MORE, "More records than fit on this page; the administrator has the full list.", \
+	  "Rekordów jest więcej, niż mieści ta strona; pełną listę ma administrator.") \
 	X(M_MAILBOX_OWN, "your own mailbox (shell account)", "Twoja skrzynka (konto shellowe)") \
 	X(M_MAILBOX_ACCOUNT, "mail account", "konto pocztowe") \
 	X(M_EMAIL_ADDRESS, "E-mail address", "Adres e-mail") \

@@ -751,8 +751,45 @@ static void mailbox_section(struct evbuffer *out, const struct panel_page *pg,
 	RAW("</section>\n");
 }
 
+/* records_section - each domain's records as a zone file has them, one block per domain */
+static void records_section(struct evbuffer *out, const struct panel_page *pg,
+			    const struct panel_client_records *records)
+{
+	if (!records || records->n == 0)
+		return;
+	RAW("<section id=\"dns-records\" aria-label=\"");
+	MSG(M_PROGRAMS_DNS);
+	RAW("\">\n<h2>");
+	MSG(M_PROGRAMS_DNS);
+	RAW("</h2>\n<p>");
+	MSG(M_PROGRAMS_DNS_NOTE);
+	RAW("</p>\n");
+	for (size_t i = 0; i < records->n; i++) {
+		const struct panel_dns_record *r = &records->rec[i];
+		if (i == 0 || strcmp(r->domain, records->rec[i - 1].domain) != 0) {
+			RAW(i ? "</pre>\n<h3>" : "<h3>");
+			ESC(r->domain);
+			RAW("</h3>\n<pre>");
+		}
+		ESC(r->name);
+		RAW(". ");
+		ESC(r->type);
+		RAW(" ");
+		ESC(r->value);
+		RAW("\n");
+	}
+	RAW("</pre>\n");
+	if (records->truncated) {
+		RAW("<p class=\"muted\">");
+		MSG(M_PROGRAMS_DNS_MORE);
+		RAW("</p>\n");
+	}
+	RAW("</section>\n");
+}
+
 void panel_page_programs(struct evbuffer *out, const struct panel_page *pg,
-			 const struct panel_overview *ov, const struct panel_client_setup *setup)
+			 const struct panel_overview *ov, const struct panel_client_setup *setup,
+			 const struct panel_client_records *records)
 {
 	page_begin(out, pg, M_PROGRAMS);
 	RAW("<section aria-label=\"");
@@ -779,5 +816,6 @@ void panel_page_programs(struct evbuffer *out, const struct panel_page *pg,
 	for (size_t i = 0; i < ov->naccounts; i++)
 		mailbox_section(out, pg, setup, i + 1, ov->accounts[i].address, ov->accounts[i].address,
 				false, strcmp(ov->accounts[i].state, "active") != 0);
+	records_section(out, pg, records);
 	page_end(out);
 }

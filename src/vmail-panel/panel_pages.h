@@ -48,6 +48,7 @@ void panel_page_overview(struct evbuffer *out, const struct panel_page *pg,
  * account of ov, the login to type and the servers of setup (NULL or empty: none offered).
  */
 void panel_page_programs(struct evbuffer *out, const struct panel_page *pg,
-			 const struct panel_overview *ov, const struct panel_client_setup *setup);
+			 const struct panel_overview *ov, const struct panel_client_setup *setup,
+			 const struct panel_client_records *records);
 
 #endif

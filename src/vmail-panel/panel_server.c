@@ -96,6 +96,7 @@ enum preq_state {
 	PREQ_ACTION,         /* db: the change (with the overview if refused) */
 	PREQ_LOGOUT,         /* db: self_logout */
 	PREQ_SETUP,          /* db: client_setup, the servers for mail programs */
+	PREQ_RECORDS,        /* db: self_client_records, the DNS records of the customer's domains */
 	PREQ_DONE,
 	PREQ_STATE__COUNT,
 };
@@ -113,6 +114,7 @@ static const char *const preq_state_names[PREQ_STATE__COUNT] = {
 	[PREQ_ACTION] = "action",
 	[PREQ_LOGOUT] = "logout",
 	[PREQ_SETUP] = "setup",
+	[PREQ_RECORDS] = "records",
 	[PREQ_DONE] = "done",
 };
 
@@ -167,6 +169,7 @@ struct preq {
 	enum autoconf_answer answer;
 	char address[AUTOCONF_MAX_ADDRESS + 1];
 	struct panel_overview *ov;
+	struct panel_client_setup *setup;  /* PAGE: the servers, kept while the records are asked */
 	const char *mb_address, *mb_login; /* APPLE: the chosen mailbox, inside ov */
 
 	/* hash job: owned by the worker while in flight */
@@ -432,6 +435,7 @@ static void preq_finish(struct preq *r)
 		event_free(r->timer);
 	panel_db_call_clear(&r->db);
 	panel_overview_free(r->ov);
+	free(r->setup);
 	if (r->form) {
 		sodium_memzero(r->form, sizeof(*r->form));
 		free(r->form);
@@ -736,11 +740,23 @@ static void programs_overview(struct preq *r)
 	start_db(r, PREQ_SETUP, PANEL_DB_CLIENT_SETUP, r->ov->primary_address, NULL, NULL, NULL, false);
 }
 
-static void render_programs(struct preq *r)
+/* programs_setup - the servers are in: keep them, and ask for the customer's DNS records */
+static void programs_setup(struct preq *r)
 {
 	if (r->db.status == PANEL_DB_REFUSED)
 		log_warning("panel: client_setup refused the primary address: %s", r->db.message);
 	else if (r->db.status != PANEL_DB_OK) {
+		preq_unavailable(r);
+		return;
+	}
+	r->setup = r->db.setup;
+	r->db.setup = NULL;
+	start_db(r, PREQ_RECORDS, PANEL_DB_CLIENT_RECORDS, r->dbtoken, NULL, NULL, NULL, false);
+}
+
+static void render_programs(struct preq *r)
+{
+	if (r->db.status != PANEL_DB_OK) {
 		preq_unavailable(r);
 		return;
 	}
@@ -749,7 +765,7 @@ static void render_programs(struct preq *r)
 	if (!b)
 		return;
 	struct panel_page pg = page_for(r->lang, s->login, s->csrf);
-	panel_page_programs(b, &pg, r->ov, r->db.setup);
+	panel_page_programs(b, &pg, r->ov, r->setup, r->db.records);
 	send_html(r->http, 200, "OK", b);
 	preq_finish(r);
 }
@@ -1011,7 +1027,10 @@ static void preq_step(struct preq *r)
 		else if (r->kind == PREQ_KIND_APPLE)
 			send_apple(r);
 		else
-			render_programs(r);
+			programs_setup(r);
+		return;
+	case PREQ_RECORDS:
+		render_programs(r);
 		return;
 	case PREQ_NEW:
 	case PREQ_FAIL_DELAY:

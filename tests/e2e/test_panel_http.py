@@ -30,7 +30,7 @@ import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from panelworld import LOGINS, MiB, PASSWORD, Browser, PanelWorld, free_port  # noqa: E402
+from panelworld import LOGINS, MiB, PASSWORD, Browser, PanelWorld, free_port, html_text  # noqa: E402
 
 JAN = "jan@platon.man.lublin.pl"
 
@@ -861,6 +861,27 @@ class TestMailProgramsPage(AutoconfWorld):
         self.assertEqual(page_rows(r.body, 0)[1][0],
                          ("Poczta przychodząca (IMAP)", IMAP_HOST, "993", "SSL/TLS", "jan"))
         self.assertIn("Login (nazwa użytkownika)", r.body)
+
+    def test_dns_records_of_the_customers_domains(self):
+        """Each of the customer's domains with the records vmail.client_dns_records gives it,
+        as a zone file has them; no other customer's domain."""
+        for lang, heading in ((None, "DNS records for your domains"), ("pl", "Rekordy DNS Twoich domen")):
+            r = self.logged_in("jan", lang=lang).get("/mail-programs")
+            self.assertEqual(r.status, 200)
+            m = re.search(r'<section id="dns-records"[^>]*>(.*?)</section>', r.body, re.S)
+            self.assertIsNotNone(m, r.body)
+            self.assertIn("<h2>%s</h2>" % heading, m.group(1))
+            blocks = dict(re.findall(r"<h3>([^<]+)</h3>\n<pre>(.*?)</pre>", m.group(1), re.S))
+            owned = self.w.sql("SELECT string_agg(d.name, ' ' ORDER BY d.name) FROM vmail.domain d"
+                               " JOIN vmail.customer c ON c.id = d.customer_id WHERE c.name = 'acme'")
+            self.assertEqual(sorted(blocks), owned.split())
+            for dom, text in blocks.items():
+                want = self.w.sql("SELECT string_agg(name || '. ' || type || ' ' || value, E'\\n'"
+                                  " ORDER BY i) FROM vmail.client_dns_records('%s')"
+                                  " WITH ORDINALITY r(name, type, value, i)" % dom)
+                self.assertEqual(html_text(text).strip(), want, dom)
+            self.assertIn("_imaps._tcp.acme.lublin.pl. SRV 0 1 993 %s." % IMAP_HOST, m.group(1))
+            self.assertIn("autoconfig.acme.lublin.pl. CNAME ", m.group(1))
 
     def test_logged_out(self):
         for path in ("/mail-programs", "/mail-programs/apple?address=jan%40platon.man.lublin.pl"):

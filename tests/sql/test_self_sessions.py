@@ -74,7 +74,8 @@ class SelfSessionTest(unittest.TestCase):
             "vmail.self_account_add(text,text,text,bigint)", "vmail.self_account_del(text,text)",
             "vmail.self_account_passwd(text,text,text)", "vmail.self_account_resize(text,text,bigint)",
             "vmail.self_alias_add(text,text,text)", "vmail.self_alias_del(text,text)",
-            "vmail.self_alias_set(text,text,text)", "vmail.self_login(text,text,text,integer)",
+            "vmail.self_alias_set(text,text,text)", "vmail.self_client_records(text)",
+            "vmail.self_login(text,text,text,integer)",
             "vmail.self_login_params(text)", "vmail.self_logout(text,text)", "vmail.self_overview(text)",
             "vmail.self_passwd(text,text,text)", "vmail.self_rehash(text,text,text)"]))
 
