@@ -524,6 +524,18 @@ static void run(struct dnscheck_resolver *r, struct wait *w)
 	}
 }
 
+/* append - s at the end of buf, cut to fit: the failures of several servers in one message */
+static void append(char *buf, size_t size, const char *s)
+{
+	size_t used = strlen(buf), n = strlen(s);
+	if (used + 1 >= size)
+		return;
+	if (n > size - used - 1)
+		n = size - used - 1;
+	memcpy(buf + used, s, n);
+	buf[used + n] = '\0';
+}
+
 void dnscheck_lookup(struct dnscheck_resolver *r, const char *name, uint16_t qtype,
 		     struct dnscheck_answer *ans)
 {
@@ -546,9 +558,11 @@ void dnscheck_lookup(struct dnscheck_resolver *r, const char *name, uint16_t qty
 		}
 		if (ans->status != DNSCHECK_TEMPFAIL)
 			return;
-		size_t used = strlen(errors);
-		snprintf(errors + used, sizeof(errors) - used, "%s%s: %s", used ? "; " : "", r->label[i],
-			 ans->error);
+		if (errors[0])
+			append(errors, sizeof(errors), "; ");
+		append(errors, sizeof(errors), r->label[i]);
+		append(errors, sizeof(errors), ": ");
+		append(errors, sizeof(errors), ans->error);
 	}
 	memset(ans, 0, sizeof(*ans));
 	ans->status = DNSCHECK_TEMPFAIL;
