@@ -1231,40 +1231,21 @@ static void handle_logout(struct panel *p, struct evhttp_request *req, enum pane
 	send_redirect(req, "/login?out=1");
 }
 
-static void handle_overview(struct panel *p, struct evhttp_request *req, enum panel_lang lang)
+/* session_or_login - the request's session, or NULL after redirecting to the login page */
+static struct panel_session *session_or_login(struct panel *p, struct evhttp_request *req)
 {
 	bool expired;
 	struct panel_session *s = current_session(p, req, &expired);
-	if (!s) {
+	if (!s)
 		send_redirect(req, expired ? "/login?expired=1" : "/login");
-		return;
-	}
-	struct preq *r = preq_new(p, req, PREQ_KIND_PAGE, lang);
-	if (!r) {
-		send_message(req, lang, 503, "Service Unavailable", M_UNAVAILABLE);
-		return;
-	}
-	snprintf(r->login, sizeof(r->login), "%s", s->login);
-	snprintf(r->token, sizeof(r->token), "%s", s->token);
-	snprintf(r->dbtoken, sizeof(r->dbtoken), "%s", s->dbtoken);
-	start_db(r, PREQ_OVERVIEW, PANEL_DB_OVERVIEW, r->dbtoken, NULL, NULL, NULL, false);
+	return s;
 }
 
-/* handle_programs - the Mail programs page, or (APPLE) one mailbox's profile; logged in only */
-static void handle_programs(struct panel *p, struct evhttp_request *req, enum panel_lang lang,
-			    enum preq_kind kind, const char *query)
+/* start_page - a logged-in page of KIND: the session's overview first, which every page
+ * draws on (address: the mailbox an APPLE profile is for, else "") */
+static void start_page(struct panel *p, struct evhttp_request *req, enum panel_lang lang,
+		       enum preq_kind kind, const struct panel_session *s, const char *address)
 {
-	bool expired;
-	char address[AUTOCONF_MAX_ADDRESS + 1] = "";
-	struct panel_session *s = current_session(p, req, &expired);
-	if (!s) {
-		send_redirect(req, expired ? "/login?expired=1" : "/login");
-		return;
-	}
-	if (kind == PREQ_KIND_APPLE && !query_value(query, "address", address, sizeof(address))) {
-		send_message(req, lang, 404, "Not Found", M_NOT_FOUND);
-		return;
-	}
 	struct preq *r = preq_new(p, req, kind, lang);
 	if (!r) {
 		send_message(req, lang, 503, "Service Unavailable", M_UNAVAILABLE);
@@ -1275,6 +1256,28 @@ static void handle_programs(struct panel *p, struct evhttp_request *req, enum pa
 	snprintf(r->token, sizeof(r->token), "%s", s->token);
 	snprintf(r->dbtoken, sizeof(r->dbtoken), "%s", s->dbtoken);
 	start_db(r, PREQ_OVERVIEW, PANEL_DB_OVERVIEW, r->dbtoken, NULL, NULL, NULL, false);
+}
+
+static void handle_overview(struct panel *p, struct evhttp_request *req, enum panel_lang lang)
+{
+	struct panel_session *s = session_or_login(p, req);
+	if (s)
+		start_page(p, req, lang, PREQ_KIND_PAGE, s, "");
+}
+
+/* handle_programs - the Mail programs page, or (APPLE) one mailbox's profile; logged in only */
+static void handle_programs(struct panel *p, struct evhttp_request *req, enum panel_lang lang,
+			    enum preq_kind kind, const char *query)
+{
+	char address[AUTOCONF_MAX_ADDRESS + 1] = "";
+	struct panel_session *s = session_or_login(p, req);
+	if (!s)
+		return;
+	if (kind == PREQ_KIND_APPLE && !query_value(query, "address", address, sizeof(address))) {
+		send_message(req, lang, 404, "Not Found", M_NOT_FOUND);
+		return;
+	}
+	start_page(p, req, lang, kind, s, address);
 }
 
 /* start_autoconf - ask client_setup about address for a mail program */
