@@ -189,7 +189,8 @@ class UnitFilesTest(unittest.TestCase):
         with open(os.path.join(root, "etc", "group"), "w") as f:
             f.write("www-data:x:33:\n")  # nginx's group, from Debian's base-passwd
         r = subprocess.run(["systemd-sysusers", "--root=" + root,
-                            os.path.join(UNIT_DIR, "vmaild.sysusers.conf")],
+                            os.path.join(UNIT_DIR, "vmaild.sysusers.conf"),
+                            os.path.join(UNIT_DIR, "vmail-panel.sysusers.conf")],
                            capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
         with open(os.path.join(root, "etc", "passwd")) as f:
@@ -204,6 +205,10 @@ class UnitFilesTest(unittest.TestCase):
         with open(conf, "w") as f:
             f.write("database = password=secret\n")
         os.chmod(conf, 0o644)
+        panel_conf = os.path.join(root, "etc", "vmaild", "vmail-panel.conf")
+        with open(panel_conf, "w") as f:
+            f.write("panel_database = password=secret\n")
+        os.chmod(panel_conf, 0o644)
         r = subprocess.run(["systemd-tmpfiles", "--root=" + root, "--create",
                             os.path.join(UNIT_DIR, "vmaild.tmpfiles.conf"),
                             os.path.join(UNIT_DIR, "vmail-panel.tmpfiles.conf")],
@@ -220,6 +225,10 @@ class UnitFilesTest(unittest.TestCase):
         vmail_uid = int(re.search(r"(?m)^vmail:x:(\d+):", passwd).group(1))
         self.assertEqual(st.st_uid, vmail_uid)
         self.assertEqual(os.stat(conf).st_mode & 0o7777, 0o640)
+        self.assertEqual(os.stat(conf).st_gid, int(re.search(r"(?m)^vmail:x:(\d+):", group).group(1)))
+        st = os.stat(panel_conf)
+        self.assertEqual(st.st_mode & 0o7777, 0o640)
+        self.assertEqual(st.st_gid, int(re.search(r"(?m)^vmail-panel:x:(\d+):", group).group(1)))
 
 
 class InstallTest(unittest.TestCase):
