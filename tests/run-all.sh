@@ -6,15 +6,18 @@
 #   tests/run-all.sh debian12   everything but the Debian 13 stage
 #   tests/run-all.sh debian13   only the Debian 13 stage
 #   tests/run-all.sh debian13-inside   what the Debian 13 stage runs inside its root
+#   tests/run-all.sh packages   only the .deb packages of Debian 13 and Debian 12
 #
 # Installs the packages it needs, builds twice (developer build with -Werror, and ASan+UBSan),
 # runs the Check unit tests under both, starts a private PostgreSQL for the database tests,
 # runs the SQL rule tests and every end-to-end suite (real PostgreSQL, Postfix, Dovecot,
 # dnsmasq, Chromium, each started by its test), the fuzzers for a bounded time.  The Debian 13
-# stage then builds or reuses a Debian 13 root (tests/world/debian13.sh, in $VMAIL_D13_ROOT or
+# stage then builds or reuses a Debian 13 root (tests/world/debroot.sh, in $VMAIL_D13_ROOT or
 # /var/cache/vmaild-test/trixie), copies the work tree into it and runs this script there in
 # mode debian13-inside: both builds with gcc 14, unit tests, SQL suites and every end-to-end
-# suite but those on the list d13_cannot_run below.  Prints one closing line
+# suite but those on the list d13_cannot_run below.  Last, the packages: built in each release's
+# root, installed, upgraded and purged on a fresh one (tests/packages/test_deb.sh).  Prints one
+# closing line
 # "N passed, N failed".  In CI (CI=true) a skipped test counts as failed; in the Debian 13
 # root it always does.
 set -uo pipefail
@@ -23,8 +26,8 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 mode=${1:-all}
 case $mode in
-all | quick | debian12 | debian13 | debian13-inside) ;;
-*) echo "usage: tests/run-all.sh [all|quick|debian12|debian13]" >&2; exit 2 ;;
+all | quick | debian12 | debian13 | debian13-inside | packages) ;;
+*) echo "usage: tests/run-all.sh [all|quick|debian12|debian13|packages]" >&2; exit 2 ;;
 esac
 jobs=$(nproc 2>/dev/null || echo 2)
 fuzz_seconds=${VMAIL_FUZZ_SECONDS:-30}
@@ -214,7 +217,7 @@ fuzzers() {
 	fi
 }
 
-# The Debian 13 stage.  tests/world/debian13.sh runs in the background and is waited for, so a
+# The Debian 13 stage.  tests/world/debroot.sh runs in the background and is waited for, so a
 # SIGINT or SIGTERM to this script reaches it at once (as SIGTERM: a background job ignores
 # SIGINT) and it kills what runs in the root and unmounts before this script exits.
 d13_pid=
@@ -227,11 +230,11 @@ on_signal() {
 }
 trap on_signal INT TERM
 
-d13() { # d13 LOG ARGS...: tests/world/debian13.sh ARGS, its output shown indented and kept in LOG
+d13() { # d13 LOG ARGS...: tests/world/debroot.sh ARGS, its output shown indented and kept in LOG
 	local log=$1 rc=0 tail_pid
 	shift
 	: >"$log"
-	tests/world/debian13.sh "$@" >"$log" 2>&1 &
+	tests/world/debroot.sh "$@" >"$log" 2>&1 &
 	d13_pid=$!
 	tail -n +1 -f --pid="$d13_pid" "$log" | sed -u 's/^/  /' &
 	tail_pid=$!
@@ -261,17 +264,7 @@ d13_readme_check() { # the cannot-run list and tests/README.md's section name th
 	return "$rc"
 }
 
-d13_source() { # d13_source DEST: the work tree as it is (tracked and untracked files, nothing ignored)
-	local dest=$1
-	rm -rf --one-file-system "$dest" && mkdir -p "$dest" || return 1
-	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-		# --ignore-failed-read: a tracked file deleted in the work tree is left out
-		git ls-files -z -co --exclude-standard |
-			tar --null -T - --ignore-failed-read --warning=no-failed-read -cf - | tar -xf - -C "$dest"
-	else
-		tar --exclude='./build*' --exclude=node_modules --exclude=./tests/artifacts -cf - . | tar -xf - -C "$dest"
-	fi
-}
+d13_source() { tests/world/copy-tree.sh "$1"; } # d13_source DEST
 
 d13_results() { # d13_results LOG: add the inner run's counts and failures to this run's
 	local log=$1 line name
@@ -344,14 +337,37 @@ debian13_stage() {
 	exec {d13_lock}>&-
 }
 
+packages_stage() { # every TAP line of test_deb.sh counts as a test
+	local log="$work/packages.log" rc line
+	section "Packages: tests/packages/test_deb.sh trixie bookworm"
+	tests/packages/test_deb.sh trixie bookworm >"$log" 2>&1 &
+	wait $!
+	rc=$?
+	sed 's/^/  /' "$log"
+	while IFS= read -r line; do
+		case $line in
+		"ok "*) passed=$((passed + 1)) ;;
+		"not ok "*) failed=$((failed + 1)); failures+=("packages: ${line#not ok * - }") ;;
+		esac
+	done <"$log"
+	if [ "$rc" != 0 ] && ! grep -q '^not ok ' "$log"; then
+		failed=$((failed + 1))
+		failures+=("packages: test_deb.sh ended with status $rc")
+	fi
+}
+
 case $mode in
 all | debian12)
 	this_machine
 	fuzzers
-	[ "$mode" = all ] && debian13_stage
+	if [ "$mode" = all ]; then
+		debian13_stage
+		packages_stage
+	fi
 	;;
 quick | debian13-inside) this_machine ;;
 debian13) debian13_stage ;;
+packages) packages_stage ;;
 esac
 
 section "summary"
