@@ -90,7 +90,7 @@ DECLARE
 	bad text;
 BEGIN
 	CASE p_key
-	WHEN 'alias_limit', 'free_account_limit', 'free_per_domain_limit', 'vmail_uid', 'vmail_gid' THEN
+	WHEN 'alias_limit', 'free_account_limit', 'free_per_domain_limit', 'vmail_uid', 'vmail_gid', 'forward_limit' THEN
 		IF p_value !~ '^[0-9]{1,9}$' THEN
 			PERFORM vmail.fail('VM400', format('%s must be a whole number, not "%s"', p_key, p_value));
 		END IF;

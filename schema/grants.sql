@@ -34,7 +34,7 @@ GRANT EXECUTE ON FUNCTION
 	vmail.userdb_json(text), vmail.userdb_list(), vmail.quota_get(text, text, text),
 	vmail.quota_apply(text, bigint, bigint), vmail.quota_set(text, bigint, bigint), vmail.quota_unset(text),
 	vmail.quota_state(text), vmail.policy_check(text, bigint),
-	vmail.dict_quota_get(text, text, text, integer),
+	vmail.dict_quota_get(text, text, text, integer), vmail.dict_sieve_get(text, text, integer),
 	vmail.dict_commit(text[], text[], bigint[], text[], bigint[], integer[])
 	TO vmail_lookup;
 -- The lookup functions call these helpers with the caller's rights.
@@ -45,6 +45,9 @@ GRANT EXECUTE ON FUNCTION
 	vmail.mailbox_facts(text), vmail.account_usage(bigint, bigint), vmail.usage_total(bigint, bigint), vmail.mailbox_usage_of(bigint, bigint),
 	vmail.mailbox_effective(text), vmail.mail_location_v24(text, text), vmail.dovecot_login_refused(text), vmail.usage_of_others(bigint, bigint, bigint),
 	vmail.dict_peer_may(text, integer), vmail.mail_uid(text),
+	-- the Sieve script a dict lookup makes (R_sieve.sql)
+	vmail.sieve_script(text), vmail.sieve_script_of(vmail.sieve_rule), vmail.sieve_id(text),
+	vmail.sieve_quote(text), vmail.sieve_text(text), vmail.mailbox_addresses(bigint, bigint),
 	-- the routing relation's answers (R_route.sql), which the lookups above inline
 	vmail.route_domain(text), vmail.route_alias(text), vmail.route_mailbox(text), vmail.route_sender(text),
 	vmail.route_alias_answer(text), vmail.route_mailbox_answer(text), vmail.route_sender_answer(text),
@@ -61,7 +64,10 @@ GRANT EXECUTE ON FUNCTION
 	vmail.self_alias_add(text, text, text), vmail.self_alias_set(text, text, text), vmail.self_alias_del(text, text),
 	vmail.self_account_add(text, text, text, bigint), vmail.self_account_passwd(text, text, text),
 	vmail.self_account_resize(text, text, bigint), vmail.self_account_del(text, text),
-	vmail.self_passwd(text, text, text)
+	vmail.self_passwd(text, text, text),
+	vmail.self_vacation_set(text, text, text, text, date, date, integer, text), vmail.self_vacation_off(text, text),
+	vmail.self_vacation_show(text, text), vmail.self_forward_add(text, text, text, boolean),
+	vmail.self_forward_del(text, text, text), vmail.self_forward_list(text, text)
 	TO vmail_panel;
 -- The panel shows customers the record to publish; the token is public once published anyway.
 GRANT EXECUTE ON FUNCTION vmail.domain_proof_name(text), vmail.domain_proof_record(text) TO vmail_panel;

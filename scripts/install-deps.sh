@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libevent-dev libpq-dev libsodium-dev libcrypt-dev libc-ares-dev uuid-dev check
       postgresql postgresql-contrib postfix
-      dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-pgsql
+      dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-pgsql dovecot-sieve
       dnsmasq-base chromium python3 ca-certificates openssl systemd
       nginx-light) # test_panel_http: contrib/nginx in front of the panel
 command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)

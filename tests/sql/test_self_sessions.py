@@ -77,7 +77,11 @@ class SelfSessionTest(unittest.TestCase):
             "vmail.self_alias_set(text,text,text)", "vmail.self_client_records(text)",
             "vmail.self_login(text,text,text,integer)",
             "vmail.self_login_params(text)", "vmail.self_logout(text,text)", "vmail.self_overview(text)",
-            "vmail.self_passwd(text,text,text)", "vmail.self_rehash(text,text,text)"]))
+            "vmail.self_passwd(text,text,text)", "vmail.self_rehash(text,text,text)",
+            "vmail.self_vacation_set(text,text,text,text,date,date,integer,text)",
+            "vmail.self_vacation_off(text,text)", "vmail.self_vacation_show(text,text)",
+            "vmail.self_forward_add(text,text,text,boolean)", "vmail.self_forward_del(text,text,text)",
+            "vmail.self_forward_list(text,text)"]))
 
     def test_login_params_hide_the_hash_and_unknown_logins(self):
         ok, jan = self.panel("SELECT vmail.self_login_params('JAN')")

@@ -63,8 +63,8 @@ class UpgradeTest(unittest.TestCase):
 
     def test_fresh_install_runs_everything(self):
         self.assertIn("applied R_valid\napplied 011_baseline\n", self.fresh_out)
-        self.assertTrue(self.fresh_out.rstrip().endswith("applied grants\nschema upgraded to version 18 "
-                                                          "(8 migrations and 16 definition files applied)"),
+        self.assertTrue(self.fresh_out.rstrip().endswith("applied grants\nschema upgraded to version 19 "
+                                                          "(9 migrations and 17 definition files applied)"),
                         self.fresh_out)
 
     def test_upgrade_skips_the_baseline(self):
@@ -72,8 +72,8 @@ class UpgradeTest(unittest.TestCase):
         self.assertIn("applied 012_self_sessions\n", self.upgrade_out)
         self.assertIn("applied 013_mailbox_home\n", self.upgrade_out)
         self.assertIn("applied 014_usage_recount\n", self.upgrade_out)
-        self.assertIn("schema upgraded to version 18", self.upgrade_out)
-        self.assertEqual(pgsql.query(self.old, "SELECT max(version), count(*) FROM vmail_meta.migrations"), "18|17")
+        self.assertIn("schema upgraded to version 19", self.upgrade_out)
+        self.assertEqual(pgsql.query(self.old, "SELECT max(version), count(*) FROM vmail_meta.migrations"), "19|18")
 
     def test_same_schema_as_fresh(self):
         fresh, old = schema_dump(self.fresh), schema_dump(self.old)
@@ -117,7 +117,7 @@ class UpgradeTest(unittest.TestCase):
     def test_second_migrate_changes_nothing(self):
         before = (bookkeeping(self.old), schema_dump(self.old))
         out = pgsql.migrate(self.old)
-        self.assertEqual(out.strip(), "schema is up to date at version 18")
+        self.assertEqual(out.strip(), "schema is up to date at version 19")
         self.assertEqual((bookkeeping(self.old), schema_dump(self.old)), before)
 
 

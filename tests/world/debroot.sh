@@ -42,7 +42,7 @@ build_pkgs=(build-essential cmake pkgconf libevent-dev libpq-dev libsodium-dev l
 case $kind in
 stage)
 	pkgs=("${build_pkgs[@]}" check python3 postgresql postfix dovecot-core dovecot-imapd dovecot-lmtpd
-	      dovecot-pop3d dovecot-pgsql openssl ca-certificates systemd dnsmasq-base man-db nginx
+	      dovecot-pop3d dovecot-pgsql dovecot-sieve openssl ca-certificates systemd dnsmasq-base man-db nginx
 	      chromium nodejs npm) ;; # test_panel_browser: about 100 s more on a cold build, 500 packages
 build) pkgs=("${build_pkgs[@]}") ;;
 minbase) pkgs=() ;;
