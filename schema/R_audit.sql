@@ -38,6 +38,9 @@ BEGIN
 		WHEN 'alias_target' THEN coalesce((SELECT address FROM vmail.alias WHERE id = (coalesce(a, b)->>'alias_id')::bigint),
 			'alias #' || (coalesce(a, b)->>'alias_id'))
 		WHEN 'settings' THEN 'settings'
+		-- the mailbox's address; a rule removed with its mailbox names the row
+		WHEN 'sieve_rule' THEN coalesce(vmail.canonical_address((coalesce(a, b)->>'shell_account_id')::bigint,
+			(coalesce(a, b)->>'mail_account_id')::bigint), 'sieve_rule #' || (coalesce(a, b)->>'id'))
 		ELSE coalesce(a->>'login', a->>'address', a->>'name', b->>'login', b->>'address', b->>'name') END;
 	INSERT INTO vmail.audit_log (actor, client, action, object_kind, object, before, after)
 	VALUES (vmail.actor(), nullif(current_setting('vmail.client', true), ''), lower(TG_OP),

@@ -22,9 +22,9 @@
 
 /* The command tree; a new noun is one line here plus its ctl_<noun>.c. */
 const struct ctl_noun *const ctl_nouns[] = {
-	&ctl_noun_customer, &ctl_noun_shell, &ctl_noun_domain, &ctl_noun_alias, &ctl_noun_mailbox,
-	&ctl_noun_grant,    &ctl_noun_usage, &ctl_noun_log,    &ctl_noun_settings, &ctl_noun_db,
-	&ctl_noun_stats,
+	&ctl_noun_customer, &ctl_noun_shell,    &ctl_noun_domain,  &ctl_noun_alias, &ctl_noun_mailbox,
+	&ctl_noun_vacation, &ctl_noun_forward, &ctl_noun_grant,   &ctl_noun_usage, &ctl_noun_log,
+	&ctl_noun_settings, &ctl_noun_db,      &ctl_noun_stats,
 };
 #define N_NOUNS (sizeof(ctl_nouns) / sizeof(ctl_nouns[0]))
 const size_t ctl_nouns_count = N_NOUNS;
@@ -462,10 +462,10 @@ int ctl_run(struct ctl *ctx, const char *sql, int n, const char *const *params, 
 
 /* ---- output ---- */
 
-static bool is_size_col(const char *name, const char *const *size_cols)
+static bool col_listed(const char *name, const char *const *cols)
 {
-	for (size_t i = 0; size_cols && size_cols[i]; i++)
-		if (strcmp(size_cols[i], name) == 0)
+	for (size_t i = 0; cols && cols[i]; i++)
+		if (strcmp(cols[i], name) == 0)
 			return true;
 	return false;
 }
@@ -519,7 +519,7 @@ static const char *cell(const PGresult *r, int row, int col, const char *const *
 		buf[o] = '\0';
 		return o ? buf : "-";
 	}
-	if (is_size_col(PQfname(r, col), size_cols)) {
+	if (col_listed(PQfname(r, col), size_cols)) {
 		char *end;
 		errno = 0;
 		unsigned long long b = strtoull(v, &end, 10);
@@ -588,8 +588,38 @@ int ctl_print_list(struct ctl *ctx, const char *sql, int n, const char *const *p
 	return CTL_EXIT_OK;
 }
 
-int ctl_print_show(struct ctl *ctx, const char *sql, int n, const char *const *params,
-		   const char *const *size_cols, const char *notfound)
+/*
+ * A text of several lines under its column's name, each line indented, what is between line
+ * ends and tabs escaped on its own: those two are the text's shape here, not something to
+ * hide, but the rest is still someone's string.  The buffer fits a whole piece escaped.
+ */
+static bool print_text_block(const char *name, const char *v)
+{
+	printf("%s\n", name);
+	bool line_start = true;
+	while (*v) {
+		size_t n = strcspn(v, "\t\n");
+		char *piece = strndup(v, n), *buf = malloc(4 * n + 1);
+		if (!piece || !buf) {
+			free(piece);
+			free(buf);
+			return false;
+		}
+		printf("%s%s", line_start ? "  " : "", ctl_escape(piece, buf, 4 * n + 1));
+		free(piece);
+		free(buf);
+		if (v[n])
+			putchar(v[n]);
+		line_start = v[n] == '\n';
+		v += n + (v[n] != '\0');
+	}
+	if (!line_start)
+		putchar('\n');
+	return true;
+}
+
+static int print_show(struct ctl *ctx, const char *sql, int n, const char *const *params,
+		      const char *const *size_cols, const char *const *text_cols, const char *notfound)
 {
 	if (ctx->json)
 		return run_json(ctx, "SELECT row_to_json(q) FROM (", sql, ") q", n, params, notfound);
@@ -606,10 +636,29 @@ int ctl_print_show(struct ctl *ctx, const char *sql, int n, const char *const *p
 		if (strlen(PQfname(r, c)) > w)
 			w = strlen(PQfname(r, c));
 	char buf[CTL_CELL_MAX];
-	for (int c = 0; c < cols; c++)
+	int rc = CTL_EXIT_OK;
+	for (int c = 0; c < cols && rc == CTL_EXIT_OK; c++) {
+		if (!PQgetisnull(r, 0, c) && col_listed(PQfname(r, c), text_cols)) {
+			if (!print_text_block(PQfname(r, c), PQgetvalue(r, 0, c)))
+				rc = ctl_fail("out of memory");
+			continue;
+		}
 		printf("%-*s  %s\n", (int)w + 1, PQfname(r, c), cell(r, 0, c, size_cols, buf, sizeof(buf)));
+	}
 	PQclear(r);
-	return CTL_EXIT_OK;
+	return rc;
+}
+
+int ctl_print_show(struct ctl *ctx, const char *sql, int n, const char *const *params,
+		   const char *const *size_cols, const char *notfound)
+{
+	return print_show(ctx, sql, n, params, size_cols, NULL, notfound);
+}
+
+int ctl_print_show_text(struct ctl *ctx, const char *sql, int n, const char *const *params,
+			const char *const *text_cols, const char *notfound)
+{
+	return print_show(ctx, sql, n, params, NULL, text_cols, notfound);
 }
 
 /* ---- values ---- */

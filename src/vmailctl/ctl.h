@@ -79,10 +79,11 @@ struct ctl {
 	char os_user[64];
 };
 
-/* The nouns, each defined in its own src/vmailctl/ctl_<noun>.c; ctl.c lists them in ctl_nouns. */
+/* The nouns, each defined in src/vmailctl/ctl_<noun>.c (vacation and forward in ctl_sieve.c);
+ * ctl.c lists them in ctl_nouns. */
 extern const struct ctl_noun ctl_noun_customer, ctl_noun_shell, ctl_noun_domain, ctl_noun_alias,
 	ctl_noun_mailbox, ctl_noun_grant, ctl_noun_usage, ctl_noun_log, ctl_noun_db, ctl_noun_settings,
-	ctl_noun_stats;
+	ctl_noun_stats, ctl_noun_vacation, ctl_noun_forward;
 
 /* The command tree, in help order (tests walk it). */
 extern const struct ctl_noun *const ctl_nouns[];
@@ -148,6 +149,13 @@ int ctl_print_list(struct ctl *ctx, const char *sql, int n, const char *const *p
  */
 int ctl_print_show(struct ctl *ctx, const char *sql, int n, const char *const *params,
 		   const char *const *size_cols, const char *notfound);
+/*
+ * ctl_print_show_text - ctl_print_show for a row with free text of several lines (a vacation
+ * message): the columns named in text_cols are printed under their name, one indented line
+ * each, rather than on one line with every newline escaped.  The JSON form is the same.
+ */
+int ctl_print_show_text(struct ctl *ctx, const char *sql, int n, const char *const *params,
+			const char *const *text_cols, const char *notfound);
 
 /*
  * ctl_read_password - one password: with --password-stdin the next line of stdin, else from
