@@ -42,6 +42,7 @@ struct config {
 	char *dict_auth_names;
 	char *dict_quota_names;
 	char *dict_account_names;
+	char *dict_sieve_names;
 	char *dict_trusted_users;
 	char *state_directory;  /* the quota recount list's file; "" keeps it in memory */
 	char *socket_owner;

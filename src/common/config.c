@@ -60,6 +60,8 @@ static const struct conftab_row rows[] = {
 	  "dict names of the mailbox quota root and quota_clone on dict_quota_listen" },
 	{ "dict_account_names", CONFTAB_STRING, OFF(dict_account_names), "group", 0, 0, 0,
 	  "dict names of the read-only shell-account root on dict_quota_listen" },
+	{ "dict_sieve_names", CONFTAB_STRING, OFF(dict_sieve_names), "sieve", 0, 0, 0,
+	  "dict names of Pigeonhole's Sieve script storage, on dict_quota_listen and dict_listen" },
 	{ "state_directory", CONFTAB_STRING, OFF(state_directory), "/var/lib/vmaild", 0, 0, 0,
 	  "where vmaild keeps the mailboxes to recount until the database takes them (\"\": memory only)" },
 	{ "dict_trusted_users", CONFTAB_STRING, OFF(dict_trusted_users), "dovecot", 0, 0, 0,

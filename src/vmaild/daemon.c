@@ -907,6 +907,7 @@ int daemon_run(const char *path)
 			.auth_names = d.cfg.dict_auth_names,
 			.quota_names = d.cfg.dict_quota_names,
 			.account_names = d.cfg.dict_account_names,
+			.sieve_names = d.cfg.dict_sieve_names,
 			.trusted_users = d.cfg.dict_trusted_users,
 			.state_directory = d.cfg.state_directory,
 			.commit_grace_ms = d.cfg.shutdown_commit_grace,

@@ -1,8 +1,9 @@
 /*
  * dict_txn: the meaning of a Dovecot dict connection, kept apart from sockets and the
  * database so that it can be unit-tested: which protocol versions we speak, which dict
- * names a listener serves, and how a transaction's S/U/A operations on the two quota
- * counters reduce to one operation per counter at commit.
+ * names a listener serves and which role each gives, which keys are Sieve's, and how a
+ * transaction's S/U/A operations on the two quota counters reduce to one operation per
+ * counter at commit.
  */
 #include "dict_txn.h"
 
@@ -11,12 +12,14 @@
 
 #define QUOTA_KEY_STORAGE  "priv/quota/storage"
 #define QUOTA_KEY_MESSAGES "priv/quota/messages"
+#define SIEVE_KEY_PREFIX   "priv/sieve/"
 
 static const char *const role_names[DICT_TXN_ROLE__COUNT] = {
 	[DICT_TXN_ROLE_NONE] = "none",
 	[DICT_TXN_ROLE_AUTH] = "auth",
 	[DICT_TXN_ROLE_MAILBOX] = "mailbox quota",
 	[DICT_TXN_ROLE_ACCOUNT] = "account quota",
+	[DICT_TXN_ROLE_SIEVE] = "sieve",
 };
 
 const char *dict_txn_role_name(enum dict_txn_role role)
@@ -44,6 +47,20 @@ bool dict_txn_name_in_list(const char *list, const char *name)
 			return true;
 	}
 	return false;
+}
+
+enum dict_txn_role dict_txn_role_of(const struct dict_txn_names *names, bool auth_listener,
+				    const char *name)
+{
+	if (auth_listener && dict_txn_name_in_list(names->auth, name))
+		return DICT_TXN_ROLE_AUTH;
+	if (!auth_listener && dict_txn_name_in_list(names->quota, name))
+		return DICT_TXN_ROLE_MAILBOX;
+	if (!auth_listener && dict_txn_name_in_list(names->account, name))
+		return DICT_TXN_ROLE_ACCOUNT;
+	if (dict_txn_name_in_list(names->sieve, name))
+		return DICT_TXN_ROLE_SIEVE;
+	return DICT_TXN_ROLE_NONE;
 }
 
 bool dict_txn_hello_check(const struct dict_cmd *cmd, const char **err)
@@ -93,6 +110,12 @@ int dict_txn_counter_of_key(const char *key)
 	if (strcmp(key, QUOTA_KEY_MESSAGES) == 0)
 		return DICT_TXN_MESSAGES;
 	return -1;
+}
+
+bool dict_txn_is_sieve_key(const char *key)
+{
+	size_t n = strlen(SIEVE_KEY_PREFIX);
+	return strncmp(key, SIEVE_KEY_PREFIX, n) == 0 && key[n] != '\0';
 }
 
 /* parse_value - a counter value as Dovecot writes it: optional '-', then digits */

@@ -14,6 +14,7 @@ enum dict_txn_role {
 	DICT_TXN_ROLE_AUTH,     /* shared/passdb/<login>, shared/userdb/<login>, iteration */
 	DICT_TXN_ROLE_MAILBOX,  /* priv/quota/{storage,messages} of the mailbox: read and write */
 	DICT_TXN_ROLE_ACCOUNT,  /* the same keys, answered with the shell account's total; read-only */
+	DICT_TXN_ROLE_SIEVE,    /* priv/sieve/{name,data}/… of the mailbox: Pigeonhole; read-only */
 	DICT_TXN_ROLE__COUNT,
 };
 
@@ -29,11 +30,36 @@ const char *dict_txn_role_name(enum dict_txn_role role);
  */
 bool dict_txn_name_in_list(const char *list, const char *name);
 
+/* The dict names of each role (vmaild.conf's dict_*_names), as lists for dict_txn_name_in_list. */
+struct dict_txn_names {
+	const char *auth;    /* dict_auth_names */
+	const char *quota;   /* dict_quota_names: DICT_TXN_ROLE_MAILBOX */
+	const char *account; /* dict_account_names */
+	const char *sieve;   /* dict_sieve_names */
+};
+
+/*
+ * dict_txn_role_of - the role the dict name of a hello gives on the auth listener
+ * (auth_listener) or on the quota listener; DICT_TXN_ROLE_NONE for a name that listener
+ * does not serve.  The auth listener serves the auth and sieve names, the quota listener
+ * the quota, account and sieve names; a name in two lists takes the first role in that
+ * order.  Sieve is on both: the mail processes that run Pigeonhole reach the quota
+ * listener, root's tools (doveadm) the auth one.
+ */
+enum dict_txn_role dict_txn_role_of(const struct dict_txn_names *names, bool auth_listener,
+				    const char *name);
+
 /*
  * dict_txn_hello_check - the first line of a connection: an 'H' whose major is 3 (Dovecot
  * 2.3) or 4 (2.4; quota_clone) and whose dict name is not empty.  false with *err.
  */
 bool dict_txn_hello_check(const struct dict_cmd *cmd, const char **err);
+
+/*
+ * dict_txn_is_sieve_key - a key of Pigeonhole's dict script storage: priv/sieve/ and
+ * something after it (name/<script> gives a data id, data/<id> the script text)
+ */
+bool dict_txn_is_sieve_key(const char *key);
 
 /* What a transaction does to one counter (storage or messages), as SQL gets it. */
 enum dict_txn_op {

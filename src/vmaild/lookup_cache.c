@@ -30,7 +30,9 @@ enum lc_policy {
 /*
  * Indexed by enum lookup_kind (unlisted kinds are LC_NEVER).  passdb is not
  * served stale: a changed or revoked password must not keep working while
- * the database is away.  Quota and policy answers change with every delivery.
+ * the database is away.  Quota and policy answers change with every delivery.  Sieve
+ * scripts (dict_sieve_get) are never cached either: a rule changed in the panel must
+ * apply to the very next delivery, and no invalidation names them.
  */
 static const enum lc_policy policy[LOOKUP__COUNT] = {
 	[LOOKUP_DOMAIN] = LC_STALE_OK,

@@ -25,6 +25,7 @@ static const char *const kind_names[LOOKUP__COUNT] = {
 	[LOOKUP_DICT_QUOTA_GET] = "dict_quota_get",
 	[LOOKUP_DICT_COMMIT] = "dict_commit",
 	[LOOKUP_USAGE_RECOUNT_ADD] = "usage_recount_add",
+	[LOOKUP_DICT_SIEVE_GET] = "dict_sieve_get",
 };
 
 static const char *const status_names[] = {
@@ -52,7 +53,9 @@ static const char *const status_names[] = {
  * (route_*, *_dict) so that the planner inlines them (a scalar SQL function
  * with a subquery is planned anew at each call).  Reads may
  * be resent after a lost connection (PG_STMT_RETRY); quota writes may not,
- * since the lost one may have committed.
+ * since the lost one may have committed.  The Sieve script of a delivery is read where
+ * the other lookups are (a standby, with replication): a rule changed on the primary
+ * applies from the delivery after the standby replayed it.
  */
 static const struct pg_stmt statements[LOOKUP__COUNT] = {
 	[LOOKUP_DOMAIN] = { "vmail_domain", "SELECT (SELECT v FROM vmail.route_domain($1) v)", 1, 1, PG_SHAPE_VALUE, PG_STMT_RETRY,
@@ -78,6 +81,7 @@ static const struct pg_stmt statements[LOOKUP__COUNT] = {
 	[LOOKUP_DICT_QUOTA_GET] = { "vmail_dict_quota_get", "SELECT vmail.dict_quota_get($1,$2,$3,$4::integer)", 4, 1, PG_SHAPE_VALUE, PG_STMT_RETRY | PG_STMT_PRIMARY, NULL },
 	[LOOKUP_DICT_COMMIT] = { "vmail_dict_commit", "SELECT vmail.dict_commit($1::text[],$2::text[],$3::bigint[],$4::text[],$5::bigint[],$6::integer[])", 6, 1, PG_SHAPE_VALUE, PG_STMT_AFTER_COMMIT, NULL },
 	[LOOKUP_USAGE_RECOUNT_ADD] = { "vmail_usage_recount_add", "SELECT vmail.usage_recount_add($1::text[],$2::text[],$3::integer[])", 3, 1, PG_SHAPE_VALUE, PG_STMT_AFTER_COMMIT, NULL },
+	[LOOKUP_DICT_SIEVE_GET] = { "vmail_dict_sieve_get", "SELECT vmail.dict_sieve_get($1,$2,$3::integer)", 3, 1, PG_SHAPE_VALUE, PG_STMT_RETRY, NULL },
 };
 
 const char *lookup_kind_name(enum lookup_kind kind)

@@ -26,6 +26,7 @@ enum lookup_kind {
 	LOOKUP_DICT_QUOTA_GET, /* login, key, root, peer uid -> number, or "denied" */
 	LOOKUP_DICT_COMMIT,  /* arrays of a batch of transactions -> one letter each (dict_batch) */
 	LOOKUP_USAGE_RECOUNT_ADD, /* arrays of logins, reasons, counts -> rows (dict_recount) */
+	LOOKUP_DICT_SIEVE_GET, /* login, priv/sieve/... key, peer uid -> data id or script, or "denied" */
 	LOOKUP__COUNT,
 };
 

@@ -5,8 +5,9 @@
  * into lookups and commits of the mailbox quota root into dict_batch commits, which
  * coalesces them into few database transactions; a commit is answered only when its
  * batch's statement returned.  A database failure is never N: N makes Dovecot recount
- * (lookups) or say "user unknown" (auth).  It is F, except for a counter lookup, which
- * is answered "full" (DICT_COUNTER_UNKNOWN).
+ * (lookups), say "user unknown" (auth) or deliver without the mailbox's Sieve script,
+ * so without its forwarding (sieve).  It is F, except for a counter lookup, which is
+ * answered "full" (DICT_COUNTER_UNKNOWN).
  */
 #define _GNU_SOURCE /* struct ucred */
 #include "svc_dict.h"
@@ -34,6 +35,9 @@
 
 #define KEY_PASSDB "shared/passdb/"
 #define KEY_USERDB "shared/userdb/"
+
+/* What dict_quota_get and dict_sieve_get answer for a user the peer's uid may not read. */
+#define DICT_DENIED "denied"
 
 /*
  * The answer to a counter lookup the database cannot give: as much as a counter can
@@ -93,7 +97,7 @@ struct svc_dict {
 	struct event_base *base;
 	struct pg_pool *pool;
 	struct dict_listener listeners[SVC_DICT__COUNT];
-	char *auth_names, *quota_names, *account_names;
+	char *auth_names, *quota_names, *account_names, *sieve_names;
 	struct privdrop_ids trusted;     /* dict_trusted_users */
 	struct dict_batch *batch;        /* the commits of every connection */
 	struct dict_recount *recount;    /* failed quota requests: metrics, log, recount list */
@@ -187,10 +191,11 @@ struct svc_dict *svc_dict_new(struct event_base *base, struct pg_pool *pool,
 	svc->auth_names = strdup(set->auth_names);
 	svc->quota_names = strdup(set->quota_names);
 	svc->account_names = strdup(set->account_names);
+	svc->sieve_names = strdup(set->sieve_names);
 	svc->batch = dict_batch_new(base, pool);
 	svc->recount = dict_recount_new(base, pool, set->state_directory);
-	if (!svc->auth_names || !svc->quota_names || !svc->account_names || !svc->batch ||
-	    !svc->recount) {
+	if (!svc->auth_names || !svc->quota_names || !svc->account_names || !svc->sieve_names ||
+	    !svc->batch || !svc->recount) {
 		snprintf(err, errlen, "out of memory");
 		svc_dict_free(svc);
 		return NULL;
@@ -223,6 +228,7 @@ void svc_dict_free(struct svc_dict *svc)
 	free(svc->auth_names);
 	free(svc->quota_names);
 	free(svc->account_names);
+	free(svc->sieve_names);
 	free(svc);
 }
 
@@ -482,28 +488,48 @@ static struct dict_ask *dict_ask_new(struct svc_dict *svc, struct conn_req *r,
 	return a;
 }
 
+/*
+ * dict_refuse_denied - the database said the peer's uid may not read login's counter or
+ * scripts: F.  A script refused names the uid and the user (who asked for whose rules),
+ * never the script.
+ */
+static void dict_refuse_denied(struct svc_dict *svc, struct conn_req *r, enum dict_txn_role role,
+			       const char *login)
+{
+	struct conn *c = conn_req_conn(r);
+	if (role == DICT_TXN_ROLE_SIEVE) {
+		const struct dict_conn *dc = conn_data(c);
+		conn_log(c, LOG_LEVEL_NOTICE, "refused: the Sieve scripts of %.200s to uid %u, "
+			 "under which that user's mail does not run", login, (unsigned)dc->uid);
+	} else {
+		dict_quota_failed(svc, role, METRICS_QUOTA_LOOKUP, METRICS_QF_DENIED, login);
+		conn_log(c, LOG_LEVEL_NOTICE,
+			 "refused: a counter of a user who does not run under the peer's uid");
+	}
+	dict_reply_fail(svc, r, "permission denied", 0);
+}
+
 /* dict_answer - the outcome of r's lookup, from the database or straight from the cache */
 static void dict_answer(struct svc_dict *svc, struct conn_req *r, enum dict_txn_role role,
 			const char *login, enum lookup_status st, const char *value, size_t len)
 {
 	bool quota = dict_is_quota(role);
+	/* Only these roles' functions answer "denied"; a passdb or userdb value never is. */
+	bool denied = st == LOOKUP_FOUND && (quota || role == DICT_TXN_ROLE_SIEVE) &&
+		      strcmp(value, DICT_DENIED) == 0;
 	if (quota && (st == LOOKUP_FOUND || st == LOOKUP_NOTFOUND))
 		dict_recount_db_ok(svc->recount);
 	else if (st == LOOKUP_TEMPFAIL || st == LOOKUP_PERMFAIL)
 		dict_quota_failed(svc, role, METRICS_QUOTA_LOOKUP,
 				  st == LOOKUP_TEMPFAIL ? METRICS_QF_UNAVAILABLE : METRICS_QF_ERROR,
 				  login);
-	if (quota && st == LOOKUP_FOUND && strcmp(value, "denied") == 0)
-		dict_quota_failed(svc, role, METRICS_QUOTA_LOOKUP, METRICS_QF_DENIED, login);
 	/* Before the answer: a draining connection must stay open for the commit after it. */
-	if (quota && (st == LOOKUP_NOTFOUND || (st == LOOKUP_FOUND && strcmp(value, "denied"))))
+	if (quota && (st == LOOKUP_NOTFOUND || (st == LOOKUP_FOUND && !denied)))
 		dict_await_commit(conn_data(conn_req_conn(r)), login);
 	switch (st) {
 	case LOOKUP_FOUND:
-		if (quota && strcmp(value, "denied") == 0) {
-			conn_log(conn_req_conn(r), LOG_LEVEL_NOTICE,
-				 "refused: a counter of a user who does not run under the peer's uid");
-			dict_reply_fail(svc, r, "permission denied", 0);
+		if (denied) {
+			dict_refuse_denied(svc, r, role, login);
 			return;
 		}
 		dict_reply_found(svc, r, value, len);
@@ -540,7 +566,12 @@ static bool has_prefix(const char *s, const char *prefix)
 static void dict_submit(struct svc_dict *svc, struct conn_req *r, enum dict_txn_role role,
 			enum lookup_kind kind, const char *const *params, unsigned nparams)
 {
-	/* A fresh cached answer goes out at once: no ask, no lookup request, no loop turn. */
+	/*
+	 * A fresh cached answer goes out at once: no ask, no lookup request, no loop turn.
+	 * Only one-parameter kinds (passdb, userdb) are cached; keep it that way: the quota
+	 * counters and the Sieve scripts (more parameters: the peer's uid) must come from the
+	 * database every time, a script so that a changed rule applies to the next delivery.
+	 */
 	enum lookup_status st;
 	const char *value;
 	size_t vlen;
@@ -593,6 +624,28 @@ static void dict_counter_lookup(struct svc_dict *svc, struct dict_conn *dc, stru
 	dict_submit(svc, r, dc->role, LOOKUP_DICT_QUOTA_GET, params, 4);
 }
 
+/*
+ * dict_sieve_lookup - L of key for user on the sieve role.  The whole key goes to SQL,
+ * which knows Pigeonhole's layout (name/<script>, data/<id>); other keys have no value.
+ */
+static void dict_sieve_lookup(struct svc_dict *svc, struct dict_conn *dc, struct conn_req *r,
+			      const char *user, const char *key)
+{
+	if (!dict_txn_is_sieve_key(key)) {
+		dict_reply_notfound(svc, r);
+		return;
+	}
+	/* lookup_submit answers a bad key N, which would deliver without the user's rules. */
+	if (!lookup_key_valid(user, strlen(user))) {
+		conn_log(conn_req_conn(r), LOG_LEVEL_NOTICE,
+			 "refused: a Sieve lookup without a valid username");
+		dict_reply_fail(svc, r, "invalid username", 0);
+		return;
+	}
+	const char *params[3] = { user, key, dc->peer_uid };
+	dict_submit(svc, r, dc->role, LOOKUP_DICT_SIEVE_GET, params, 3);
+}
+
 /* dict_unpark - the connection's commits are done: run the lookups that waited */
 static void dict_unpark(struct svc_dict *svc, struct dict_conn *dc)
 {
@@ -628,6 +681,10 @@ static void dict_lookup(struct svc_dict *svc, struct dict_conn *dc, struct conn_
 			return;
 		}
 		dict_submit(svc, r, dc->role, kind, params, 1);
+		return;
+	}
+	if (dc->role == DICT_TXN_ROLE_SIEVE) {
+		dict_sieve_lookup(svc, dc, r, user, key);
 		return;
 	}
 	int counter = dict_txn_counter_of_key(key);
@@ -844,6 +901,7 @@ static void dict_commit(struct svc_dict *svc, struct dict_conn *dc, struct conn_
 	const char *why = NULL;
 	switch (dc->role) {
 	case DICT_TXN_ROLE_AUTH:
+	case DICT_TXN_ROLE_SIEVE: /* scripts change through vmailctl and the panel only */
 	case DICT_TXN_ROLE_NONE:
 	case DICT_TXN_ROLE__COUNT:
 		res = DICTPROTO_COMMIT_FAILED;
@@ -905,15 +963,14 @@ static bool dict_hello(struct svc_dict *svc, struct conn *c, struct dict_conn *d
 		return false;
 	}
 	const char *name = cmd->u.hello.name;
-	enum dict_txn_role role = DICT_TXN_ROLE_NONE;
-	if (dc->l->kind == SVC_DICT_AUTH) {
-		if (dict_txn_name_in_list(svc->auth_names, name))
-			role = DICT_TXN_ROLE_AUTH;
-	} else if (dict_txn_name_in_list(svc->quota_names, name)) {
-		role = DICT_TXN_ROLE_MAILBOX;
-	} else if (dict_txn_name_in_list(svc->account_names, name)) {
-		role = DICT_TXN_ROLE_ACCOUNT;
-	}
+	const struct dict_txn_names names = {
+		.auth = svc->auth_names,
+		.quota = svc->quota_names,
+		.account = svc->account_names,
+		.sieve = svc->sieve_names,
+	};
+	bool auth_listener = dc->l->kind == SVC_DICT_AUTH;
+	enum dict_txn_role role = dict_txn_role_of(&names, auth_listener, name);
 	if (role == DICT_TXN_ROLE_NONE) {
 		conn_log(c, LOG_LEVEL_NOTICE, "refused: dict \"%s\" is not served on this listener",
 			 name);
@@ -925,9 +982,10 @@ static bool dict_hello(struct svc_dict *svc, struct conn *c, struct dict_conn *d
 		conn_close(c, "no peer credentials");
 		return false;
 	}
-	if (role == DICT_TXN_ROLE_AUTH && !dc->trusted) {
+	/* Whatever it names: a socket mode that let others in must not open passdb to them. */
+	if (auth_listener && !dc->trusted) {
 		conn_log(c, LOG_LEVEL_NOTICE,
-			 "refused: uid %u gid %u (pid %d) may not use the auth dict \"%s\"",
+			 "refused: uid %u gid %u (pid %d) may not use the auth listener (dict \"%s\")",
 			 (unsigned)dc->uid, (unsigned)dc->gid, (int)dc->pid, name);
 		conn_close(c, "untrusted peer on the auth dict");
 		return false;

@@ -1,4 +1,4 @@
-/* svc_dict: the Dovecot dict service on top of conn (passdb/userdb, quota counters, quota_clone). */
+/* svc_dict: the Dovecot dict service on top of conn (passdb/userdb, quota counters, quota_clone, Sieve scripts). */
 #ifndef VMAIL_SVC_DICT_H
 #define VMAIL_SVC_DICT_H
 
@@ -15,13 +15,15 @@ struct svc_dict;
 /*
  * The two kinds of listener.  Each serves only its dict names (from the hello) and
  * checks the peer's credentials (SO_PEERCRED), so they must be unix sockets:
- *   AUTH   dict_listen: passdb/userdb JSON and userdb iteration.  Only trusted peers
- *          (root and dict_trusted_users: Dovecot's auth processes, doveadm); anyone
- *          else is disconnected after the hello.  Password hashes never leave here.
- *   QUOTA  dict_quota_listen: priv/quota/storage and priv/quota/messages.  Reachable by
- *          every mail process (they run as the shell accounts' uids); an untrusted peer
- *          may read and write only the counters of users whose mail runs under its own
- *          uid, anything else is answered F.
+ *   AUTH   dict_listen: passdb/userdb JSON and userdb iteration, and Sieve scripts.
+ *          Only trusted peers (root and dict_trusted_users: Dovecot's auth processes,
+ *          doveadm); anyone else is disconnected after the hello, whatever dict it
+ *          names.  Password hashes never leave here.
+ *   QUOTA  dict_quota_listen: priv/quota/storage and priv/quota/messages, and Sieve
+ *          scripts (priv/sieve/...).  Reachable by every mail process (they run as the
+ *          shell accounts' uids); an untrusted peer may read and write only the counters,
+ *          and read only the scripts, of users whose mail runs under its own uid;
+ *          anything else is answered F.
  */
 enum svc_dict_listener {
 	SVC_DICT_AUTH = 0,
@@ -33,6 +35,7 @@ struct svc_dict_settings {
 	const char *auth_names;    /* dict names served on AUTH listeners */
 	const char *quota_names;   /* mailbox quota root and quota_clone, on QUOTA listeners */
 	const char *account_names; /* the shell account's read-only root, on QUOTA listeners */
+	const char *sieve_names;   /* Pigeonhole's dict script storage, on both listeners */
 	const char *trusted_users; /* user names, numeric uids, @group; root is always trusted */
 	const char *state_directory; /* the recount list's file (dict_recount.h); NULL or "": none */
 	unsigned commit_grace_ms;  /* a stop waits this for the commit a counter lookup announces */
@@ -70,7 +73,11 @@ void svc_dict_free(struct svc_dict *svc);
  *          B S U A C R               mailbox root: applied at C in a batch; C answers O, or N
  *                                    when an A found no counter (nothing created)
  *                                    account root: ignored, C answers O
- *   a foreign user's counter (untrusted peer)                      F permission denied
+ *   SIEVE: L priv/sieve/name/<script>  O<data id> (SHA-256 hex of the script) | N (no rules)
+ *          L priv/sieve/data/<id>      O<script text> | N (no such id)
+ *          L <any other key>           N;  I … end line at once;  C  F (read-only)
+ *          never from or into the answer cache: each delivery reads the database
+ *   a foreign user's counter or script (untrusted peer)            F permission denied
  *   the database cannot answer                                     F; a counter lookup: O<2^63-1> ("full")
  * Every quota request not served is counted (vmaild_dict_quota_failures_total); one the
  * database caused also logs the mailbox once per outage, and a commit answered F lists it

@@ -16,7 +16,6 @@ the users' commits queue behind it (each seen in vmaild's debug log), then the l
 """
 
 import os
-import socket
 import subprocess
 import sys
 import unittest
@@ -34,28 +33,7 @@ MESSAGES_BOUND = 2 ** 31
 
 def connect_as(uid, path):
     """A dict quota client whose socket was connected by a process running as uid."""
-    parent, child = socket.socketpair()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        code = 1
-        try:
-            parent.close()
-            os.setgroups([])
-            os.setresgid(uid, uid, uid)
-            os.setresuid(uid, uid, uid)
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(path)
-            socket.send_fds(child, [b"x"], [s.fileno()])
-            code = 0
-        finally:
-            os._exit(code)
-    child.close()
-    _, fds, _, _ = socket.recv_fds(parent, 1, 1)
-    parent.close()
-    os.waitpid(pid, 0)
-    if not fds:
-        raise RuntimeError("the child running as uid %d could not connect to %s" % (uid, path))
-    return dictclient.Client(None, "quota", timeout=30, sock=socket.socket(fileno=fds[0]))
+    return dictclient.connect_as(uid, path, "quota")
 
 
 @unittest.skipIf(SKIP, SKIP)

@@ -52,6 +52,7 @@ CALLS = {
     "dict_quota_get": ("SELECT vmail.dict_quota_get($1,$2,$3,$4::integer)", "value", {"dict_quota_get"}),
     "dict_commit": ("SELECT vmail.dict_commit($1::text[],$2::text[],$3::bigint[],$4::text[],$5::bigint[],"
                     "$6::integer[])", "value", {"dict_commit"}),
+    "dict_sieve_get": ("SELECT vmail.dict_sieve_get($1,$2,$3::integer)", "value", {"dict_sieve_get"}),
     # Dovecot 2.3's sql driver (contrib/dovecot/2.3/dovecot-sql.conf.ext)
     "password_query": ("SELECT username AS user, password FROM vmail.passdb($1)", "rows", {"passdb"}),
     "user_query": ("SELECT username AS user, home, mail, uid, gid, quota_rule, tempfail"

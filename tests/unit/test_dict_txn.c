@@ -1,4 +1,4 @@
-/* test_dict_txn: the dict service's pure half: hellos (2.3 and 2.4), names, transactions. */
+/* test_dict_txn: the dict service's pure half: hellos (2.3 and 2.4), names and roles, transactions. */
 #include "dict_txn.h"
 
 #include <check.h>
@@ -223,6 +223,69 @@ START_TEST(test_names)
 }
 END_TEST
 
+/* Which role a hello's dict name gives, per listener, from the names lists. */
+struct role_row {
+	bool auth_listener;
+	const char *name;
+	enum dict_txn_role role;
+};
+
+static const struct dict_txn_names role_names = {
+	.auth = "auth", .quota = "quota, quotaclone", .account = "group", .sieve = "sieve, pigeonhole",
+};
+
+static const struct role_row role_rows[] = {
+	{ false, "quota", DICT_TXN_ROLE_MAILBOX },
+	{ false, "quotaclone", DICT_TXN_ROLE_MAILBOX },
+	{ false, "group", DICT_TXN_ROLE_ACCOUNT },
+	{ false, "sieve", DICT_TXN_ROLE_SIEVE },      /* LMTP, as the mailbox's uid */
+	{ false, "pigeonhole", DICT_TXN_ROLE_SIEVE },
+	{ false, "auth", DICT_TXN_ROLE_NONE },        /* never on the world-writable socket */
+	{ false, "Sieve", DICT_TXN_ROLE_NONE },       /* exact, as Dovecot compares */
+	{ false, "sieve2", DICT_TXN_ROLE_NONE },
+	{ true, "auth", DICT_TXN_ROLE_AUTH },
+	{ true, "sieve", DICT_TXN_ROLE_SIEVE },       /* root's tools */
+	{ true, "quota", DICT_TXN_ROLE_NONE },
+	{ true, "group", DICT_TXN_ROLE_NONE },
+};
+
+#define NROLES (sizeof(role_rows) / sizeof(role_rows[0]))
+
+START_TEST(test_role_of)
+{
+	const struct role_row *r = &role_rows[_i];
+	ck_assert_msg(dict_txn_role_of(&role_names, r->auth_listener, r->name) == r->role,
+		      "%s on the %s listener: %s, want %s", r->name, r->auth_listener ? "auth" : "quota",
+		      dict_txn_role_name(dict_txn_role_of(&role_names, r->auth_listener, r->name)),
+		      dict_txn_role_name(r->role));
+}
+END_TEST
+
+/* A name in two lists takes the first role: quota, account, then sieve; auth, then sieve. */
+START_TEST(test_role_precedence)
+{
+	const struct dict_txn_names both = { .auth = "x", .quota = "x", .account = "x", .sieve = "x" };
+	ck_assert_int_eq(dict_txn_role_of(&both, false, "x"), DICT_TXN_ROLE_MAILBOX);
+	ck_assert_int_eq(dict_txn_role_of(&both, true, "x"), DICT_TXN_ROLE_AUTH);
+	const struct dict_txn_names none = { .auth = "", .quota = "", .account = "", .sieve = "" };
+	ck_assert_int_eq(dict_txn_role_of(&none, false, "sieve"), DICT_TXN_ROLE_NONE);
+	ck_assert_int_eq(dict_txn_role_of(&none, true, "sieve"), DICT_TXN_ROLE_NONE);
+	ck_assert_str_eq(dict_txn_role_name(DICT_TXN_ROLE_SIEVE), "sieve");
+}
+END_TEST
+
+START_TEST(test_sieve_keys)
+{
+	ck_assert(dict_txn_is_sieve_key("priv/sieve/name/vmail"));
+	ck_assert(dict_txn_is_sieve_key("priv/sieve/data/0123abcd"));
+	ck_assert(!dict_txn_is_sieve_key("priv/sieve/"));
+	ck_assert(!dict_txn_is_sieve_key("priv/sieve"));
+	ck_assert(!dict_txn_is_sieve_key("shared/sieve/name/vmail"));
+	ck_assert(!dict_txn_is_sieve_key("priv/quota/storage"));
+	ck_assert(!dict_txn_is_sieve_key(""));
+}
+END_TEST
+
 static Suite *dict_txn_suite(void)
 {
 	Suite *s = suite_create("dict_txn");
@@ -233,6 +296,9 @@ static Suite *dict_txn_suite(void)
 	tcase_add_test(tc, test_bad_values_and_limits);
 	tcase_add_test(tc, test_value_bounds);
 	tcase_add_test(tc, test_names);
+	tcase_add_loop_test(tc, test_role_of, 0, NROLES);
+	tcase_add_test(tc, test_role_precedence);
+	tcase_add_test(tc, test_sieve_keys);
 	suite_add_tcase(s, tc);
 	return s;
 }

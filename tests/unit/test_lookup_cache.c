@@ -106,6 +106,9 @@ START_TEST(policy)
 	ck_assert(!lookup_cache_kind_cached(LOOKUP_QUOTA_GET));
 	ck_assert(!lookup_cache_kind_cached(LOOKUP_POLICY));
 	ck_assert(!lookup_cache_kind_cached(LOOKUP_USERDB_LIST));
+	/* a changed forwarding or vacation rule applies to the very next delivery */
+	ck_assert(!lookup_cache_kind_cached(LOOKUP_DICT_SIEVE_GET));
+	ck_assert(!lookup_cache_kind_cached(LOOKUP_DICT_QUOTA_GET));
 	char ck[LOOKUP_KEY_MAX];
 	ck_assert(!lookup_cache_key("zo\xc5\xbc@acme.pl", 9, ck)); /* non-ASCII: not cached */
 	/* errors are never stored; a stale positive is served only with allow_stale */

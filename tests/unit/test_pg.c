@@ -239,6 +239,8 @@ START_TEST(test_kind_names)
 	ck_assert_uint_eq(lookup_kind_nparams(LOOKUP_USERDB_LIST), 0);
 	ck_assert_uint_eq(lookup_kind_nparams(LOOKUP_QUOTA_APPLY), 3);
 	ck_assert_uint_eq(lookup_kind_nparams(LOOKUP_POLICY), 2);
+	ck_assert_uint_eq(lookup_kind_nparams(LOOKUP_DICT_SIEVE_GET), 3);
+	ck_assert_str_eq(lookup_kind_name(LOOKUP_DICT_SIEVE_GET), "dict_sieve_get");
 	ck_assert(lookup_kind_is_rows(LOOKUP_USERDB_LIST));
 	ck_assert(!lookup_kind_is_rows(LOOKUP_ALIAS));
 

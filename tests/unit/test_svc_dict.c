@@ -3,6 +3,8 @@
  * database never answers (an unreachable server and a long request timeout): a counter
  * lookup on a connection over max_connections, and transactions the connection's end cuts
  * (an open one, or a commit whose answer never came), which must land on the recount list.
+ * The sieve role: what it answers without the database, that its lookups always go to the
+ * database, and that one the database cannot answer (a short request timeout) is F.
  */
 #include "svc_dict.h"
 
@@ -34,6 +36,7 @@ static struct conn_set set;
 static struct conn_limits limits;
 static struct conn *c;
 static int client = -1;
+static unsigned request_timeout_ms;
 
 static void setup(void)
 {
@@ -46,11 +49,13 @@ static void setup(void)
 	struct pg_config cfg;
 	pg_config_defaults(&cfg);
 	cfg.conninfo = "host=/nonexistent-test-svc-dict port=1 connect_timeout=1";
-	cfg.request_timeout_ms = 600000; /* never answered while the test runs */
+	/* 0: never answered while the test runs */
+	cfg.request_timeout_ms = request_timeout_ms ? request_timeout_ms : 600000;
 	pool = pg_pool_new(base, &cfg, lookup_statements(), LOOKUP__COUNT);
 	ck_assert_ptr_nonnull(pool);
 	struct svc_dict_settings s = { .auth_names = "auth", .quota_names = "quota",
-				       .account_names = "account", .trusted_users = "",
+				       .account_names = "account", .sieve_names = "sieve",
+				       .trusted_users = "",
 				       .state_directory = dir };
 	char err[256];
 	svc = svc_dict_new(base, pool, &s, err, sizeof(err));
@@ -121,6 +126,36 @@ static const char *recv_all(bool *closed)
 	}
 	buf[n] = '\0';
 	return buf;
+}
+
+/* recv_lines - what the client reads until n lines came (or about two seconds passed) */
+static const char *recv_lines(unsigned n)
+{
+	static char buf[512];
+	size_t len = 0;
+	unsigned lines = 0;
+	for (int i = 0; i < 100 && lines < n && len + 1 < sizeof(buf); i++) {
+		pump();
+		ssize_t r;
+		while (len + 1 < sizeof(buf) && (r = read(client, buf + len, sizeof(buf) - 1 - len)) > 0) {
+			for (ssize_t k = 0; k < r; k++)
+				lines += buf[len + (size_t)k] == '\n';
+			len += (size_t)r;
+		}
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
+/* Pigeonhole's first question for jan: the id of the script "vmail". */
+#define NAME_JAN "Lpriv/sieve/name/vmail\tjan@example.org\n"
+
+/* connect_send - connect_to, then the client writes lines */
+static void connect_send(enum svc_dict_listener which, const char *dict, bool over_limit,
+			 const char *lines)
+{
+	connect_to(which, dict, over_limit);
+	ck_assert_int_eq(write(client, lines, strlen(lines)), (ssize_t)strlen(lines));
 }
 
 /* file - the recount list file's content */
@@ -246,6 +281,83 @@ START_TEST(test_cache_hit_answered_in_order)
 }
 END_TEST
 
+/*
+ * On the quota listener the sieve name gives the sieve role: what is not a script is
+ * answered at once (N, an empty listing, a refused commit), in order; a script lookup
+ * waits for the database even with a live cache (never cached), and a lookup without a
+ * username is F, never N (N would deliver without the mailbox's forwarding).
+ */
+START_TEST(test_sieve_role_answers)
+{
+	static const struct lookup_cache_config cc = { .size = 1 << 20, .ttl_ms = 300000,
+						       .negative_ttl_ms = 10000 };
+	ck_assert(lookup_cache_configure(&cc));
+	lookup_cache_set_live(true);
+	connect_send(SVC_DICT_QUOTA, "sieve", false,
+		     "Lpriv/quota/storage\tjan@example.org\n"
+		     "Lpriv/sieve/\tjan@example.org\n"
+		     "I0\t0\tpriv/sieve/\tjan@example.org\n"
+		     "B1\tjan@example.org\nS1\tpriv/sieve/name/vmail\tx\nC1\n"
+		     "Lpriv/sieve/name/vmail\t\n");
+	ck_assert_str_eq(recv_lines(5), "N\nN\n\nF1\tthis dict is read-only\nFinvalid username\n");
+	ck_assert_int_eq(write(client, NAME_JAN, strlen(NAME_JAN)), (ssize_t)strlen(NAME_JAN));
+	pump();
+	ck_assert_uint_eq(conn_pending(c), 1);
+	char buf[64];
+	ck_assert_int_lt(read(client, buf, sizeof(buf)), 0);
+	/* Nothing was asked of the quota accounting. */
+	ck_assert_str_eq(file(), "");
+	lookup_cache_set_live(false);
+	lookup_cache_close();
+}
+END_TEST
+
+/* Root's tools may read scripts over the auth listener too; that connection gets no passdb. */
+START_TEST(test_sieve_role_on_auth_listener)
+{
+	connect_send(SVC_DICT_AUTH, "sieve", false,
+		     "Lshared/passdb/jan@example.org\tjan@example.org\n" NAME_JAN);
+	ck_assert_str_eq(recv_lines(1), "N\n");
+	ck_assert_uint_eq(conn_pending(c), 1);
+}
+END_TEST
+
+/* Over max_connections a script lookup is F, then the connection closes. */
+START_TEST(test_sieve_over_limit_fails)
+{
+	connect_send(SVC_DICT_QUOTA, "sieve", true, NAME_JAN);
+	bool closed;
+	ck_assert_str_eq(recv_all(&closed), "Ftoo many connections\n");
+	ck_assert(closed);
+}
+END_TEST
+
+/* The database does not answer within request_timeout: F, never N. */
+START_TEST(test_sieve_database_down_fails)
+{
+	connect_send(SVC_DICT_QUOTA, "sieve", false,
+		     NAME_JAN "Lpriv/sieve/data/0123456789abcdef\tjan@example.org\n");
+	ck_assert_str_eq(recv_lines(2), "Fdatabase unavailable\nFdatabase unavailable\n");
+	const struct metrics_lookup *m = metrics_lookup_get(METRICS_PROTO_DICT, LOOKUP_DICT_SIEVE_GET);
+	ck_assert_uint_eq(m->requests, 2);
+	ck_assert_uint_eq(m->status[LOOKUP_TEMPFAIL], 2);
+	ck_assert_uint_eq(m->source[METRICS_UNCACHED], 2);
+}
+END_TEST
+
+/* fast_timeout - the pool gives up on a request after 200 ms */
+static void fast_timeout(void)
+{
+	request_timeout_ms = 200;
+	setup();
+}
+
+static void fast_timeout_teardown(void)
+{
+	teardown();
+	request_timeout_ms = 0;
+}
+
 static Suite *svc_dict_suite(void)
 {
 	Suite *s = suite_create("svc_dict");
@@ -256,7 +368,14 @@ static Suite *svc_dict_suite(void)
 	tcase_add_test(tc, test_unanswered_commit_is_listed);
 	tcase_add_test(tc, test_drain_reads_the_next_transaction_refuses_a_lookup);
 	tcase_add_test(tc, test_cache_hit_answered_in_order);
+	tcase_add_test(tc, test_sieve_role_answers);
+	tcase_add_test(tc, test_sieve_role_on_auth_listener);
+	tcase_add_test(tc, test_sieve_over_limit_fails);
 	suite_add_tcase(s, tc);
+	TCase *down = tcase_create("database down");
+	tcase_add_checked_fixture(down, fast_timeout, fast_timeout_teardown);
+	tcase_add_test(down, test_sieve_database_down_fails);
+	suite_add_tcase(s, down);
 	return s;
 }
 
