@@ -110,17 +110,23 @@ BEGIN
 		|| body;
 END $$;
 
--- The script of a Dovecot login (one probe of vmail.login, one of the rule by its mailbox).
+-- The script of a Dovecot login (one probe of vmail.login, one of the rule by its mailbox);
+-- NULL for an unknown login.  A mailbox without rules gets a script that does nothing, never
+-- "not found": Pigeonhole 2.4.1 (Debian 13) fails the delivery temporarily when a "before"
+-- script of the dict driver is not found (sieve_script_sequence_next tests the caller's
+-- error code instead of the storage's; later 2.4 releases fixed it), so every such mailbox's
+-- mail would wait.  The empty script's id never changes: it is compiled once per mailbox.
 CREATE OR REPLACE FUNCTION vmail.sieve_script(p_login text) RETURNS text
 LANGUAGE sql STABLE AS $$
-	SELECT vmail.sieve_script_of(r) FROM vmail.login l
-	  JOIN vmail.sieve_rule r ON r.shell_account_id = l.shell_id OR r.mail_account_id = l.account_id
+	SELECT coalesce(vmail.sieve_script_of(r), E'# vmaild: no out-of-office reply, no forwarding\n')
+	  FROM vmail.login l
+	  LEFT JOIN vmail.sieve_rule r ON r.shell_account_id = l.shell_id OR r.mail_account_id = l.account_id
 	 WHERE l.key = lower(p_login)
 $$;
 
 -- Pigeonhole's dict storage through vmaild: priv/sieve/name/vmail -> the id, then
--- priv/sieve/data/<id> -> the script; NULL (not found) for a mailbox without rules or a stale
--- id.  'denied' when the peer may not read p_login's scripts: the quota socket's rule
+-- priv/sieve/data/<id> -> the script; NULL (not found) for an unknown login, another name or
+-- a stale id.  'denied' when the peer may not read p_login's scripts: the quota socket's rule
 -- (dict_peer_may), since a script tells where someone's mail goes.
 CREATE OR REPLACE FUNCTION vmail.dict_sieve_get(p_login text, p_key text, p_peer_uid integer) RETURNS text
 LANGUAGE sql STABLE AS $$

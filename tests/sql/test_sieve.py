@@ -96,12 +96,17 @@ class SieveSqlTest(unittest.TestCase):
                  f"{lit(start)}::date, {lit(end)}::date, {'NULL' if days is None else days}, {lit(sender)})")
 
     def script(self, login, uid=-1):
-        """The script as Pigeonhole gets it: the name's id, then the data under that id."""
+        """The script as Pigeonhole gets it: the name's id, then the data under that id; None
+        for a script that does nothing (only comments: the mailbox has no rules)."""
         sid = self.sql(f"SELECT vmail.dict_sieve_get({lit(login)}, 'priv/sieve/name/vmail', {uid})")
-        if not sid:
-            return None
         self.assertRegex(sid, r"^[0-9a-f]{64}$")
-        return self.sql(f"SELECT vmail.dict_sieve_get({lit(login)}, 'priv/sieve/data/{sid}', {uid})") + "\n"
+        text = self.sql(f"SELECT vmail.dict_sieve_get({lit(login)}, 'priv/sieve/data/{sid}', {uid})") + "\n"
+        if all(line.startswith("#") for line in text.splitlines()):
+            actions, keep = sieve_test(text)  # Pigeonhole takes it: it keeps the mail, nothing else
+            self.assertNotIn("*", actions)
+            self.assertIn("store message in folder: INBOX", keep)
+            return None
+        return text
 
     # ---- escaping: one function per kind of string, table-driven, run by Pigeonhole ----
 
@@ -227,7 +232,9 @@ class SieveSqlTest(unittest.TestCase):
     # ---- the dict answers ----
 
     def test_dict_answers_and_uids(self):
-        self.assertIsNone(self.script("jan"))  # no rules: the name is not found
+        self.assertIsNone(self.script("jan"))  # no rules: a script that does nothing
+        self.assertEqual(self.sql("SELECT vmail.dict_sieve_get('nobody', 'priv/sieve/name/vmail', -1) IS NULL"),
+                         "t")  # an unknown login: not found
         self.vacation("jan", "One")
         first = self.sql("SELECT vmail.dict_sieve_get('jan', 'priv/sieve/name/vmail', -1)")
         self.assertEqual(self.sql("SELECT vmail.dict_sieve_get('jan', 'priv/sieve/name/vmail', 2001)"), first)
