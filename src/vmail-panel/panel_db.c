@@ -66,12 +66,34 @@ static const struct {
 	/* one row past PANEL_RECORDS_MAX says that there were more */
 	[PANEL_DB_CLIENT_RECORDS] = { "SELECT domain, name, type, value FROM vmail.self_client_records($1) "
 				      "LIMIT 513", 1, false },
+	[PANEL_DB_RULES] = {
+		/* both functions refuse a mailbox that is not the session's the same way (VM403);
+		 * one row of scalars (kind 0), then the addresses (1) and the targets (2) in order */
+		"WITH v AS MATERIALIZED (SELECT * FROM vmail.self_vacation_show($1, $2)), "
+		"f AS MATERIALIZED (SELECT * FROM vmail.self_forward_list($1, $2) "
+		"  WITH ORDINALITY x(t, keep, i)) "
+		"SELECT 0 AS k, 0::bigint AS i, v.address, v.active::text, v.subject, v.body, "
+		"  to_char(v.start_date, 'YYYY-MM-DD'), to_char(v.end_date, 'YYYY-MM-DD'), v.days::text, "
+		"  v.from_address FROM v "
+		"UNION ALL SELECT 1, a.i, a.a, NULL, NULL, NULL, NULL, NULL, NULL, NULL "
+		"  FROM v, unnest(v.addresses) WITH ORDINALITY a(a, i) "
+		"UNION ALL SELECT 2, f.i, f.t, f.keep::text, NULL, NULL, NULL, NULL, NULL, NULL FROM f "
+		"ORDER BY 1, 2",
+		2, false },
+	[PANEL_DB_VACATION_SET] = {
+		WITH_CLIENT("vmail.self_vacation_set($2, $3, $4, $5, $6::date, $7::date, $8::integer, $9)"),
+		8, true },
+	[PANEL_DB_VACATION_OFF] = { WITH_CLIENT("vmail.self_vacation_off($2, $3)"), 2, true },
+	[PANEL_DB_FORWARD_ADD] = { WITH_CLIENT("vmail.self_forward_add($2, $3, $4, $5::boolean)"), 4,
+				   true },
+	[PANEL_DB_FORWARD_DEL] = { WITH_CLIENT("vmail.self_forward_del($2, $3, $4)"), 3, true },
 };
 _Static_assert(PANEL_RECORDS_MAX == 512, "the LIMIT of PANEL_DB_CLIENT_RECORDS");
 
 #define OVERVIEW_COLS 14
 #define SETUP_COLS 8
 #define RECORDS_COLS 4
+#define RULES_COLS 10
 
 struct db_thread {
 	const struct panel_db_settings *s;
@@ -212,6 +234,51 @@ void panel_overview_free(struct panel_overview *ov)
 	free(ov);
 }
 
+/* parse_rules - build the struct over res (which it then owns); NULL if malformed */
+static struct panel_mailbox_rules *parse_rules(PGresult *res)
+{
+	int n = PQntuples(res);
+	if (PQnfields(res) != RULES_COLS || n < 1 || strcmp(PQgetvalue(res, 0, 0), "0") != 0)
+		return NULL;
+	struct panel_mailbox_rules *m = calloc(1, sizeof(*m));
+	/* one array for both lists: the addresses fill it from the front, the targets from row n */
+	const char **rows = m ? calloc(2 * (size_t)n, sizeof(*rows)) : NULL;
+	if (!rows) {
+		free(m);
+		return NULL;
+	}
+	m->addresses = rows;
+	m->forwards = rows + n;
+	m->res = res;
+	m->address = str(res, 0, 2);
+	m->vacation_on = strcmp(str(res, 0, 3), "true") == 0;
+	m->subject = val(res, 0, 4);
+	m->body = val(res, 0, 5);
+	m->start = val(res, 0, 6);
+	m->end = val(res, 0, 7);
+	m->days = (unsigned)to_u64(val(res, 0, 8));
+	m->from = str(res, 0, 9);
+	m->keep = true; /* what a new forward does unless told otherwise */
+	for (int r = 1; r < n; r++) {
+		if (PQgetvalue(res, r, 0)[0] == '1') {
+			m->addresses[m->naddresses++] = str(res, r, 2);
+		} else if (PQgetvalue(res, r, 0)[0] == '2') {
+			m->forwards[m->nforwards++] = str(res, r, 2);
+			m->keep = strcmp(str(res, r, 3), "true") == 0;
+		}
+	}
+	return m;
+}
+
+void panel_mailbox_rules_free(struct panel_mailbox_rules *m)
+{
+	if (!m)
+		return;
+	PQclear(m->res);
+	free(m->addresses); /* and the forwards inside it */
+	free(m);
+}
+
 /* copy - v into out; false when it does not fit (the row then has an unexpected shape) */
 static bool copy(char *out, size_t outlen, const char *v)
 {
@@ -326,6 +393,13 @@ static PGresult *run(struct db_thread *t, struct panel_db_call *call, enum panel
 	return NULL;
 }
 
+/* shape_error - a result unlike what the statement returns: the schema and the panel disagree */
+static void shape_error(struct panel_db_call *call, const char *what)
+{
+	call->status = PANEL_DB_TEMPFAIL;
+	log_warning("panel db: %s has an unexpected shape", what);
+}
+
 static void db_work(struct panel_job *job, void *ctx)
 {
 	struct panel_db_call *call = (struct panel_db_call *)job;
@@ -346,23 +420,22 @@ static void db_work(struct panel_job *job, void *ctx)
 			call->rehashed = PQntuples(res) == 1 && strcmp(str(res, 0, 0), "true") == 0;
 			break;
 		case PANEL_DB_OVERVIEW:
-			if (!(call->overview = parse_overview(res))) {
-				call->status = PANEL_DB_TEMPFAIL;
-				log_warning("panel db: overview has an unexpected shape");
-				break;
-			}
-			return; /* the overview owns res */
+			if ((call->overview = parse_overview(res)))
+				return; /* the overview owns res */
+			shape_error(call, "overview");
+			break;
+		case PANEL_DB_RULES:
+			if ((call->rules = parse_rules(res)))
+				return; /* the rules own res */
+			shape_error(call, "self_vacation_show or self_forward_list");
+			break;
 		case PANEL_DB_CLIENT_SETUP:
-			if (!(call->setup = parse_setup(res))) {
-				call->status = PANEL_DB_TEMPFAIL;
-				log_warning("panel db: client_setup has an unexpected shape");
-			}
+			if (!(call->setup = parse_setup(res)))
+				shape_error(call, "client_setup");
 			break;
 		case PANEL_DB_CLIENT_RECORDS:
-			if (!(call->records = parse_records(res))) {
-				call->status = PANEL_DB_TEMPFAIL;
-				log_warning("panel db: self_client_records has an unexpected shape");
-			}
+			if (!(call->records = parse_records(res)))
+				shape_error(call, "self_client_records");
 			break;
 		default:
 			break;
@@ -413,6 +486,8 @@ void panel_db_call_clear(struct panel_db_call *call)
 	call->setup = NULL;
 	free(call->records);
 	call->records = NULL;
+	panel_mailbox_rules_free(call->rules);
+	call->rules = NULL;
 	call->sqlstate[0] = '\0';
 	call->message[0] = '\0';
 	call->rehashed = false;

@@ -31,10 +31,15 @@ enum panel_db_op {
 	PANEL_DB_PASSWD,         /* (token, current password's derived hash, new hash) */
 	PANEL_DB_CLIENT_SETUP,   /* (address) -> struct panel_client_setup; VM400, VM404 refused */
 	PANEL_DB_CLIENT_RECORDS, /* (token) -> struct panel_client_records */
+	PANEL_DB_RULES,          /* (token, address) -> struct panel_mailbox_rules */
+	PANEL_DB_VACATION_SET,   /* (token, address, subject, body, start, end, days, from) */
+	PANEL_DB_VACATION_OFF,   /* (token, address) */
+	PANEL_DB_FORWARD_ADD,    /* (token, address, target, keep) */
+	PANEL_DB_FORWARD_DEL,    /* (token, address, target) */
 	PANEL_DB_OP__COUNT,
 };
 
-#define PANEL_DB_MAX_PARAMS 4
+#define PANEL_DB_MAX_PARAMS 8 /* self_vacation_set's; a NULL parameter is SQL NULL */
 
 /* SQLSTATEs the flow acts on: the session is unknown or expired; the current password is wrong */
 #define PANEL_DB_SESSION_GONE "VM401"
@@ -113,6 +118,25 @@ struct panel_client_records {
 };
 
 /*
+ * One mailbox's out-of-office reply (vmail.self_vacation_show) and forwarding
+ * (vmail.self_forward_list), taken apart in SQL; strings point into a result the struct owns.
+ */
+struct panel_mailbox_rules {
+	const char *address;          /* the mailbox's own address */
+	bool vacation_on;
+	const char *subject, *body;   /* NULL until a reply was first set */
+	const char *start, *end;      /* YYYY-MM-DD, or NULL: open */
+	unsigned days;
+	const char *from;             /* one of addresses */
+	const char **addresses;       /* every address that delivers to the mailbox */
+	size_t naddresses;
+	const char **forwards;        /* the targets, in the order they were added */
+	size_t nforwards;
+	bool keep;                    /* the mailbox keeps a copy of what it forwards */
+	void *res;                    /* the PGresult */
+};
+
+/*
  * One database call.  The caller fills op, params (copied strings it owns)
  * and client (the browser's address, recorded in the audit log), submits
  * with panel_db_submit, and reads the outcome in its done callback.  With
@@ -134,6 +158,7 @@ struct panel_db_call {
 	struct panel_overview *overview;
 	struct panel_client_setup *setup; /* CLIENT_SETUP */
 	struct panel_client_records *records; /* CLIENT_RECORDS */
+	struct panel_mailbox_rules *rules; /* RULES */
 };
 
 struct panel_db_settings {
@@ -149,9 +174,10 @@ struct panel_pool *panel_db_pool_new(struct event_base *base, const struct panel
 bool panel_db_submit(struct panel_pool *pool, struct panel_db_call *call,
 		     void (*done)(struct panel_job *job));
 
-/* panel_db_call_clear - free the results (value, overview, setup, records) for reuse or release */
+/* panel_db_call_clear - free the results (value, overview, setup, records, rules) for reuse or release */
 void panel_db_call_clear(struct panel_db_call *call);
 
 void panel_overview_free(struct panel_overview *ov);
+void panel_mailbox_rules_free(struct panel_mailbox_rules *rules);
 
 #endif

@@ -6,11 +6,16 @@
 #include <stddef.h>
 
 /*
- * Limits.  Our largest form (a new mail account: address, two passwords,
- * quota, CSRF token) is well under 1 KiB encoded; 16 KiB leaves room for long
- * passwords without letting a client make us buffer much.
+ * Limits.  The largest form is the out-of-office reply: 8 KiB of text, in
+ * which a byte may take 3 characters encoded (%XX) and a line end 6
+ * (%0D%0A, counted as one byte once stored), plus a subject of 200
+ * characters; 64 KiB holds any text the database accepts.  Every other form
+ * (a new mail account: address, two passwords, quota, CSRF token) is well
+ * under 1 KiB encoded and is held to PANEL_FORM_MAX_SMALL, which leaves room
+ * for long passwords without letting a client make us buffer much.
  */
-#define PANEL_FORM_MAX_BODY 16384
+#define PANEL_FORM_MAX_BODY 65536
+#define PANEL_FORM_MAX_SMALL 16384
 #define PANEL_FORM_MAX_FIELDS 32
 #define PANEL_FORM_MAX_NAME 64
 

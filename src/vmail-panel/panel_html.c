@@ -58,6 +58,18 @@ int panel_html_esc_buf(char *out, size_t outlen, const char *s)
 	return 1;
 }
 
+void panel_html_query_esc(struct evbuffer *out, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+		if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+		    strchr("-._~@", *c))
+			evbuffer_add(out, c, 1);
+		else
+			evbuffer_add_printf(out, "%%%c%c", hex[*c >> 4], hex[*c & 15]);
+	}
+}
+
 void panel_html_msg(struct evbuffer *out, enum panel_lang lang, enum panel_msg id)
 {
 	panel_html_esc(out, panel_msg(lang, id));
@@ -119,8 +131,14 @@ static const char css[] =
 	"form.stack{display:grid;gap:.5rem;max-width:28rem}\n"
 	"form.stack label{display:grid;gap:.2rem;font-weight:600;font-size:.95rem}\n"
 	"form.stack input,form.stack select{font-weight:400}\n"
-	"input,select,button{font:inherit;padding:.35rem .5rem;border:1px solid #8a93a3;border-radius:.3rem}\n"
-	"input:focus,select:focus,button:focus{outline:3px solid #9cc0ff;outline-offset:1px}\n"
+	"input,select,button,textarea{font:inherit;padding:.35rem .5rem;border:1px solid #8a93a3;"
+	"border-radius:.3rem}\n"
+	"input:focus,select:focus,button:focus,textarea:focus{outline:3px solid #9cc0ff;outline-offset:1px}\n"
+	"form.stack textarea{font-weight:400;width:100%;resize:vertical}\n"
+	"form.stack.wide{max-width:40rem}\n"
+	"form.stack label.check{display:flex;gap:.5rem;align-items:center}\n"
+	".hint{font-weight:400;font-size:.9rem;color:var(--muted);margin:0}\n"
+	".cell-link{margin:.15rem 0}\n"
 	"button{background:var(--accent);color:#fff;border-color:var(--accent);cursor:pointer}\n"
 	"button.danger{background:#fff;color:var(--err);border-color:var(--err)}\n"
 	"header button{background:#fff;color:#24324a;border-color:#fff}\n"

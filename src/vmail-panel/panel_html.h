@@ -12,6 +12,11 @@ struct evbuffer;
 void panel_html_esc(struct evbuffer *out, const char *s);
 /* panel_html_esc_buf - the same into a string; false if it did not fit (out is then "") */
 int panel_html_esc_buf(char *out, size_t outlen, const char *s);
+/*
+ * panel_html_query_esc - s percent-encoded for a query value (unreserved characters and '@' as
+ * they are, so a link shows the address it is for); safe in a quoted attribute and a header
+ */
+void panel_html_query_esc(struct evbuffer *out, const char *s);
 /* panel_html_msg - message id in lang, escaped */
 void panel_html_msg(struct evbuffer *out, enum panel_lang lang, enum panel_msg id);
 /*

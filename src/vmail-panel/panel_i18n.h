@@ -169,6 +169,70 @@ enum panel_lang {
 	  "Profil nie zawiera hasła: urządzenie zapyta o nie podczas instalacji profilu.") \
 	X(M_NO_PROFILE, "No profile can be made: the service offers no IMAP or no SMTP server.", \
 	  "Nie można przygotować profilu: usługa nie udostępnia serwera IMAP lub SMTP.") \
+	X(M_TOO_LARGE, "The form was too large and was not accepted. An out-of-office text may have " \
+	  "at most 8 KiB.", \
+	  "Formularz był za duży i nie został przyjęty. Treść autoodpowiedzi może mieć " \
+	  "najwyżej 8 KiB.") \
+	X(M_RULES, "Out-of-office and forwarding", "Autoodpowiedź i przekazywanie poczty") \
+	X(M_RULES_NOT_YOURS, "This is not one of your mailboxes.", "To nie jest jedna z Twoich skrzynek.") \
+	X(M_RULES_MAILBOX, "Mailbox", "Skrzynka") \
+	X(M_VACATION, "Out-of-office reply", "Autoodpowiedź") \
+	X(M_VACATION_NOTE, "While it is on, each sender gets the reply at most once in the number of " \
+	  "days set below; mailing lists and automatic messages get none.", \
+	  "Gdy jest włączona, każdy nadawca dostaje odpowiedź najwyżej raz na tyle dni, ile ustawiono " \
+	  "niżej; listy dyskusyjne i wiadomości automatyczne nie dostają jej wcale.") \
+	X(M_VAC_STATE_OFF, "The out-of-office reply is off.", "Autoodpowiedź jest wyłączona.") \
+	X(M_VAC_STATE_ON, "The out-of-office reply is on, with no end date.", \
+	  "Autoodpowiedź jest włączona, bez daty końcowej.") \
+	X(M_VAC_STATE_FROM, "The out-of-office reply is on from %s, with no end date.", \
+	  "Autoodpowiedź jest włączona od %s, bez daty końcowej.") \
+	X(M_VAC_STATE_UNTIL, "The out-of-office reply is on until %s (the last day).", \
+	  "Autoodpowiedź jest włączona do %s (ostatni dzień).") \
+	X(M_VAC_STATE_RANGE, "The out-of-office reply is on from %s to %s (the last day).", \
+	  "Autoodpowiedź jest włączona od %s do %s (ostatni dzień).") \
+	X(M_VAC_SUBJECT, "Subject", "Temat") \
+	X(M_VAC_BODY, "Text", "Treść") \
+	X(M_VAC_START, "First day (empty: from now)", "Pierwszy dzień (puste: od teraz)") \
+	X(M_VAC_END, "Last day (empty: until you switch it off)", "Ostatni dzień (puste: do wyłączenia)") \
+	X(M_VAC_DAYS, "Reply to the same sender at most once every (days, 1–30)", \
+	  "Odpowiadaj temu samemu nadawcy najwyżej raz na (dni, 1–30)") \
+	X(M_VAC_FROM, "Reply from the address", "Odpowiadaj z adresu") \
+	X(M_VAC_SAVE, "Save and switch on", "Zapisz i włącz") \
+	X(M_VAC_OFF, "Switch off", "Wyłącz") \
+	X(M_VAC_SUBJECT_LONG, "The subject may have at most 200 characters.", \
+	  "Temat może mieć najwyżej 200 znaków.") \
+	X(M_VAC_BODY_LONG, "The text may have at most 8 KiB (8192 bytes).", \
+	  "Treść może mieć najwyżej 8 KiB (8192 bajty).") \
+	X(M_VAC_BAD_DATE, "Give a date as year-month-day, e.g. 2026-07-01.", \
+	  "Podaj datę w postaci rok-miesiąc-dzień, np. 2026-07-01.") \
+	X(M_VAC_BAD_DAYS, "Give the days between replies as a whole number from 1 to 30.", \
+	  "Podaj liczbę dni między odpowiedziami jako liczbę całkowitą od 1 do 30.") \
+	X(M_ADDRESS_LONG, "An address may have at most 254 characters.", \
+	  "Adres może mieć najwyżej 254 znaki.") \
+	X(M_FORWARDING, "Forwarding", "Przekazywanie poczty") \
+	X(M_FWD_NOTE, "Mail that arrives in this mailbox is sent on to these addresses.", \
+	  "Poczta, która trafia do tej skrzynki, jest wysyłana dalej na te adresy.") \
+	X(M_FWD_NONE, "This mailbox forwards no mail.", "Ta skrzynka nie przekazuje poczty.") \
+	X(M_FWD_KEEPS, "A copy of each message stays in this mailbox.", \
+	  "Kopia każdej wiadomości zostaje w tej skrzynce.") \
+	X(M_FWD_NO_COPY, "No copy is kept: mail is only forwarded.", \
+	  "Kopie nie są zachowywane: poczta jest tylko przekazywana dalej.") \
+	X(M_FWD_TARGET, "Forward to", "Przekazuj na adres") \
+	X(M_FWD_ADD, "Add a forwarding address", "Dodaj adres przekazywania") \
+	X(M_FWD_KEEP, "Keep a copy in the mailbox", "Zachowuj kopię w skrzynce") \
+	X(M_FWD_KEEP_ALL, "This choice applies to every forwarding address of the mailbox.", \
+	  "Ten wybór dotyczy wszystkich adresów przekazywania tej skrzynki.") \
+	X(M_FWD_KEEP_WARNING, "A mailbox that forwards without keeping a copy still has to have room: " \
+	  "when it is full, its mail, and so the forwarding, waits until there is room again.", \
+	  "Skrzynka, która przekazuje pocztę bez zachowywania kopii, nadal musi mieć wolne miejsce: " \
+	  "gdy jest pełna, jej poczta, a więc i przekazywanie, czeka, aż miejsce się zwolni.") \
+	X(M_REMOVE, "Remove", "Usuń") \
+	X(M_REMOVE_TARGET, "Remove %s", "Usuń %s") \
+	X(M_DONE_VACATION_SET, "The out-of-office reply was saved and is on.", \
+	  "Zapisano autoodpowiedź; jest włączona.") \
+	X(M_DONE_VACATION_OFF, "The out-of-office reply was switched off.", "Wyłączono autoodpowiedź.") \
+	X(M_DONE_FORWARD_ADD, "The forwarding address was added.", "Dodano adres przekazywania.") \
+	X(M_DONE_FORWARD_DEL, "The forwarding address was removed.", "Usunięto adres przekazywania.") \
 	X(M_LANGUAGE, "Language", "Język") \
 	X(M_SKIP, "Skip to the content", "Przejdź do treści")
 

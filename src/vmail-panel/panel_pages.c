@@ -20,7 +20,7 @@
 #define MSG(id) panel_html_msg(out, pg->lang, (id))
 #define RAW(s) evbuffer_add(out, (s), strlen(s))
 
-static void page_begin(struct evbuffer *out, const struct panel_page *pg, enum panel_msg heading)
+void panel_page_begin(struct evbuffer *out, const struct panel_page *pg, enum panel_msg heading)
 {
 	evbuffer_add_printf(out, "<!DOCTYPE html>\n<html lang=\"%s\">\n<head>\n<meta charset=\"utf-8\">\n"
 			    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
@@ -66,12 +66,12 @@ static void page_begin(struct evbuffer *out, const struct panel_page *pg, enum p
 	}
 }
 
-static void page_end(struct evbuffer *out)
+void panel_page_end(struct evbuffer *out)
 {
 	RAW("</main>\n</body>\n</html>\n");
 }
 
-static void csrf_field(struct evbuffer *out, const struct panel_page *pg)
+void panel_page_csrf(struct evbuffer *out, const struct panel_page *pg)
 {
 	RAW("<input type=\"hidden\" name=\"csrf\" value=\"");
 	ESC(pg->csrf);
@@ -81,7 +81,7 @@ static void csrf_field(struct evbuffer *out, const struct panel_page *pg)
 void panel_page_login(struct evbuffer *out, const struct panel_page *pg, const char *login,
 		      enum panel_msg error)
 {
-	page_begin(out, pg, M_LOGIN_HEADING);
+	panel_page_begin(out, pg, M_LOGIN_HEADING);
 	RAW("<section>\n<p>");
 	MSG(M_LOGIN_INTRO);
 	RAW("</p>\n");
@@ -91,7 +91,7 @@ void panel_page_login(struct evbuffer *out, const struct panel_page *pg, const c
 		RAW("</p>\n");
 	}
 	RAW("<form class=\"stack\" method=\"post\" action=\"/login\">");
-	csrf_field(out, pg);
+	panel_page_csrf(out, pg);
 	RAW("\n<label>");
 	MSG(M_LOGIN);
 	RAW(" <input name=\"login\" autocomplete=\"username\" required maxlength=\"64\" "
@@ -106,23 +106,22 @@ void panel_page_login(struct evbuffer *out, const struct panel_page *pg, const c
 	    "maxlength=\"256\"></label>\n<div><button type=\"submit\">");
 	MSG(M_LOGIN_BUTTON);
 	RAW("</button></div>\n</form>\n</section>\n");
-	page_end(out);
+	panel_page_end(out);
 }
 
 void panel_page_message(struct evbuffer *out, const struct panel_page *pg, enum panel_msg text)
 {
-	page_begin(out, pg, M_TITLE);
+	panel_page_begin(out, pg, M_TITLE);
 	RAW("<section>\n<p>");
 	MSG(text);
 	RAW("</p>\n<p><a href=\"/\">");
 	MSG(M_BACK);
 	RAW("</a></p>\n</section>\n");
-	page_end(out);
+	panel_page_end(out);
 }
 
-/* refusal_here - the refusal if it belongs to this form (and row) */
-static const struct panel_refusal *refusal_here(const struct panel_refusal *ref,
-						enum panel_form_id form, const char *address)
+const struct panel_refusal *panel_refusal_here(const struct panel_refusal *ref,
+					       enum panel_form_id form, const char *address)
 {
 	if (!ref || ref->form != form)
 		return NULL;
@@ -131,8 +130,8 @@ static const struct panel_refusal *refusal_here(const struct panel_refusal *ref,
 	return ref;
 }
 
-static void refusal_block(struct evbuffer *out, const struct panel_page *pg,
-			  const struct panel_refusal *ref, const char *id)
+void panel_refusal_block(struct evbuffer *out, const struct panel_page *pg,
+			 const struct panel_refusal *ref, const char *id)
 {
 	evbuffer_add_printf(out, "<p class=\"error\" role=\"alert\" id=\"%s\">", id);
 	if (ref->msg != PANEL_MSG__COUNT) {
@@ -148,8 +147,7 @@ static void refusal_block(struct evbuffer *out, const struct panel_page *pg,
 	RAW("</p>\n");
 }
 
-/* typed - what the user typed into field, to refill a refused form */
-static const char *typed(const struct panel_refusal *ref, const char *field)
+const char *panel_refusal_typed(const struct panel_refusal *ref, const char *field)
 {
 	const char *v = ref && ref->typed ? panel_form_get(ref->typed, field) : NULL;
 	return v ? v : "";
@@ -188,6 +186,22 @@ static enum panel_msg domain_state_msg(const char *s)
 	return M_DSTATE_SUSPENDED;
 }
 
+/* rules_link - to the out-of-office and forwarding page of one of the customer's mailboxes */
+static void rules_link(struct evbuffer *out, const struct panel_page *pg, const char *address,
+		       size_t idx)
+{
+	evbuffer_add_printf(out, "<a class=\"rules\" id=\"rules-link-%zu\" href=\"/mailbox/rules?address=",
+			    idx);
+	panel_html_query_esc(out, address);
+	RAW("\" aria-label=\"");
+	MSG(M_RULES);
+	RAW(": ");
+	ESC(address);
+	RAW("\">");
+	MSG(M_RULES);
+	RAW("</a>");
+}
+
 static void section_account(struct evbuffer *out, const struct panel_page *pg,
 			    const struct panel_overview *ov)
 {
@@ -206,6 +220,8 @@ static void section_account(struct evbuffer *out, const struct panel_page *pg,
 	MSG(M_PRIMARY_ADDRESS);
 	RAW("</dt><dd>");
 	ESC(ov->primary_address);
+	RAW(" ");
+	rules_link(out, pg, ov->primary_address, 0);
 	RAW("</dd>\n<dt>");
 	MSG(M_MAIL_DOMAIN);
 	RAW("</dt><dd>");
@@ -400,10 +416,10 @@ static void section_aliases(struct evbuffer *out, const struct panel_page *pg,
 		RAW("</td><td>");
 		ESC(a->destinations);
 		RAW("</td><td>");
-		if ((r = refusal_here(ref, PANEL_FORM_ALIAS_SET, a->address)) ||
-		    (r = refusal_here(ref, PANEL_FORM_ALIAS_DEL, a->address))) {
+		if ((r = panel_refusal_here(ref, PANEL_FORM_ALIAS_SET, a->address)) ||
+		    (r = panel_refusal_here(ref, PANEL_FORM_ALIAS_DEL, a->address))) {
 			snprintf(id, sizeof(id), "alias-err-%zu", i);
-			refusal_block(out, pg, r, id);
+			panel_refusal_block(out, pg, r, id);
 		}
 		if (!a->self_service) {
 			RAW("<span class=\"tag\">");
@@ -412,7 +428,7 @@ static void section_aliases(struct evbuffer *out, const struct panel_page *pg,
 			continue;
 		}
 		RAW("<form class=\"row\" method=\"post\" action=\"/alias/set\">");
-		csrf_field(out, pg);
+		panel_page_csrf(out, pg);
 		RAW("<input type=\"hidden\" name=\"address\" value=\"");
 		ESC(a->address);
 		snprintf(id, sizeof(id), "alias-target-%zu", i);
@@ -426,7 +442,7 @@ static void section_aliases(struct evbuffer *out, const struct panel_page *pg,
 		RAW("<button type=\"submit\">");
 		MSG(M_CHANGE);
 		RAW("</button></form>\n<form class=\"row\" method=\"post\" action=\"/alias/del\">");
-		csrf_field(out, pg);
+		panel_page_csrf(out, pg);
 		RAW("<input type=\"hidden\" name=\"address\" value=\"");
 		ESC(a->address);
 		RAW("\"><button type=\"submit\" class=\"danger\" aria-label=\"");
@@ -443,23 +459,23 @@ static void section_aliases(struct evbuffer *out, const struct panel_page *pg,
 	RAW("<h3 id=\"h-alias-add\">");
 	MSG(M_ADD_ALIAS);
 	RAW("</h3>\n");
-	r = refusal_here(ref, PANEL_FORM_ALIAS_ADD, NULL);
+	r = panel_refusal_here(ref, PANEL_FORM_ALIAS_ADD, NULL);
 	if (r)
-		refusal_block(out, pg, r, "alias-add-error");
+		panel_refusal_block(out, pg, r, "alias-add-error");
 	RAW("<form class=\"stack\" method=\"post\" action=\"/alias/add\" aria-labelledby=\"h-alias-add\">");
-	csrf_field(out, pg);
+	panel_page_csrf(out, pg);
 	RAW("\n<label>");
 	MSG(M_ALIAS_ADDRESS);
 	RAW(" <input name=\"address\" id=\"alias-address\" required maxlength=\"254\" autocomplete=\"off\" "
 	    "spellcheck=\"false\" value=\"");
-	ESC(typed(r, "address"));
+	ESC(panel_refusal_typed(r, "address"));
 	RAW("\"");
 	if (r)
 		RAW(" aria-describedby=\"alias-add-error\" aria-invalid=\"true\"");
 	RAW("></label>\n<label>");
 	MSG(M_TARGET);
 	RAW(" ");
-	mailbox_select(out, ov, "alias-add-target", r ? typed(r, "target") : NULL);
+	mailbox_select(out, ov, "alias-add-target", r ? panel_refusal_typed(r, "target") : NULL);
 	RAW("</label>\n<div><button type=\"submit\">");
 	MSG(M_ADD);
 	RAW("</button></div>\n</form>\n</section>\n");
@@ -520,15 +536,18 @@ static void section_accounts(struct evbuffer *out, const struct panel_page *pg,
 		RAW("</td><td>");
 		MSG(strcmp(m->state, "active") == 0 ? M_STATE_ACTIVE : M_STATE_SUSPENDED);
 		RAW("</td><td>");
-		if ((r = refusal_here(ref, PANEL_FORM_ACCOUNT_PASSWD, m->address)) ||
-		    (r = refusal_here(ref, PANEL_FORM_ACCOUNT_RESIZE, m->address)) ||
-		    (r = refusal_here(ref, PANEL_FORM_ACCOUNT_DEL, m->address))) {
+		if ((r = panel_refusal_here(ref, PANEL_FORM_ACCOUNT_PASSWD, m->address)) ||
+		    (r = panel_refusal_here(ref, PANEL_FORM_ACCOUNT_RESIZE, m->address)) ||
+		    (r = panel_refusal_here(ref, PANEL_FORM_ACCOUNT_DEL, m->address))) {
 			snprintf(id, sizeof(id), "account-err-%zu", i);
-			refusal_block(out, pg, r, id);
+			panel_refusal_block(out, pg, r, id);
 		}
+		RAW("<p class=\"cell-link\">");
+		rules_link(out, pg, m->address, i + 1);
+		RAW("</p>\n");
 		/* new password */
 		RAW("<form class=\"row\" method=\"post\" action=\"/account/passwd\">");
-		csrf_field(out, pg);
+		panel_page_csrf(out, pg);
 		RAW("<input type=\"hidden\" name=\"address\" value=\"");
 		ESC(m->address);
 		snprintf(id, sizeof(id), "account-pw-%zu", i);
@@ -544,7 +563,7 @@ static void section_accounts(struct evbuffer *out, const struct panel_page *pg,
 		RAW("</button></form>\n");
 		/* quota */
 		RAW("<form class=\"row\" method=\"post\" action=\"/account/resize\">");
-		csrf_field(out, pg);
+		panel_page_csrf(out, pg);
 		RAW("<input type=\"hidden\" name=\"address\" value=\"");
 		ESC(m->address);
 		snprintf(id, sizeof(id), "account-quota-%zu", i);
@@ -564,7 +583,7 @@ static void section_accounts(struct evbuffer *out, const struct panel_page *pg,
 		RAW("</button></form>\n");
 		/* delete */
 		RAW("<form class=\"row\" method=\"post\" action=\"/account/del\">");
-		csrf_field(out, pg);
+		panel_page_csrf(out, pg);
 		RAW("<input type=\"hidden\" name=\"address\" value=\"");
 		ESC(m->address);
 		RAW("\"><button type=\"submit\" class=\"danger\" aria-label=\"");
@@ -581,17 +600,17 @@ static void section_accounts(struct evbuffer *out, const struct panel_page *pg,
 	RAW("<h3 id=\"h-account-add\">");
 	MSG(M_ADD_ACCOUNT);
 	RAW("</h3>\n");
-	r = refusal_here(ref, PANEL_FORM_ACCOUNT_ADD, NULL);
+	r = panel_refusal_here(ref, PANEL_FORM_ACCOUNT_ADD, NULL);
 	if (r)
-		refusal_block(out, pg, r, "account-add-error");
+		panel_refusal_block(out, pg, r, "account-add-error");
 	RAW("<form class=\"stack\" method=\"post\" action=\"/account/add\" "
 	    "aria-labelledby=\"h-account-add\">");
-	csrf_field(out, pg);
+	panel_page_csrf(out, pg);
 	RAW("\n<label>");
 	MSG(M_ACCOUNT_ADDRESS);
 	RAW(" <input name=\"address\" id=\"account-address\" required maxlength=\"254\" "
 	    "autocomplete=\"off\" spellcheck=\"false\" value=\"");
-	ESC(typed(r, "address"));
+	ESC(panel_refusal_typed(r, "address"));
 	RAW("\"");
 	if (r)
 		RAW(" aria-describedby=\"account-add-error\" aria-invalid=\"true\"");
@@ -606,7 +625,7 @@ static void section_accounts(struct evbuffer *out, const struct panel_page *pg,
 	RAW("</label>\n<label>");
 	MSG(M_QUOTA_HINT);
 	RAW(" <input name=\"quota\" id=\"account-quota\" required maxlength=\"24\" value=\"");
-	ESC(typed(r, "quota"));
+	ESC(panel_refusal_typed(r, "quota"));
 	RAW("\"></label>\n<div><button type=\"submit\">");
 	MSG(M_ADD);
 	RAW("</button></div>\n</form>\n</section>\n");
@@ -615,16 +634,16 @@ static void section_accounts(struct evbuffer *out, const struct panel_page *pg,
 static void section_password(struct evbuffer *out, const struct panel_page *pg,
 			     const struct panel_refusal *ref)
 {
-	const struct panel_refusal *r = refusal_here(ref, PANEL_FORM_PASSWD, NULL);
+	const struct panel_refusal *r = panel_refusal_here(ref, PANEL_FORM_PASSWD, NULL);
 	RAW("<section aria-labelledby=\"h-password\">\n<h2 id=\"h-password\">");
 	MSG(M_OWN_PASSWORD);
 	RAW("</h2>\n<p class=\"muted\">");
 	MSG(M_OWN_PASSWORD_NOTE);
 	RAW("</p>\n");
 	if (r)
-		refusal_block(out, pg, r, "password-error");
+		panel_refusal_block(out, pg, r, "password-error");
 	RAW("<form class=\"stack\" method=\"post\" action=\"/passwd\" aria-labelledby=\"h-password\">");
-	csrf_field(out, pg);
+	panel_page_csrf(out, pg);
 	RAW("\n<label>");
 	MSG(M_CURRENT_PASSWORD);
 	RAW(" <input type=\"password\" name=\"current\" id=\"pw-current\" required maxlength=\"256\" "
@@ -644,27 +663,14 @@ static void section_password(struct evbuffer *out, const struct panel_page *pg,
 void panel_page_overview(struct evbuffer *out, const struct panel_page *pg,
 			 const struct panel_overview *ov, const struct panel_refusal *ref)
 {
-	page_begin(out, pg, M_TITLE);
+	panel_page_begin(out, pg, M_TITLE);
 	section_account(out, pg, ov);
 	section_domains(out, pg, ov);
 	section_disk(out, pg, ov);
 	section_aliases(out, pg, ov, ref);
 	section_accounts(out, pg, ov, ref);
 	section_password(out, pg, ref);
-	page_end(out);
-}
-
-/* query_esc - s percent-encoded for a query value (unreserved characters and '@' as they are) */
-static void query_esc(struct evbuffer *out, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-		if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-		    strchr("-._~@", *c))
-			evbuffer_add(out, c, 1);
-		else
-			evbuffer_add_printf(out, "%%%c%c", hex[*c >> 4], hex[*c & 15]);
-	}
+	panel_page_end(out);
 }
 
 static enum panel_msg protocol_msg(const char *p)
@@ -743,7 +749,7 @@ static void mailbox_section(struct evbuffer *out, const struct panel_page *pg,
 	RAW("</tbody>\n</table>\n");
 	if (setup_has(setup, "imap") && setup_has(setup, "smtp")) {
 		RAW("<p><a class=\"profile\" href=\"/mail-programs/apple?address=");
-		query_esc(out, address);
+		panel_html_query_esc(out, address);
 		RAW("\">");
 		MSG(M_APPLE_PROFILE);
 		RAW("</a></p>\n");
@@ -791,7 +797,7 @@ void panel_page_programs(struct evbuffer *out, const struct panel_page *pg,
 			 const struct panel_overview *ov, const struct panel_client_setup *setup,
 			 const struct panel_client_records *records)
 {
-	page_begin(out, pg, M_PROGRAMS);
+	panel_page_begin(out, pg, M_PROGRAMS);
 	RAW("<section aria-label=\"");
 	MSG(M_PROGRAMS);
 	RAW("\">\n<p>");
@@ -817,5 +823,5 @@ void panel_page_programs(struct evbuffer *out, const struct panel_page *pg,
 		mailbox_section(out, pg, setup, i + 1, ov->accounts[i].address, ov->accounts[i].address,
 				false, strcmp(ov->accounts[i].state, "active") != 0);
 	records_section(out, pg, records);
-	page_end(out);
+	panel_page_end(out);
 }

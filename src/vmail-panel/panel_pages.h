@@ -8,7 +8,7 @@
 
 struct evbuffer;
 
-/* The forms of the overview; a refusal is drawn next to the one it answers. */
+/* The forms of the pages; a refusal is drawn next to the one it answers. */
 enum panel_form_id {
 	PANEL_FORM_NONE = 0,
 	PANEL_FORM_ALIAS_ADD,
@@ -19,6 +19,11 @@ enum panel_form_id {
 	PANEL_FORM_ACCOUNT_RESIZE,
 	PANEL_FORM_ACCOUNT_DEL,
 	PANEL_FORM_PASSWD,
+	/* a mailbox's out-of-office and forwarding page (panel_rules) */
+	PANEL_FORM_VACATION_SET,
+	PANEL_FORM_VACATION_OFF,
+	PANEL_FORM_FORWARD_ADD,
+	PANEL_FORM_FORWARD_DEL,
 };
 
 struct panel_page {
@@ -37,6 +42,22 @@ struct panel_refusal {
 	const char *detail;       /* the database's sentence, or NULL */
 	const struct panel_form *typed; /* to refill the form (never passwords) */
 };
+
+/*
+ * The pieces every page is made of, for the page modules: the header (with the language
+ * links, the logout form and the notice) and its end; the hidden CSRF field of a form.
+ */
+void panel_page_begin(struct evbuffer *out, const struct panel_page *pg, enum panel_msg heading);
+void panel_page_end(struct evbuffer *out);
+void panel_page_csrf(struct evbuffer *out, const struct panel_page *pg);
+/* panel_refusal_here - ref if it belongs to form (and, for a row's form, to address); else NULL */
+const struct panel_refusal *panel_refusal_here(const struct panel_refusal *ref,
+					       enum panel_form_id form, const char *address);
+/* panel_refusal_block - the refusal as an alert paragraph with id, the database's words escaped */
+void panel_refusal_block(struct evbuffer *out, const struct panel_page *pg,
+			 const struct panel_refusal *ref, const char *id);
+/* panel_refusal_typed - what the user typed into field, to refill a refused form ("" if none) */
+const char *panel_refusal_typed(const struct panel_refusal *ref, const char *field);
 
 void panel_page_login(struct evbuffer *out, const struct panel_page *pg, const char *login,
 		      enum panel_msg error);

@@ -54,6 +54,8 @@
 #include "panel_i18n.h"
 #include "panel_pages.h"
 #include "panel_proxy.h"
+#include "panel_rules.h"
+#include "panel_rules_form.h"
 #include "panel_session.h"
 #include "panel_worker.h"
 #include "vmail/pwhash.h"
@@ -61,6 +63,13 @@
 
 #define PANEL_BACKLOG 128
 #define PANEL_MAX_HEADERS 8192
+/*
+ * evhttp's body limit, above the largest form's: a form a little too large (an
+ * out-of-office text of 8192 characters of a script that takes 3 bytes each fills the
+ * textarea and 72 KiB of the body) is then answered by read_form in the user's language
+ * rather than by evhttp's bare page.
+ */
+#define PANEL_MAX_BODY (2 * PANEL_FORM_MAX_BODY)
 #define PANEL_MAX_URI 2048
 #define PANEL_MAX_PASSWORD 256
 #define PANEL_MIN_PASSWORD 8
@@ -97,6 +106,7 @@ enum preq_state {
 	PREQ_LOGOUT,         /* db: self_logout */
 	PREQ_SETUP,          /* db: client_setup, the servers for mail programs */
 	PREQ_RECORDS,        /* db: self_client_records, the DNS records of the customer's domains */
+	PREQ_RULES,          /* db: a mailbox's out-of-office reply and forwarding, to draw its page */
 	PREQ_DONE,
 	PREQ_STATE__COUNT,
 };
@@ -115,6 +125,7 @@ static const char *const preq_state_names[PREQ_STATE__COUNT] = {
 	[PREQ_LOGOUT] = "logout",
 	[PREQ_SETUP] = "setup",
 	[PREQ_RECORDS] = "records",
+	[PREQ_RULES] = "rules",
 	[PREQ_DONE] = "done",
 };
 
@@ -126,6 +137,8 @@ enum preq_kind {
 	PREQ_KIND_PROGRAMS, /* GET /mail-programs: the overview, then the servers */
 	PREQ_KIND_APPLE,    /* GET /mail-programs/apple: the same, drawn as a profile */
 	PREQ_KIND_AUTOCONF, /* a mail program's question: only the servers; no session */
+	PREQ_KIND_RULES,    /* GET /mailbox/rules: the overview, then the mailbox's rules */
+	PREQ_KIND_RULES_CHANGE, /* a POST of that page: answered there, not on the overview */
 };
 
 /* Which automatic configuration a mail program asked for. */
@@ -164,6 +177,9 @@ struct preq {
 
 	/* a refusal found before the database (drawn after an overview) */
 	enum panel_msg local_refusal;
+	/* RULES_CHANGE: the database's refusal, kept while the page's data is asked for */
+	char db_refusal[sizeof(((struct panel_db_call *)0)->message)];
+	struct panel_rules_params rules; /* RULES_CHANGE: the checked fields, inside form */
 
 	/* mail programs: the address asked about; the overview kept while the servers are asked */
 	enum autoconf_answer answer;
@@ -505,18 +521,24 @@ static void start_hash(struct preq *r, enum preq_state st, enum hash_op op, cons
 		preq_unavailable(r);
 }
 
-static void start_db(struct preq *r, enum preq_state st, enum panel_db_op op, const char *a,
-		     const char *b, const char *c, const char *d, bool want_overview)
+/* start_db_params - op with the first n of params (the rest NULL); a NULL parameter is SQL NULL */
+static void start_db_params(struct preq *r, enum preq_state st, enum panel_db_op op,
+			    const char *const *params, size_t n, bool want_overview)
 {
 	preq_set_state(r, st);
 	r->db.op = op;
-	r->db.params[0] = a;
-	r->db.params[1] = b;
-	r->db.params[2] = c;
-	r->db.params[3] = d;
+	for (size_t i = 0; i < PANEL_DB_MAX_PARAMS; i++)
+		r->db.params[i] = i < n ? params[i] : NULL;
 	r->db.want_overview = want_overview;
 	if (!panel_db_submit(r->p->db_pool, &r->db, db_done))
 		preq_unavailable(r);
+}
+
+static void start_db(struct preq *r, enum preq_state st, enum panel_db_op op, const char *a,
+		     const char *b, const char *c, const char *d, bool want_overview)
+{
+	const char *const params[] = { a, b, c, d };
+	start_db_params(r, st, op, params, 4, want_overview);
 }
 
 /* ---- login ---- */
@@ -634,15 +656,21 @@ static struct panel_session *live_session(struct preq *r)
 	return s;
 }
 
-/* The live session and a buffer for a page; NULL when the request has been answered instead. */
-static struct evbuffer *page_buffer(struct preq *r, struct panel_session **s)
+/*
+ * The live session, the page's settings (its language, login and CSRF token) and a buffer for
+ * it; NULL when the request has been answered instead.
+ */
+static struct evbuffer *page_buffer(struct preq *r, struct panel_session **s, struct panel_page *pg)
 {
 	*s = live_session(r);
 	if (!*s)
 		return NULL;
 	struct evbuffer *b = evbuffer_new();
-	if (!b)
+	if (!b) {
 		preq_unavailable(r);
+		return NULL;
+	}
+	*pg = page_for(r->lang, (*s)->login, (*s)->csrf);
 	return b;
 }
 
@@ -650,10 +678,10 @@ static void render_overview(struct preq *r, int code, const char *reason,
 			    const struct panel_overview *ov, const struct panel_refusal *ref)
 {
 	struct panel_session *s;
-	struct evbuffer *b = page_buffer(r, &s);
+	struct panel_page pg;
+	struct evbuffer *b = page_buffer(r, &s, &pg);
 	if (!b)
 		return;
-	struct panel_page pg = page_for(r->lang, s->login, s->csrf);
 	if (!ref && s->flash != PANEL_MSG__COUNT) {
 		pg.notice = s->flash;
 		s->flash = PANEL_MSG__COUNT;
@@ -681,6 +709,13 @@ static void session_gone(struct preq *r)
 	log_info("panel: session of \"%s\" ended by the database", r->login);
 	send_redirect(r->http, "/login");
 	preq_finish(r);
+}
+
+/* refusal_summary - a database refusal's translated summary: none on English pages, whose
+ * words the database's sentence already is */
+static enum panel_msg refusal_summary(const struct preq *r)
+{
+	return r->lang == PANEL_LANG_EN ? PANEL_MSG__COUNT : panel_rule_msg(r->db.sqlstate);
 }
 
 /* ---- mail programs ---- */
@@ -761,10 +796,10 @@ static void render_programs(struct preq *r)
 		return;
 	}
 	struct panel_session *s;
-	struct evbuffer *b = page_buffer(r, &s);
+	struct panel_page pg;
+	struct evbuffer *b = page_buffer(r, &s, &pg);
 	if (!b)
 		return;
-	struct panel_page pg = page_for(r->lang, s->login, s->csrf);
 	panel_page_programs(b, &pg, r->ov, r->setup, r->db.records);
 	send_html(r->http, 200, "OK", b);
 	preq_finish(r);
@@ -856,6 +891,83 @@ static void send_autoconf(struct preq *r)
 	preq_finish(r);
 }
 
+/* ---- a mailbox's out-of-office reply and forwarding ---- */
+
+/* rules_not_yours - the mailbox named is not one of the session's: refused, nothing changed */
+static void rules_not_yours(struct preq *r)
+{
+	log_info("panel: \"%s\" named \"%s\" for out-of-office or forwarding, not a mailbox of theirs",
+		 r->login, r->address);
+	send_message(r->http, r->lang, 403, "Forbidden", M_RULES_NOT_YOURS);
+	preq_finish(r);
+}
+
+/*
+ * rules_overview - the overview is in (for the page, or with a refused change): keep it,
+ * and ask for the rules of the mailbox if it is one of the overview's
+ */
+static void rules_overview(struct preq *r, struct panel_overview *ov)
+{
+	r->ov = ov;
+	/* the database also takes the shell account's login for its mailbox */
+	if (strcasecmp(r->address, ov->login) == 0)
+		snprintf(r->address, sizeof(r->address), "%s", ov->primary_address);
+	if (!own_mailbox(r->ov, r->address, &r->mb_address, &r->mb_login)) {
+		rules_not_yours(r);
+		return;
+	}
+	start_db(r, PREQ_RULES, PANEL_DB_RULES, r->dbtoken, r->mb_address, NULL, NULL, false);
+}
+
+/* rules_refused - the database refused a change of the page: keep why, then draw the page again */
+static void rules_refused(struct preq *r)
+{
+	struct panel_overview *ov = r->db.overview;
+	r->db.overview = NULL;
+	r->local_refusal = refusal_summary(r);
+	snprintf(r->db_refusal, sizeof(r->db_refusal), "%s", r->db.message);
+	rules_overview(r, ov);
+}
+
+/* render_rules - the page, with the refusal of the change that led here (422) if any */
+static void render_rules(struct preq *r)
+{
+	struct panel_session *s;
+	struct panel_page pg;
+	struct evbuffer *b = page_buffer(r, &s, &pg);
+	if (!b)
+		return;
+	bool refused = r->local_refusal != PANEL_MSG__COUNT || r->db_refusal[0];
+	/* a removal's refusal belongs to the row of its target */
+	const char *row = r->form_id == PANEL_FORM_FORWARD_DEL ? panel_form_get(r->form, "target") : NULL;
+	struct panel_refusal ref = { r->form_id, row, r->local_refusal,
+				     r->db_refusal[0] ? r->db_refusal : NULL, r->form };
+	if (!refused && s->flash != PANEL_MSG__COUNT) {
+		pg.notice = s->flash;
+		s->flash = PANEL_MSG__COUNT;
+	}
+	panel_rules_page(b, &pg, r->db.rules, strcmp(r->mb_address, r->ov->primary_address) == 0,
+			 refused ? &ref : NULL);
+	send_html(r->http, refused ? 422 : 200, refused ? "Unprocessable Content" : "OK", b);
+	preq_finish(r);
+}
+
+/* redirect_to_rules - after a change of the page: back to it, where the confirmation waits */
+static void redirect_to_rules(struct preq *r)
+{
+	struct evbuffer *loc = evbuffer_new();
+	const char *text = NULL;
+	if (loc) {
+		evbuffer_add_printf(loc, "/mailbox/rules?address=");
+		panel_html_query_esc(loc, r->rules.address);
+		evbuffer_add(loc, "", 1);
+		text = (const char *)evbuffer_pullup(loc, -1);
+	}
+	send_redirect(r->http, text ? text : "/");
+	if (loc)
+		evbuffer_free(loc);
+}
+
 static void start_action(struct preq *r)
 {
 	const char *address = panel_form_get(r->form, "address");
@@ -876,6 +988,22 @@ static void start_action(struct preq *r)
 		break;
 	case PANEL_DB_PASSWD:
 		start_db(r, PREQ_ACTION, r->op, r->dbtoken, r->derived, r->new_hash, NULL, true);
+		break;
+	case PANEL_DB_VACATION_SET: {
+		const struct panel_rules_params *v = &r->rules;
+		const char *const params[] = { r->dbtoken, v->address, v->subject, v->body,
+					       v->start,   v->end,     v->days,    v->from };
+		start_db_params(r, PREQ_ACTION, r->op, params, 8, true);
+		break;
+	}
+	case PANEL_DB_VACATION_OFF:
+		start_db(r, PREQ_ACTION, r->op, r->dbtoken, r->rules.address, NULL, NULL, true);
+		break;
+	case PANEL_DB_FORWARD_ADD:
+	case PANEL_DB_FORWARD_DEL:
+		/* keep is NULL for a removal, which takes no fourth parameter */
+		start_db(r, PREQ_ACTION, r->op, r->dbtoken, r->rules.address, r->rules.target,
+			 r->rules.keep, true);
 		break;
 	default: /* alias and account delete */
 		start_db(r, PREQ_ACTION, r->op, r->dbtoken, address, NULL, NULL, true);
@@ -961,12 +1089,17 @@ static void preq_step(struct preq *r)
 			preq_unavailable(r);
 			return;
 		}
-		if (r->kind == PREQ_KIND_PROGRAMS || r->kind == PREQ_KIND_APPLE)
+		if (r->kind == PREQ_KIND_PROGRAMS || r->kind == PREQ_KIND_APPLE) {
 			programs_overview(r);
-		else if (r->local_refusal != PANEL_MSG__COUNT)
+		} else if (r->kind == PREQ_KIND_RULES || r->kind == PREQ_KIND_RULES_CHANGE) {
+			struct panel_overview *ov = r->db.overview;
+			r->db.overview = NULL;
+			rules_overview(r, ov);
+		} else if (r->local_refusal != PANEL_MSG__COUNT) {
 			change_refused(r, r->db.overview, r->local_refusal, NULL);
-		else
+		} else {
 			render_overview(r, 200, "OK", r->db.overview, NULL);
+		}
 		return;
 	case PREQ_HASH_NEW:
 		if (!r->hash_ok) {
@@ -989,10 +1122,13 @@ static void preq_step(struct preq *r)
 			change_refused(r, r->db.overview, M_PW_WRONG, NULL);
 			return;
 		}
+		if (r->db.status == PANEL_DB_REFUSED && r->db.overview &&
+		    r->kind == PREQ_KIND_RULES_CHANGE) {
+			rules_refused(r);
+			return;
+		}
 		if (r->db.status == PANEL_DB_REFUSED && r->db.overview) {
-			enum panel_msg m = r->lang == PANEL_LANG_EN ? PANEL_MSG__COUNT :
-								      panel_rule_msg(r->db.sqlstate);
-			change_refused(r, r->db.overview, m, r->db.message);
+			change_refused(r, r->db.overview, refusal_summary(r), r->db.message);
 			return;
 		}
 		if (r->db.status != PANEL_DB_OK) {
@@ -1011,7 +1147,10 @@ static void preq_step(struct preq *r)
 		}
 		log_info("panel: %s by \"%s\" from %s", r->form_id == PANEL_FORM_PASSWD ? "password change" :
 			 "change", r->login, r->client);
-		send_redirect(r->http, "/");
+		if (r->kind == PREQ_KIND_RULES_CHANGE)
+			redirect_to_rules(r);
+		else
+			send_redirect(r->http, "/");
 		preq_finish(r);
 		return;
 	case PREQ_LOGOUT:
@@ -1032,6 +1171,17 @@ static void preq_step(struct preq *r)
 	case PREQ_RECORDS:
 		render_programs(r);
 		return;
+	case PREQ_RULES:
+		if (r->db.status == PANEL_DB_REFUSED &&
+		    strcmp(r->db.sqlstate, PANEL_DB_SESSION_GONE) == 0)
+			session_gone(r);
+		else if (r->db.status == PANEL_DB_REFUSED)
+			rules_not_yours(r); /* deleted, or taken from the customer, since the overview */
+		else if (r->db.status != PANEL_DB_OK || !r->db.rules)
+			preq_unavailable(r);
+		else
+			render_rules(r);
+		return;
 	case PREQ_NEW:
 	case PREQ_FAIL_DELAY:
 	case PREQ_DONE:
@@ -1044,8 +1194,11 @@ static void preq_step(struct preq *r)
 
 /* ---- handlers ---- */
 
-/* read_form - the POST body as a form; false (answered 400/413/415) when it is not one */
-static struct panel_form *read_form(struct evhttp_request *req, enum panel_lang lang)
+/*
+ * read_form - the POST body as a form of at most max bytes; NULL (answered 400/413/415) when
+ * it is not one
+ */
+static struct panel_form *read_form(struct evhttp_request *req, enum panel_lang lang, size_t max)
 {
 	const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
 	if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded",
@@ -1055,8 +1208,9 @@ static struct panel_form *read_form(struct evhttp_request *req, enum panel_lang 
 	}
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
-	if (len > PANEL_FORM_MAX_BODY) {
-		send_message(req, lang, 413, "Content Too Large", M_BAD_REQUEST);
+	if (len > max) {
+		log_info("panel: a form of %zu bytes refused (at most %zu here)", len, max);
+		send_message(req, lang, 413, "Content Too Large", M_TOO_LARGE);
 		return NULL;
 	}
 	struct panel_form *f = malloc(sizeof(*f));
@@ -1159,7 +1313,7 @@ static void handle_login_get(struct panel *p, struct evhttp_request *req, enum p
 static void handle_login_post(struct panel *p, struct evhttp_request *req, enum panel_lang lang)
 {
 	char cookie[128];
-	struct panel_form *f = read_form(req, lang);
+	struct panel_form *f = read_form(req, lang, PANEL_FORM_MAX_SMALL);
 	if (!f)
 		return;
 	if (!req_cookie(req, COOKIE_LOGIN, cookie, sizeof(cookie)) ||
@@ -1204,7 +1358,7 @@ static void handle_login_post(struct panel *p, struct evhttp_request *req, enum 
 static void handle_logout(struct panel *p, struct evhttp_request *req, enum panel_lang lang)
 {
 	bool expired;
-	struct panel_form *f = read_form(req, lang);
+	struct panel_form *f = read_form(req, lang, PANEL_FORM_MAX_SMALL);
 	if (!f)
 		return;
 	struct panel_session *s = current_session(p, req, &expired);
@@ -1242,7 +1396,7 @@ static struct panel_session *session_or_login(struct panel *p, struct evhttp_req
 }
 
 /* start_page - a logged-in page of KIND: the session's overview first, which every page
- * draws on (address: the mailbox an APPLE profile is for, else "") */
+ * draws on (address: the mailbox an APPLE profile or a RULES page is for, else "") */
 static void start_page(struct panel *p, struct evhttp_request *req, enum panel_lang lang,
 		       enum preq_kind kind, const struct panel_session *s, const char *address)
 {
@@ -1265,15 +1419,19 @@ static void handle_overview(struct panel *p, struct evhttp_request *req, enum pa
 		start_page(p, req, lang, PREQ_KIND_PAGE, s, "");
 }
 
-/* handle_programs - the Mail programs page, or (APPLE) one mailbox's profile; logged in only */
-static void handle_programs(struct panel *p, struct evhttp_request *req, enum panel_lang lang,
-			    enum preq_kind kind, const char *query)
+/*
+ * handle_page - a logged-in page other than the overview: Mail programs, or one mailbox's
+ * Apple profile (APPLE) or out-of-office and forwarding (RULES), named by ?address=
+ */
+static void handle_page(struct panel *p, struct evhttp_request *req, enum panel_lang lang,
+			enum preq_kind kind, const char *query)
 {
 	char address[AUTOCONF_MAX_ADDRESS + 1] = "";
 	struct panel_session *s = session_or_login(p, req);
 	if (!s)
 		return;
-	if (kind == PREQ_KIND_APPLE && !query_value(query, "address", address, sizeof(address))) {
+	if ((kind == PREQ_KIND_APPLE || kind == PREQ_KIND_RULES) &&
+	    (!query_value(query, "address", address, sizeof(address)) || !address[0])) {
 		send_message(req, lang, 404, "Not Found", M_NOT_FOUND);
 		return;
 	}
@@ -1345,23 +1503,33 @@ static const struct {
 	enum panel_msg done;
 	const char *required[4];
 	bool new_password; /* password (+ password2 when in required) must be hashed */
+	bool rules;        /* a form of a mailbox's rules page (panel_rules_form), answered there */
+	size_t max_body;   /* 0: PANEL_FORM_MAX_SMALL */
 } changes[] = {
 	{ "/alias/add", PANEL_FORM_ALIAS_ADD, PANEL_DB_ALIAS_ADD, M_DONE_ALIAS_ADD,
-	  { "address", "target" }, false },
+	  { "address", "target" }, false, false, 0 },
 	{ "/alias/set", PANEL_FORM_ALIAS_SET, PANEL_DB_ALIAS_SET, M_DONE_ALIAS_SET,
-	  { "address", "target" }, false },
+	  { "address", "target" }, false, false, 0 },
 	{ "/alias/del", PANEL_FORM_ALIAS_DEL, PANEL_DB_ALIAS_DEL, M_DONE_ALIAS_DEL, { "address" },
-	  false },
+	  false, false, 0 },
 	{ "/account/add", PANEL_FORM_ACCOUNT_ADD, PANEL_DB_ACCOUNT_ADD, M_DONE_ACCOUNT_ADD,
-	  { "address", "password", "password2", "quota" }, true },
+	  { "address", "password", "password2", "quota" }, true, false, 0 },
 	{ "/account/passwd", PANEL_FORM_ACCOUNT_PASSWD, PANEL_DB_ACCOUNT_PASSWD,
-	  M_DONE_ACCOUNT_PASSWD, { "address", "password" }, true },
+	  M_DONE_ACCOUNT_PASSWD, { "address", "password" }, true, false, 0 },
 	{ "/account/resize", PANEL_FORM_ACCOUNT_RESIZE, PANEL_DB_ACCOUNT_RESIZE,
-	  M_DONE_ACCOUNT_RESIZE, { "address", "quota" }, false },
+	  M_DONE_ACCOUNT_RESIZE, { "address", "quota" }, false, false, 0 },
 	{ "/account/del", PANEL_FORM_ACCOUNT_DEL, PANEL_DB_ACCOUNT_DEL, M_DONE_ACCOUNT_DEL,
-	  { "address" }, false },
+	  { "address" }, false, false, 0 },
 	{ "/passwd", PANEL_FORM_PASSWD, PANEL_DB_PASSWD, M_DONE_PASSWD,
-	  { "current", "password", "password2" }, true },
+	  { "current", "password", "password2" }, true, false, 0 },
+	{ "/mailbox/vacation", PANEL_FORM_VACATION_SET, PANEL_DB_VACATION_SET, M_DONE_VACATION_SET,
+	  { "address", "subject", "body" }, false, true, PANEL_FORM_MAX_BODY },
+	{ "/mailbox/vacation/off", PANEL_FORM_VACATION_OFF, PANEL_DB_VACATION_OFF, M_DONE_VACATION_OFF,
+	  { "address" }, false, true, 0 },
+	{ "/mailbox/forward/add", PANEL_FORM_FORWARD_ADD, PANEL_DB_FORWARD_ADD, M_DONE_FORWARD_ADD,
+	  { "address", "target" }, false, true, 0 },
+	{ "/mailbox/forward/del", PANEL_FORM_FORWARD_DEL, PANEL_DB_FORWARD_DEL, M_DONE_FORWARD_DEL,
+	  { "address", "target" }, false, true, 0 },
 };
 
 /* check_change - local checks before the database; PANEL_MSG__COUNT when fine */
@@ -1372,6 +1540,8 @@ static enum panel_msg check_change(struct preq *r, size_t idx)
 		if (!v || !*v)
 			return M_MISSING;
 	}
+	if (changes[idx].rules)
+		return panel_rules_form_check(changes[idx].form, r->form, &r->rules);
 	if (changes[idx].new_password) {
 		const char *pw = panel_form_get(r->form, "password");
 		const char *pw2 = panel_form_get(r->form, "password2");
@@ -1396,7 +1566,8 @@ static void handle_change(struct panel *p, struct evhttp_request *req, enum pane
 			  size_t idx)
 {
 	bool expired;
-	struct panel_form *f = read_form(req, lang);
+	struct panel_form *f =
+		read_form(req, lang, changes[idx].max_body ? changes[idx].max_body : PANEL_FORM_MAX_SMALL);
 	if (!f)
 		return;
 	struct panel_session *s = current_session(p, req, &expired);
@@ -1411,7 +1582,8 @@ static void handle_change(struct panel *p, struct evhttp_request *req, enum pane
 		send_message(req, lang, 403, "Forbidden", M_CSRF);
 		return;
 	}
-	struct preq *r = preq_new(p, req, PREQ_KIND_CHANGE, lang);
+	struct preq *r = preq_new(p, req, changes[idx].rules ? PREQ_KIND_RULES_CHANGE : PREQ_KIND_CHANGE,
+				  lang);
 	if (!r) {
 		sodium_memzero(f, sizeof(*f));
 		free(f);
@@ -1419,6 +1591,10 @@ static void handle_change(struct panel *p, struct evhttp_request *req, enum pane
 		return;
 	}
 	r->form = f;
+	if (changes[idx].rules) {
+		const char *address = panel_form_get(f, "address");
+		snprintf(r->address, sizeof(r->address), "%s", address ? address : "");
+	}
 	r->form_id = changes[idx].form;
 	r->op = changes[idx].op;
 	r->done_msg = changes[idx].done;
@@ -1495,9 +1671,11 @@ static void route(struct evhttp_request *req, void *arg)
 	} else if (post && strcmp(path, "/logout") == 0) {
 		handle_logout(p, req, lang);
 	} else if (get && strcmp(path, "/mail-programs") == 0) {
-		handle_programs(p, req, lang, PREQ_KIND_PROGRAMS, NULL);
+		handle_page(p, req, lang, PREQ_KIND_PROGRAMS, NULL);
 	} else if (get && strcmp(path, "/mail-programs/apple") == 0) {
-		handle_programs(p, req, lang, PREQ_KIND_APPLE, query);
+		handle_page(p, req, lang, PREQ_KIND_APPLE, query);
+	} else if (get && strcmp(path, "/mailbox/rules") == 0) {
+		handle_page(p, req, lang, PREQ_KIND_RULES, query);
 	} else if (strcmp(path, "/mail/config-v1.1.xml") == 0 ||
 		   strcmp(path, "/.well-known/autoconfig/mail/config-v1.1.xml") == 0) {
 		if (get)
@@ -1716,7 +1894,7 @@ int panel_server_run(const char *path)
 		goto out;
 	}
 	evhttp_set_max_headers_size(p.http, PANEL_MAX_HEADERS);
-	evhttp_set_max_body_size(p.http, PANEL_FORM_MAX_BODY);
+	evhttp_set_max_body_size(p.http, PANEL_MAX_BODY);
 	evhttp_set_timeout(p.http, (int)((p.cfg.request_timeout + 999) / 1000));
 	evhttp_set_allowed_methods(p.http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
 	evhttp_set_gencb(p.http, route, &p);

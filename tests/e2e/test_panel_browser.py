@@ -2,7 +2,8 @@
 """test_panel_browser: a person at the panel in a real browser — Debian's Chromium driven by
 playwright-core (tests/e2e/browser/panel.mjs): log in, add aliases until the 6th is refused,
 add a free mail account, see the usage bar, read the Mail programs page (in English and in
-Polish), switch to Polish, log out.  A screenshot of each
+Polish), switch the own mailbox's out-of-office reply on and forward it to the mail account,
+see the account's forwarding back refused as a loop, see that page in Polish, log out.  A screenshot of each
 page is kept in tests/artifacts/panel/.
 
 Needs the Debian packages chromium and nodejs (with npm); playwright-core comes from the npm
@@ -66,7 +67,8 @@ class TestPanelInChromium(unittest.TestCase):
 
         shots = sorted(f for f in os.listdir(SHOTS) if f.endswith(".png"))
         for name in ("login", "overview", "alias-added", "sixth-alias-refused", "account-added", "usage",
-                     "mail-programs", "polish", "mail-programs-polish", "logged-out"):
+                     "mail-programs", "rules", "forward-added", "forward-loop-refused", "polish",
+                     "mail-programs-polish", "rules-polish", "logged-out"):
             self.assertTrue(any(f.endswith("-%s.png" % name) for f in shots), "screenshot %s in %s" % (name, shots))
         for f in shots:
             with open(os.path.join(SHOTS, f), "rb") as fh:
@@ -76,6 +78,12 @@ class TestPanelInChromium(unittest.TestCase):
                                "ON s.id = a.owner_shell_id WHERE s.login = 'jan' AND a.counts"), "5")
         self.assertEqual(w.sql("SELECT quota FROM vmail.mail_account WHERE address = 'office@acme.lublin.pl'"),
                          str(20 * MiB))
+        self.assertEqual(w.sql("SELECT r.vacation_on, r.vacation_subject, r.vacation_start, r.vacation_end,"
+                               " r.vacation_days, r.forward_to, r.forward_keep FROM vmail.sieve_rule r"
+                               " JOIN vmail.shell_account s ON s.id = r.shell_account_id WHERE s.login = 'jan'"),
+                         "t|Away until 14 July|2026-07-01|2026-07-14|3|{office@acme.lublin.pl}|t")
+        # the loop was refused: the mail account has no rules
+        self.assertEqual(w.sql("SELECT count(*) FROM vmail.sieve_rule WHERE shell_account_id IS NULL"), "0")
 
 
 if __name__ == "__main__":

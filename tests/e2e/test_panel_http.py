@@ -4,6 +4,11 @@ upgraded, unknown login and wrong password alike in words and timing), CSRF refu
 session expiry (idle and absolute), throttling per login and per client address (429),
 escaping of hostile names, the 6th alias refused with R1's words, free mail accounts and the
 usage bar, own password, Polish, security headers, size limits, and the panel role's rights.
+Out-of-office and forwarding (R11): the page of the own mailbox and of a free mail account,
+switching the reply on and off and adding and removing targets (checked in vmail.sieve_rule),
+the database's refusals (loops, the limit, forwarding switched off) in both languages, the
+field limits (an 8 KiB text that fits however it is encoded, one byte more refused), other
+accounts' mailboxes refused, CSRF, escaping.
 Also: the client address believed only from configured proxies (and contrib/nginx itself in
 front of the panel), log lines that client input cannot forge, and SIGTERM under login load.
 Mail programs (issue 22): Thunderbird autoconfig and Outlook autodiscover answered by address
@@ -338,6 +343,7 @@ class TestLimits(World):
         r = b.request("POST", "/alias/add", raw_body=b"csrf=" + b"a" * 20000,
                       headers={"Content-Type": "application/x-www-form-urlencoded"})
         self.assertEqual(r.status, 413)
+        self.assertIn("The form was too large and was not accepted.", r.body)
         r = b.request("POST", "/alias/add", raw_body=("csrf=%s&address=x%%00y" % csrf).encode(),
                       headers={"Content-Type": "application/x-www-form-urlencoded"})
         self.assertEqual(r.status, 400)
@@ -349,6 +355,307 @@ class TestLimits(World):
         self.assertIn(r.status, (400, 413, 431))
         self.assertEqual(b.get("/alias/add").status, 405)
         self.assertIn(b.request("PUT", "/").status, (405, 501))
+
+
+OWN = "jan@platon.man.lublin.pl"
+BOX = "box@acme.lublin.pl"
+
+
+def rules_url(address):
+    return "/mailbox/rules?address=" + urllib.parse.quote(address, safe="@")
+
+
+class TestMailboxRules(World):
+    """Out-of-office and forwarding of jan's own mailbox and of his free mail account box."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.w.sql(f"SELECT vmail.account_add('{BOX}', 'free', 'jan', NULL, {MiB});"
+                  f"SELECT vmail.account_add('olabox@acme.lublin.pl', 'free', 'ola', NULL, {MiB});"
+                  f"SELECT vmail.alias_add('info@acme.lublin.pl', ARRAY['jan'], false, 'jan')")
+
+    def tearDown(self):
+        self.w.sql("DELETE FROM vmail.sieve_rule; SELECT vmail.customer_set('acme', 'self_forward', 'on')")
+
+    def rule(self, address):
+        """The rule row of a mailbox as text ("-" when it has none)."""
+        return self.w.sql(
+            "SELECT coalesce((SELECT (r.vacation_on, r.vacation_subject, r.vacation_body, r.vacation_start,"
+            " r.vacation_end, r.vacation_days, r.vacation_from, r.forward_to, r.forward_keep)::text"
+            " FROM vmail.sieve_rule r, vmail.mailbox_of('%s') m"
+            " WHERE r.shell_account_id = m.shell_id OR r.mail_account_id = m.account_id), '-')" % address)
+
+    def rules(self):
+        """Every rule row, to show that a refused change changed nothing."""
+        return self.w.sql("SELECT coalesce(string_agg(r::text, ';' ORDER BY id), '') FROM vmail.sieve_rule r")
+
+    def page(self, b, address, status=200):
+        r = b.get(rules_url(address))
+        self.assertEqual(r.status, status, r.body)
+        return r
+
+    def vacation(self, address, **fields):
+        form = {"address": address, "subject": "Away", "body": "I am away.", "start": "", "end": "",
+                "days": "7", "from": address}
+        form.update(fields)
+        return form
+
+    def test_pages_linked_from_the_overview(self):
+        b = self.logged_in("jan")
+        body = b.overview().body
+        for i, address in enumerate((OWN, BOX)):
+            self.assertRegex(body, r'<a class="rules" id="rules-link-%d" href="%s"' % (i, re.escape(rules_url(address))))
+        for address, kind in ((OWN, "your own mailbox (shell account)"), (BOX, "mail account")):
+            with self.subTest(address=address):
+                r = self.page(b, address)
+                self.assertEqual(r.header("Cache-Control"), "no-store")
+                self.assertIn("<h1>Out-of-office and forwarding</h1>", r.body)
+                self.assertIn('<dd id="rules-address">%s <span class="count">%s</span>' % (address, kind), r.body)
+                self.assertIn("The out-of-office reply is off.", r.body)
+                self.assertIn("This mailbox forwards no mail.", r.body)
+                for action in ("/mailbox/vacation", "/mailbox/forward/add"):
+                    form = re.search(r'<form[^>]*action="%s".*?</form>' % action, r.body, re.S).group(0)
+                    self.assertIn('name="csrf" value="%s"' % r.csrf(), form)
+                    self.assertIn('name="address" value="%s"' % address, form)
+                self.assertIn('<input type="date" name="start"', r.body)
+                self.assertIn('name="days" id="vacation-days" required min="1" max="30" step="1" value="7"', r.body)
+                self.assertIn('maxlength="200"', r.body)
+                self.assertRegex(r.body, r'<input type="checkbox" name="keep" value="on" id="forward-keep"[^>]* checked>')
+                self.assertIn("A mailbox that forwards without keeping a copy still has to have room", r.body)
+        # the reply's From: every address that delivers to the mailbox, its own chosen
+        r = self.page(b, OWN)
+        self.assertEqual(re.findall(r'<option value="([^"]*)"( selected)?>', r.body),
+                         [("info@acme.lublin.pl", ""), (OWN, " selected")])
+        # logged out, or without a mailbox
+        self.assertEqual(Browser(self.w).get(rules_url(OWN)).header("Location"), "/login")
+        for query in ("", "?address=", "?addr=" + OWN, "?address=%zz"):
+            self.assertEqual(b.get("/mailbox/rules" + query).status, 404, query)
+
+    def test_vacation_on_and_off(self):
+        b = self.logged_in("jan")
+        csrf = self.page(b, BOX).csrf()
+        r = b.post("/mailbox/vacation", dict(self.vacation(BOX, subject="Urlop", body="Wracam 15 lipca.\r\nJan",
+                                                           start="2026-07-01", end="2026-07-14", days="3"),
+                                             csrf=csrf))
+        self.assertEqual((r.status, r.header("Location")), (303, rules_url(BOX)), r.errors())
+        self.assertEqual(self.rule(BOX), '(t,Urlop,"Wracam 15 lipca.\nJan",2026-07-01,2026-07-14,3,%s,{},t)' % BOX)
+        r = self.page(b, BOX)
+        self.assertIn('<p class="notice" role="status">The out-of-office reply was saved and is on.</p>', r.body)
+        self.assertIn("The out-of-office reply is on from 2026-07-01 to 2026-07-14 (the last day).", r.body)
+        self.assertIn('id="vacation-subject" required maxlength="200" value="Urlop"', r.body)
+        self.assertIn('id="vacation-body" required rows="8" maxlength="8192">\nWracam 15 lipca.\nJan</textarea>',
+                      r.body)
+        self.assertIn('name="end" id="vacation-end" value="2026-07-14"', r.body)
+        self.assertNotIn("was saved", self.page(b, BOX).body)  # the confirmation is shown once
+        # open dates and the defaults: the database's NULLs
+        r = b.post("/mailbox/vacation", dict(self.vacation(OWN, days="", **{"from": ""}), csrf=csrf))
+        self.assertEqual(r.status, 303, r.errors())
+        self.assertEqual(self.rule(OWN), "(t,Away,\"I am away.\",,,7,,{},t)")
+        self.assertIn("The out-of-office reply is on, with no end date.", self.page(b, OWN).body)
+        # off: the texts stay for the next time
+        r = b.post("/mailbox/vacation/off", {"csrf": csrf, "address": BOX})
+        self.assertEqual((r.status, r.header("Location")), (303, rules_url(BOX)))
+        self.assertTrue(self.rule(BOX).startswith("(f,Urlop,"), self.rule(BOX))
+        r = self.page(b, BOX)
+        self.assertIn("The out-of-office reply was switched off.", r.body)
+        self.assertIn("The out-of-office reply is off.", r.body)
+        self.assertNotIn('action="/mailbox/vacation/off"', r.body)
+        self.assertIn('value="Urlop"', r.body)
+
+    def test_vacation_field_limits(self):
+        b = self.logged_in("jan")
+        csrf = self.page(b, OWN).csrf()
+        # 8 KiB of Polish letters with a browser's CRLF line ends: three times that on the wire
+        line = "ąęółśżźćń" * 4 + "\r\n"
+        stored = len(line.replace("\r\n", "\n").encode())
+        text = line * (8192 // stored)
+        text += "x" * (8192 - len(text.replace("\r\n", "\n").encode()))
+        form = dict(self.vacation(OWN, body=text), csrf=csrf)
+        self.assertGreater(len(urllib.parse.urlencode(form)), 3 * 8192)
+        r = b.post("/mailbox/vacation", form)
+        self.assertEqual(r.status, 303, r.errors())
+        self.assertEqual(self.w.sql("SELECT octet_length(vacation_body) FROM vmail.sieve_rule"), "8192")
+        before = self.rules()
+        for fields, error in (({"body": text + "y"}, "The text may have at most 8 KiB (8192 bytes)."),
+                              ({"subject": "ż" * 201}, "The subject may have at most 200 characters."),
+                              ({"start": "2026-02-30"}, "Give a date as year-month-day, e.g. 2026-07-01."),
+                              ({"end": "14.07.2026"}, "Give a date as year-month-day, e.g. 2026-07-01."),
+                              ({"days": "31"}, "Give the days between replies as a whole number from 1 to 30."),
+                              ({"days": "1e1"}, "Give the days between replies as a whole number from 1 to 30."),
+                              ({"subject": ""}, "Fill in every field."),
+                              ({"from": "x" * 300}, "An address may have at most 254 characters."),
+                              # the database's own checks, in its words
+                              ({"start": "2026-07-14", "end": "2026-07-01"},
+                               "the out-of-office ends (2026-07-01) before it starts (2026-07-14)"),
+                              ({"from": "ola@platon.man.lublin.pl"},
+                               "ola@platon.man.lublin.pl is not an address of mailbox %s" % OWN),
+                              ({"subject": "two\nlines"},
+                               "the out-of-office subject is one line without control characters")):
+            with self.subTest(fields=list(fields)):
+                r = b.post("/mailbox/vacation", dict(self.vacation(OWN, **fields), csrf=csrf))
+                self.assertEqual(r.status, 422, r.body[:300])
+                self.assertTrue(r.errors() and r.errors()[0].startswith(error), r.errors())
+                # next to the form, which keeps what was typed
+                self.assertRegex(r.body, r'id="vacation-error">[^<]*</p>\s*<form[^>]*action="/mailbox/vacation"')
+        r = b.post("/mailbox/vacation", dict(self.vacation(OWN, body=text + "y", subject="Urlop"), csrf=csrf))
+        self.assertIn('value="Urlop"', r.body)  # what was typed, not what is stored
+        self.assertTrue(r.body.split("</textarea>")[0].endswith("xy"))
+        self.assertEqual(self.rules(), before)
+        # a form larger than any the page can send: 413 with a sentence, not the HTTP library's page
+        r = b.post("/mailbox/vacation", dict(self.vacation(OWN, body="ż" * 12000), csrf=csrf))
+        self.assertEqual(r.status, 413)
+        self.assertIn("The form was too large and was not accepted.", r.body)
+        self.assertEqual(r.header("Content-Security-Policy")[:18], "default-src 'none'")
+        self.assertEqual(self.rules(), before)
+
+    def test_forwarding_add_and_remove(self):
+        b = self.logged_in("jan")
+        csrf = self.page(b, OWN).csrf()
+        for target, keep in (("jan.kowalski@example.org", True), ("Box@ACME.lublin.pl", False)):
+            form = {"csrf": csrf, "address": OWN, "target": target}
+            if keep:
+                form["keep"] = "on"
+            r = b.post("/mailbox/forward/add", form)
+            self.assertEqual((r.status, r.header("Location")), (303, rules_url(OWN)), r.errors())
+        # the keep flag is the mailbox's: the last add left it off
+        self.assertEqual(self.rule(OWN), "(f,,,,,7,,\"{jan.kowalski@example.org,box@acme.lublin.pl}\",f)")
+        r = self.page(b, OWN)
+        self.assertIn("The forwarding address was added.", r.body)
+        self.assertEqual(re.findall(r"<tr><td>([^<]*)</td>", r.body), ["jan.kowalski@example.org", BOX])
+        self.assertIn("No copy is kept: mail is only forwarded.", r.body)
+        self.assertRegex(r.body, r'<input type="checkbox" name="keep" value="on" id="forward-keep"[^>]*"> ')
+        self.assertIn("This choice applies to every forwarding address of the mailbox.", r.body)
+        r = b.post("/mailbox/forward/del", {"csrf": csrf, "address": OWN, "target": "jan.kowalski@example.org"})
+        self.assertEqual((r.status, r.header("Location")), (303, rules_url(OWN)), r.errors())
+        self.assertEqual(self.rule(OWN), "(f,,,,,7,,{box@acme.lublin.pl},f)")
+        self.assertIn("The forwarding address was removed.", self.page(b, OWN).body)
+        # removing one that is not there: the database's words, nothing changes
+        before = self.rules()
+        r = b.post("/mailbox/forward/del", {"csrf": csrf, "address": OWN, "target": "gone@example.org"})
+        self.assertEqual((r.status, r.errors()), (422, ["mailbox %s does not forward to gone@example.org" % OWN]))
+        self.assertIn('id="forward-del-error"', r.body)
+        self.assertEqual(self.rules(), before)
+        r = b.post("/mailbox/forward/del", {"csrf": csrf, "address": OWN, "target": BOX})
+        self.assertEqual(r.status, 303)
+        self.assertEqual(self.rule(OWN), "-")  # a row that holds nothing goes
+
+    def test_loop_and_limit_refused_in_the_databases_words(self):
+        b = self.logged_in("jan")
+        csrf = self.page(b, OWN).csrf()
+        self.assertEqual(b.post("/mailbox/forward/add", {"csrf": csrf, "address": OWN, "target": BOX,
+                                                         "keep": "on"}).status, 303)
+        before = self.rules()
+        loop = ("R11: forwarding %s to %s would loop: mail to %s comes back to %s" % (BOX, OWN, OWN, BOX))
+        r = b.post("/mailbox/forward/add", {"csrf": csrf, "address": BOX, "target": OWN, "keep": "on"})
+        self.assertEqual((r.status, r.errors()), (422, [loop]))
+        self.assertRegex(r.body, r'id="forward-add-error">R11: [^<]*</p>\s*<form[^>]*action="/mailbox/forward/add"')
+        self.assertIn('id="forward-target" required maxlength="254" autocomplete="off" spellcheck="false" '
+                      'value="%s"' % OWN, r.body)
+        # in Polish: a translated summary, then the database's sentence
+        pl = self.logged_in("jan", lang="pl")
+        r = pl.post("/mailbox/forward/add", {"csrf": self.page(pl, BOX).csrf(), "address": BOX, "target": OWN,
+                                             "keep": "on"})
+        self.assertEqual((r.status, r.errors()), (422, ["To koliduje z istniejącymi danymi. Szczegóły: " + loop]))
+        self.assertIn('<html lang="pl">', r.body)
+        self.assertIn("Dodaj adres przekazywania", r.body)
+        self.assertEqual(self.rules(), before)
+        # the limit: forward_limit targets (3), then the next is refused
+        for i in (2, 3):
+            r = b.post("/mailbox/forward/add", {"csrf": csrf, "address": OWN, "target": "t%d@example.org" % i,
+                                                "keep": "on"})
+            self.assertEqual(r.status, 303, r.errors())
+        before = self.rules()
+        r = b.post("/mailbox/forward/add", {"csrf": csrf, "address": OWN, "target": "t4@example.org", "keep": "on"})
+        self.assertEqual((r.status, r.errors()),
+                         (422, ["R11: mailbox %s already forwards to 3 of 3 addresses" % OWN]))
+        self.assertEqual(self.rules(), before)
+        # a hosted address that does not exist, and something that is no address
+        for target, words in (("nobody@acme.lublin.pl", 'unknown mailbox "nobody@acme.lublin.pl"'),
+                              ("not an address", '"not an address" is not a mail address to forward to')):
+            r = b.post("/mailbox/forward/add", {"csrf": csrf, "address": BOX, "target": target, "keep": "on"})
+            self.assertEqual(r.status, 422)
+            self.assertTrue(r.errors()[0].startswith(words), r.errors())
+        self.assertEqual(self.rules(), before)
+
+    def test_forwarding_switched_off_by_the_administrator(self):
+        b = self.logged_in("jan")
+        csrf = self.page(b, OWN).csrf()
+        self.assertEqual(b.post("/mailbox/forward/add", {"csrf": csrf, "address": OWN, "target": "a@example.org",
+                                                         "keep": "on"}).status, 303)
+        self.w.sql("SELECT vmail.customer_set('acme', 'self_forward', 'off')")
+        before = self.rules()
+        r = b.post("/mailbox/forward/add", {"csrf": csrf, "address": OWN, "target": "b@example.org", "keep": "on"})
+        self.assertEqual((r.status, r.errors()), (422, [
+            "forwarding is set by the administrator for customer acme; ask the administrator"]))
+        self.assertEqual(self.rules(), before)
+        # what is switched off is sending mail elsewhere, not stopping it
+        r = b.post("/mailbox/forward/del", {"csrf": csrf, "address": OWN, "target": "a@example.org"})
+        self.assertEqual(r.status, 303, r.errors())
+        self.assertEqual(self.rule(OWN), "-")
+
+    def test_another_accounts_mailbox_refused(self):
+        b = self.logged_in("jan")
+        csrf = self.page(b, OWN).csrf()
+        ola = self.logged_in("ola")
+        self.assertEqual(ola.post("/mailbox/forward/add", {"csrf": self.page(ola, "olabox@acme.lublin.pl").csrf(),
+                                                           "address": "olabox@acme.lublin.pl",
+                                                           "target": "x@example.org", "keep": "on"}).status, 303)
+        before = self.rules()
+        for address in ("ola@platon.man.lublin.pl", "olabox@acme.lublin.pl", "ola", "info@acme.lublin.pl",
+                        "nobody@acme.lublin.pl", "<script>@acme.lublin.pl"):
+            with self.subTest(address=address):
+                r = self.page(b, address, status=403)
+                self.assertIn("This is not one of your mailboxes.", r.body)
+                self.assertNotIn("<script>", r.body)
+                self.assertNotIn("x@example.org", r.body)
+                for path, form in (("/mailbox/vacation", self.vacation(address)),
+                                   ("/mailbox/vacation/off", {"address": address}),
+                                   ("/mailbox/forward/add", {"address": address, "target": "y@example.org"}),
+                                   ("/mailbox/forward/del", {"address": address, "target": "x@example.org"})):
+                    r = b.post(path, dict(form, csrf=csrf))
+                    self.assertEqual(r.status, 403, (path, r.body[:300]))
+                    self.assertIn("This is not one of your mailboxes.", r.body)
+        self.assertEqual(self.rules(), before)
+        self.assertEqual(self.rule("olabox@acme.lublin.pl"), "(f,,,,,7,,{x@example.org},t)")
+
+    def test_csrf_refused(self):
+        b = self.logged_in("jan")
+        good = self.page(b, OWN).csrf()
+        other = self.page(self.logged_in("ola"), "ola@platon.man.lublin.pl").csrf()
+        for path, form in (("/mailbox/vacation", self.vacation(OWN)),
+                           ("/mailbox/vacation/off", {"address": OWN}),
+                           ("/mailbox/forward/add", {"address": OWN, "target": "y@example.org", "keep": "on"}),
+                           ("/mailbox/forward/del", {"address": OWN, "target": "y@example.org"})):
+            for token in (None, "", "0" * 64, other):
+                with self.subTest(path=path, token=token):
+                    f = dict(form)
+                    if token is not None:
+                        f["csrf"] = token
+                    r = b.post(path, f)
+                    self.assertEqual(r.status, 403)
+                    self.assertIn("This form has expired", r.body)
+            self.assertEqual(Browser(self.w).post(path, dict(form, csrf=good)).status, 403)
+            self.assertEqual(b.get(path).status, 405)
+        self.assertEqual(self.rules(), "")
+
+    def test_html_escaped(self):
+        b = self.logged_in("jan")
+        csrf = self.page(b, OWN).csrf()
+        subject = "<b>\"Away\"</b> & 'back'"
+        body = "</textarea><script>alert(1)</script>"
+        r = b.post("/mailbox/vacation", dict(self.vacation(OWN, subject=subject, body=body), csrf=csrf))
+        self.assertEqual(r.status, 303, r.errors())
+        r = self.page(b, OWN)
+        self.assertIn('value="&lt;b&gt;&quot;Away&quot;&lt;/b&gt; &amp; &#39;back&#39;"', r.body)
+        self.assertIn("&lt;/textarea&gt;&lt;script&gt;alert(1)&lt;/script&gt;</textarea>", r.body)
+        self.assertNotIn("<script>", r.body)
+        self.assertNotIn("<b>", r.body)
+        # a refused target comes back escaped too
+        r = b.post("/mailbox/forward/add", {"csrf": csrf, "address": OWN, "target": '"><img src=x>@acme.lublin.pl'})
+        self.assertEqual(r.status, 422)
+        self.assertNotIn("<img", r.body)
+        self.assertIn('value="&quot;&gt;&lt;img src=x&gt;@acme.lublin.pl"', r.body)
 
 
 class TestPanelRole(World):
@@ -772,12 +1079,13 @@ class TestAutoconfig(AutoconfWorld):
                 self.assertEqual((r.status, r.body), (400, reason + "\n"))
                 self.assert_headers(r, "text/plain; charset=utf-8")
         # over 8 KiB: refused before parsing (a well-formed request padded with blanks), and
-        # over the panel's 16 KiB by evhttp itself
+        # over the 128 KiB the panel reads at all by evhttp itself
         padded = ad_request("jan@acme.lublin.pl").replace(b"</Autodiscover>",
                                                           b" " * 8200 + b"</Autodiscover>")
         r = self.autodiscover(padded)
         self.assertEqual((r.status, r.body), (413, "request too large\n"))
         self.assertEqual(self.autodiscover(b"<" * 20000).status, 413)
+        self.assertEqual(self.autodiscover(b"<" * 140000).status, 413)
         # exactly 8 KiB is still read
         exact = ad_request("jan@acme.lublin.pl")
         exact = exact.replace(b"</Autodiscover>", b" " * (8192 - len(exact)) + b"</Autodiscover>")
@@ -1006,6 +1314,25 @@ class TestBehindNginx(unittest.TestCase):
         self.assertIn('login "jan" from 127.0.0.1', log)
         self.assertNotIn("203.0.113.77", log)
         self.assertNotIn(" from local", log)  # nginx is not an unknown local peer
+
+    def test_long_out_of_office_text_passes_nginx(self):
+        """8 KiB of Polish text is several times that form-encoded: nginx lets the out-of-office
+        form through (its own limit) and still stops as much on any other path."""
+        b = Browser(type("Front", (), {"port": self.port}))
+        self.assertEqual(b.login("jan").status, 303)
+        page = b.get(rules_url(OWN))
+        self.assertEqual(page.status, 200, page.body)
+        body = ("Zażółć gęślą jaźń, żółw źdźbło.\r\n" * 400).encode()[:8150].decode(errors="ignore")
+        form = {"csrf": page.csrf(), "address": OWN, "subject": "Urlop", "body": body, "start": "", "end": "",
+                "days": "7", "from": OWN}
+        r = b.post("/mailbox/vacation", form)
+        self.assertEqual((r.status, r.header("Location")), (303, rules_url(OWN)), r.body[:500])
+        self.assertEqual(self.w.sql("SELECT octet_length(vacation_body) > 7000 FROM vmail.sieve_rule"), "t")
+        encoded = len(urllib.parse.urlencode(form))
+        self.assertGreater(encoded, 16 * 1024)  # over the limit of every other path
+        r = b.post("/mailbox/forward/add", dict(form, target="x@example.org"))
+        self.assertEqual(r.status, 413)
+        self.assertIn("nginx", r.body)  # stopped by nginx before the panel
 
     def test_automatic_configuration(self):
         """The four paths reach the panel under autoconfig.* and autodiscover.* names (Thunderbird's

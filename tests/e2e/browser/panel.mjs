@@ -1,4 +1,6 @@
 // panel.mjs: a person using vmail-panel in Debian's Chromium, driven by playwright-core.
+// Steps: login, aliases, a mail account, usage, Mail programs, out-of-office and forwarding,
+// both languages, logout.
 // Run by tests/e2e/test_panel_browser.py, which starts the panel and its database first.
 //   PANEL_URL   the panel, e.g. http://127.0.0.1:8080
 //   PANEL_LOGIN, PANEL_PASSWORD   a shell account with 0 aliases and a mail domain
@@ -134,6 +136,67 @@ try {
   await page.waitForURL(url + '/');
   console.log('step mail programs: ok');
 
+  // out-of-office reply of the own mailbox, from its link on the overview
+  const rulesPath = (u) => u.pathname === '/mailbox/rules';
+  await page.locator('#rules-link-0').click();
+  await page.waitForURL(rulesPath);
+  check(await page.getByRole('heading', { name: 'Out-of-office and forwarding', level: 1 }).isVisible(),
+    'rules heading');
+  check((await page.locator('#vacation-state').textContent()) === 'The out-of-office reply is off.', 'reply off');
+  const vacation = page.locator('form[action="/mailbox/vacation"]');
+  const own = await vacation.locator('input[name="address"]').inputValue();
+  check(own.startsWith(`${login}@`), 'the page is of the own mailbox: ' + own);
+  await vacation.getByLabel('Subject').fill('Away until 14 July');
+  await vacation.getByLabel('Text').fill('I am on holiday.\nBack on 15 July.');
+  await vacation.getByLabel('First day').fill('2026-07-01');
+  await vacation.getByLabel('Last day').fill('2026-07-14');
+  await vacation.getByLabel('Reply to the same sender').fill('3');
+  check((await vacation.getByLabel('Reply from the address').inputValue()) === own, 'the reply comes from the own address');
+  await vacation.getByRole('button', { name: 'Save and switch on' }).click();
+  await page.waitForURL(rulesPath);
+  check(await page.getByRole('status').filter({ hasText: 'The out-of-office reply was saved and is on.' })
+    .isVisible(), 'reply saved');
+  check((await page.locator('#vacation-state').textContent()) ===
+    'The out-of-office reply is on from 2026-07-01 to 2026-07-14 (the last day).', 'reply on, with its days');
+  check(await page.getByRole('button', { name: 'Switch off' }).isVisible(), 'a button to switch it off');
+  await shot(page, 'rules');
+  console.log('step out-of-office: ok');
+
+  // forwarding to the free mail account, keeping a copy (ticked by default, the warning beside it)
+  const forward = page.locator('form[action="/mailbox/forward/add"]');
+  await forward.getByLabel('Forward to').fill(`office@${domain}`);
+  check(await forward.getByLabel('Keep a copy in the mailbox').isChecked(), 'keep a copy ticked by default');
+  check(await page.locator('#forward-keep-warning').isVisible(), 'the warning beside the keep box');
+  await forward.getByRole('button', { name: 'Add' }).click();
+  await page.waitForURL(rulesPath);
+  check(await page.getByRole('status').filter({ hasText: 'The forwarding address was added.' }).isVisible(),
+    'forward added');
+  check(await page.locator('#forwards').getByRole('cell', { name: `office@${domain}`, exact: true }).isVisible(),
+    'target listed');
+  check(await page.getByRole('button', { name: `Remove office@${domain}` }).isVisible(), 'a remove button');
+  await shot(page, 'forward-added');
+
+  // the mail account forwarding back would loop: refused in the database's words, next to the form
+  await page.getByRole('link', { name: 'Back to the overview' }).click();
+  await page.waitForURL(url + '/');
+  await page.locator('#rules-link-1').click();
+  await page.waitForURL(rulesPath);
+  const back = page.locator('form[action="/mailbox/forward/add"]');
+  await back.getByLabel('Forward to').fill(own);
+  await back.getByRole('button', { name: 'Add' }).click();
+  await page.waitForLoadState();
+  const loop = page.locator('#forward-add-error');
+  check(await loop.isVisible(), 'the loop is refused next to the form');
+  const loopWords = (await loop.textContent()).trim();
+  check(loopWords === `R11: forwarding office@${domain} to ${own} would loop: mail to ${own} comes back to ` +
+    `office@${domain}`, 'R11 words: ' + loopWords);
+  check((await back.getByLabel('Forward to').inputValue()) === own, 'typed target kept');
+  await loop.scrollIntoViewIfNeeded();
+  await shot(page, 'forward-loop-refused');
+  await page.getByRole('link', { name: 'Back to the overview' }).click();
+  await page.waitForURL(url + '/');
+  console.log('step forwarding: ok');
+
   // Polish, by the language switch
   await page.getByRole('link', { name: 'Polski' }).click();
   await page.waitForLoadState();
@@ -148,6 +211,17 @@ try {
   check(await page.locator('#mailbox-0').getByRole('rowheader', { name: 'Poczta przychodząca (IMAP)' })
     .first().isVisible(), 'Polish server table');
   await shot(page, 'mail-programs-polish');
+  await page.getByRole('link', { name: 'Powrót do przeglądu' }).click();
+  await page.waitForURL(url + '/');
+  await page.getByRole('link', { name: 'Autoodpowiedź i przekazywanie poczty' }).first().click();
+  await page.waitForURL(rulesPath);
+  check(await page.getByRole('heading', { name: 'Autoodpowiedź i przekazywanie poczty', level: 1 }).isVisible(),
+    'Polish rules page');
+  check((await page.locator('#vacation-state').textContent()) ===
+    'Autoodpowiedź jest włączona od 2026-07-01 do 2026-07-14 (ostatni dzień).', 'Polish reply state');
+  check(await page.getByLabel('Zachowuj kopię w skrzynce').isVisible(), 'Polish keep box');
+  check(await page.getByRole('button', { name: 'Zapisz i włącz' }).isVisible(), 'Polish save button');
+  await shot(page, 'rules-polish');
   await page.getByRole('link', { name: 'English' }).click();
   await page.waitForLoadState();
   console.log('step language: ok');
