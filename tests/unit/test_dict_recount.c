@@ -454,23 +454,51 @@ static void fill(struct dict_recount *rc, char prefix)
 	dict_recount_failed(rc, METRICS_QUOTA_COMMIT, METRICS_QF_UNAVAILABLE, login);
 }
 
+/* loop_until_ready - turn the loop until the pool has a connection that takes requests: on a
+ * loaded machine (ctest -j2 beside a build) connecting can outlast the insert's deadline,
+ * and a failed first insert would take the late line along at its retry */
+static void loop_until_ready(struct pg_pool *pool)
+{
+	struct pg_stats st;
+	for (int i = 0; i < 15000; i++) {
+		pg_pool_stats(pool, &st);
+		if (st.conns[PG_CONN_READY] > 0)
+			return;
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	ck_abort_msg("the pool has no ready connection after 15 s (%llu connection failures)",
+		     (unsigned long long)st.conn_failures);
+}
+
 START_TEST(test_overflow_after_insert)
 {
 	struct pg_pool *pool = db_pool();
+	loop_until_ready(pool);
 	struct dict_recount *rc = dict_recount_new(base, pool, dir);
 	fill(rc, 'a');
 	ck_assert_ptr_nonnull(strstr(file(), "overflow *\n"));
 	dict_recount_db_ok(rc);
 	event_base_loop(base, EVLOOP_NONBLOCK); /* the insert of everything is sent */
+	struct pg_stats st;
+	pg_pool_stats(pool, &st);
+	ck_assert_msg(st.queued + st.inflight == 1, "the insert is not on its way (%zu queued, %zu in flight)",
+		      st.queued, st.inflight);
 	/* A line comes in while the insert is in flight (it fits after the "*"): it stays. */
 	dict_recount_failed(rc, METRICS_QUOTA_COMMIT, METRICS_QF_UNAVAILABLE, "late@example.org");
 	const size_t late = strlen("commit-unavailable late@example.org\n");
-	for (int i = 0; i < 5000 && dict_recount_pending(rc) != late; i++) {
+	for (int i = 0; i < 15000 && dict_recount_pending(rc) != late; i++) {
 		event_base_loop(base, EVLOOP_NONBLOCK);
 		struct timespec ts = { 0, 1000000 };
 		nanosleep(&ts, NULL);
 	}
-	ck_assert_uint_eq(dict_recount_pending(rc), late);
+	pg_pool_stats(pool, &st);
+	ck_assert_msg(dict_recount_pending(rc) == late,
+		      "%zu bytes pending, not the late line's %zu (answers: %llu found, %llu tempfail, "
+		      "%llu timeouts, %llu connection failures)", dict_recount_pending(rc), late,
+		      (unsigned long long)st.answers[PG_FOUND], (unsigned long long)st.answers[PG_TEMPFAIL],
+		      (unsigned long long)st.timeouts, (unsigned long long)st.conn_failures);
 	ck_assert_str_eq(file(), "commit-unavailable late@example.org\n");
 	/* A new outage fills the list again: it must end with its own "*". */
 	fill(rc, 'b');
