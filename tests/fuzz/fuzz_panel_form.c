@@ -1,5 +1,7 @@
-/* fuzz_panel_form: the panel's form decoder, and Accept-Language on the same bytes. */
+/* fuzz_panel_form: the panel's form decoder, the out-of-office and forwarding forms' checks on
+ * what it decodes, and Accept-Language on the same bytes. */
 #include "panel_form.h"
+#include "panel_rules_form.h"
 #include "vmail/utf8.h"
 #include "panel_i18n.h"
 
@@ -47,6 +49,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(strlen(f->value) == f->value_len);
 			CHECK(utf8_valid(f->value, f->value_len));
 			CHECK(panel_form_get(&form, f->name) == f->value); /* names are unique */
+		}
+		/* whatever the rules forms' check lets through is within the database's limits */
+		static const enum panel_form_id ids[] = { PANEL_FORM_VACATION_SET, PANEL_FORM_VACATION_OFF,
+							  PANEL_FORM_FORWARD_ADD, PANEL_FORM_FORWARD_DEL };
+		for (size_t k = 0; k < sizeof(ids) / sizeof(ids[0]); k++) {
+			struct panel_rules_params p;
+			enum panel_msg m = panel_rules_form_check(ids[k], &form, &p);
+			CHECK(m <= PANEL_MSG__COUNT);
+			if (m != PANEL_MSG__COUNT)
+				continue;
+			CHECK(p.address && *p.address && strlen(p.address) <= PANEL_RULES_MAX_ADDRESS);
+			if (ids[k] == PANEL_FORM_VACATION_SET) {
+				CHECK(p.subject && p.body && strlen(p.subject) <= 4 * PANEL_RULES_MAX_SUBJECT);
+				CHECK(!p.start || strlen(p.start) == 10);
+				CHECK(!p.end || strlen(p.end) == 10);
+				CHECK(!p.days || (atoi(p.days) >= 1 && atoi(p.days) <= 30));
+				CHECK(!p.from || strlen(p.from) <= PANEL_RULES_MAX_ADDRESS);
+			}
+			if (ids[k] == PANEL_FORM_FORWARD_ADD)
+				CHECK(p.keep && (!strcmp(p.keep, "true") || !strcmp(p.keep, "false")));
+			if (ids[k] == PANEL_FORM_FORWARD_ADD || ids[k] == PANEL_FORM_FORWARD_DEL)
+				CHECK(p.target && strlen(p.target) <= PANEL_RULES_MAX_ADDRESS);
 		}
 		/* re-encoding the first field decodes to the same text */
 		if (form.count > 0) {
