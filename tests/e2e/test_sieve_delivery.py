@@ -174,6 +174,21 @@ class SieveDeliveryTest(unittest.TestCase):
 
     # -- tests ----------------------------------------------------------------------------
 
+    def test_0_configuration_as_dovecot_reads_it(self):
+        """doveconf -n: the shipped file's settings are the ones Dovecot runs with."""
+        r = subprocess.run(["doveconf", "-c", self.dc.path, "-n"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        conf = r.stdout
+        self.assertRegex(conf, r"submission_host = 127\.0\.0\.1:%d\n" % self.pf.port)
+        self.assertIn("sieve_vacation_min_period = 1d", conf)
+        if (world.dovecot_version() or (0,)) >= (2, 4):
+            self.assertRegex(conf, r"sieve_script vmail \{[^}]*driver = dict[^}]*type = before")
+            self.assertIn("name = sieve", conf)
+            self.assertIn("sieve = yes", conf)
+        else:
+            self.assertRegex(conf, r"sieve_before = dict:proxy:\S+:sieve;name=vmail;bindir=~/\.sieve-bin")
+            self.assertRegex(conf, r"protocol lmtp \{\n\s+mail_plugins = .*sieve")
+
     def test_1_one_reply_per_sender(self):
         self.vacation("--days", "7")
         a, b = "a1@" + OUTSIDE, "b1@" + OUTSIDE
